@@ -1,0 +1,69 @@
+using System;
+using System.Threading;
+using RunTools.Core.Configuration;
+using RunTools.Core.State;
+
+namespace RunTools.Core.Engine;
+
+/// <summary>Receives what Core has to say while it works; the cmdlets turn it into PowerShell streams.</summary>
+public interface IRunObserver
+{
+    void Warning(string message);
+
+    void Verbose(string message);
+}
+
+public sealed class AttemptOptions
+{
+    /// <summary>The config as it is now; compared with the run's hash. Null: the recorded config is used as is.</summary>
+    public EffectiveConfig? Config { get; set; }
+
+    /// <summary>The script's bytes as they are now; compared with the run's hash. Null: no script check.</summary>
+    public byte[]? Script { get; set; }
+
+    /// <summary>Where the current script was read from (recorded when drift is accepted).</summary>
+    public string? ScriptSourcePath { get; set; }
+
+    /// <summary>Continue despite config or script drift; the drift is journaled.</summary>
+    public bool Force { get; set; }
+
+    public InDoubtAction InDoubt { get; set; } = InDoubtAction.Retry;
+
+    public StepGate? Gate { get; set; }
+
+    /// <summary>Check the SHA-256 of every completed unit's files before resuming (default on).</summary>
+    public bool VerifyArtifacts { get; set; } = true;
+
+    /// <summary>Cancelled by Ctrl+C: honoured at the next boundary like a stop request.</summary>
+    public CancellationToken Cancellation { get; set; }
+
+    public IRunObserver? Observer { get; set; }
+
+    /// <summary>How often the snapshot is refreshed while items flow (it is always refreshed at step ends).</summary>
+    public TimeSpan SnapshotInterval { get; set; } = TimeSpan.FromSeconds(2);
+}
+
+/// <summary>What to do with a step.</summary>
+public enum StepAction
+{
+    /// <summary>Run it now; then call CompleteStep or FailStep.</summary>
+    Run,
+
+    /// <summary>Completed earlier: do not run; emit the recorded output.</summary>
+    Replay,
+
+    /// <summary>Outside the step gate: do not run.</summary>
+    GatedOut,
+}
+
+/// <summary>What to do with an item.</summary>
+public enum ItemAction
+{
+    Run,
+
+    /// <summary>Completed earlier: do not run; emit the recorded output.</summary>
+    Replay,
+
+    /// <summary>In doubt and resolved as Skip: do not run; there is no recorded output.</summary>
+    Skip,
+}

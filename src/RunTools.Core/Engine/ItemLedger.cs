@@ -1,0 +1,127 @@
+using System;
+using System.Collections.Generic;
+using RunTools.Core.Journal;
+
+namespace RunTools.Core.Engine;
+
+/// <summary>
+/// Per step, which item keys are completed (with the offset of their completion line, so the
+/// recorded output is read only when asked for), skipped, failed, or open. Built by one scan of
+/// the journal; the run directory itself holds no file per item.
+/// </summary>
+internal sealed class ItemLedger : IJournalVisitor
+{
+    private readonly Dictionary<string, StepLedger> _steps = new(StringComparer.Ordinal);
+
+    public bool WantsTimestamp => false;
+
+    public IEnumerable<KeyValuePair<string, StepLedger>> Steps => _steps;
+
+    public StepLedger For(string step)
+    {
+        if (!_steps.TryGetValue(step, out var ledger))
+        {
+            ledger = new StepLedger();
+            _steps.Add(step, ledger);
+        }
+
+        return ledger;
+    }
+
+    public void Visit(in ParsedLine line, long offset, ReadOnlySpan<byte> raw)
+    {
+        if (line.Key is null)
+        {
+            return;
+        }
+
+        switch (line.Type)
+        {
+            case JournalEventTypes.ItemStarted:
+            {
+                var ledger = For(line.Step ?? string.Empty);
+                ledger.Open[line.Key] = line.Attempt ?? 0;
+                ledger.Failed.Remove(line.Key);
+                break;
+            }
+
+            case JournalEventTypes.ItemCompleted:
+            {
+                var ledger = For(line.Step ?? string.Empty);
+                ledger.Open.Remove(line.Key);
+                ledger.Completed[line.Key] = new CompletedItem(offset, line.Attempt ?? 0);
+                break;
+            }
+
+            case JournalEventTypes.ItemFailed:
+            {
+                var ledger = For(line.Step ?? string.Empty);
+                ledger.Open.Remove(line.Key);
+                ledger.Failed.Add(line.Key);
+                break;
+            }
+
+            case JournalEventTypes.ItemResolved:
+                // Only "skip" changes the ledger; "retry" is followed by a new item_started.
+                if (raw.IndexOf("\"resolution\":\"skip\""u8) >= 0)
+                {
+                    var ledger = For(line.Step ?? string.Empty);
+                    ledger.Open.Remove(line.Key);
+                    ledger.Skipped.Add(line.Key);
+                }
+
+                break;
+
+            case JournalEventTypes.ItemInvalidated:
+            {
+                var ledger = For(line.Step ?? string.Empty);
+                ledger.Completed.Remove(line.Key);
+                ledger.Skipped.Remove(line.Key);
+                break;
+            }
+        }
+    }
+
+    internal sealed class StepLedger
+    {
+        public Dictionary<string, CompletedItem> Completed { get; } = new(StringComparer.Ordinal);
+
+        public HashSet<string> Skipped { get; } = new(StringComparer.Ordinal);
+
+        public HashSet<string> Failed { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Started, not finished: the attempt that started each. From an earlier attempt, they are in doubt.</summary>
+        public Dictionary<string, int> Open { get; } = new(StringComparer.Ordinal);
+    }
+
+    internal readonly struct CompletedItem
+    {
+        public CompletedItem(long offset, int attempt)
+        {
+            Offset = offset;
+            Attempt = attempt;
+        }
+
+        public long Offset { get; }
+
+        public int Attempt { get; }
+    }
+}
+
+/// <summary>Feeds one scan to several visitors.</summary>
+internal sealed class CompositeVisitor : IJournalVisitor
+{
+    private readonly IJournalVisitor[] _visitors;
+
+    public CompositeVisitor(params IJournalVisitor[] visitors) => _visitors = visitors;
+
+    public bool WantsTimestamp => Array.Exists(_visitors, v => v.WantsTimestamp);
+
+    public void Visit(in ParsedLine line, long offset, ReadOnlySpan<byte> raw)
+    {
+        foreach (var visitor in _visitors)
+        {
+            visitor.Visit(in line, offset, raw);
+        }
+    }
+}

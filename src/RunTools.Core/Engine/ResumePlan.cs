@@ -1,0 +1,157 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using RunTools.Core.Journal;
+using RunTools.Core.State;
+
+namespace RunTools.Core.Engine;
+
+/// <summary>What a resume will find: finished work, work in doubt, and work that must be redone.</summary>
+public sealed class ResumePlan
+{
+    internal ResumePlan(RunState state, JournalScanResult journal, ItemLedger ledger, List<IntegrityProblem> problems, List<ItemRef> inDoubt)
+    {
+        State = state;
+        Journal = journal;
+        Ledger = ledger;
+        IntegrityProblems = problems;
+        InDoubt = inDoubt;
+    }
+
+    public RunState State { get; }
+
+    public JournalScanResult Journal { get; }
+
+    /// <summary>Items whose work started in an earlier attempt and was never recorded as finished.</summary>
+    public IReadOnlyList<ItemRef> InDoubt { get; }
+
+    /// <summary>Recorded files that are missing or corrupt; their units are redone.</summary>
+    public IReadOnlyList<IntegrityProblem> IntegrityProblems { get; }
+
+    public long CompletedItems => Ledger.Steps.Sum(s => (long)s.Value.Completed.Count);
+
+    public IReadOnlyList<string> CompletedSteps =>
+        State.Steps.Where(s => s.Status == StepStatus.Completed && !IsInvalidated(s.Name, null)).Select(s => s.Name).ToList();
+
+    /// <summary>The first step (in the order steps were declared or first ran) that is not completed; null when all are.</summary>
+    public string? FirstUnfinishedStep
+    {
+        get
+        {
+            foreach (string name in State.DeclaredSteps.Concat(State.Steps.Select(s => s.Name)).Distinct(StringComparer.Ordinal))
+            {
+                var step = State.FindStep(name);
+                if (step is null || step.Status != StepStatus.Completed || IsInvalidated(name, null))
+                {
+                    return name;
+                }
+            }
+
+            return null;
+        }
+    }
+
+    internal ItemLedger Ledger { get; }
+
+    public bool IsItemCompleted(string step, string key) =>
+        Ledger.For(step).Completed.ContainsKey(key) && !IsInvalidated(step, key);
+
+    internal bool IsInvalidated(string step, string? key) =>
+        IntegrityProblems.Any(p => p.Step == step && (key is null ? p.Key is null : p.Key == key));
+}
+
+internal static class ResumePlanner
+{
+    internal sealed class Result
+    {
+        public Result(ResumePlan plan) => Plan = plan;
+
+        public ResumePlan Plan { get; }
+    }
+
+    /// <summary>One full journal scan (state + ledger), then integrity checks of completed units.</summary>
+    public static Result Plan(RunDirectory run, bool verifyArtifacts)
+    {
+        var state = new RunState { RunId = run.RunId };
+        var reducer = new StateReducer(state);
+        var ledger = new ItemLedger();
+        var scan = JournalScanner.Scan(run.JournalPath, 0, 0, new CompositeVisitor(reducer, ledger));
+        if (scan.ValidLines == 0)
+        {
+            // No journal: fall back to the snapshot alone (throws CorruptState when that is gone too).
+            state = run.ReadStoredState(out _);
+        }
+        else
+        {
+            reducer.Finish(scan);
+        }
+
+        var inDoubt = new List<ItemRef>();
+        foreach (var step in ledger.Steps)
+        {
+            foreach (var open in step.Value.Open)
+            {
+                inDoubt.Add(new ItemRef { Step = step.Key, Key = open.Key });
+            }
+        }
+
+        var problems = verifyArtifacts ? CheckCompletedUnits(run, state, ledger) : new List<IntegrityProblem>();
+        return new Result(new ResumePlan(state, scan, ledger, problems, inDoubt));
+    }
+
+    private static List<IntegrityProblem> CheckCompletedUnits(RunDirectory run, RunState state, ItemLedger ledger)
+    {
+        var files = new List<(string Path, long Size, string Sha256, string? Step, string? Key)>();
+        foreach (var step in state.Steps)
+        {
+            if (step.Status == StepStatus.Completed && step.Output is { } output)
+            {
+                files.Add((output.Path, output.Size, output.Sha256, step.Name, null));
+            }
+        }
+
+        // Only the artifacts of the attempt that completed a unit vouch for it; later copies of
+        // the same name are newer units' files, older ones belong to superseded work.
+        var latest = new Dictionary<(string?, string?, string), ArtifactRecord>();
+        foreach (var artifact in state.Artifacts)
+        {
+            if (artifact.Step is null)
+            {
+                continue;
+            }
+
+            int completingAttempt;
+            if (artifact.Key is null)
+            {
+                var step = state.FindStep(artifact.Step);
+                if (step is null || step.Status != StepStatus.Completed)
+                {
+                    continue;
+                }
+
+                completingAttempt = step.Attempt;
+            }
+            else
+            {
+                if (!ledger.For(artifact.Step).Completed.TryGetValue(artifact.Key, out var done))
+                {
+                    continue;
+                }
+
+                completingAttempt = done.Attempt;
+            }
+
+            if (artifact.Attempt == completingAttempt)
+            {
+                latest[(artifact.Step, artifact.Key, artifact.Name)] = artifact;
+            }
+        }
+
+        foreach (var artifact in latest.Values)
+        {
+            files.Add((artifact.Path, artifact.Size, artifact.Sha256, artifact.Step, artifact.Key));
+        }
+
+        return Integrity.CheckAll(run.Path, files);
+    }
+}

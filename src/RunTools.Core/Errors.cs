@@ -1,0 +1,76 @@
+using System;
+
+namespace RunTools.Core;
+
+/// <summary>
+/// Mirrors the names of System.Management.Automation.ErrorCategory so the cmdlets can map
+/// a Core error to a PowerShell ErrorRecord by name, without Core referencing PowerShell.
+/// </summary>
+public enum RunToolsErrorCategory
+{
+    NotSpecified,
+    InvalidArgument,
+    InvalidData,
+    InvalidOperation,
+    ObjectNotFound,
+    ResourceBusy,
+    ResourceExists,
+    ReadError,
+    WriteError,
+    OperationStopped,
+    PermissionDenied,
+    InvalidResult,
+}
+
+/// <summary>Stable error identifiers; the cmdlets use them as FullyQualifiedErrorId.</summary>
+public static class ErrorIds
+{
+    public const string InvalidRunId = "InvalidRunId";
+    public const string InvalidStepName = "InvalidStepName";
+    public const string InvalidItemKey = "InvalidItemKey";
+    public const string InvalidRunName = "InvalidRunName";
+    public const string InvalidConfig = "InvalidConfig";
+    public const string RunNotFound = "RunNotFound";
+    public const string RunExists = "RunExists";
+    public const string RunLocked = "RunLocked";
+    public const string RunNotResumable = "RunNotResumable";
+    public const string ConfigDrift = "ConfigDrift";
+    public const string ScriptDrift = "ScriptDrift";
+    public const string CorruptJournal = "CorruptJournal";
+    public const string CorruptState = "CorruptState";
+    public const string UnsupportedFormatVersion = "UnsupportedFormatVersion";
+    public const string InDoubtItems = "InDoubtItems";
+    public const string StopRequested = "StopRequested";
+    public const string StepNested = "StepNested";
+    public const string StepNotRunning = "StepNotRunning";
+    public const string NotOwner = "NotOwner";
+    public const string ArtifactNotFound = "ArtifactNotFound";
+    public const string InvalidArtifactName = "InvalidArtifactName";
+    public const string ScriptNotFound = "ScriptNotFound";
+    public const string RootNotFound = "RootNotFound";
+    public const string FileUnreadable = "FileUnreadable";
+    public const string WriteFailed = "WriteFailed";
+    public const string ItemsFailed = "ItemsFailed";
+}
+
+/// <summary>
+/// Every error Core raises on purpose. <see cref="ErrorId"/> is stable and documented;
+/// the message says what happened and what to do next.
+/// </summary>
+public class RunToolsException : Exception
+{
+    public RunToolsException(string errorId, RunToolsErrorCategory category, string message, object? target = null, Exception? inner = null)
+        : base(message, inner)
+    {
+        ErrorId = errorId;
+        Category = category;
+        Target = target;
+    }
+
+    public string ErrorId { get; }
+
+    public RunToolsErrorCategory Category { get; }
+
+    /// <summary>The object the error is about (a run id, a path, a key); becomes the ErrorRecord's TargetObject.</summary>
+    public object? Target { get; }
+}

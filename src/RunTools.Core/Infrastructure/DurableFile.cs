@@ -1,0 +1,130 @@
+using System;
+using System.IO;
+using System.Threading;
+
+namespace RunTools.Core.Infrastructure;
+
+/// <summary>Crash-safe file writes: a reader sees the old file or the new one, never a mix.</summary>
+internal static class DurableFile
+{
+    /// <summary>Prefix of temp files; a crash can leave one behind, the next owner removes it.</summary>
+    public const string TempMarker = ".tmp-";
+
+    /// <summary>Write to a temp file beside the target, flush it to disk, rename over the target, flush the directory.</summary>
+    public static void WriteAtomic(string path, byte[] content) => WriteAtomic(path, content, 0, content.Length);
+
+    public static void WriteAtomic(string path, byte[] content, int offset, int count)
+    {
+        string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        string temp = Path.Combine(directory, "." + Path.GetFileName(path) + TempMarker + Guid.NewGuid().ToString("N").Substring(0, 12));
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None))
+            {
+                stream.Write(content, offset, count);
+                stream.Flush(flushToDisk: true);
+            }
+
+            ReplaceWithRetry(temp, path);
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+        {
+            TryDelete(temp);
+            throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
+                $"Could not write '{path}': {ex.Message} Nothing was changed; free disk space or fix permissions, then try again.", path, ex);
+        }
+
+        NativeMethods.FlushDirectory(directory);
+    }
+
+    /// <summary>Copy a file durably: the copy is complete on disk under its final name or absent.</summary>
+    public static void CopyAtomic(string source, string destination)
+    {
+        string directory = Path.GetDirectoryName(Path.GetFullPath(destination))!;
+        string temp = Path.Combine(directory, "." + Path.GetFileName(destination) + TempMarker + Guid.NewGuid().ToString("N").Substring(0, 12));
+        try
+        {
+            using (var input = OpenRead(source))
+            using (var output = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, FileOptions.None))
+            {
+                input.CopyTo(output, 81920);
+                output.Flush(flushToDisk: true);
+            }
+
+            ReplaceWithRetry(temp, destination);
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+        {
+            TryDelete(temp);
+            throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
+                $"Could not copy '{source}' to '{destination}': {ex.Message} Nothing was changed; free disk space or fix permissions, then try again.", destination, ex);
+        }
+
+        NativeMethods.FlushDirectory(directory);
+    }
+
+    /// <summary>Readers open with every share mode so that an owner can replace or append meanwhile.</summary>
+    public static FileStream OpenRead(string path, int bufferSize = 4096) =>
+        new(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize, FileOptions.None);
+
+    public static byte[] ReadAllBytes(string path)
+    {
+        using var stream = OpenRead(path, 1);
+        long length = stream.Length;
+        var buffer = new byte[length];
+        int read = 0;
+        while (read < length)
+        {
+            int n = stream.Read(buffer, read, (int)(length - read));
+            if (n == 0)
+            {
+                Array.Resize(ref buffer, read);
+                break;
+            }
+
+            read += n;
+        }
+
+        return buffer;
+    }
+
+    public static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    private static void ReplaceWithRetry(string temp, string target)
+    {
+        // Unix rename() is atomic and never blocked by readers. Windows can refuse while a reader
+        // holds the target without FILE_SHARE_DELETE (another tool), so it gets a short retry.
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                if (File.Exists(target))
+                {
+                    File.Replace(temp, target, null, ignoreMetadataErrors: true);
+                }
+                else
+                {
+                    File.Move(temp, target);
+                }
+
+                return;
+            }
+            catch (Exception ex) when (NativeMethods.IsWindows && attempt < 20 && (ex is IOException || ex is UnauthorizedAccessException))
+            {
+                Thread.Sleep(25);
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+namespace RunTools.Core.Journal;
+
+/// <summary>Every event type of journal format version 1 (documented in docs/run-format.md).</summary>
+public static class JournalEventTypes
+{
+    public const string RunCreated = "run_created";
+    public const string AttemptStarted = "attempt_started";
+    public const string DriftAccepted = "drift_accepted";
+    public const string ResumeRefused = "resume_refused";
+    public const string StopCleared = "stop_cleared";
+    public const string StepStarted = "step_started";
+    public const string StepCompleted = "step_completed";
+    public const string StepFailed = "step_failed";
+    public const string StepInvalidated = "step_invalidated";
+    public const string ItemStarted = "item_started";
+    public const string ItemCompleted = "item_completed";
+    public const string ItemFailed = "item_failed";
+    public const string ItemResolved = "item_resolved";
+    public const string ItemInvalidated = "item_invalidated";
+    public const string ArtifactAdded = "artifact_added";
+    public const string RunStopped = "run_stopped";
+    public const string RunCompleted = "run_completed";
+    public const string RunFailed = "run_failed";
+    public const string JournalRepaired = "journal_repaired";
+    public const string Warning = "warning";
+
+    internal static readonly string[] All =
+    {
+        RunCreated, AttemptStarted, DriftAccepted, ResumeRefused, StopCleared,
+        StepStarted, StepCompleted, StepFailed, StepInvalidated,
+        ItemStarted, ItemCompleted, ItemFailed, ItemResolved, ItemInvalidated,
+        ArtifactAdded, RunStopped, RunCompleted, RunFailed, JournalRepaired, Warning,
+    };
+}

@@ -1,0 +1,248 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Text.Json;
+using RunTools.Core.Configuration;
+using RunTools.Core.Engine;
+using RunTools.Core.Infrastructure;
+using RunTools.Core.Journal;
+using RunTools.Core.State;
+
+namespace RunTools.Core;
+
+/// <summary>
+/// One run on disk. Everything here reads without taking the lock; driving the run
+/// (<see cref="BeginAttempt"/>) takes it.
+/// </summary>
+public sealed class RunDirectory
+{
+    internal RunDirectory(string path, string runId)
+    {
+        Path = path;
+        RunId = runId;
+    }
+
+    public string Path { get; }
+
+    public string RunId { get; }
+
+    public string StatePath => Combine(RunFormat.StateFile);
+
+    public string JournalPath => Combine(RunFormat.JournalFile);
+
+    public string ConfigPath => Combine(RunFormat.ConfigFile);
+
+    public string ScriptPath => Combine(RunFormat.ScriptFile);
+
+    public string StopPath => Combine(RunFormat.StopFile);
+
+    /// <summary>Opens an existing run directory by path.</summary>
+    public static RunDirectory Open(string path)
+    {
+        string full = System.IO.Path.GetFullPath(path);
+        if (!Directory.Exists(full))
+        {
+            throw new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
+                $"No run directory at '{full}'. Check the path, or list runs with Get-Run.", path);
+        }
+
+        if (!IsRunDirectory(full))
+        {
+            throw new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
+                $"'{full}' has no RunTools state ({RunFormat.StateFile} or {RunFormat.JournalFile}). If it was written by an earlier tool, adopt it with ConvertTo-Run.", path);
+        }
+
+        string name = System.IO.Path.GetFileName(full.TrimEnd(System.IO.Path.DirectorySeparatorChar, System.IO.Path.AltDirectorySeparatorChar));
+        return new RunDirectory(full, name);
+    }
+
+    public static bool IsRunDirectory(string path) =>
+        File.Exists(System.IO.Path.Combine(path, RunFormat.StateFile)) || File.Exists(System.IO.Path.Combine(path, RunFormat.JournalFile));
+
+    /// <summary>
+    /// The run's state: the snapshot plus any journal events after it, or a rebuild from the
+    /// journal when the snapshot is missing or unreadable. The status is derived: Running with
+    /// no live owner is <see cref="RunStatus.Interrupted"/>; with a stop pending, Stopping.
+    /// </summary>
+    public RunState ReadState()
+    {
+        var state = ReadStoredState(out _);
+        state.Status = DeriveStatus(state.Status);
+        return state;
+    }
+
+    /// <summary>Whether a live process owns the run.</summary>
+    public bool IsOwned => RunLock.IsHeld(Path);
+
+    public StopRequest? ReadStopRequest()
+    {
+        try
+        {
+            if (!File.Exists(StopPath))
+            {
+                return null;
+            }
+
+            byte[] bytes = DurableFile.ReadAllBytes(StopPath);
+            return JsonSerializer.Deserialize<StopRequest>(bytes, RunFormat.JsonOptions) ?? new StopRequest();
+        }
+        catch (Exception ex) when (ex is JsonException || ex is IOException)
+        {
+            // A stop file that cannot be read is still a stop request.
+            return new StopRequest { RequestedBy = "unknown", Reason = "stop file unreadable: " + ex.Message };
+        }
+    }
+
+    /// <summary>Writes the stop token; the owner stops at its next step or item boundary.</summary>
+    public StopRequest RequestStop(string? reason, string? requestedBy = null)
+    {
+        var request = new StopRequest
+        {
+            RequestedAt = DateTimeOffset.UtcNow,
+            RequestedBy = requestedBy ?? $"{Environment.UserName}@{Environment.MachineName} pid {RunLock.CurrentProcessOwner(DateTimeOffset.UtcNow).ProcessId}",
+            Reason = reason,
+        };
+        DurableFile.WriteAtomic(StopPath, JsonSerializer.SerializeToUtf8Bytes(request, RunFormat.JsonOptions));
+        return request;
+    }
+
+    /// <summary>Every verified journal event, streamed in order.</summary>
+    public IEnumerable<JournalEvent> ReadEvents(long fromOffset = 0) => JournalScanner.ReadEvents(JournalPath, fromOffset);
+
+    /// <summary>Verifies every journal line; reports torn tails, damaged lines and sequence gaps.</summary>
+    public JournalScanResult ScanJournal() => JournalScanner.Scan(JournalPath, 0, 0, null);
+
+    /// <summary>The effective config as stored (config.json).</summary>
+    public EffectiveConfig ReadConfig() =>
+        File.Exists(ConfigPath)
+            ? EffectiveConfig.FromCanonicalJson(System.Text.Encoding.UTF8.GetString(DurableFile.ReadAllBytes(ConfigPath)))
+            : EffectiveConfig.Empty;
+
+    public byte[] ReadScript() => File.Exists(ScriptPath) ? DurableFile.ReadAllBytes(ScriptPath) : Array.Empty<byte>();
+
+    /// <summary>Plans a resume without taking the lock: what is done, what is in doubt, what must be redone.</summary>
+    public ResumePlan Plan(bool verifyArtifacts = true) => ResumePlanner.Plan(this, verifyArtifacts).Plan;
+
+    /// <summary>Takes ownership and starts a new attempt. Throws RunLocked when another process owns the run.</summary>
+    public RunAttempt BeginAttempt(AttemptOptions? options = null) => RunAttempt.Begin(this, options ?? new AttemptOptions());
+
+    internal RunStatus DeriveStatus(RunStatus stored)
+    {
+        if (stored != RunStatus.Running)
+        {
+            return stored;
+        }
+
+        if (!RunLock.IsHeld(Path))
+        {
+            return RunStatus.Interrupted;
+        }
+
+        return File.Exists(StopPath) ? RunStatus.Stopping : RunStatus.Running;
+    }
+
+    /// <summary>Snapshot + tail (or a rebuild); the status is as stored.</summary>
+    internal RunState ReadStoredState(out bool rebuilt)
+    {
+        rebuilt = false;
+        RunState? snapshot = TryReadSnapshot();
+        long journalLength = File.Exists(JournalPath) ? new FileInfo(JournalPath).Length : 0;
+        if (snapshot is not null)
+        {
+            if (journalLength == snapshot.Journal.Length)
+            {
+                return snapshot;
+            }
+
+            if (journalLength > snapshot.Journal.Length)
+            {
+                var reducer = new StateReducer(snapshot);
+                var tail = JournalScanner.Scan(JournalPath, snapshot.Journal.Length, snapshot.Journal.Sequence, reducer);
+                if (tail.SequenceGaps.Count == 0 || tail.ValidLines == 0)
+                {
+                    reducer.Finish(tail);
+                    return snapshot;
+                }
+            }
+        }
+
+        rebuilt = true;
+        return Rebuild();
+    }
+
+    internal RunState Rebuild()
+    {
+        var state = new RunState { RunId = RunId };
+        var reducer = new StateReducer(state);
+        var scan = JournalScanner.Scan(JournalPath, 0, 0, reducer);
+        if (scan.ValidLines == 0)
+        {
+            throw new RunToolsException(ErrorIds.CorruptState, RunToolsErrorCategory.InvalidData,
+                $"Run '{RunId}' cannot be read: {RunFormat.StateFile} is missing or corrupt and {RunFormat.JournalFile} has no readable events. Restore the run directory from a backup or archive.", RunId);
+        }
+
+        reducer.Finish(scan);
+        return state;
+    }
+
+    private RunState? TryReadSnapshot()
+    {
+        byte[] bytes;
+        try
+        {
+            if (!File.Exists(StatePath))
+            {
+                return null;
+            }
+
+            bytes = DurableFile.ReadAllBytes(StatePath);
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+        {
+            return null;
+        }
+
+        try
+        {
+            var version = PeekFormatVersion(bytes);
+            if (version > RunFormat.Version)
+            {
+                throw new RunToolsException(ErrorIds.UnsupportedFormatVersion, RunToolsErrorCategory.InvalidData,
+                    $"Run '{RunId}' uses run-directory format version {version}; this RunTools reads version {RunFormat.Version}. Update RunTools to work with it.", RunId);
+            }
+
+            var state = JsonSerializer.Deserialize<RunState>(bytes, RunFormat.JsonOptions);
+            return state is null || state.RunId.Length == 0 ? null : state;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static int PeekFormatVersion(byte[] bytes)
+    {
+        var reader = new Utf8JsonReader(bytes);
+        int depth = 0;
+        while (reader.Read())
+        {
+            if (reader.TokenType == JsonTokenType.StartObject || reader.TokenType == JsonTokenType.StartArray)
+            {
+                depth++;
+            }
+            else if (reader.TokenType == JsonTokenType.EndObject || reader.TokenType == JsonTokenType.EndArray)
+            {
+                depth--;
+            }
+            else if (depth == 1 && reader.TokenType == JsonTokenType.PropertyName && reader.ValueTextEquals("format_version"u8))
+            {
+                reader.Read();
+                return reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int v) ? v : 0;
+            }
+        }
+
+        return 0;
+    }
+
+    private string Combine(string name) => System.IO.Path.Combine(Path, name);
+}

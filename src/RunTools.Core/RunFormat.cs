@@ -1,0 +1,44 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace RunTools.Core;
+
+/// <summary>Names of the run-directory format (version 1, specified in docs/run-format.md).</summary>
+public static class RunFormat
+{
+    public const int Version = 1;
+
+    public const string StateFile = "run.json";
+    public const string JournalFile = "journal.jsonl";
+    public const string ConfigFile = "config.json";
+    public const string ConfigSourcePrefix = "config.source";
+    public const string ScriptFile = "script.ps1";
+    public const string StepsFolder = "steps";
+    public const string ArtifactsFolder = "artifacts";
+    public const string LogsFolder = "logs";
+    public const string HistoryFolder = "history";
+    public const string StopFile = "stop";
+    public const string LockFile = ".lock";
+
+    /// <summary>Prefix of a directory a run is assembled in before it is renamed into place.</summary>
+    public const string StagingPrefix = ".staging-";
+
+    internal static readonly JsonSerializerOptions JsonOptions = CreateOptions(indented: true);
+
+    internal static readonly JsonSerializerOptions CompactJsonOptions = CreateOptions(indented: false);
+
+    private static JsonSerializerOptions CreateOptions(bool indented)
+    {
+        var options = new JsonSerializerOptions
+        {
+            WriteIndented = indented,
+            Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+            DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+            PropertyNameCaseInsensitive = false,
+            ReadCommentHandling = JsonCommentHandling.Disallow,
+        };
+        options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false));
+        return options;
+    }
+}

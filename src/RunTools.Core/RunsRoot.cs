@@ -1,0 +1,282 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Text;
+using System.Text.Json;
+using System.Threading.Tasks;
+using RunTools.Core.Configuration;
+using RunTools.Core.Engine;
+using RunTools.Core.Infrastructure;
+using RunTools.Core.Journal;
+using RunTools.Core.State;
+
+namespace RunTools.Core;
+
+/// <summary>What a new run starts from.</summary>
+public sealed class RunCreateOptions
+{
+    public string Name { get; set; } = string.Empty;
+
+    /// <summary>A chosen id (validated); null generates a time-sortable one.</summary>
+    public string? RunId { get; set; }
+
+    public EffectiveConfig Config { get; set; } = EffectiveConfig.Empty;
+
+    /// <summary>The run script's bytes, kept as script.ps1 and hashed.</summary>
+    public byte[] Script { get; set; } = Array.Empty<byte>();
+
+    /// <summary>Where the script was read from (resume reads it again from there).</summary>
+    public string? ScriptSourcePath { get; set; }
+
+    /// <summary>Steps the run is known to have, in order (optional; steps are also learned as they run).</summary>
+    public IReadOnlyList<string>? DeclaredSteps { get; set; }
+
+    /// <summary>Set by migration: the run adopts a directory written by an earlier tool.</summary>
+    public bool Migrated { get; set; }
+
+    public string? SourceFormat { get; set; }
+}
+
+/// <summary>A run found while listing: its state, or why it could not be read.</summary>
+public sealed class RunListing
+{
+    internal RunListing(RunDirectory run, RunState? state, RunToolsException? error)
+    {
+        Run = run;
+        State = state;
+        Error = error;
+    }
+
+    public RunDirectory Run { get; }
+
+    public RunState? State { get; }
+
+    public RunToolsException? Error { get; }
+}
+
+/// <summary>A folder of run directories, one per run id.</summary>
+public sealed class RunsRoot
+{
+    public RunsRoot(string path)
+    {
+        if (string.IsNullOrWhiteSpace(path))
+        {
+            throw new RunToolsException(ErrorIds.RootNotFound, RunToolsErrorCategory.InvalidArgument, "The runs root path is empty. Pass -Root or set $env:RUNTOOLS_ROOT.", path);
+        }
+
+        Path = System.IO.Path.GetFullPath(path);
+    }
+
+    public string Path { get; }
+
+    public bool Exists => Directory.Exists(Path);
+
+    /// <summary>Ids of the run directories under the root, sorted (generated ids sort by creation time).</summary>
+    public IReadOnlyList<string> EnumerateRunIds()
+    {
+        if (!Directory.Exists(Path))
+        {
+            return Array.Empty<string>();
+        }
+
+        var ids = new List<string>();
+        foreach (string directory in Directory.EnumerateDirectories(Path))
+        {
+            string id = System.IO.Path.GetFileName(directory);
+            if (RunId.IsValid(id) && RunDirectory.IsRunDirectory(directory))
+            {
+                ids.Add(id);
+            }
+        }
+
+        ids.Sort(StringComparer.Ordinal);
+        return ids;
+    }
+
+    /// <summary>Reads every run's state (on all cores); a run that cannot be read comes back with its error.</summary>
+    public IReadOnlyList<RunListing> ListRuns(Func<string, bool>? idFilter = null)
+    {
+        var ids = EnumerateRunIds().Where(id => idFilter is null || idFilter(id)).ToList();
+        var listings = new RunListing[ids.Count];
+        Parallel.For(0, ids.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        {
+            var run = new RunDirectory(System.IO.Path.Combine(Path, ids[i]), ids[i]);
+            try
+            {
+                listings[i] = new RunListing(run, run.ReadState(), null);
+            }
+            catch (RunToolsException ex)
+            {
+                listings[i] = new RunListing(run, null, ex);
+            }
+            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+            {
+                listings[i] = new RunListing(run, null, new RunToolsException(ErrorIds.FileUnreadable, RunToolsErrorCategory.ReadError,
+                    $"Run '{ids[i]}' could not be read: {ex.Message}", ids[i], ex));
+            }
+        });
+        return listings;
+    }
+
+    public RunDirectory OpenRun(string runId)
+    {
+        RunId.Validate(runId);
+        string path = System.IO.Path.Combine(Path, runId);
+        if (!Directory.Exists(path) || !RunDirectory.IsRunDirectory(path))
+        {
+            throw new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
+                $"No run '{runId}' under '{Path}'. List the runs there with Get-Run, or pass the right -Root.", runId);
+        }
+
+        return new RunDirectory(path, runId);
+    }
+
+    /// <summary>
+    /// Creates a run: assembled in a staging folder (config, script, journal, snapshot), flushed,
+    /// then renamed into place, so a run directory is either whole or absent.
+    /// </summary>
+    public RunDirectory CreateRun(RunCreateOptions options)
+    {
+        string name = ValidateName(options.Name);
+        var now = DateTimeOffset.UtcNow;
+        string id = options.RunId is null ? RunId.Generate(name, now) : RunId.Validate(options.RunId);
+        string target = System.IO.Path.Combine(Path, id);
+        if (Directory.Exists(target))
+        {
+            throw new RunToolsException(ErrorIds.RunExists, RunToolsErrorCategory.ResourceExists,
+                $"A run '{id}' already exists under '{Path}'. Choose another -RunId, or resume that run with Resume-Run.", id);
+        }
+
+        Directory.CreateDirectory(Path);
+        string staging = System.IO.Path.Combine(Path, RunFormat.StagingPrefix + id + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
+        Directory.CreateDirectory(staging);
+        try
+        {
+            foreach (string folder in new[] { RunFormat.StepsFolder, RunFormat.ArtifactsFolder, RunFormat.LogsFolder })
+            {
+                Directory.CreateDirectory(System.IO.Path.Combine(staging, folder));
+            }
+
+            WriteConfigFiles(staging, options.Config);
+            DurableFile.WriteAtomic(System.IO.Path.Combine(staging, RunFormat.ScriptFile), options.Script);
+            string scriptHash = Integrity.Sha256Hex(options.Script);
+            string? scriptSource = options.ScriptSourcePath is null ? null : System.IO.Path.GetFullPath(options.ScriptSourcePath);
+            var declared = (options.DeclaredSteps ?? Array.Empty<string>()).Select(s => RunId.Validate(s, "step name", ErrorIds.InvalidStepName)).ToList();
+
+            var state = new RunState { RunId = id };
+            var reducer = new StateReducer(state);
+            var parser = new JournalLineParser();
+            using (var journal = new JournalWriter(System.IO.Path.Combine(staging, RunFormat.JournalFile), 0, 0))
+            {
+                var (_, offset) = journal.Append(JournalEventTypes.RunCreated, now, w =>
+                {
+                    w.WriteString("run_id", id);
+                    w.WriteString("name", name);
+                    w.WriteNumber("format_version", RunFormat.Version);
+                    w.WriteStartObject("config");
+                    w.WriteString("hash", options.Config.Hash);
+                    w.WriteString("format", options.Config.Format.ToString().ToLowerInvariant());
+                    if (options.Config.SourcePath is null)
+                    {
+                        w.WriteNull("source_path");
+                    }
+                    else
+                    {
+                        w.WriteString("source_path", options.Config.SourcePath);
+                    }
+
+                    w.WriteEndObject();
+                    w.WriteStartObject("script");
+                    w.WriteString("hash", scriptHash);
+                    if (scriptSource is null)
+                    {
+                        w.WriteNull("source_path");
+                    }
+                    else
+                    {
+                        w.WriteString("source_path", scriptSource);
+                    }
+
+                    w.WriteEndObject();
+                    w.WriteBoolean("migrated", options.Migrated);
+                    if (options.SourceFormat is not null)
+                    {
+                        w.WriteString("source_format", options.SourceFormat);
+                    }
+
+                    w.WriteStartArray("declared_steps");
+                    foreach (string step in declared)
+                    {
+                        w.WriteStringValue(step);
+                    }
+
+                    w.WriteEndArray();
+                });
+                if (parser.TryParse(journal.LastLine, true, out var parsed, out _))
+                {
+                    reducer.Visit(in parsed, offset, journal.LastLine);
+                }
+
+                state.UpdatedAt = now;
+                state.Journal = new JournalPosition { Sequence = journal.LastSequence, Length = journal.Length };
+            }
+
+            DurableFile.WriteAtomic(System.IO.Path.Combine(staging, RunFormat.StateFile), JsonSerializer.SerializeToUtf8Bytes(state, RunFormat.JsonOptions));
+            NativeMethods.FlushDirectory(staging);
+            try
+            {
+                Directory.Move(staging, target);
+            }
+            catch (IOException) when (Directory.Exists(target))
+            {
+                throw new RunToolsException(ErrorIds.RunExists, RunToolsErrorCategory.ResourceExists,
+                    $"A run '{id}' was created under '{Path}' at the same moment. Choose another -RunId.", id);
+            }
+
+            NativeMethods.FlushDirectory(Path);
+            return new RunDirectory(target, id);
+        }
+        catch
+        {
+            TryDeleteDirectory(staging);
+            throw;
+        }
+    }
+
+    /// <summary>config.json (canonical) and, when the config came from a file, that file as config.source.&lt;ext&gt;.</summary>
+    internal static void WriteConfigFiles(string runPath, EffectiveConfig config)
+    {
+        DurableFile.WriteAtomic(System.IO.Path.Combine(runPath, RunFormat.ConfigFile), Encoding.UTF8.GetBytes(config.CanonicalJson));
+        if (config.SourcePath is { } source && File.Exists(source))
+        {
+            string extension = System.IO.Path.GetExtension(source).ToLowerInvariant();
+            DurableFile.CopyAtomic(source, System.IO.Path.Combine(runPath, RunFormat.ConfigSourcePrefix + extension));
+        }
+    }
+
+    internal static string ValidateName(string? name)
+    {
+        if (string.IsNullOrWhiteSpace(name) || name!.Length > 200 || name.Any(char.IsControl))
+        {
+            throw new RunToolsException(ErrorIds.InvalidRunName, RunToolsErrorCategory.InvalidArgument,
+                $"'{name}' is not a valid run name: use 1 to 200 printable characters.", name);
+        }
+
+        return name.Trim();
+    }
+
+    private static void TryDeleteDirectory(string path)
+    {
+        try
+        {
+            Directory.Delete(path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}

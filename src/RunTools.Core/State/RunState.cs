@@ -1,0 +1,349 @@
+using System;
+using System.Collections.Generic;
+using System.Text.Json.Serialization;
+using RunTools.Core.Configuration;
+
+namespace RunTools.Core.State;
+
+/// <summary>
+/// The state snapshot (run.json): everything a reader needs about a run without reading the
+/// journal, plus the journal position it reflects. Item keys are not here (they would make the
+/// snapshot grow with the run); only counts and the few keys in doubt.
+/// </summary>
+public sealed class RunState
+{
+    [JsonPropertyName("format_version")]
+    public int FormatVersion { get; set; } = RunFormat.Version;
+
+    [JsonPropertyName("run_id")]
+    public string RunId { get; set; } = string.Empty;
+
+    [JsonPropertyName("name")]
+    public string Name { get; set; } = string.Empty;
+
+    /// <summary>The stored status; see <see cref="RunDirectory.ReadState"/> for the derived one.</summary>
+    [JsonPropertyName("status")]
+    public RunStatus Status { get; set; } = RunStatus.Created;
+
+    [JsonPropertyName("created_at")]
+    public DateTimeOffset CreatedAt { get; set; }
+
+    [JsonPropertyName("updated_at")]
+    public DateTimeOffset UpdatedAt { get; set; }
+
+    /// <summary>When the latest attempt started.</summary>
+    [JsonPropertyName("started_at")]
+    public DateTimeOffset? StartedAt { get; set; }
+
+    /// <summary>When the latest attempt ended (null while running or never run).</summary>
+    [JsonPropertyName("ended_at")]
+    public DateTimeOffset? EndedAt { get; set; }
+
+    [JsonPropertyName("attempt")]
+    public int Attempt { get; set; }
+
+    [JsonPropertyName("config")]
+    public ConfigRecord Config { get; set; } = new();
+
+    [JsonPropertyName("script")]
+    public ScriptRecord Script { get; set; } = new();
+
+    [JsonPropertyName("migrated")]
+    public bool Migrated { get; set; }
+
+    [JsonPropertyName("source_format")]
+    public string? SourceFormat { get; set; }
+
+    /// <summary>The process of the latest attempt; it owns the run while it holds the lock.</summary>
+    [JsonPropertyName("owner")]
+    public OwnerRecord? Owner { get; set; }
+
+    [JsonPropertyName("current_step")]
+    public string? CurrentStep { get; set; }
+
+    /// <summary>Steps named at creation (may be empty: steps are also learned as the script runs).</summary>
+    [JsonPropertyName("declared_steps")]
+    public List<string> DeclaredSteps { get; set; } = new();
+
+    [JsonPropertyName("error")]
+    public string? Error { get; set; }
+
+    [JsonPropertyName("stop")]
+    public StopRequest? Stop { get; set; }
+
+    [JsonPropertyName("items_completed")]
+    public long ItemsCompleted { get; set; }
+
+    [JsonPropertyName("steps")]
+    public List<StepRecord> Steps { get; set; } = new();
+
+    [JsonPropertyName("artifacts")]
+    public List<ArtifactRecord> Artifacts { get; set; } = new();
+
+    [JsonPropertyName("resume_history")]
+    public List<ResumeRecord> ResumeHistory { get; set; } = new();
+
+    [JsonPropertyName("journal")]
+    public JournalPosition Journal { get; set; } = new();
+
+    [JsonIgnore]
+    public int StepsTotal => Math.Max(Steps.Count, DeclaredSteps.Count + Steps.FindAll(s => !DeclaredSteps.Contains(s.Name)).Count);
+
+    [JsonIgnore]
+    public int StepsCompleted => Steps.FindAll(s => s.Status == StepStatus.Completed).Count;
+
+    public StepRecord? FindStep(string name) => Steps.Find(s => string.Equals(s.Name, name, StringComparison.Ordinal));
+
+    internal StepRecord GetOrAddStep(string name)
+    {
+        var step = FindStep(name);
+        if (step is null)
+        {
+            step = new StepRecord { Name = name };
+            Steps.Add(step);
+        }
+
+        return step;
+    }
+}
+
+public sealed class ConfigRecord
+{
+    /// <summary>SHA-256 (lower-case hex) of config.json, the RFC 8785 canonical form.</summary>
+    [JsonPropertyName("hash")]
+    public string Hash { get; set; } = string.Empty;
+
+    [JsonPropertyName("format")]
+    public ConfigFormat Format { get; set; }
+
+    /// <summary>Where the config was read from (absolute); resume reads it again from there.</summary>
+    [JsonPropertyName("source_path")]
+    public string? SourcePath { get; set; }
+}
+
+public sealed class ScriptRecord
+{
+    /// <summary>SHA-256 (lower-case hex) of script.ps1's bytes.</summary>
+    [JsonPropertyName("hash")]
+    public string Hash { get; set; } = string.Empty;
+
+    [JsonPropertyName("source_path")]
+    public string? SourcePath { get; set; }
+}
+
+public sealed class OwnerRecord
+{
+    [JsonPropertyName("pid")]
+    public int ProcessId { get; set; }
+
+    [JsonPropertyName("host")]
+    public string Host { get; set; } = string.Empty;
+
+    [JsonPropertyName("started_at")]
+    public DateTimeOffset StartedAt { get; set; }
+
+    public override string ToString() => $"{ProcessId}@{Host}";
+}
+
+public sealed class StopRequest
+{
+    [JsonPropertyName("requested_at")]
+    public DateTimeOffset RequestedAt { get; set; }
+
+    [JsonPropertyName("requested_by")]
+    public string RequestedBy { get; set; } = string.Empty;
+
+    [JsonPropertyName("reason")]
+    public string? Reason { get; set; }
+}
+
+public sealed class StepRecord
+{
+    [JsonPropertyName("name")]
+    public string Name { get; set; } = string.Empty;
+
+    [JsonPropertyName("status")]
+    public StepStatus Status { get; set; }
+
+    /// <summary>The attempt that last started the step.</summary>
+    [JsonPropertyName("attempt")]
+    public int Attempt { get; set; }
+
+    [JsonPropertyName("started_at")]
+    public DateTimeOffset? StartedAt { get; set; }
+
+    [JsonPropertyName("ended_at")]
+    public DateTimeOffset? EndedAt { get; set; }
+
+    [JsonPropertyName("duration_ms")]
+    public long? DurationMs { get; set; }
+
+    [JsonPropertyName("output")]
+    public OutputRecord? Output { get; set; }
+
+    [JsonPropertyName("error")]
+    public string? Error { get; set; }
+
+    [JsonPropertyName("items_completed")]
+    public long ItemsCompleted { get; set; }
+
+    [JsonPropertyName("items_failed")]
+    public long ItemsFailed { get; set; }
+
+    [JsonPropertyName("items_skipped")]
+    public long ItemsSkipped { get; set; }
+
+    /// <summary>Keys whose work started and was not recorded as finished, in journal order.</summary>
+    [JsonPropertyName("items_open")]
+    public List<string> ItemsOpen { get; set; } = new();
+}
+
+/// <summary>A recorded step output: a file under steps/&lt;name&gt;/.</summary>
+public sealed class OutputRecord
+{
+    /// <summary>Path relative to the run directory, with '/' separators.</summary>
+    [JsonPropertyName("path")]
+    public string Path { get; set; } = string.Empty;
+
+    [JsonPropertyName("size")]
+    public long Size { get; set; }
+
+    [JsonPropertyName("sha256")]
+    public string Sha256 { get; set; } = string.Empty;
+
+    /// <summary>How the bytes are encoded, as the writer declared it (the module writes "clixml").</summary>
+    [JsonPropertyName("format")]
+    public string? Format { get; set; }
+}
+
+public sealed class ArtifactRecord
+{
+    [JsonPropertyName("name")]
+    public string Name { get; set; } = string.Empty;
+
+    /// <summary>Relative to the run directory ('/' separators) when copied; absolute when referenced.</summary>
+    [JsonPropertyName("path")]
+    public string Path { get; set; } = string.Empty;
+
+    [JsonPropertyName("mode")]
+    public ArtifactMode Mode { get; set; }
+
+    [JsonPropertyName("size")]
+    public long Size { get; set; }
+
+    [JsonPropertyName("sha256")]
+    public string Sha256 { get; set; } = string.Empty;
+
+    [JsonPropertyName("step")]
+    public string? Step { get; set; }
+
+    [JsonPropertyName("key")]
+    public string? Key { get; set; }
+
+    [JsonPropertyName("attempt")]
+    public int Attempt { get; set; }
+
+    [JsonPropertyName("added_at")]
+    public DateTimeOffset AddedAt { get; set; }
+}
+
+public sealed class ResumeRecord
+{
+    [JsonPropertyName("attempt")]
+    public int Attempt { get; set; }
+
+    [JsonPropertyName("resumed_at")]
+    public DateTimeOffset ResumedAt { get; set; }
+
+    [JsonPropertyName("previous_status")]
+    public RunStatus PreviousStatus { get; set; }
+
+    [JsonPropertyName("owner")]
+    public OwnerRecord? Owner { get; set; }
+
+    [JsonPropertyName("forced")]
+    public bool Forced { get; set; }
+
+    [JsonPropertyName("config_hash")]
+    public string ConfigHash { get; set; } = string.Empty;
+
+    [JsonPropertyName("script_hash")]
+    public string ScriptHash { get; set; } = string.Empty;
+
+    [JsonPropertyName("gate")]
+    public StepGate? Gate { get; set; }
+
+    [JsonPropertyName("drift")]
+    public List<DriftRecord> Drift { get; set; } = new();
+
+    [JsonPropertyName("in_doubt")]
+    public List<ItemRef> InDoubt { get; set; } = new();
+}
+
+public sealed class DriftRecord
+{
+    /// <summary>"config" or "script".</summary>
+    [JsonPropertyName("kind")]
+    public string Kind { get; set; } = string.Empty;
+
+    [JsonPropertyName("old_hash")]
+    public string OldHash { get; set; } = string.Empty;
+
+    [JsonPropertyName("new_hash")]
+    public string NewHash { get; set; } = string.Empty;
+
+    [JsonPropertyName("changes")]
+    public List<ConfigChangeRecord> Changes { get; set; } = new();
+}
+
+public sealed class ConfigChangeRecord
+{
+    [JsonPropertyName("path")]
+    public string Path { get; set; } = string.Empty;
+
+    [JsonPropertyName("kind")]
+    public ConfigChangeKind Kind { get; set; }
+
+    [JsonPropertyName("old")]
+    public string? OldValue { get; set; }
+
+    [JsonPropertyName("new")]
+    public string? NewValue { get; set; }
+}
+
+public sealed class ItemRef
+{
+    [JsonPropertyName("step")]
+    public string Step { get; set; } = string.Empty;
+
+    [JsonPropertyName("key")]
+    public string Key { get; set; } = string.Empty;
+
+    public override string ToString() => $"{Step}/{Key}";
+}
+
+/// <summary>Which steps an attempt may run (the seeds' --only_step/--from_step/--to_step).</summary>
+public sealed class StepGate
+{
+    [JsonPropertyName("only")]
+    public List<string>? Only { get; set; }
+
+    [JsonPropertyName("from")]
+    public string? From { get; set; }
+
+    [JsonPropertyName("to")]
+    public string? To { get; set; }
+
+    [JsonIgnore]
+    public bool IsOpen => (Only is null || Only.Count == 0) && From is null && To is null;
+}
+
+public sealed class JournalPosition
+{
+    [JsonPropertyName("seq")]
+    public long Sequence { get; set; }
+
+    /// <summary>Byte length of journal.jsonl that this snapshot reflects.</summary>
+    [JsonPropertyName("length")]
+    public long Length { get; set; }
+}
