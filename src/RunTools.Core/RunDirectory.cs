@@ -167,23 +167,34 @@ public sealed class RunDirectory
         }
 
         rebuilt = true;
+        if (snapshot is not null)
+        {
+            // The journal is shorter than the snapshot says (lost after a power cut) or has gaps:
+            // it is the truth when it has events at all; with none left, the snapshot is all there is.
+            return TryRebuild() ?? snapshot;
+        }
+
         return Rebuild();
     }
 
-    internal RunState Rebuild()
+    internal RunState Rebuild() => TryRebuild() ?? throw CorruptState();
+
+    private RunState? TryRebuild()
     {
         var state = new RunState { RunId = RunId };
         var reducer = new StateReducer(state);
         var scan = JournalScanner.Scan(JournalPath, 0, 0, reducer);
         if (scan.ValidLines == 0)
         {
-            throw new RunToolsException(ErrorIds.CorruptState, RunToolsErrorCategory.InvalidData,
-                $"Run '{RunId}' cannot be read: {RunFormat.StateFile} is missing or corrupt and {RunFormat.JournalFile} has no readable events. Restore the run directory from a backup or archive.", RunId);
+            return null;
         }
 
         reducer.Finish(scan);
         return state;
     }
+
+    private RunToolsException CorruptState() => new(ErrorIds.CorruptState, RunToolsErrorCategory.InvalidData,
+        $"Run '{RunId}' cannot be read: {RunFormat.StateFile} is missing or corrupt and {RunFormat.JournalFile} has no readable events. Restore the run directory from a backup or archive.", RunId);
 
     private RunState? TryReadSnapshot()
     {

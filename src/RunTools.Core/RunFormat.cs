@@ -38,6 +38,7 @@ public static class RunFormat
             PropertyNameCaseInsensitive = false,
             ReadCommentHandling = JsonCommentHandling.Disallow,
         };
+        options.Converters.Add(new Infrastructure.TimestampConverter());
         options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false));
         return options;
     }

@@ -1,0 +1,11 @@
+namespace RunTools.Core.Configuration;
+
+/// <summary>Where an <see cref="EffectiveConfig"/> came from.</summary>
+public enum ConfigFormat
+{
+    /// <summary>No config was given; the effective config is the empty object.</summary>
+    None,
+    Json,
+    Yaml,
+    Dictionary,
+}

@@ -1,0 +1,183 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Text;
+using System.Threading;
+using RunTools.Core;
+using RunTools.Core.Configuration;
+
+namespace RunTools.Core.Tests;
+
+/// <summary>A real temporary folder per test, removed afterwards.</summary>
+public sealed class TempDir : IDisposable
+{
+    public TempDir()
+    {
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "runtools-tests", Guid.NewGuid().ToString("N").Substring(0, 12));
+        Directory.CreateDirectory(Path);
+    }
+
+    public string Path { get; }
+
+    public string Combine(params string[] parts) => System.IO.Path.Combine(Path, System.IO.Path.Combine(parts));
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+internal static class Runs
+{
+    public static RunDirectory Create(RunsRoot root, string id = "r1", IDictionary<string, object?>? config = null, string script = "# script")
+    {
+        return root.CreateRun(new RunCreateOptions
+        {
+            Name = "test",
+            RunId = id,
+            Config = config is null ? EffectiveConfig.Empty : EffectiveConfig.FromDictionary(new System.Collections.Hashtable(new Dictionary<string, object?>(config))),
+            Script = Encoding.UTF8.GetBytes(script),
+        });
+    }
+
+    public static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);
+
+    public static string Text(byte[]? bytes) => bytes is null ? "<null>" : Encoding.UTF8.GetString(bytes);
+}
+
+/// <summary>Runs tests/RunTools.TestDriver as a child process (its dll is copied beside the tests).</summary>
+internal sealed class Driver : IDisposable
+{
+    private readonly Process _process;
+    private readonly List<string> _lines = new();
+    private readonly object _gate = new();
+
+    public Driver(params string[] args)
+    {
+        string dll = System.IO.Path.Combine(AppContext.BaseDirectory, "RunTools.TestDriver.dll");
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(dll);
+        foreach (string a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        _process = Process.Start(info)!;
+        _process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                lock (_gate)
+                {
+                    _lines.Add(e.Data);
+                    Monitor.PulseAll(_gate);
+                }
+            }
+        };
+        _process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                lock (_gate)
+                {
+                    _lines.Add("STDERR " + e.Data);
+                }
+            }
+        };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    public int Id => _process.Id;
+
+    public IReadOnlyList<string> Lines
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _lines.ToArray();
+            }
+        }
+    }
+
+    /// <summary>Waits for a line starting with <paramref name="prefix"/>; false on exit or timeout.</summary>
+    public bool WaitFor(string prefix, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        lock (_gate)
+        {
+            while (true)
+            {
+                if (_lines.Exists(l => l.StartsWith(prefix, StringComparison.Ordinal)))
+                {
+                    return true;
+                }
+
+                var left = deadline - DateTime.UtcNow;
+                if (left <= TimeSpan.Zero || _process.HasExited)
+                {
+                    // After exit, give the output reader a moment to deliver the last lines.
+                    Monitor.Wait(_gate, 200);
+                    return _lines.Exists(l => l.StartsWith(prefix, StringComparison.Ordinal));
+                }
+
+                Monitor.Wait(_gate, TimeSpan.FromMilliseconds(Math.Min(50, left.TotalMilliseconds)));
+            }
+        }
+    }
+
+    /// <summary>SIGKILL on Unix: no finally blocks, no flushes, like a power cut for the process.</summary>
+    public void Kill()
+    {
+        try
+        {
+            _process.Kill();
+        }
+        catch (InvalidOperationException)
+        {
+        }
+
+        _process.WaitForExit(10000);
+    }
+
+    public int WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit((int)timeout.TotalMilliseconds))
+        {
+            Kill();
+            throw new TimeoutException("driver did not exit: " + string.Join(" | ", Lines));
+        }
+
+        _process.WaitForExit();
+        return _process.ExitCode;
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            Kill();
+        }
+
+        _process.Dispose();
+    }
+}
+
+internal sealed class RecordingObserver : RunTools.Core.Engine.IRunObserver
+{
+    public List<string> Warnings { get; } = new();
+
+    public List<string> VerboseLines { get; } = new();
+
+    public void Warning(string message) => Warnings.Add(message);
+
+    public void Verbose(string message) => VerboseLines.Add(message);
+}

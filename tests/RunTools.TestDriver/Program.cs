@@ -1,0 +1,128 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Text;
+using System.Threading;
+using RunTools;
+using RunTools.Core;
+using RunTools.Core.Configuration;
+using RunTools.Core.Engine;
+
+// A child process for the crash and lock tests. It drives runs through RunTools.Core exactly as an
+// embedding program would, and prints one line per milestone so the parent knows when to kill it.
+//
+//   drive <root> <runId> <items> <sideEffectFile> [inDoubt]   create (or resume) and run to the end
+//   hold <runPath> <milliseconds>                             own a run, say OWNER, wait, exit without finishing
+//   race <runPath> <goFile>                                   wait for goFile, try to own the run, print OWNER or LOCKED
+internal static class Program
+{
+    private static int Main(string[] args)
+    {
+        try
+        {
+            return args[0] switch
+            {
+                "drive" => Drive(args[1], args[2], int.Parse(args[3]), args[4], args.Length > 5 ? Enum.Parse<InDoubtAction>(args[5]) : InDoubtAction.Retry),
+                "hold" => Hold(args[1], int.Parse(args[2])),
+                "race" => Race(args[1], args[2]),
+                _ => 64,
+            };
+        }
+        catch (RunToolsException ex)
+        {
+            Console.Out.WriteLine($"ERROR {ex.ErrorId} {ex.Message}");
+            Console.Out.Flush();
+            return 3;
+        }
+    }
+
+    private static int Drive(string root, string runId, int items, string sideEffectFile, InDoubtAction inDoubt)
+    {
+        var runs = new RunsRoot(root);
+        RunDirectory run;
+        try
+        {
+            run = runs.OpenRun(runId);
+        }
+        catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.RunNotFound)
+        {
+            var config = EffectiveConfig.FromDictionary(new Dictionary<string, object?> { ["items"] = items });
+            run = runs.CreateRun(new RunCreateOptions { Name = "crash", RunId = runId, Config = config, Script = Encoding.UTF8.GetBytes("# driver") });
+        }
+
+        using var attempt = run.BeginAttempt(new AttemptOptions { InDoubt = inDoubt });
+        Console.Out.WriteLine("READY");
+        Console.Out.Flush();
+
+        if (attempt.BeginStep("prepare") == StepAction.Run)
+        {
+            attempt.CompleteStep("prepare", Encoding.UTF8.GetBytes("prepared"), "txt");
+        }
+
+        if (attempt.BeginStep("work") == StepAction.Run)
+        {
+            for (int i = 0; i < items; i++)
+            {
+                string key = "k" + i.ToString("D3");
+                if (attempt.BeginItem("work", key) != ItemAction.Run)
+                {
+                    continue;
+                }
+
+                // The side effect: durable, like an order sent or a file uploaded.
+                using (var effect = new FileStream(sideEffectFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite))
+                {
+                    byte[] line = Encoding.UTF8.GetBytes(key + "\n");
+                    effect.Write(line, 0, line.Length);
+                    effect.Flush(true);
+                }
+
+                attempt.CompleteItem("work", key, Encoding.UTF8.GetBytes("out-" + key));
+            }
+
+            attempt.CompleteStep("work", null);
+        }
+
+        if (attempt.BeginStep("finish") == StepAction.Run)
+        {
+            attempt.CompleteStep("finish", null);
+        }
+
+        attempt.Complete();
+        Console.Out.WriteLine("DONE");
+        return 0;
+    }
+
+    private static int Hold(string runPath, int milliseconds)
+    {
+        var run = RunDirectory.Open(runPath);
+        using var attempt = run.BeginAttempt();
+        Console.Out.WriteLine("OWNER " + Environment.ProcessId);
+        Console.Out.Flush();
+        Thread.Sleep(milliseconds);
+        return 0;
+    }
+
+    private static int Race(string runPath, string goFile)
+    {
+        var run = RunDirectory.Open(runPath);
+        while (!File.Exists(goFile))
+        {
+            Thread.Sleep(1);
+        }
+
+        try
+        {
+            using var attempt = run.BeginAttempt();
+            Console.Out.WriteLine("OWNER");
+            Console.Out.Flush();
+            Thread.Sleep(1500);
+            return 0;
+        }
+        catch (RunLockedException)
+        {
+            Console.Out.WriteLine("LOCKED");
+            return 0;
+        }
+    }
+}
