@@ -63,6 +63,7 @@ public sealed class RunAttempt : IDisposable
 
         var state = State;
         var previousStatus = state.Status;
+        PreviousStatus = previousStatus;
         Attempt = state.Attempt + 1;
         Directory.CreateDirectory(Path.Combine(run.Path, RunFormat.LogsFolder));
         LogPath = Path.Combine(run.Path, RunFormat.LogsFolder, $"attempt-{Attempt}.log");
@@ -86,13 +87,14 @@ public sealed class RunAttempt : IDisposable
                 Warn($"Journal line at offset {defect.Offset} is damaged ({defect.Reason}) and was skipped. Run Test-Run for details.");
             }
 
-            if (previousStatus == RunStatus.Completed)
+            bool damagedUnits = Plan.IntegrityProblems.Any(p => p.Step is not null);
+            if (previousStatus == RunStatus.Completed && !damagedUnits)
             {
                 throw new RunToolsException(ErrorIds.RunNotResumable, RunToolsErrorCategory.InvalidOperation,
                     $"Run '{run.RunId}' is already completed; there is nothing to resume. Start a new run to do the work again.", run.RunId);
             }
 
-            var gate = ValidateGate(options.Gate);
+            var gate = options.Gate is { IsOpen: false } ? options.Gate : null;
             var drift = DetectDrift(out var configChanges);
             if (drift.Count > 0 && !options.Force)
             {
@@ -184,8 +186,11 @@ public sealed class RunAttempt : IDisposable
     /// <summary>This attempt's number (1 for the first).</summary>
     public int Attempt { get; }
 
-    /// <summary>What the journal said when the attempt began.</summary>
+    /// <summary>What the journal said when the attempt began (its State is the live state from then on).</summary>
     public ResumePlan Plan { get; }
+
+    /// <summary>The stored status of the run before this attempt took it over.</summary>
+    public RunStatus PreviousStatus { get; }
 
     /// <summary>The live state, as the snapshot would say it now.</summary>
     public RunState State => _reducer.State;
@@ -201,6 +206,7 @@ public sealed class RunAttempt : IDisposable
 
     internal static RunAttempt Begin(RunDirectory run, AttemptOptions options)
     {
+        ValidateGate(options.Gate);
         var now = DateTimeOffset.UtcNow;
         var runLock = RunLock.TryAcquire(run.Path, now);
         if (runLock is null)
@@ -272,6 +278,12 @@ public sealed class RunAttempt : IDisposable
 
         if (!InGate(name))
         {
+            // Journaled so that the step is known (pending) and the run cannot read as complete.
+            Append(JournalEventTypes.StepGated, w =>
+            {
+                w.WriteString("step", name);
+                w.WriteNumber("attempt", Attempt);
+            }, durable: false);
             Log($"Step '{name}' is outside the step gate; not run.");
             return StepAction.GatedOut;
         }
@@ -917,6 +929,17 @@ public sealed class RunAttempt : IDisposable
             w.WriteString("was", "completed");
         });
         Warn($"Item '{problem.Key}' of step '{problem.Step}' completed earlier but its file is not intact ({problem}); it will run again. The old file is kept.");
+
+        // The item can only run again inside its step: reopen the step too. Its other completed
+        // items replay; only the damaged one is redone.
+        if (State.FindStep(problem.Step)?.Status == StepStatus.Completed)
+        {
+            Append(JournalEventTypes.StepInvalidated, w =>
+            {
+                w.WriteString("step", problem.Step);
+                w.WriteString("reason", $"item '{problem.Key}' must be redone");
+            });
+        }
     }
 
     private bool InGate(string name)

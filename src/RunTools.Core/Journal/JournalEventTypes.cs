@@ -12,6 +12,7 @@ public static class JournalEventTypes
     public const string StepCompleted = "step_completed";
     public const string StepFailed = "step_failed";
     public const string StepInvalidated = "step_invalidated";
+    public const string StepGated = "step_gated";
     public const string ItemStarted = "item_started";
     public const string ItemCompleted = "item_completed";
     public const string ItemFailed = "item_failed";
@@ -27,7 +28,7 @@ public static class JournalEventTypes
     internal static readonly string[] All =
     {
         RunCreated, AttemptStarted, DriftAccepted, ResumeRefused, StopCleared,
-        StepStarted, StepCompleted, StepFailed, StepInvalidated,
+        StepStarted, StepCompleted, StepFailed, StepInvalidated, StepGated,
         ItemStarted, ItemCompleted, ItemFailed, ItemResolved, ItemInvalidated,
         ArtifactAdded, RunStopped, RunCompleted, RunFailed, JournalRepaired, Warning,
     };

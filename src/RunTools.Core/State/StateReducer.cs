@@ -208,6 +208,10 @@ internal sealed class StateReducer : IJournalVisitor
                 break;
             }
 
+            case JournalEventTypes.StepGated:
+                state.GetOrAddStep(line.Step ?? string.Empty);
+                break;
+
             case JournalEventTypes.StepInvalidated:
             {
                 var step = state.GetOrAddStep(line.Step ?? string.Empty);
