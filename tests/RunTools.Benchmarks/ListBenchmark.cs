@@ -47,11 +47,17 @@ internal static class ListBenchmark
 
         var list = new List<double>();
         var raw = new List<double>();
+        var gen2 = new List<double>();
+        var allocated = new List<double>();
         for (int r = 0; r < rounds; r++)
         {
             Measure.Settle();
             IReadOnlyList<RunListing>? listings = null;
+            int collections = GC.CollectionCount(2);
+            long before = GC.GetTotalAllocatedBytes(precise: true);
             list.Add(Measure.Seconds(() => listings = root.ListRuns()));
+            allocated.Add(GC.GetTotalAllocatedBytes(precise: true) - before);
+            gen2.Add(GC.CollectionCount(2) - collections);
             Validate(listings!, runs, tails);
             listings = null;
             Measure.Settle();
@@ -66,6 +72,7 @@ internal static class ListBenchmark
         double a = Measure.Median(list);
         double b = Measure.Median(raw);
         report.AddDetail(section, $"RunsRoot.ListRuns() per round: {Measure.List(list, Measure.Time)} (median {Measure.Time(a)})");
+        report.AddDetail(section, $"per ListRuns: {Measure.Median(allocated) / 1e6:0} MB allocated, {Measure.Median(gen2):0} gen-2 collections (median)");
         report.AddDetail(section, $"EnumerateDirectories + File.ReadAllBytes(run.json) loop per round: {Measure.List(raw, Measure.Time)} (median {Measure.Time(b)})");
 
         Breakdown(report, section, root, tailEvery);

@@ -97,8 +97,9 @@ internal sealed class Report
     {
         string block = StartMarker + "\n" + markdown.Replace("\r\n", "\n", StringComparison.Ordinal).TrimEnd('\n') + "\n" + EndMarker;
         string text = File.Exists(path) ? File.ReadAllText(path) : "# Performance\n";
-        int start = text.IndexOf(StartMarker, StringComparison.Ordinal);
-        int end = text.IndexOf(EndMarker, StringComparison.Ordinal);
+        // Only markers on a line of their own count, so prose may mention them.
+        int start = FindMarkerLine(text, StartMarker, 0);
+        int end = start < 0 ? -1 : FindMarkerLine(text, EndMarker, start + StartMarker.Length);
         if (start >= 0 && end > start)
         {
             text = text.Substring(0, start) + block + text.Substring(end + EndMarker.Length);
@@ -109,5 +110,21 @@ internal sealed class Report
         }
 
         File.WriteAllText(path, text, new UTF8Encoding(false));
+    }
+
+    private static int FindMarkerLine(string text, string marker, int from)
+    {
+        for (int at = text.IndexOf(marker, from, StringComparison.Ordinal); at >= 0; at = text.IndexOf(marker, at + 1, StringComparison.Ordinal))
+        {
+            bool lineStart = at == 0 || text[at - 1] == '\n';
+            int after = at + marker.Length;
+            bool lineEnd = after == text.Length || text[after] == '\n' || text[after] == '\r';
+            if (lineStart && lineEnd)
+            {
+                return at;
+            }
+        }
+
+        return -1;
     }
 }

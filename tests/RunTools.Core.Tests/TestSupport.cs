@@ -97,6 +97,8 @@ internal sealed class Driver : IDisposable
 
     public int Id => _process.Id;
 
+    public string Describe() => (_process.HasExited ? $"exited {_process.ExitCode}: " : "running: ") + string.Join(" | ", Lines);
+
     public IReadOnlyList<string> Lines
     {
         get
@@ -112,24 +114,34 @@ internal sealed class Driver : IDisposable
     public bool WaitFor(string prefix, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
-        lock (_gate)
+        while (true)
         {
-            while (true)
+            lock (_gate)
             {
                 if (_lines.Exists(l => l.StartsWith(prefix, StringComparison.Ordinal)))
                 {
                     return true;
                 }
+            }
 
-                var left = deadline - DateTime.UtcNow;
-                if (left <= TimeSpan.Zero || _process.HasExited)
+            if (_process.HasExited)
+            {
+                // The parameterless wait also drains the asynchronous output readers.
+                _process.WaitForExit();
+                lock (_gate)
                 {
-                    // After exit, give the output reader a moment to deliver the last lines.
-                    Monitor.Wait(_gate, 200);
                     return _lines.Exists(l => l.StartsWith(prefix, StringComparison.Ordinal));
                 }
+            }
 
-                Monitor.Wait(_gate, TimeSpan.FromMilliseconds(Math.Min(50, left.TotalMilliseconds)));
+            if (DateTime.UtcNow >= deadline)
+            {
+                return false;
+            }
+
+            lock (_gate)
+            {
+                Monitor.Wait(_gate, 20);
             }
         }
     }

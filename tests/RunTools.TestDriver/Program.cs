@@ -8,6 +8,8 @@ using RunTools.Core;
 using RunTools.Core.Configuration;
 using RunTools.Core.Engine;
 
+namespace RunTools.TestDriver;
+
 // A child process for the crash and lock tests. It drives runs through RunTools.Core exactly as an
 // embedding program would, and prints one line per milestone so the parent knows when to kill it.
 //
@@ -22,7 +24,7 @@ internal static class Program
         {
             return args[0] switch
             {
-                "drive" => Drive(args[1], args[2], int.Parse(args[3]), args[4], args.Length > 5 ? Enum.Parse<InDoubtAction>(args[5]) : InDoubtAction.Retry),
+                "drive" => CrashWorkload.Drive(args[1], args[2], int.Parse(args[3]), args[4], args.Length > 5 ? Enum.Parse<InDoubtAction>(args[5]) : InDoubtAction.Retry, Console.Out),
                 "hold" => Hold(args[1], int.Parse(args[2])),
                 "race" => Race(args[1], args[2]),
                 _ => 64,
@@ -36,7 +38,47 @@ internal static class Program
         }
     }
 
-    private static int Drive(string root, string runId, int items, string sideEffectFile, InDoubtAction inDoubt)
+    private static int Hold(string runPath, int milliseconds)
+    {
+        var run = RunDirectory.Open(runPath);
+        using var attempt = run.BeginAttempt();
+        Console.Out.WriteLine("OWNER " + Environment.ProcessId);
+        Console.Out.Flush();
+        Thread.Sleep(milliseconds);
+        return 0;
+    }
+
+    private static int Race(string runPath, string goFile)
+    {
+        var run = RunDirectory.Open(runPath);
+        while (!File.Exists(goFile))
+        {
+            Thread.Sleep(1);
+        }
+
+        try
+        {
+            using var attempt = run.BeginAttempt();
+            Console.Out.WriteLine("OWNER");
+            Console.Out.Flush();
+            Thread.Sleep(1500);
+            return 0;
+        }
+        catch (RunLockedException)
+        {
+            Console.Out.WriteLine("LOCKED");
+            return 0;
+        }
+    }
+}
+
+/// <summary>
+/// The crash test's workload: a step with output, a step of items whose side effect is a durable
+/// append to a file, and a last step. Public so the tests can also finish a run in-process.
+/// </summary>
+public static class CrashWorkload
+{
+    public static int Drive(string root, string runId, int items, string sideEffectFile, InDoubtAction inDoubt, TextWriter output)
     {
         var runs = new RunsRoot(root);
         RunDirectory run;
@@ -50,9 +92,15 @@ internal static class Program
             run = runs.CreateRun(new RunCreateOptions { Name = "crash", RunId = runId, Config = config, Script = Encoding.UTF8.GetBytes("# driver") });
         }
 
+        if (run.ReadState().Status == RunStatus.Completed)
+        {
+            output.WriteLine("DONE");
+            return 0;
+        }
+
         using var attempt = run.BeginAttempt(new AttemptOptions { InDoubt = inDoubt });
-        Console.Out.WriteLine("READY");
-        Console.Out.Flush();
+        output.WriteLine("READY");
+        output.Flush();
 
         if (attempt.BeginStep("prepare") == StepAction.Run)
         {
@@ -89,40 +137,7 @@ internal static class Program
         }
 
         attempt.Complete();
-        Console.Out.WriteLine("DONE");
+        output.WriteLine("DONE");
         return 0;
-    }
-
-    private static int Hold(string runPath, int milliseconds)
-    {
-        var run = RunDirectory.Open(runPath);
-        using var attempt = run.BeginAttempt();
-        Console.Out.WriteLine("OWNER " + Environment.ProcessId);
-        Console.Out.Flush();
-        Thread.Sleep(milliseconds);
-        return 0;
-    }
-
-    private static int Race(string runPath, string goFile)
-    {
-        var run = RunDirectory.Open(runPath);
-        while (!File.Exists(goFile))
-        {
-            Thread.Sleep(1);
-        }
-
-        try
-        {
-            using var attempt = run.BeginAttempt();
-            Console.Out.WriteLine("OWNER");
-            Console.Out.Flush();
-            Thread.Sleep(1500);
-            return 0;
-        }
-        catch (RunLockedException)
-        {
-            Console.Out.WriteLine("LOCKED");
-            return 0;
-        }
     }
 }
