@@ -1,0 +1,24 @@
+@{
+    RootModule             = 'RunTools.dll'
+    # Stamped from <VersionPrefix> in Directory.Build.props when the build assembles out/RunTools.
+    ModuleVersion          = '0.0.0'
+    CompatiblePSEditions   = @('Desktop', 'Core')
+    GUID                   = '5b0f5f8e-3c1d-4f0e-9a51-7f3c2e9d4a61'
+    Author                 = 'RunTools contributors'
+    CompanyName            = 'RunTools contributors'
+    Copyright              = '(c) RunTools contributors. All rights reserved.'
+    Description            = 'Crash-safe, resumable multi-step jobs: run directories with a journal, checkpointed steps and keyed items, drift detection, integrity checks and archives.'
+    PowerShellVersion      = '5.1'
+    DotNetFrameworkVersion = '4.7.2'
+    FormatsToProcess       = @('RunTools.format.ps1xml')
+    TypesToProcess         = @()
+    CmdletsToExport        = @('Get-Run')
+    FunctionsToExport      = @()
+    VariablesToExport      = @()
+    AliasesToExport        = @()
+    PrivateData            = @{
+        PSData = @{
+            Tags = @('resume', 'checkpoint', 'journal', 'crash-safe', 'pipeline', 'batch', 'idempotent')
+        }
+    }
+}

@@ -1,0 +1,76 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Management.Automation;
+using RunTools.Core;
+
+namespace RunTools;
+
+/// <summary>Lists runs under one or more roots, filtered by id and name (wildcards) and status.</summary>
+[Cmdlet(VerbsCommon.Get, "Run")]
+[OutputType(typeof(RunInfo))]
+public sealed class GetRunCommand : RunCmdletBase
+{
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[] RunId { get; set; } = Array.Empty<string>();
+
+    [Parameter]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[] Name { get; set; } = Array.Empty<string>();
+
+    [Parameter]
+    public RunStatus[] Status { get; set; } = Array.Empty<RunStatus>();
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string[] Root { get; set; } = Array.Empty<string>();
+
+    protected override void ProcessRecord()
+    {
+        var idPatterns = RunId.Select(p => new WildcardPattern(p, WildcardOptions.IgnoreCase)).ToList();
+        var namePatterns = Name.Select(p => new WildcardPattern(p, WildcardOptions.IgnoreCase)).ToList();
+        var unmatchedLiteralIds = new HashSet<string>(RunId.Where(p => !WildcardPattern.ContainsWildcardCharacters(p)), StringComparer.OrdinalIgnoreCase);
+        var roots = Root.Length == 0 ? new[] { ResolveRoot(null) } : Root.Select(ResolveRoot).ToArray();
+
+        foreach (string rootPath in roots)
+        {
+            var root = new RunsRoot(rootPath);
+            var listings = root.ListRuns(id => idPatterns.Count == 0 || idPatterns.Any(p => p.IsMatch(id)));
+            foreach (var listing in listings)
+            {
+                unmatchedLiteralIds.Remove(listing.Run.RunId);
+                if (listing.Error is not null)
+                {
+                    WriteError(ToErrorRecord(listing.Error));
+                    continue;
+                }
+
+                var state = listing.State!;
+                if (namePatterns.Count > 0 && !namePatterns.Any(p => p.IsMatch(state.Name)))
+                {
+                    continue;
+                }
+
+                if (Status.Length > 0 && Array.IndexOf(Status, state.Status) < 0)
+                {
+                    continue;
+                }
+
+                WriteObject(RunInfo.From(listing.Run, state));
+            }
+        }
+
+        foreach (string missing in unmatchedLiteralIds)
+        {
+            var error = RunTools.Core.RunId.IsValid(missing)
+                ? new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
+                    $"No run '{missing}' under {string.Join(", ", roots.Select(r => "'" + r + "'"))}. List runs with Get-Run, or pass the right -Root.", missing)
+                : new RunToolsException(ErrorIds.InvalidRunId, RunToolsErrorCategory.InvalidArgument,
+                    $"'{missing}' is not a valid run id: use {RunTools.Core.RunId.Rule}.", missing);
+            WriteError(ToErrorRecord(error));
+        }
+    }
+}

@@ -1,0 +1,24 @@
+<#
+.SYNOPSIS
+    Runs the Pester tier (tests/*.Tests.ps1) against the built module in this fresh pwsh.
+.DESCRIPTION
+    Called by the xUnit test PesterTier (so `dotnet test` runs every tier) and by build.ps1.
+    Writes NUnit XML to -ResultPath and exits non-zero when a test fails.
+#>
+param(
+    [Parameter(Mandatory)] [string] $ModulePath,
+    [Parameter(Mandatory)] [string] $ResultPath
+)
+$ErrorActionPreference = 'Stop'
+Import-Module Pester -MinimumVersion 5.0 -ErrorAction Stop
+$env:RUNTOOLS_MODULE_PATH = (Resolve-Path $ModulePath).Path
+$configuration = New-PesterConfiguration
+$configuration.Run.Path = @(Get-ChildItem -Path $PSScriptRoot -Filter '*.Tests.ps1' | ForEach-Object FullName)
+$configuration.Run.PassThru = $true
+$configuration.Output.Verbosity = 'Normal'
+$configuration.TestResult.Enabled = $true
+$configuration.TestResult.OutputFormat = 'NUnitXml'
+$configuration.TestResult.OutputPath = $ResultPath
+$result = Invoke-Pester -Configuration $configuration
+"Pester: $($result.PassedCount) passed, $($result.FailedCount) failed, $($result.SkippedCount) skipped"
+exit ([int]($result.FailedCount -gt 0 -or $result.Result -ne 'Passed'))
