@@ -146,7 +146,8 @@ public sealed class RunDirectory
     {
         rebuilt = false;
         RunState? snapshot = TryReadSnapshot();
-        long journalLength = File.Exists(JournalPath) ? new FileInfo(JournalPath).Length : 0;
+        var journal = new FileInfo(JournalPath);
+        long journalLength = journal.Exists ? journal.Length : 0;
         if (snapshot is not null)
         {
             if (journalLength == snapshot.Journal.Length)
@@ -190,7 +191,17 @@ public sealed class RunDirectory
         }
 
         reducer.Finish(scan);
+        EnsureSupportedVersion(RunId, state.FormatVersion);
         return state;
+    }
+
+    internal static void EnsureSupportedVersion(string runId, int version)
+    {
+        if (version > RunFormat.Version)
+        {
+            throw new RunToolsException(ErrorIds.UnsupportedFormatVersion, RunToolsErrorCategory.InvalidData,
+                $"Run '{runId}' uses run-directory format version {version}; this RunTools reads version {RunFormat.Version}. Update RunTools to work with it.", runId);
+        }
     }
 
     private RunToolsException CorruptState() => new(ErrorIds.CorruptState, RunToolsErrorCategory.InvalidData,
@@ -201,11 +212,6 @@ public sealed class RunDirectory
         byte[] bytes;
         try
         {
-            if (!File.Exists(StatePath))
-            {
-                return null;
-            }
-
             bytes = DurableFile.ReadAllBytes(StatePath);
         }
         catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
@@ -215,12 +221,7 @@ public sealed class RunDirectory
 
         try
         {
-            var version = PeekFormatVersion(bytes);
-            if (version > RunFormat.Version)
-            {
-                throw new RunToolsException(ErrorIds.UnsupportedFormatVersion, RunToolsErrorCategory.InvalidData,
-                    $"Run '{RunId}' uses run-directory format version {version}; this RunTools reads version {RunFormat.Version}. Update RunTools to work with it.", RunId);
-            }
+            EnsureSupportedVersion(RunId, PeekFormatVersion(bytes));
 
             var state = JsonSerializer.Deserialize<RunState>(bytes, RunFormat.JsonOptions);
             return state is null || state.RunId.Length == 0 ? null : state;

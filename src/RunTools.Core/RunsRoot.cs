@@ -142,6 +142,13 @@ public sealed class RunsRoot
         var now = DateTimeOffset.UtcNow;
         string id = options.RunId is null ? RunId.Generate(name, now) : RunId.Validate(options.RunId);
         string target = System.IO.Path.Combine(Path, id);
+        for (int retry = 0; options.RunId is null && Directory.Exists(target) && retry < 20; retry++)
+        {
+            // A generated id met an existing run (same second, same random suffix): draw again.
+            id = RunId.Generate(name, now);
+            target = System.IO.Path.Combine(Path, id);
+        }
+
         if (Directory.Exists(target))
         {
             throw new RunToolsException(ErrorIds.RunExists, RunToolsErrorCategory.ResourceExists,
@@ -149,6 +156,7 @@ public sealed class RunsRoot
         }
 
         Directory.CreateDirectory(Path);
+        RemoveAbandonedStaging();
         string staging = System.IO.Path.Combine(Path, RunFormat.StagingPrefix + id + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
         Directory.CreateDirectory(staging);
         try
@@ -264,6 +272,18 @@ public sealed class RunsRoot
         }
 
         return name.Trim();
+    }
+
+    /// <summary>A crash during CreateRun leaves a staging folder; one a day old is certainly abandoned.</summary>
+    private void RemoveAbandonedStaging()
+    {
+        foreach (string folder in Directory.EnumerateDirectories(Path, RunFormat.StagingPrefix + "*"))
+        {
+            if (Directory.GetLastWriteTimeUtc(folder) < DateTime.UtcNow.AddDays(-1))
+            {
+                TryDeleteDirectory(folder);
+            }
+        }
     }
 
     private static void TryDeleteDirectory(string path)

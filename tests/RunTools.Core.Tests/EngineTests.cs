@@ -423,6 +423,10 @@ public sealed class EngineTests : IDisposable
         using var again = run.BeginAttempt();
         Assert.Equal(StepAction.Run, again.BeginStep("a"));
         Assert.Contains(run.ReadEvents(), e => e.Type == JournalEventTypes.StepInvalidated && e.Step == "a");
+        again.CompleteStep("a", Runs.Bytes("value again"));
+        Assert.Equal("steps/a/attempt-2/output.bin", again.State.FindStep("a")!.Output!.Path);
+        Assert.Equal("value again", Runs.Text(again.ReadStepOutput("a")));
+        Assert.Equal("VALUE", File.ReadAllText(Path.Combine(run.Path, "steps", "a", "output.bin"))); // kept
     }
 
     [Fact]
@@ -555,5 +559,47 @@ public sealed class EngineTests : IDisposable
         }
 
         Assert.Equal(CountFiles(3, "small"), CountFiles(300, "large"));
+    }
+
+    [Fact]
+    public void FailingWhileAnItemIsInterruptedFailsTheRunAndLeavesTheItemInDoubt()
+    {
+        var run = Runs.Create(_root);
+        using (var attempt = run.BeginAttempt())
+        {
+            attempt.BeginStep("s");
+            attempt.BeginItem("s", "k");
+            var state = attempt.Fail("the host crashed the pipeline", unitInterrupted: true);
+            Assert.Equal(RunStatus.Failed, state.Status);
+            Assert.Null(state.CurrentStep);
+        }
+
+        var after = run.ReadState();
+        Assert.Equal(RunStatus.Failed, after.Status);
+        Assert.Equal(StepStatus.Failed, after.FindStep("s")!.Status);
+        Assert.Null(after.CurrentStep);
+        using var next = run.BeginAttempt();
+        Assert.Equal("s/k", Assert.Single(next.Plan.InDoubt).ToString());
+    }
+
+    [Fact]
+    public void ANewerFormatVersionInTheJournalIsRefusedToo()
+    {
+        var run = Runs.Create(_root);
+        File.Delete(run.StatePath);
+        string line = File.ReadAllLines(run.JournalPath)[0].Replace("\"format_version\":1", "\"format_version\":2", StringComparison.Ordinal);
+        string body = line.Substring(0, line.Length - 18) + "}";
+        uint crc = RunTools.Core.Infrastructure.Crc32.Compute(System.Text.Encoding.UTF8.GetBytes(body));
+        File.WriteAllText(run.JournalPath, line.Substring(0, line.Length - 10) + crc.ToString("x8") + "\"}\n");
+        Assert.Equal(ErrorIds.UnsupportedFormatVersion, Assert.Throws<RunToolsException>(() => run.ReadState()).ErrorId);
+        Assert.Equal(ErrorIds.UnsupportedFormatVersion, Assert.Throws<RunToolsException>(() => run.BeginAttempt()).ErrorId);
+        Assert.False(File.Exists(run.StatePath)); // nothing was rewritten in the old format
+    }
+
+    [Fact]
+    public void AGeneratedIdThatCollidesIsDrawnAgain()
+    {
+        var ids = Enumerable.Range(0, 300).Select(_ => _root.CreateRun(new RunCreateOptions { Name = "burst" }).RunId).ToList();
+        Assert.Equal(300, ids.Distinct(StringComparer.Ordinal).Count());
     }
 }

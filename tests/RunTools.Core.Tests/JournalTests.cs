@@ -128,4 +128,16 @@ public sealed class JournalTests : IDisposable
 
         return path;
     }
+
+    [Fact]
+    public void ALineWithAValidChecksumButMistypedMembersIsReportedNotThrown()
+    {
+        string path = WriteLines(1);
+        string body = "{\"seq\":\"two\",\"ts\":\"2026-01-01T00:00:00Z\",\"type\":\"warning\"}";
+        uint crc = Crc32.Compute(Encoding.UTF8.GetBytes(body));
+        File.AppendAllText(path, body.Substring(0, body.Length - 1) + ",\"crc\":\"" + crc.ToString("x8") + "\"}\n");
+        var scan = JournalScanner.Scan(path, 0, 0, null);
+        Assert.Equal(1, scan.ValidLines);
+        Assert.Equal(scan.FileLength - scan.ValidLength, scan.TornTailLength);
+    }
 }

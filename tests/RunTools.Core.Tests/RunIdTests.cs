@@ -58,7 +58,8 @@ public sealed class RunIdTests
     {
         var now = DateTimeOffset.UtcNow;
         var ids = new HashSet<string>(Enumerable.Range(0, 2000).Select(_ => RunId.Generate("n", now)));
-        Assert.True(ids.Count >= 1995, $"only {ids.Count} distinct ids out of 2000");
+        // 4 random characters give 1,048,576 suffixes per second and name; CreateRun redraws on a collision.
+        Assert.True(ids.Count >= 1990, $"only {ids.Count} distinct ids out of 2000");
     }
 
     [Fact]

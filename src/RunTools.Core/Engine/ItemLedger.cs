@@ -12,6 +12,10 @@ namespace RunTools.Core.Engine;
 internal sealed class ItemLedger : IJournalVisitor
 {
     private readonly Dictionary<string, StepLedger> _steps = new(StringComparer.Ordinal);
+    private int _capacityHint;
+
+    /// <summary>An estimate of completed items (from the journal size) spares the first step's table its regrowths.</summary>
+    public ItemLedger(int capacityHint = 0) => _capacityHint = capacityHint;
 
     public bool WantsTimestamp => false;
 
@@ -21,7 +25,8 @@ internal sealed class ItemLedger : IJournalVisitor
     {
         if (!_steps.TryGetValue(step, out var ledger))
         {
-            ledger = new StepLedger();
+            ledger = new StepLedger(_capacityHint);
+            _capacityHint = 0;
             _steps.Add(step, ledger);
         }
 
@@ -84,7 +89,9 @@ internal sealed class ItemLedger : IJournalVisitor
 
     internal sealed class StepLedger
     {
-        public Dictionary<string, CompletedItem> Completed { get; } = new(StringComparer.Ordinal);
+        public StepLedger(int capacity = 0) => Completed = new Dictionary<string, CompletedItem>(capacity, StringComparer.Ordinal);
+
+        public Dictionary<string, CompletedItem> Completed { get; }
 
         public HashSet<string> Skipped { get; } = new(StringComparer.Ordinal);
 

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.IO;
 using System.Linq;
 using RunTools.Core.Journal;
 using RunTools.Core.State;
@@ -74,7 +75,8 @@ internal static class ResumePlanner
     {
         var state = new RunState { RunId = run.RunId };
         var reducer = new StateReducer(state);
-        var ledger = new ItemLedger();
+        long journalLength = File.Exists(run.JournalPath) ? new FileInfo(run.JournalPath).Length : 0;
+        var ledger = new ItemLedger((int)Math.Min(journalLength / 300, 16_000_000)); // ~300 bytes per completed item
         var scan = JournalScanner.Scan(run.JournalPath, 0, 0, new CompositeVisitor(reducer, ledger));
         if (scan.ValidLines == 0)
         {
@@ -85,6 +87,8 @@ internal static class ResumePlanner
         {
             reducer.Finish(scan);
         }
+
+        RunDirectory.EnsureSupportedVersion(run.RunId, state.FormatVersion);
 
         var inDoubt = new List<ItemRef>();
         foreach (var step in ledger.Steps)

@@ -318,10 +318,18 @@ public sealed class RunAttempt : IDisposable
             string folder = Path.Combine(_run.Path, RunFormat.StepsFolder, name);
             Directory.CreateDirectory(folder);
             string fileName = "output" + (IsSafeExtension(outputFormat) ? "." + outputFormat : ".bin");
-            DurableFile.WriteAtomic(Path.Combine(folder, fileName), output);
+            string relative = $"{RunFormat.StepsFolder}/{name}/{fileName}";
+            if (File.Exists(Integrity.ResolvePath(_run.Path, relative)))
+            {
+                // A step that runs again keeps the earlier attempt's output beside the new one.
+                relative = $"{RunFormat.StepsFolder}/{name}/attempt-{Attempt}/{fileName}";
+                Directory.CreateDirectory(Path.Combine(folder, $"attempt-{Attempt}"));
+            }
+
+            DurableFile.WriteAtomic(Integrity.ResolvePath(_run.Path, relative), output);
             record = new OutputRecord
             {
-                Path = $"{RunFormat.StepsFolder}/{name}/{fileName}",
+                Path = relative,
                 Size = output.Length,
                 Sha256 = Integrity.Sha256Hex(output),
                 Format = outputFormat,
@@ -654,6 +662,9 @@ public sealed class RunAttempt : IDisposable
                 FailItem(_activeStep!, _activeItem, error);
             }
 
+            // An interrupted item stays open (in doubt); only its step is recorded as failed.
+            _activeItem = null;
+
             if (_activeStep is not null)
             {
                 FailStep(_activeStep, error);
@@ -811,9 +822,23 @@ public sealed class RunAttempt : IDisposable
 
     private void AcceptDrift(DriftRecord record)
     {
-        // Journal first: it is the truth. The stored copies follow; RepairStoredCopies mends them
-        // if a crash falls in between.
+        // Order: keep the old copies in history/ (idempotent), then journal the drift (the truth),
+        // then write the new copies; RepairStoredCopies mends the last step after a crash.
         string history = $"{RunFormat.HistoryFolder}/attempt-{Attempt - 1}";
+        string historyFolder = Path.Combine(_run.Path, RunFormat.HistoryFolder, $"attempt-{Attempt - 1}");
+        Directory.CreateDirectory(historyFolder);
+        var toKeep = record.Kind == "config"
+            ? Directory.GetFiles(_run.Path, RunFormat.ConfigFile).Concat(Directory.GetFiles(_run.Path, RunFormat.ConfigSourcePrefix + ".*"))
+            : Directory.GetFiles(_run.Path, RunFormat.ScriptFile);
+        foreach (string file in toKeep)
+        {
+            string target = Path.Combine(historyFolder, Path.GetFileName(file));
+            if (!File.Exists(target))
+            {
+                DurableFile.CopyAtomic(file, target);
+            }
+        }
+
         Append(JournalEventTypes.DriftAccepted, w =>
         {
             w.WriteNumber("attempt", Attempt);
@@ -841,19 +866,8 @@ public sealed class RunAttempt : IDisposable
             }
         });
 
-        string historyFolder = Path.Combine(_run.Path, RunFormat.HistoryFolder, $"attempt-{Attempt - 1}");
-        Directory.CreateDirectory(historyFolder);
         if (record.Kind == "config")
         {
-            foreach (string file in Directory.GetFiles(_run.Path, RunFormat.ConfigFile).Concat(Directory.GetFiles(_run.Path, RunFormat.ConfigSourcePrefix + ".*")))
-            {
-                string target = Path.Combine(historyFolder, Path.GetFileName(file));
-                if (!File.Exists(target))
-                {
-                    DurableFile.CopyAtomic(file, target);
-                }
-            }
-
             foreach (string file in Directory.GetFiles(_run.Path, RunFormat.ConfigSourcePrefix + ".*"))
             {
                 File.Delete(file);
@@ -864,12 +878,6 @@ public sealed class RunAttempt : IDisposable
         }
         else
         {
-            string target = Path.Combine(historyFolder, RunFormat.ScriptFile);
-            if (File.Exists(_run.ScriptPath) && !File.Exists(target))
-            {
-                DurableFile.CopyAtomic(_run.ScriptPath, target);
-            }
-
             DurableFile.WriteAtomic(_run.ScriptPath, _options.Script!);
             Warn($"Script drift accepted with -Force; the previous script is kept in {history}/.");
         }
@@ -1120,7 +1128,7 @@ public sealed class RunAttempt : IDisposable
 
     private static void RemoveLeftoverTempFiles(string runPath)
     {
-        foreach (string folder in new[] { runPath, Path.Combine(runPath, RunFormat.StepsFolder), Path.Combine(runPath, RunFormat.ArtifactsFolder) })
+        foreach (string folder in new[] { runPath }.Concat(new[] { RunFormat.StepsFolder, RunFormat.ArtifactsFolder, RunFormat.LogsFolder, RunFormat.HistoryFolder }.Select(f => Path.Combine(runPath, f))))
         {
             if (!Directory.Exists(folder))
             {

@@ -25,11 +25,12 @@ public static class JournalEventTypes
     public const string JournalRepaired = "journal_repaired";
     public const string Warning = "warning";
 
+    // Item events first: they are nearly every line, and the parser matches in this order.
     internal static readonly string[] All =
     {
-        RunCreated, AttemptStarted, DriftAccepted, ResumeRefused, StopCleared,
+        ItemStarted, ItemCompleted, RunCreated, AttemptStarted, DriftAccepted, ResumeRefused, StopCleared,
         StepStarted, StepCompleted, StepFailed, StepInvalidated, StepGated,
-        ItemStarted, ItemCompleted, ItemFailed, ItemResolved, ItemInvalidated,
+        ItemFailed, ItemResolved, ItemInvalidated,
         ArtifactAdded, RunStopped, RunCompleted, RunFailed, JournalRepaired, Warning,
     };
 }

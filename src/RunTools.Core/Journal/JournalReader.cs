@@ -19,18 +19,25 @@ internal sealed class JournalLineReader : IDisposable
 
     public JournalLineReader(string path, long startOffset, int chunkSize = 1 << 20)
     {
-        _buffer = new byte[chunkSize];
-        if (!File.Exists(path))
+        try
         {
+            _stream = DurableFile.OpenRead(path, 1);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException || ex is DirectoryNotFoundException)
+        {
+            _buffer = Array.Empty<byte>();
             _eof = true;
             return;
         }
 
-        _stream = DurableFile.OpenRead(path, 1);
-        if (startOffset > _stream.Length)
+        long length = _stream.Length;
+        if (startOffset > length)
         {
-            startOffset = _stream.Length;
+            startOffset = length;
         }
+
+        // A short tail (the common case when listing runs) must not cost a 1 MiB buffer per run.
+        _buffer = new byte[(int)Math.Max(256, Math.Min(chunkSize, length - startOffset + 1))];
 
         _stream.Position = startOffset;
         _bufferOffset = startOffset;
@@ -85,7 +92,7 @@ internal sealed class JournalLineReader : IDisposable
             _start = 0;
             _filled = remaining;
         }
-        else if (_filled == _buffer.Length)
+        if (_filled == _buffer.Length)
         {
             Array.Resize(ref _buffer, _buffer.Length * 2);
         }
@@ -109,7 +116,14 @@ internal struct ParsedLine
     public string? Key;
     public int? Attempt;
     public string? Previous;
-    public string? TimestampText;
+
+    /// <summary>Where the ts value lies in the line (no string is made unless asked for).</summary>
+    public int TimestampStart;
+    public int TimestampLength;
+    public string? EscapedTimestamp;
+
+    public readonly string? TimestampText(ReadOnlySpan<byte> raw) =>
+        EscapedTimestamp ?? (TimestampLength > 0 ? System.Text.Encoding.UTF8.GetString(raw.Slice(TimestampStart, TimestampLength).ToArray()) : null);
 }
 
 /// <summary>Verifies a line's checksum and pulls out its well-known members.</summary>
@@ -118,6 +132,7 @@ internal sealed class JournalLineParser
     private static readonly byte[][] s_typeBytes = Array.ConvertAll(JournalEventTypes.All, Encoding.UTF8.GetBytes);
     private static readonly byte[] s_crcMember = Encoding.ASCII.GetBytes(JournalWriter.CrcMember);
     private string? _lastStep;
+    private string? _lastKey;
 
     public bool TryParse(ReadOnlySpan<byte> line, bool wantTimestamp, out ParsedLine parsed, out string? error)
     {
@@ -157,7 +172,7 @@ internal sealed class JournalLineParser
                 else if (reader.ValueTextEquals("key"u8))
                 {
                     reader.Read();
-                    parsed.Key = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                    parsed.Key = InternKey(ref reader);
                 }
                 else if (reader.ValueTextEquals("attempt"u8))
                 {
@@ -172,7 +187,18 @@ internal sealed class JournalLineParser
                 else if (wantTimestamp && reader.ValueTextEquals("ts"u8))
                 {
                     reader.Read();
-                    parsed.TimestampText = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                    if (reader.TokenType == JsonTokenType.String)
+                    {
+                        if (reader.ValueIsEscaped)
+                        {
+                            parsed.EscapedTimestamp = reader.GetString();
+                        }
+                        else
+                        {
+                            parsed.TimestampStart = (int)reader.TokenStartIndex + 1;
+                            parsed.TimestampLength = reader.ValueSpan.Length;
+                        }
+                    }
                 }
                 else
                 {
@@ -192,6 +218,12 @@ internal sealed class JournalLineParser
         catch (JsonException ex)
         {
             error = "not valid JSON: " + ex.Message;
+            return false;
+        }
+        catch (InvalidOperationException ex)
+        {
+            // A member of the wrong JSON type (seq as a string, ...): not a line this format writes.
+            error = "a member has the wrong type: " + ex.Message;
             return false;
         }
     }
@@ -251,6 +283,23 @@ internal sealed class JournalLineParser
         }
 
         return reader.GetString() ?? string.Empty;
+    }
+
+    // An item's started and completed lines name the same key; reuse the string.
+    private string? InternKey(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType != JsonTokenType.String)
+        {
+            return null;
+        }
+
+        if (_lastKey is not null && reader.ValueTextEquals(_lastKey))
+        {
+            return _lastKey;
+        }
+
+        _lastKey = reader.GetString();
+        return _lastKey;
     }
 
     private string? InternStep(ref Utf8JsonReader reader)
@@ -326,8 +375,10 @@ internal static class JournalScanner
         var result = new JournalScanResult { ValidLength = startOffset, LastSequence = startSequence };
         var parser = new JournalLineParser();
         var pending = new List<JournalDefect>();
-        string? lastTimestamp = null;
-        bool wantTimestamp = visitor?.WantsTimestamp ?? false;
+        // The last line's ts, copied into one reused buffer: no string per line.
+        byte[] lastTimestamp = new byte[64];
+        int lastTimestampLength = 0;
+        string? lastEscapedTimestamp = null;
         using (var reader = new JournalLineReader(path, startOffset))
         {
             while (reader.MoveNext())
@@ -345,12 +396,14 @@ internal static class JournalScanner
                     result.LastSequence = parsed.Sequence;
                     result.ValidLength = reader.LineOffset + reader.LineLength + 1;
                     result.ValidLines++;
-                    lastTimestamp = parsed.TimestampText;
-                    if (!wantTimestamp)
+                    lastEscapedTimestamp = parsed.EscapedTimestamp;
+                    lastTimestampLength = parsed.TimestampLength;
+                    if (lastTimestampLength > lastTimestamp.Length)
                     {
-                        parsed.TimestampText = null;
+                        lastTimestamp = new byte[lastTimestampLength];
                     }
 
+                    line.Slice(parsed.TimestampStart, lastTimestampLength).CopyTo(lastTimestamp);
                     visitor?.Visit(in parsed, reader.LineOffset, line);
                 }
                 else
@@ -362,9 +415,9 @@ internal static class JournalScanner
             result.FileLength = reader.EndOffset;
         }
 
-        if (lastTimestamp is not null)
+        if (result.ValidLines > 0)
         {
-            result.LastTimestamp = JournalEvent.ParseTimestamp(lastTimestamp);
+            result.LastTimestamp = JournalEvent.ParseTimestamp(lastEscapedTimestamp ?? Encoding.UTF8.GetString(lastTimestamp, 0, lastTimestampLength));
         }
 
         return result;
@@ -379,8 +432,9 @@ internal static class JournalScanner
         {
             if (parser.TryParse(reader.Line, wantTimestamp: true, out var parsed, out _))
             {
-                yield return new JournalEvent(parsed.Sequence, JournalEvent.ParseTimestamp(parsed.TimestampText), parsed.Type,
-                    parsed.Step, parsed.Key, parsed.Attempt, reader.LineOffset, reader.Line.ToArray());
+                byte[] raw = reader.Line.ToArray();
+                yield return new JournalEvent(parsed.Sequence, JournalEvent.ParseTimestamp(parsed.TimestampText(raw)), parsed.Type,
+                    parsed.Step, parsed.Key, parsed.Attempt, reader.LineOffset, raw);
             }
         }
     }
@@ -392,8 +446,9 @@ internal static class JournalScanner
         using var reader = new JournalLineReader(path, offset, 64 * 1024);
         if (reader.MoveNext() && reader.LineOffset == offset && parser.TryParse(reader.Line, true, out var parsed, out _))
         {
-            return new JournalEvent(parsed.Sequence, JournalEvent.ParseTimestamp(parsed.TimestampText), parsed.Type,
-                parsed.Step, parsed.Key, parsed.Attempt, offset, reader.Line.ToArray());
+            byte[] raw = reader.Line.ToArray();
+            return new JournalEvent(parsed.Sequence, JournalEvent.ParseTimestamp(parsed.TimestampText(raw)), parsed.Type,
+                parsed.Step, parsed.Key, parsed.Attempt, offset, raw);
         }
 
         return null;

@@ -60,7 +60,7 @@ internal sealed class StateReducer : IJournalVisitor
         // The rarer events carry more members; parse the line.
         using var document = JsonDocument.Parse(raw.ToArray());
         var e = document.RootElement;
-        var ts = JournalEvent.ParseTimestamp(line.TimestampText);
+        var ts = JournalEvent.ParseTimestamp(line.TimestampText(raw));
         switch (line.Type)
         {
             case JournalEventTypes.RunCreated:
@@ -106,6 +106,7 @@ internal sealed class StateReducer : IJournalVisitor
                 state.EndedAt = null;
                 state.Error = null;
                 state.Stop = null;
+                state.CurrentStep = null;
                 state.Owner = e.TryGetProperty("owner", out var owner) ? ReadOwner(owner) : null;
                 if (Bool(e, "resumed") == true)
                 {
@@ -205,6 +206,11 @@ internal sealed class StateReducer : IJournalVisitor
                 step.EndedAt = ts;
                 step.DurationMs = Long(e, "duration_ms");
                 step.Error = Str(e, "error");
+                if (state.CurrentStep == step.Name)
+                {
+                    state.CurrentStep = null;
+                }
+
                 break;
             }
 
@@ -273,6 +279,7 @@ internal sealed class StateReducer : IJournalVisitor
                     RequestedAt = JournalEvent.ParseTimestamp(Str(e, "requested_at")),
                 };
                 MarkRunningStepsPending(state);
+                state.CurrentStep = null;
                 break;
 
             case JournalEventTypes.RunCompleted:
@@ -286,6 +293,7 @@ internal sealed class StateReducer : IJournalVisitor
                 state.EndedAt = ts;
                 state.Error = Str(e, "error");
                 MarkRunningStepsPending(state);
+                state.CurrentStep = null;
                 break;
         }
     }
