@@ -37,6 +37,10 @@ public static class RunFormat
             DefaultIgnoreCondition = JsonIgnoreCondition.Never,
             PropertyNameCaseInsensitive = false,
             ReadCommentHandling = JsonCommentHandling.Disallow,
+
+            // Generated metadata for run.json (read 10,000 times by a listing); reflection for the rest.
+            TypeInfoResolver = System.Text.Json.Serialization.Metadata.JsonTypeInfoResolver.Combine(
+                State.RunStateJsonContext.Default, new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver()),
         };
         options.Converters.Add(new Infrastructure.TimestampConverter());
         options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false));

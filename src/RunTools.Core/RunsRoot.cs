@@ -97,8 +97,24 @@ public sealed class RunsRoot
     /// <summary>Reads every run's state (on all cores); a run that cannot be read comes back with its error.</summary>
     public IReadOnlyList<RunListing> ListRuns(Func<string, bool>? idFilter = null)
     {
-        var ids = EnumerateRunIds().Where(id => idFilter is null || idFilter(id)).ToList();
-        var listings = new RunListing[ids.Count];
+        if (!Directory.Exists(Path))
+        {
+            return Array.Empty<RunListing>();
+        }
+
+        // No stat per directory up front: a folder that is not a run shows itself when its read fails.
+        var ids = new List<string>();
+        foreach (string directory in Directory.EnumerateDirectories(Path))
+        {
+            string id = System.IO.Path.GetFileName(directory);
+            if (RunId.IsValid(id) && (idFilter is null || idFilter(id)))
+            {
+                ids.Add(id);
+            }
+        }
+
+        ids.Sort(StringComparer.Ordinal);
+        var listings = new RunListing?[ids.Count];
         Parallel.For(0, ids.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
         {
             var run = new RunDirectory(System.IO.Path.Combine(Path, ids[i]), ids[i]);
@@ -108,7 +124,7 @@ public sealed class RunsRoot
             }
             catch (RunToolsException ex)
             {
-                listings[i] = new RunListing(run, null, ex);
+                listings[i] = RunDirectory.IsRunDirectory(run.Path) ? new RunListing(run, null, ex) : null;
             }
             catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
             {
@@ -116,7 +132,7 @@ public sealed class RunsRoot
                     $"Run '{ids[i]}' could not be read: {ex.Message}", ids[i], ex));
             }
         });
-        return listings;
+        return listings.Where(l => l is not null).ToList()!;
     }
 
     public RunDirectory OpenRun(string runId)
