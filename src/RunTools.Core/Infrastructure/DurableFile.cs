@@ -13,15 +13,27 @@ internal static class DurableFile
     /// <summary>Write to a temp file beside the target, flush it to disk, rename over the target, flush the directory.</summary>
     public static void WriteAtomic(string path, byte[] content) => WriteAtomic(path, content, 0, content.Length);
 
-    public static void WriteAtomic(string path, byte[] content, int offset, int count)
+    public static void WriteAtomic(string path, byte[] content, int offset, int count) =>
+        ReplaceAtomic(path, stream => stream.Write(content, offset, count), () => $"Could not write '{path}'");
+
+    /// <summary>Copy a file durably: the copy is complete on disk under its final name or absent.</summary>
+    public static void CopyAtomic(string source, string destination) =>
+        ReplaceAtomic(destination, stream =>
+        {
+            using var input = OpenRead(source);
+            input.CopyTo(stream, 81920);
+        }, () => $"Could not copy '{source}' to '{destination}'");
+
+    /// <summary>The one write path: fill a temp file beside the target, fsync, rename over, fsync the directory.</summary>
+    private static void ReplaceAtomic(string path, Action<FileStream> fill, Func<string> describe)
     {
         string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         string temp = Path.Combine(directory, "." + Path.GetFileName(path) + TempMarker + Guid.NewGuid().ToString("N").Substring(0, 12));
         try
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None))
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, FileOptions.None))
             {
-                stream.Write(content, offset, count);
+                fill(stream);
                 stream.Flush(flushToDisk: true);
             }
 
@@ -31,33 +43,7 @@ internal static class DurableFile
         {
             TryDelete(temp);
             throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
-                $"Could not write '{path}': {ex.Message} Nothing was changed; free disk space or fix permissions, then try again.", path, ex);
-        }
-
-        NativeMethods.FlushDirectory(directory);
-    }
-
-    /// <summary>Copy a file durably: the copy is complete on disk under its final name or absent.</summary>
-    public static void CopyAtomic(string source, string destination)
-    {
-        string directory = Path.GetDirectoryName(Path.GetFullPath(destination))!;
-        string temp = Path.Combine(directory, "." + Path.GetFileName(destination) + TempMarker + Guid.NewGuid().ToString("N").Substring(0, 12));
-        try
-        {
-            using (var input = OpenRead(source))
-            using (var output = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, FileOptions.None))
-            {
-                input.CopyTo(output, 81920);
-                output.Flush(flushToDisk: true);
-            }
-
-            ReplaceWithRetry(temp, destination);
-        }
-        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
-        {
-            TryDelete(temp);
-            throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
-                $"Could not copy '{source}' to '{destination}': {ex.Message} Nothing was changed; free disk space or fix permissions, then try again.", destination, ex);
+                $"{describe()}: {ex.Message} Nothing was changed; free disk space or fix permissions, then try again.", path, ex);
         }
 
         NativeMethods.FlushDirectory(directory);
