@@ -12,7 +12,10 @@
     DotNetFrameworkVersion = '4.7.2'
     FormatsToProcess       = @('RunTools.format.ps1xml')
     TypesToProcess         = @()
-    CmdletsToExport        = @('Get-Run')
+    CmdletsToExport        = @(
+        'Start-Run', 'Resume-Run', 'Stop-Run', 'Get-Run', 'Remove-Run', 'Get-RunEvent',
+        'Invoke-RunStep', 'Invoke-RunItem', 'Add-RunArtifact', 'Get-RunContext'
+    )
     FunctionsToExport      = @()
     VariablesToExport      = @()
     AliasesToExport        = @()

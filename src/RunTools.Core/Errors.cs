@@ -51,6 +51,12 @@ public static class ErrorIds
     public const string FileUnreadable = "FileUnreadable";
     public const string WriteFailed = "WriteFailed";
     public const string ItemsFailed = "ItemsFailed";
+    public const string InvalidArgument = "InvalidArgument";
+    public const string NotInRun = "NotInRun";
+    public const string RunFailed = "RunFailed";
+    public const string RunNotRunning = "RunNotRunning";
+    public const string RunNested = "RunNested";
+    public const string ItemFailed = "ItemFailed";
 }
 
 /// <summary>

@@ -126,6 +126,48 @@ public sealed class RunDirectory
     /// <summary>Takes ownership and starts a new attempt. Throws RunLocked when another process owns the run.</summary>
     public RunAttempt BeginAttempt(AttemptOptions? options = null) => RunAttempt.Begin(this, options ?? new AttemptOptions());
 
+    /// <summary>
+    /// Deletes the run. Never a running one: the lock is taken first (RunLocked otherwise). The
+    /// directory is renamed out of sight before it is emptied, so a crash midway leaves no half run.
+    /// </summary>
+    public void Delete()
+    {
+        string parent = System.IO.Path.GetDirectoryName(Path)!;
+        string doomed = System.IO.Path.Combine(parent, ".deleting-" + RunId + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
+        var runLock = RunLock.TryAcquire(Path, DateTimeOffset.UtcNow);
+        if (runLock is null)
+        {
+            OwnerRecord? owner = null;
+            try
+            {
+                owner = ReadStoredState(out _).Owner;
+            }
+            catch (RunToolsException)
+            {
+            }
+
+            throw new Engine.RunLockedException(RunId, owner);
+        }
+
+        try
+        {
+            if (NativeMethods.IsWindows)
+            {
+                // Windows cannot rename a folder holding an open file; the window is a few microseconds.
+                runLock.Dispose();
+            }
+
+            Directory.Move(Path, doomed);
+            NativeMethods.FlushDirectory(parent);
+        }
+        finally
+        {
+            runLock.Dispose();
+        }
+
+        Directory.Delete(doomed, recursive: true);
+    }
+
     internal RunStatus DeriveStatus(RunStatus stored)
     {
         if (stored != RunStatus.Running)

@@ -1,11 +1,13 @@
 using System;
+using System.Collections;
 using System.IO;
 using System.Management.Automation;
 using RunTools.Core;
+using RunTools.Core.Configuration;
 
 namespace RunTools;
 
-/// <summary>What every RunTools cmdlet shares: where runs live and how Core errors become ErrorRecords.</summary>
+/// <summary>What every RunTools cmdlet shares: where runs live, finding them, reading configs, and turning Core errors into ErrorRecords.</summary>
 public abstract class RunCmdletBase : PSCmdlet
 {
     internal const string RootVariable = "RUNTOOLS_ROOT";
@@ -19,14 +21,79 @@ public abstract class RunCmdletBase : PSCmdlet
         return SessionState.Path.GetUnresolvedProviderPathFromPSPath(chosen);
     }
 
+    protected string ResolvePath(string path) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
+
+    /// <summary>A run by id under a root, by RunInfo, or by path.</summary>
+    protected RunDirectory FindRun(string? runId, string? root, RunInfo? input, string? path)
+    {
+        if (input is not null)
+        {
+            return RunDirectory.Open(input.Path);
+        }
+
+        if (!string.IsNullOrEmpty(path))
+        {
+            return RunDirectory.Open(ResolvePath(path!));
+        }
+
+        return new RunsRoot(ResolveRoot(root)).OpenRun(runId ?? string.Empty);
+    }
+
+    /// <summary>A config from a path (.json, .yaml, .yml, .psd1), a hashtable, or nothing.</summary>
+    protected EffectiveConfig LoadConfig(object? config)
+    {
+        config = Conversion.Unwrap(config);
+        switch (config)
+        {
+            case null:
+                return EffectiveConfig.Empty;
+            case IDictionary dictionary:
+                return EffectiveConfig.FromDictionary(Conversion.UnwrapDictionary(dictionary));
+            case string text when text.Length > 0:
+                return LoadConfigFile(ResolvePath(text));
+            case FileInfo file:
+                return LoadConfigFile(file.FullName);
+            default:
+                throw new RunToolsException(ErrorIds.InvalidConfig, RunToolsErrorCategory.InvalidArgument,
+                    $"-Config takes a path to a .json, .yaml, .yml or .psd1 file, or a hashtable; it was given a {config.GetType().Name}.", config);
+        }
+    }
+
+    protected EffectiveConfig LoadConfigFile(string path)
+    {
+        if (!string.Equals(Path.GetExtension(path), ".psd1", StringComparison.OrdinalIgnoreCase))
+        {
+            return EffectiveConfig.FromFile(path);
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new InvalidConfigException($"Config file '{path}' does not exist. Check the path, or pass the config with -Config.", path);
+        }
+
+        try
+        {
+            var result = InvokeCommand.InvokeScript("param($p) Import-PowerShellDataFile -LiteralPath $p", false, System.Management.Automation.Runspaces.PipelineResultTypes.None, null, path);
+            var data = result.Count == 1 ? Conversion.Unwrap(result[0]) as IDictionary : null;
+            return EffectiveConfig.FromDictionary(Conversion.UnwrapDictionary(data ?? new Hashtable()), path, ConfigFormat.PowerShellData);
+        }
+        catch (RuntimeException ex)
+        {
+            throw new InvalidConfigException($"Config file '{path}' is not a valid PowerShell data file: {ex.Message} Fix the file and try again.", path, inner: ex);
+        }
+    }
+
     protected static ErrorRecord ToErrorRecord(RunToolsException exception) =>
         new(exception, exception.ErrorId, MapCategory(exception.Category), exception.Target);
+
+    protected static ErrorRecord ToErrorRecord(RunToolsException exception, object? target) =>
+        new(exception, exception.ErrorId, MapCategory(exception.Category), target ?? exception.Target);
 
     protected static ErrorCategory MapCategory(RunToolsErrorCategory category) =>
         Enum.TryParse(category.ToString(), out ErrorCategory mapped) ? mapped : ErrorCategory.NotSpecified;
 
     protected static ErrorRecord IoErrorRecord(Exception exception, object? target) =>
-        new(exception, "FileUnreadable", exception is UnauthorizedAccessException ? ErrorCategory.PermissionDenied : ErrorCategory.ReadError, target);
+        new(exception, ErrorIds.FileUnreadable, exception is UnauthorizedAccessException ? ErrorCategory.PermissionDenied : ErrorCategory.ReadError, target);
 
     protected static bool IsIoError(Exception exception) => exception is IOException || exception is UnauthorizedAccessException;
 }

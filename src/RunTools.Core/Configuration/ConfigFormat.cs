@@ -8,4 +8,7 @@ public enum ConfigFormat
     Json,
     Yaml,
     Dictionary,
+
+    /// <summary>A PowerShell data file (.psd1), read by the module and handed over as a dictionary.</summary>
+    PowerShellData,
 }

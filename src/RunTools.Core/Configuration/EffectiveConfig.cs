@@ -134,6 +134,13 @@ public sealed class EffectiveConfig
             : new EffectiveConfig(DictionaryConfigConverter.Convert(dictionary), ConfigFormat.Dictionary, null);
 
     /// <summary>
+    /// A dictionary read from a file Core cannot parse itself (a .psd1, read by the module): the
+    /// file is recorded as the source, so a resume reads it again and the run keeps a copy.
+    /// </summary>
+    public static EffectiveConfig FromDictionary(IDictionary dictionary, string sourcePath, ConfigFormat format) =>
+        new(DictionaryConfigConverter.Convert(dictionary), format, System.IO.Path.GetFullPath(sourcePath));
+
+    /// <summary>
     /// Reloads a stored config.json. Large integers are accepted here because canonical text
     /// spells big doubles (1.5e20) as plain digits; the hash is recomputed from the parsed value.
     /// </summary>

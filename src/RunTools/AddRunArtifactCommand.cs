@@ -1,0 +1,40 @@
+using System;
+using System.Management.Automation;
+using RunTools.Core;
+using RunTools.Core.State;
+
+namespace RunTools;
+
+/// <summary>Inside a run script: records a file with its size and SHA-256, copied under artifacts/ or referenced in place.</summary>
+[Cmdlet(VerbsCommon.Add, "RunArtifact")]
+[OutputType(typeof(RunArtifact))]
+public sealed class AddRunArtifactCommand : InScriptCmdletBase
+{
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("FullName")]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = string.Empty;
+
+    /// <summary>The artifact's name ('/'-separated segments); defaults to the file name.</summary>
+    [Parameter(Position = 1)]
+    [ValidateNotNullOrEmpty]
+    public string? Name { get; set; }
+
+    /// <summary>Record the file where it is instead of copying it.</summary>
+    [Parameter]
+    public SwitchParameter Reference { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var context = RequireContext();
+        try
+        {
+            var record = context.Engine.AddArtifact(ResolvePath(Path), Name, Reference ? ArtifactMode.Reference : ArtifactMode.Copy);
+            WriteObject(new RunArtifact(context.RunId, context.Path, record));
+        }
+        catch (RunToolsException ex)
+        {
+            WriteError(ToErrorRecord(ex, Path));
+        }
+    }
+}

@@ -1,0 +1,46 @@
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Management.Automation;
+using System.Management.Automation.Language;
+using RunTools.Core;
+
+namespace RunTools;
+
+/// <summary>Completes run ids (and, with <see cref="RunNameCompleter"/>, names) from the root the command line names.</summary>
+public class RunIdCompleter : IArgumentCompleter
+{
+    private static readonly char[] s_needsQuotes = { ' ', '\'', '"', '$', '`', '(', ')', ';', ',', '{', '}', '@', '&' };
+
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
+    {
+        var pattern = new WildcardPattern((wordToComplete ?? string.Empty).Trim('\'', '"') + "*", WildcardOptions.IgnoreCase);
+        string root = fakeBoundParameters["Root"] is { } given ? (given is IEnumerable e and not string ? e.Cast<object>().First().ToString()! : given.ToString()!)
+            : Environment.GetEnvironmentVariable(RunCmdletBase.RootVariable) is { Length: > 0 } env ? env : "runs";
+        IEnumerable<string> values;
+        try
+        {
+            values = Values(new RunsRoot(Path.GetFullPath(root)));
+        }
+        catch (Exception ex) when (ex is RunToolsException || ex is IOException || ex is UnauthorizedAccessException)
+        {
+            yield break;
+        }
+
+        foreach (string value in values.Where(v => pattern.IsMatch(v)).Distinct(StringComparer.OrdinalIgnoreCase))
+        {
+            string text = value.IndexOfAny(s_needsQuotes) >= 0 ? "'" + value.Replace("'", "''") + "'" : value;
+            yield return new CompletionResult(text, value, CompletionResultType.ParameterValue, value);
+        }
+    }
+
+    protected virtual IEnumerable<string> Values(RunsRoot root) => root.EnumerateRunIds().Reverse();
+}
+
+public sealed class RunNameCompleter : RunIdCompleter
+{
+    protected override IEnumerable<string> Values(RunsRoot root) =>
+        root.ListRuns().Where(l => l.State is not null).Select(l => l.State!.Name);
+}

@@ -1,0 +1,199 @@
+using System;
+using System.Linq;
+using System.Management.Automation;
+using RunTools.Core;
+using RunTools.Core.Engine;
+using RunTools.Core.State;
+
+namespace RunTools;
+
+/// <summary>Inside a run script: for each input object runs the script block once per key per run; completed keys are skipped and their output emitted again.</summary>
+[Cmdlet(VerbsLifecycle.Invoke, "RunItem")]
+[OutputType(typeof(object))]
+public sealed class InvokeRunItemCommand : InScriptCmdletBase
+{
+    private RunContext? _context;
+    private string _step = string.Empty;
+    private bool _ownsStep;
+    private StepAction _stepAction;
+    private long _processed;
+
+    [Parameter(Mandatory = true, ValueFromPipeline = true)]
+    [AllowNull]
+    public object? InputObject { get; set; }
+
+    /// <summary>A script block computing the key from $_, or the name of a property of the input object.</summary>
+    [Parameter(Mandatory = true)]
+    [ValidateNotNull]
+    public object Key { get; set; } = null!;
+
+    /// <summary>The step the items belong to; defaults to the enclosing Invoke-RunStep.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Step { get; set; }
+
+    [Parameter(Mandatory = true, Position = 0)]
+    public ScriptBlock ScriptBlock { get; set; } = null!;
+
+    protected override void BeginProcessing()
+    {
+        _context = RequireContext();
+        var engine = _context.Engine;
+        if (Key is not System.Management.Automation.ScriptBlock && Key is not string)
+        {
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-Key takes a script block that computes the key from $_, or the name of a property."),
+                ErrorIds.InvalidItemKey, ErrorCategory.InvalidArgument, Key));
+        }
+
+        if (Step is null || Step == engine.ActiveStep)
+        {
+            if (engine.ActiveStep is null)
+            {
+                ThrowTerminatingError(new ErrorRecord(new InvalidOperationException("Invoke-RunItem needs a step: pass -Step, or call it inside Invoke-RunStep."),
+                    ErrorIds.StepNotRunning, ErrorCategory.InvalidOperation, null));
+            }
+
+            _step = engine.ActiveStep!;
+            _stepAction = StepAction.Run;
+            return;
+        }
+
+        try
+        {
+            _step = Step;
+            _ownsStep = true;
+            _stepAction = engine.BeginStep(Step);
+        }
+        catch (RunToolsException ex)
+        {
+            Terminate(_context, ex, Step);
+        }
+    }
+
+    protected override void ProcessRecord()
+    {
+        var context = _context!;
+        var engine = context.Engine;
+        if (_stepAction == StepAction.GatedOut)
+        {
+            return;
+        }
+
+        string key = ComputeKey();
+        _processed++;
+        WriteProgress(new ProgressRecord(1, $"Step {_step}", $"{_processed} item(s); current: {key}"));
+        ItemAction action = ItemAction.Skip;
+        try
+        {
+            action = _stepAction == StepAction.Replay
+                ? (engine.IsItemDone(_step, key) ? ItemAction.Replay : ItemAction.Skip)
+                : engine.BeginItem(_step, key, item => Decide(context, item));
+        }
+        catch (RunToolsException ex)
+        {
+            Terminate(context, ex, InputObject);
+        }
+
+        if (action == ItemAction.Replay)
+        {
+            foreach (object? value in Conversion.Deserialize(engine.ReadItemOutput(_step, key)))
+            {
+                WriteObject(value);
+            }
+
+            return;
+        }
+
+        if (action == ItemAction.Skip)
+        {
+            WriteVerbose($"Item '{key}' was in doubt and is skipped as done.");
+            return;
+        }
+
+        System.Collections.ObjectModel.Collection<PSObject> output;
+        try
+        {
+            output = InvokeWithItem(ScriptBlock, InputObject);
+        }
+        catch (Exception ex) when (ex is RuntimeException && RunExecutor.Unwrap(ex) is not RunStoppedException)
+        {
+            engine.FailItem(_step, key, ex.Message);
+            WriteError(new ErrorRecord(ex, ErrorIds.ItemFailed, ErrorCategory.NotSpecified, InputObject)
+            {
+                ErrorDetails = new ErrorDetails($"Item '{key}' of step '{_step}' failed: {ex.Message} It is retried when the run is resumed."),
+            });
+            return;
+        }
+
+        try
+        {
+            byte[]? recorded = output.Count == 0 ? null : Conversion.Serialize(output);
+            engine.CompleteItem(_step, key, recorded, recorded is null ? null : "clixml");
+            foreach (object? value in Conversion.Deserialize(recorded))
+            {
+                WriteObject(value);
+            }
+        }
+        catch (RunToolsException ex)
+        {
+            Terminate(context, ex, InputObject);
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        WriteProgress(new ProgressRecord(1, $"Step {_step}", "done") { RecordType = ProgressRecordType.Completed });
+        if (_ownsStep && _stepAction == StepAction.Run)
+        {
+            try
+            {
+                _context!.Engine.CompleteStep(_step, null);
+            }
+            catch (RunToolsException ex)
+            {
+                Terminate(_context!, ex, _step);
+            }
+        }
+    }
+
+    private string ComputeKey()
+    {
+        object? value;
+        if (Key is System.Management.Automation.ScriptBlock block)
+        {
+            var result = InvokeWithItem(block, InputObject);
+            value = result.Count == 1 ? result[0]?.BaseObject : string.Join(",", result.Select(r => r?.ToString()));
+        }
+        else
+        {
+            value = PSObject.AsPSObject(InputObject ?? string.Empty).Properties[(string)Key]?.Value;
+        }
+
+        string? key = value?.ToString();
+        if (string.IsNullOrEmpty(key))
+        {
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"The key of item '{InputObject}' is empty. -Key must give each item a stable, unique, non-empty key."),
+                ErrorIds.InvalidItemKey, ErrorCategory.InvalidArgument, InputObject));
+        }
+
+        return key!;
+    }
+
+    private InDoubtAction Decide(RunContext context, ItemRef item)
+    {
+        if (context.InDoubt is not System.Management.Automation.ScriptBlock decider)
+        {
+            return context.InDoubt is InDoubtAction action ? action : InDoubtAction.Retry;
+        }
+
+        var answer = InvokeWithItem(decider, InputObject).Select(o => o?.BaseObject).LastOrDefault();
+        return answer switch
+        {
+            bool done => done ? InDoubtAction.Skip : InDoubtAction.Retry,
+            InDoubtAction a => a,
+            string s when Enum.TryParse(s, true, out InDoubtAction parsed) => parsed,
+            _ => throw new RunToolsException(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
+                $"The -InDoubt script block answered '{answer}' for item '{item.Key}'; it must answer Retry, Skip, Fail, $true (it happened) or $false.", item.Key),
+        };
+    }
+}

@@ -1,0 +1,94 @@
+using System;
+using System.Collections;
+using System.Collections.Specialized;
+using RunTools.Core.Journal;
+using RunTools.Core.State;
+
+namespace RunTools;
+
+/// <summary>One journal event, as Get-RunEvent returns it.</summary>
+public sealed class RunEvent
+{
+    internal RunEvent(string runId, JournalEvent e)
+    {
+        RunId = runId;
+        Sequence = e.Sequence;
+        Timestamp = e.Timestamp.LocalDateTime;
+        Type = e.Type;
+        Step = e.Step;
+        Key = e.Key;
+        Attempt = e.Attempt;
+        var data = new OrderedDictionary(StringComparer.OrdinalIgnoreCase);
+        foreach (var pair in e.Data)
+        {
+            data[pair.Key] = Conversion.ToPowerShell(pair.Value);
+        }
+
+        Data = data;
+    }
+
+    public string RunId { get; }
+
+    public long Sequence { get; }
+
+    public DateTime Timestamp { get; }
+
+    /// <summary>The event type (run_created, item_completed, ...; see docs/run-format.md).</summary>
+    public string Type { get; }
+
+    public string? Step { get; }
+
+    public string? Key { get; }
+
+    public int? Attempt { get; }
+
+    /// <summary>Every other member of the journal line.</summary>
+    public IDictionary Data { get; }
+
+    public override string ToString() => $"{Sequence} {Type}";
+}
+
+/// <summary>A file recorded with Add-RunArtifact.</summary>
+public sealed class RunArtifact
+{
+    internal RunArtifact(string runId, string runPath, ArtifactRecord record)
+    {
+        RunId = runId;
+        Name = record.Name;
+        Path = System.IO.Path.IsPathRooted(record.Path) ? record.Path : System.IO.Path.Combine(runPath, record.Path.Replace('/', System.IO.Path.DirectorySeparatorChar));
+        RecordedPath = record.Path;
+        Mode = record.Mode;
+        Size = record.Size;
+        Sha256 = record.Sha256;
+        Step = record.Step;
+        Key = record.Key;
+        Attempt = record.Attempt;
+        AddedAt = record.AddedAt.LocalDateTime;
+    }
+
+    public string RunId { get; }
+
+    public string Name { get; }
+
+    /// <summary>Full path of the file.</summary>
+    public string Path { get; }
+
+    /// <summary>The path as the journal records it (relative to the run directory when copied).</summary>
+    public string RecordedPath { get; }
+
+    public ArtifactMode Mode { get; }
+
+    public long Size { get; }
+
+    public string Sha256 { get; }
+
+    public string? Step { get; }
+
+    public string? Key { get; }
+
+    public int Attempt { get; }
+
+    public DateTime AddedAt { get; }
+
+    public override string ToString() => Name;
+}

@@ -1,0 +1,163 @@
+using System;
+using System.IO;
+using System.Management.Automation;
+using RunTools.Core;
+using RunTools.Core.Configuration;
+using RunTools.Core.Engine;
+using RunTools.Core.State;
+
+namespace RunTools;
+
+/// <summary>Continues a Created, Stopped, Interrupted or Failed run from the first unfinished step or item.</summary>
+[Cmdlet(VerbsLifecycle.Resume, "Run", DefaultParameterSetName = ById, SupportsShouldProcess = true)]
+[OutputType(typeof(RunInfo))]
+public sealed class ResumeRunCommand : RunCmdletBase
+{
+    private const string ById = "ById";
+    private const string ByInput = "ByInputObject";
+    private const string ByPath = "ByPath";
+    private RunExecutor? _executor;
+
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(RunIdCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string RunId { get; set; } = string.Empty;
+
+    [Parameter(ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string? Root { get; set; }
+
+    [Parameter(Mandatory = true, ParameterSetName = ByInput, ValueFromPipeline = true)]
+    public RunInfo? InputObject { get; set; }
+
+    [Parameter(Mandatory = true, ParameterSetName = ByPath)]
+    [ValidateNotNullOrEmpty]
+    public string? Path { get; set; }
+
+    /// <summary>A config to use instead of re-reading the recorded source file.</summary>
+    [Parameter]
+    public object? Config { get; set; }
+
+    /// <summary>The script to run instead of the recorded one.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? ScriptPath { get; set; }
+
+    [Parameter]
+    public System.Collections.Hashtable? Parameters { get; set; }
+
+    /// <summary>Continue despite config or script drift; the drift is journaled.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    /// <summary>Retry, Skip, Fail, or a script block that gets the item as $_ and answers Retry/Skip/Fail ($true = it happened, skip it).</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public object InDoubt { get; set; } = InDoubtAction.Retry;
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[] Step { get; set; } = Array.Empty<string>();
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? FromStep { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? ToStep { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        RunDirectory run;
+        try
+        {
+            run = FindRun(RunId, Root, InputObject, Path);
+        }
+        catch (RunToolsException ex)
+        {
+            WriteError(ToErrorRecord(ex, (object?)InputObject ?? RunId));
+            return;
+        }
+
+        try
+        {
+            var state = run.ReadState();
+            if (state.Status == RunStatus.Completed && run.Plan().IntegrityProblems.Count == 0)
+            {
+                WriteWarning($"Run '{run.RunId}' is already completed; nothing was done.");
+                WriteObject(RunInfo.From(run, state));
+                return;
+            }
+
+            if (!ShouldProcess(run.RunId, "Resume run"))
+            {
+                return;
+            }
+
+            string script = ScriptPath is not null ? ResolvePath(ScriptPath) : state.Script.SourcePath ?? string.Empty;
+            if (!File.Exists(script))
+            {
+                throw new RunToolsException(ErrorIds.ScriptNotFound, RunToolsErrorCategory.ObjectNotFound,
+                    $"The run script of '{run.RunId}' ('{script}') no longer exists. Pass -ScriptPath (its recorded copy is {run.ScriptPath}).", run.RunId);
+            }
+
+            EffectiveConfig? config = Config is not null ? LoadConfig(Config)
+                : state.Config.SourcePath is { } source ? LoadRecordedConfig(run.RunId, source)
+                : null; // a hashtable config has only its snapshot
+            _executor = new RunExecutor(this);
+            var options = new AttemptOptions
+            {
+                Config = config,
+                Script = File.ReadAllBytes(script),
+                ScriptSourcePath = script,
+                Force = Force,
+                InDoubt = InDoubt is InDoubtAction action ? action : InDoubtAction.Retry,
+                Gate = StartRunCommand.Gate(Step, FromStep, ToStep),
+                Cancellation = _executor.Cancellation,
+                Observer = new CmdletObserver(this),
+            };
+            if (InDoubt is not InDoubtAction && InDoubt is not ScriptBlock)
+            {
+                throw new RunToolsException(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
+                    "-InDoubt takes Retry, Skip, Fail or a script block that decides per item.", InDoubt);
+            }
+
+            RunState final;
+            using (var attempt = run.BeginAttempt(options))
+            {
+                final = _executor.Execute(run, attempt, script, Parameters, InDoubt);
+            }
+
+            var info = RunInfo.From(run, run.ReadState());
+            StartRunCommand.WriteFailureIfAny(this, info, final);
+            WriteObject(info);
+        }
+        catch (RunToolsException ex)
+        {
+            WriteError(ToErrorRecord(ex, run.RunId));
+        }
+        catch (Exception ex) when (IsIoError(ex))
+        {
+            WriteError(IoErrorRecord(ex, run.RunId));
+        }
+        finally
+        {
+            _executor?.Dispose();
+            _executor = null;
+        }
+    }
+
+    protected override void StopProcessing() => _executor?.Stop();
+
+    private EffectiveConfig LoadRecordedConfig(string runId, string source)
+    {
+        if (!File.Exists(source))
+        {
+            throw new InvalidConfigException(
+                $"The config file of run '{runId}' ('{source}') no longer exists, so drift cannot be checked. Pass -Config with the config to use.", source);
+        }
+
+        return LoadConfigFile(source);
+    }
+}

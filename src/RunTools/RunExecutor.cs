@@ -1,0 +1,188 @@
+using System;
+using System.Collections;
+using System.Management.Automation;
+using System.Threading;
+using RunTools.Core;
+using RunTools.Core.Engine;
+using RunTools.Core.State;
+
+namespace RunTools;
+
+/// <summary>
+/// Runs a run script in the caller's runspace for one attempt (Start-Run, Resume-Run): the
+/// script's output and streams go to the attempt log and to the host, never to the pipeline; the
+/// attempt ends Completed, Failed or Stopped according to what happened.
+/// </summary>
+internal sealed class RunExecutor : IDisposable
+{
+    private readonly PSCmdlet _cmdlet;
+    private readonly CancellationTokenSource _cancel = new();
+    private PowerShell? _pipeline;
+
+    public RunExecutor(PSCmdlet cmdlet) => _cmdlet = cmdlet;
+
+    public CancellationToken Cancellation => _cancel.Token;
+
+    /// <summary>Called from StopProcessing (Ctrl+C): honoured at the next boundary, and the nested pipeline is stopped.</summary>
+    public void Stop()
+    {
+        _cancel.Cancel();
+        _pipeline?.BeginStop(null, null);
+    }
+
+    public RunState Execute(RunDirectory run, RunAttempt attempt, string scriptPath, IDictionary? parameters, object? inDoubt)
+    {
+        if (RunContext.Current is { } outer)
+        {
+            attempt.Fail("a run cannot start inside another run");
+            throw new RunToolsException(ErrorIds.RunNested, RunToolsErrorCategory.InvalidOperation,
+                $"Run '{run.RunId}' cannot be started from inside run '{outer.RunId}'. Start it from a separate PowerShell process or job.", run.RunId);
+        }
+
+        var config = (IDictionary)Conversion.ToPowerShell(run.ReadConfig().Root)!;
+        var context = new RunContext(run, attempt, config, inDoubt);
+        RunContext.Enter(context);
+        try
+        {
+            return Run(context, attempt, scriptPath, parameters);
+        }
+        catch (Exception ex) when (ex is not PipelineStoppedException && !attempt.IsFinished)
+        {
+            // Whatever went wrong, the run must not be left looking as if its process had died.
+            attempt.Fail(Describe(ex));
+            throw;
+        }
+        finally
+        {
+            RunContext.Leave();
+        }
+    }
+
+    public void Dispose()
+    {
+        _pipeline?.Dispose();
+        _cancel.Dispose();
+    }
+
+    private RunState Run(RunContext context, RunAttempt attempt, string scriptPath, IDictionary? parameters)
+    {
+        var arguments = new Hashtable(StringComparer.OrdinalIgnoreCase);
+        if (parameters is not null)
+        {
+            foreach (DictionaryEntry entry in parameters)
+            {
+                arguments[entry.Key.ToString()!] = entry.Value;
+            }
+        }
+
+        var command = _cmdlet.InvokeCommand.GetCommand(scriptPath, CommandTypes.ExternalScript) as ExternalScriptInfo;
+        if (command is not null && command.Parameters.ContainsKey("Config") && !arguments.ContainsKey("Config"))
+        {
+            arguments["Config"] = context.Config;
+        }
+
+        _pipeline = PowerShell.Create(RunspaceMode.CurrentRunspace);
+        _pipeline.AddCommand(scriptPath).AddParameters(arguments);
+        var output = new PSDataCollection<PSObject>();
+        var host = _cmdlet.Host.UI;
+        output.DataAdded += (_, e) =>
+        {
+            var item = output[e.Index];
+            string text = item?.ToString() ?? string.Empty;
+            attempt.Log("OUTPUT: " + text);
+            host.WriteLine(text);
+        };
+        _pipeline.Streams.Error.DataAdded += (_, e) =>
+        {
+            var record = _pipeline.Streams.Error[e.Index];
+            attempt.Log("ERROR: " + record);
+            host.WriteErrorLine(record.ToString());
+        };
+        _pipeline.Streams.Warning.DataAdded += (_, e) =>
+        {
+            string message = _pipeline.Streams.Warning[e.Index].Message;
+            attempt.Log("WARNING: " + message);
+            host.WriteWarningLine(message);
+        };
+        _pipeline.Streams.Verbose.DataAdded += (_, e) =>
+        {
+            string message = _pipeline.Streams.Verbose[e.Index].Message;
+            attempt.Log("VERBOSE: " + message);
+            host.WriteVerboseLine(message);
+        };
+        _pipeline.Streams.Information.DataAdded += (_, e) =>
+        {
+            var record = _pipeline.Streams.Information[e.Index];
+            attempt.Log("INFO: " + record.MessageData);
+            host.WriteLine(record.MessageData?.ToString() ?? string.Empty);
+        };
+
+        try
+        {
+            _pipeline.Invoke(null, output);
+        }
+        catch (Exception ex) when (Unwrap(ex) is RunStoppedException stopped)
+        {
+            return attempt.Stop(context.StopRequest ?? stopped.Request);
+        }
+        catch (PipelineStoppedException)
+        {
+            // Ctrl+C: the unit in flight was cut off mid-work, so it stays in doubt.
+            attempt.Stop(new StopRequest { RequestedAt = DateTimeOffset.UtcNow, RequestedBy = "Ctrl+C", Reason = "the pipeline was stopped" });
+            throw;
+        }
+        catch (Exception ex) when (ex is RuntimeException || ex is RunToolsException)
+        {
+            if (context.StopRequest is { } request)
+            {
+                return attempt.Stop(request);
+            }
+
+            return attempt.Fail(Describe(ex));
+        }
+
+        if (context.StopRequest is { } swallowed)
+        {
+            return attempt.Stop(swallowed);
+        }
+
+        if (_pipeline.HadErrors && _pipeline.Streams.Error.Count > 0)
+        {
+            attempt.Log($"The script wrote {_pipeline.Streams.Error.Count} non-terminating error(s).");
+        }
+
+        return attempt.Complete();
+    }
+
+    internal static Exception Unwrap(Exception ex)
+    {
+        for (Exception? e = ex; e is not null; e = e.InnerException)
+        {
+            if (e is RunToolsException)
+            {
+                return e;
+            }
+
+            if (e is IContainsErrorRecord { ErrorRecord.Exception: RunToolsException inner })
+            {
+                return inner;
+            }
+        }
+
+        return ex;
+    }
+
+    private static string Describe(Exception ex)
+    {
+        var inner = Unwrap(ex);
+        if (inner is RunToolsException core)
+        {
+            return core.Message;
+        }
+
+        string position = ex is IContainsErrorRecord { ErrorRecord.InvocationInfo: { } info } && info.ScriptName is { Length: > 0 }
+            ? $" (at {info.ScriptName}:{info.ScriptLineNumber})"
+            : string.Empty;
+        return ex.Message + position;
+    }
+}

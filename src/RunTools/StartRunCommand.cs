@@ -1,0 +1,141 @@
+using System;
+using System.Collections;
+using System.IO;
+using System.Linq;
+using System.Management.Automation;
+using RunTools.Core;
+using RunTools.Core.Engine;
+using RunTools.Core.State;
+
+namespace RunTools;
+
+/// <summary>Creates a run directory and executes the run script in it, in this process.</summary>
+[Cmdlet(VerbsLifecycle.Start, "Run", SupportsShouldProcess = true)]
+[OutputType(typeof(RunInfo))]
+public sealed class StartRunCommand : RunCmdletBase
+{
+    private RunExecutor? _executor;
+
+    [Parameter(Mandatory = true, Position = 0)]
+    [ArgumentCompleter(typeof(RunNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string Name { get; set; } = string.Empty;
+
+    [Parameter(Mandatory = true, Position = 1)]
+    [ValidateNotNullOrEmpty]
+    public string ScriptPath { get; set; } = string.Empty;
+
+    /// <summary>A .json, .yaml, .yml or .psd1 file, or a hashtable.</summary>
+    [Parameter]
+    public object? Config { get; set; }
+
+    [Parameter]
+    public Hashtable? Parameters { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Root { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? RunId { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[] Step { get; set; } = Array.Empty<string>();
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? FromStep { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? ToStep { get; set; }
+
+    protected override void EndProcessing()
+    {
+        string root = ResolveRoot(Root);
+        string script = ResolvePath(ScriptPath);
+        if (!ShouldProcess($"{Name} in {root}", "Start run"))
+        {
+            return;
+        }
+
+        try
+        {
+            if (!File.Exists(script))
+            {
+                throw new RunToolsException(ErrorIds.ScriptNotFound, RunToolsErrorCategory.ObjectNotFound,
+                    $"Run script '{script}' does not exist. Check -ScriptPath.", script);
+            }
+
+            var config = LoadConfig(Config);
+            byte[] scriptBytes = File.ReadAllBytes(script);
+            var run = new RunsRoot(root).CreateRun(new RunCreateOptions
+            {
+                Name = Name,
+                RunId = RunId,
+                Config = config,
+                Script = scriptBytes,
+                ScriptSourcePath = script,
+            });
+            WriteVerbose($"Created run {run.RunId} in {run.Path}.");
+            _executor = new RunExecutor(this);
+            var options = new AttemptOptions
+            {
+                Gate = Gate(Step, FromStep, ToStep),
+                Cancellation = _executor.Cancellation,
+                Observer = new CmdletObserver(this),
+            };
+            RunState final;
+            using (var attempt = run.BeginAttempt(options))
+            {
+                final = _executor.Execute(run, attempt, script, Parameters, null);
+            }
+
+            var info = RunInfo.From(run, run.ReadState());
+            WriteFailureIfAny(this, info, final);
+            WriteObject(info);
+        }
+        catch (RunToolsException ex)
+        {
+            ThrowTerminatingError(ToErrorRecord(ex));
+        }
+        catch (Exception ex) when (IsIoError(ex))
+        {
+            ThrowTerminatingError(IoErrorRecord(ex, script));
+        }
+        finally
+        {
+            _executor?.Dispose();
+        }
+    }
+
+    protected override void StopProcessing() => _executor?.Stop();
+
+    internal static StepGate? Gate(string[] only, string? from, string? to) =>
+        only.Length == 0 && from is null && to is null ? null : new StepGate { Only = only.Length == 0 ? null : only.ToList(), From = from, To = to };
+
+    /// <summary>A failed run also writes RunFailed (the script's error inside) so that scheduled tasks see a failure.</summary>
+    internal static void WriteFailureIfAny(PSCmdlet cmdlet, RunInfo info, RunState final)
+    {
+        if (final.Status == RunStatus.Failed)
+        {
+            var error = new RunToolsException(ErrorIds.RunFailed, RunToolsErrorCategory.NotSpecified,
+                $"Run '{info.RunId}' failed in attempt {info.Attempt}: {final.Error}. Fix the cause, then resume it with Resume-Run -RunId {info.RunId}; finished work is not redone.", info);
+            cmdlet.WriteError(new ErrorRecord(error, ErrorIds.RunFailed, ErrorCategory.NotSpecified, info));
+        }
+    }
+}
+
+/// <summary>Core's warnings and verbose lines, written on the pipeline thread.</summary>
+internal sealed class CmdletObserver : IRunObserver
+{
+    private readonly PSCmdlet _cmdlet;
+
+    public CmdletObserver(PSCmdlet cmdlet) => _cmdlet = cmdlet;
+
+    public void Warning(string message) => _cmdlet.WriteWarning(message);
+
+    public void Verbose(string message) => _cmdlet.WriteVerbose(message);
+}
