@@ -102,6 +102,7 @@ public sealed class ResumeRunCommand : RunCmdletBase
                     $"The run script of '{run.RunId}' ('{script}') no longer exists. Pass -ScriptPath (its recorded copy is {run.ScriptPath}).", run.RunId);
             }
 
+            object inDoubt = NormalizeInDoubt(InDoubt);
             EffectiveConfig? config = Config is not null ? LoadConfig(Config)
                 : state.Config.SourcePath is { } source ? LoadRecordedConfig(run.RunId, source)
                 : null; // a hashtable config has only its snapshot
@@ -112,21 +113,15 @@ public sealed class ResumeRunCommand : RunCmdletBase
                 Script = File.ReadAllBytes(script),
                 ScriptSourcePath = script,
                 Force = Force,
-                InDoubt = InDoubt is InDoubtAction action ? action : InDoubtAction.Retry,
+                InDoubt = inDoubt is InDoubtAction action ? action : InDoubtAction.Retry,
                 Gate = StartRunCommand.Gate(Step, FromStep, ToStep),
                 Cancellation = _executor.Cancellation,
                 Observer = new CmdletObserver(this),
             };
-            if (InDoubt is not InDoubtAction && InDoubt is not ScriptBlock)
-            {
-                throw new RunToolsException(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
-                    "-InDoubt takes Retry, Skip, Fail or a script block that decides per item.", InDoubt);
-            }
-
             RunState final;
             using (var attempt = run.BeginAttempt(options))
             {
-                final = _executor.Execute(run, attempt, script, Parameters, InDoubt);
+                final = _executor.Execute(run, attempt, script, Parameters, inDoubt);
             }
 
             var info = RunInfo.From(run, run.ReadState());
@@ -149,6 +144,19 @@ public sealed class ResumeRunCommand : RunCmdletBase
     }
 
     protected override void StopProcessing() => _executor?.Stop();
+
+    /// <summary>-InDoubt as typed: Retry/Skip/Fail (any case) or a script block.</summary>
+    private static object NormalizeInDoubt(object value)
+    {
+        value = Conversion.Unwrap(value) ?? InDoubtAction.Retry;
+        return value switch
+        {
+            InDoubtAction or ScriptBlock => value,
+            string text when Enum.TryParse(text, ignoreCase: true, out InDoubtAction parsed) && Enum.IsDefined(typeof(InDoubtAction), parsed) => parsed,
+            _ => throw new RunToolsException(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
+                $"-InDoubt takes Retry, Skip, Fail or a script block that decides per item; it was given '{value}'.", value),
+        };
+    }
 
     private EffectiveConfig LoadRecordedConfig(string runId, string source)
     {

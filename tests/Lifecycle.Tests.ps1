@@ -1,0 +1,368 @@
+BeforeAll {
+    Import-Module $env:RUNTOOLS_MODULE_PATH -Force
+    $script:itemsScript = Join-Path $PSScriptRoot 'scripts/items.ps1'
+    $script:pwsh = (Get-Process -Id $PID).Path
+
+    function New-Root { Join-Path $TestDrive ([guid]::NewGuid().ToString('N').Substring(0, 8)) }
+
+    # A child pwsh that imports the module and runs one command line; used to crash, stop and race.
+    function Start-Child([string] $Command) {
+        $full = "`$ErrorActionPreference = 'Stop'; Import-Module '$env:RUNTOOLS_MODULE_PATH'; $Command"
+        $encoded = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($full))
+        Start-Process -FilePath $script:pwsh -ArgumentList '-NoProfile', '-NonInteractive', '-EncodedCommand', $encoded -PassThru `
+            -RedirectStandardOutput (Join-Path $TestDrive "child-$([guid]::NewGuid()).out") -RedirectStandardError (Join-Path $TestDrive "child-$([guid]::NewGuid()).err")
+    }
+
+    function Wait-Until([scriptblock] $Condition, [int] $Seconds = 60) {
+        $deadline = [DateTime]::UtcNow.AddSeconds($Seconds)
+        while (-not (& $Condition)) {
+            if ([DateTime]::UtcNow -gt $deadline) { throw "timed out waiting for: $Condition" }
+            Start-Sleep -Milliseconds 50
+        }
+    }
+
+    function Get-EffectCounts([string] $Path) {
+        $counts = @{}
+        if (Test-Path $Path) { Get-Content $Path | Where-Object { $_ } | ForEach-Object { $counts[$_] = 1 + [int]$counts[$_] } }
+        $counts
+    }
+}
+
+Describe 'Start-Run' {
+    It 'creates the run, executes the script and returns only the final RunInfo' {
+        $root = New-Root
+        $effects = Join-Path $TestDrive 'start.txt'
+        $result = @(Start-Run -Name items -ScriptPath $itemsScript -Root $root -Parameters @{ EffectsPath = $effects; Count = 5 } -Config @{ retries = 2 })
+        $result.Count | Should -Be 1
+        $result[0] | Should -BeOfType ([RunTools.RunInfo])
+        $result[0].Status | Should -Be 'Completed'
+        $result[0].ItemsCompleted | Should -Be 5
+        $result[0].StepsCompleted | Should -Be 3
+        (Get-EffectCounts $effects).Count | Should -Be 5
+        Get-Content (Join-Path $result[0].Path 'logs/attempt-1.log') -Raw | Should -Match 'OUTPUT: done k001'
+        Test-Path (Join-Path $result[0].Path 'config.json') | Should -BeTrue
+    }
+
+    It 'passes the effective config as $Config and -Parameters to the script; Get-RunContext describes the run' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'context.ps1'
+        $out = Join-Path $TestDrive 'context.json'
+        Set-Content $script @'
+param($Config, $Greeting)
+$context = Get-RunContext
+[pscustomobject]@{ Model = $Config.generator.model; Greeting = $Greeting; RunId = $context.RunId; Attempt = $context.Attempt; Resume = $context.IsResume } |
+    ConvertTo-Json | Set-Content $env:RT_CONTEXT_OUT
+'@
+        $env:RT_CONTEXT_OUT = $out
+        $yaml = Join-Path $TestDrive 'config.yaml'
+        Set-Content $yaml "generator:`n  model: v1`n"
+        $run = Start-Run -Name ctx -ScriptPath $script -Root $root -Config $yaml -Parameters @{ Greeting = 'hi' } -RunId 'ctx-1'
+        $seen = Get-Content $out | ConvertFrom-Json
+        $seen.Model | Should -Be 'v1'
+        $seen.Greeting | Should -Be 'hi'
+        $seen.RunId | Should -Be 'ctx-1'
+        $seen.Attempt | Should -Be 1
+        $seen.Resume | Should -BeFalse
+        Get-Content (Join-Path $run.Path 'config.source.yaml') -Raw | Should -Match 'model: v1'
+    }
+
+    It 'accepts a .psd1 and a .json config' {
+        $root = New-Root
+        $psd1 = Join-Path $TestDrive 'c.psd1'
+        Set-Content $psd1 "@{ source = @{ files = 3 }; title = 'x' }"
+        $json = Join-Path $TestDrive 'c.json'
+        '{"title":"x","source":{"files":3}}' | Set-Content $json
+        $script = Join-Path $TestDrive 'noop.ps1'
+        Set-Content $script 'param($Config) Invoke-RunStep only { $Config.source.files }'
+        $a = Start-Run -Name a -ScriptPath $script -Root $root -Config $psd1
+        $b = Start-Run -Name b -ScriptPath $script -Root $root -Config $json
+        $a.ConfigHash | Should -Be $b.ConfigHash
+        $a.Status | Should -Be 'Completed'
+    }
+
+    It 'writes RunFailed and returns a Failed RunInfo when the script throws' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'fails.ps1'
+        Set-Content $script "Invoke-RunStep one { 1 }`nInvoke-RunStep two { throw 'disk on fire' }"
+        $run = Start-Run -Name f -ScriptPath $script -Root $root -ErrorVariable failures -ErrorAction SilentlyContinue
+        $run.Status | Should -Be 'Failed'
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'RunFailed*'
+        $failures[0].Exception.Message | Should -Match 'disk on fire'
+        $failures[0].Exception.Message | Should -Match 'Resume-Run'
+        $run.StepsCompleted | Should -Be 1
+        { Start-Run -Name f -ScriptPath $script -Root $root -ErrorAction Stop } | Should -Throw -ErrorId 'RunFailed*'
+    }
+
+    It 'fails clearly on a missing script, a bad config, a bad or taken run id' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'ok.ps1'
+        Set-Content $script '1'
+        { Start-Run -Name x -ScriptPath (Join-Path $TestDrive 'missing.ps1') -Root $root } | Should -Throw -ErrorId 'ScriptNotFound*'
+        $bad = Join-Path $TestDrive 'bad.yaml'
+        Set-Content $bad "a: 1`nb: [1, 2`n"
+        $err = { Start-Run -Name x -ScriptPath $script -Root $root -Config $bad } | Should -Throw -ErrorId 'InvalidConfig*' -PassThru
+        $err.Exception.Message | Should -Match 'line \d+, column \d+'
+        { Start-Run -Name x -ScriptPath $script -Root $root -RunId '../up' } | Should -Throw -ErrorId 'InvalidRunId*'
+        $null = Start-Run -Name x -ScriptPath $script -Root $root -RunId taken
+        { Start-Run -Name x -ScriptPath $script -Root $root -RunId taken } | Should -Throw -ErrorId 'RunExists*'
+    }
+
+    It 'runs only the gated steps' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'gated.ps1'
+        Set-Content $script "Invoke-RunStep a { 'a' }`nInvoke-RunStep b { 'b' }`nInvoke-RunStep c { 'c' }"
+        $run = Start-Run -Name g -ScriptPath $script -Root $root -Step b
+        $run.Status | Should -Be 'Stopped'
+        (Get-RunEvent -RunId $run.RunId -Root $root -Type step_completed).Step | Should -Be 'b'
+        $resumed = Resume-Run -RunId $run.RunId -Root $root -FromStep a
+        $resumed.Status | Should -Be 'Completed'
+    }
+}
+
+Describe 'Resume-Run' {
+    It 'continues a failed run without redoing finished work, and replays step output' {
+        $root = New-Root
+        $effects = Join-Path $TestDrive 'resume.txt'
+        $flag = Join-Path $TestDrive 'fail.flag'
+        Set-Content $flag 'x'
+        $params = @{ EffectsPath = $effects; Count = 10; FailOn = 'k004'; FailFlag = $flag }
+        $first = Start-Run -Name r -ScriptPath $itemsScript -Root $root -Parameters $params -ErrorAction SilentlyContinue
+        $first.Status | Should -Be 'Failed'
+        $stamp = Get-Content "$effects.prepared"
+        Remove-Item $flag
+        $second = Resume-Run -RunId $first.RunId -Root $root -Parameters $params
+        $second.Status | Should -Be 'Completed'
+        $second.Attempt | Should -Be 2
+        Get-Content "$effects.prepared" | Should -Be $stamp   # the step was replayed, not re-run
+        $counts = Get-EffectCounts $effects
+        $counts.Count | Should -Be 10
+        $counts.Values | Should -Not -Contain 2
+    }
+
+    It 'resumes from the pipeline: Get-Run | Where-Object Status -eq Stopped | Resume-Run' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'gated2.ps1'
+        Set-Content $script "Invoke-RunStep a { 1 }`nInvoke-RunStep b { 2 }"
+        $null = Start-Run -Name p1 -ScriptPath $script -Root $root -Step a
+        $null = Start-Run -Name p2 -ScriptPath $script -Root $root -Step a
+        $resumed = Get-Run -Root $root | Where-Object Status -eq Stopped | Resume-Run
+        $resumed.Count | Should -Be 2
+        $resumed.Status | Should -Be @('Completed', 'Completed')
+    }
+
+    It 'says so for a completed run, with no error and nothing done' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'done.ps1'
+        Set-Content $script "Invoke-RunStep a { 1 }"
+        $run = Start-Run -Name d -ScriptPath $script -Root $root
+        $again = Resume-Run -RunId $run.RunId -Root $root -WarningVariable warnings -ErrorVariable errors -WarningAction SilentlyContinue
+        $errors | Should -BeNullOrEmpty
+        $warnings | Should -Match 'already completed'
+        $again.Attempt | Should -Be 1
+    }
+
+    It 'refuses config drift naming the changed keys, and continues with -Force' {
+        $root = New-Root
+        $yaml = Join-Path $TestDrive 'drift.yaml'
+        Set-Content $yaml "generator:`n  model: v1`nauditor:`n  threshold: 0.5`n"
+        $script = Join-Path $TestDrive 'drift.ps1'
+        Set-Content $script "Invoke-RunStep a { 1 }`nInvoke-RunStep b { 2 }"
+        $run = Start-Run -Name d -ScriptPath $script -Root $root -Config $yaml -Step a
+        Set-Content $yaml "generator:`n  model: v2`nauditor:`n  threshold: 0.5`n  retries: 3`n"
+        $err = { Resume-Run -RunId $run.RunId -Root $root -ErrorAction Stop } | Should -Throw -ErrorId 'ConfigDrift*' -PassThru
+        $err.Exception.Message | Should -Match 'Changed: generator.model; Added: auditor.retries'
+        $err.Exception.Message | Should -Match '-Force'
+        $forced = Resume-Run -RunId $run.RunId -Root $root -Force -WarningAction SilentlyContinue
+        $forced.Status | Should -Be 'Completed'
+        (Get-RunEvent -RunId $run.RunId -Root $root -Type drift_accepted).Data.kind | Should -Be 'config'
+    }
+
+    It 'refuses script drift and continues with -Force' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'sdrift.ps1'
+        Set-Content $script "Invoke-RunStep a { 1 }`nInvoke-RunStep b { 2 }"
+        $run = Start-Run -Name s -ScriptPath $script -Root $root -Step a
+        Add-Content $script "Invoke-RunStep c { 3 }"
+        { Resume-Run -RunId $run.RunId -Root $root -ErrorAction Stop } | Should -Throw -ErrorId 'ScriptDrift*'
+        (Resume-Run -RunId $run.RunId -Root $root -Force -WarningAction SilentlyContinue).StepsCompleted | Should -Be 3
+    }
+
+    It 'writes RunNotFound and InvalidRunId for bad ids' {
+        { Resume-Run -RunId nope -Root (New-Root) -ErrorAction Stop } | Should -Throw -ErrorId 'RunNotFound*'
+        { Resume-Run -RunId 'a/b' -Root (New-Root) -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidRunId*'
+    }
+}
+
+Describe 'A real crash: a child pwsh is killed (SIGKILL) in the middle of its items' {
+    It 'reads as Interrupted, resumes to the end, and repeats at most the one item in doubt (<Policy>)' -ForEach @(
+        @{ Policy = 'Retry' }, @{ Policy = 'Skip' }
+    ) {
+        $root = New-Root
+        $effects = Join-Path $TestDrive "crash-$Policy.txt"
+        $child = Start-Child "Start-Run -Name crash -RunId crash -ScriptPath '$itemsScript' -Root '$root' -Parameters @{ EffectsPath = '$effects'; Count = 50; DelayMilliseconds = 40 }"
+        Wait-Until { (Get-EffectCounts $effects).Count -ge 10 }
+        Stop-Process -Id $child.Id -Force   # SIGKILL: no cleanup, no finally
+        $child.WaitForExit()
+        $killedAt = (Get-EffectCounts $effects).Count
+        $killedAt | Should -BeLessThan 50
+
+        (Get-Run -RunId crash -Root $root).Status | Should -Be 'Interrupted'
+        $final = Resume-Run -RunId crash -Root $root -InDoubt $Policy -Parameters @{ EffectsPath = $effects; Count = 50 } -WarningAction SilentlyContinue
+        $final.Status | Should -Be 'Completed'
+
+        $counts = Get-EffectCounts $effects
+        $repeated = @($counts.Keys | Where-Object { $counts[$_] -gt 1 })
+        if ($Policy -eq 'Retry') {
+            $counts.Count | Should -Be 50
+            $repeated.Count | Should -BeLessOrEqual 1
+        } else {
+            $repeated.Count | Should -Be 0
+            $counts.Count | Should -BeGreaterOrEqual 49
+        }
+        (Get-RunEvent -RunId crash -Root $root -Type item_completed | Group-Object Key | Where-Object Count -gt 1) | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Stop-Run' {
+    It 'stops a run in another process at the next item boundary, and nothing is lost' {
+        $root = New-Root
+        $effects = Join-Path $TestDrive 'stop.txt'
+        $child = Start-Child "Start-Run -Name stopme -RunId stopme -ScriptPath '$itemsScript' -Root '$root' -Parameters @{ EffectsPath = '$effects'; Count = 50; DelayMilliseconds = 40 }"
+        Wait-Until { (Get-EffectCounts $effects).Count -ge 5 }
+        $info = Stop-Run -RunId stopme -Root $root -Reason 'maintenance' -PassThru
+        $info.Status | Should -BeIn @('Stopping', 'Stopped')
+        $child.WaitForExit(60000) | Should -BeTrue
+        $stopped = Get-Run -RunId stopme -Root $root
+        $stopped.Status | Should -Be 'Stopped'
+        (Get-RunEvent -RunId stopme -Root $root -Type run_stopped).Data.reason | Should -Be 'maintenance'
+        $final = Resume-Run -RunId stopme -Root $root -Parameters @{ EffectsPath = $effects; Count = 50 }
+        $final.Status | Should -Be 'Completed'
+        $counts = Get-EffectCounts $effects
+        $counts.Count | Should -Be 50
+        $counts.Values | Should -Not -Contain 2
+    }
+
+    It 'makes a second Resume-Run fail at once naming the owner, and -WhatIf changes nothing' {
+        $root = New-Root
+        $effects = Join-Path $TestDrive 'lock.txt'
+        $child = Start-Child "Start-Run -Name busy -RunId busy -ScriptPath '$itemsScript' -Root '$root' -Parameters @{ EffectsPath = '$effects'; Count = 200; DelayMilliseconds = 50 }"
+        try {
+            Wait-Until { (Get-EffectCounts $effects).Count -ge 2 }
+            $err = { Resume-Run -RunId busy -Root $root -ErrorAction Stop } | Should -Throw -ErrorId 'RunLocked*' -PassThru
+            $err.Exception.Message | Should -Match "process $($child.Id)@"
+            (Get-Run -RunId busy -Root $root).Owner | Should -BeLike "$($child.Id)@*"
+            Stop-Run -RunId busy -Root $root -WhatIf
+            Test-Path (Join-Path $root 'busy/stop') | Should -BeFalse
+            { Remove-Run -RunId busy -Root $root -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'RunLocked*'
+        } finally {
+            Stop-Process -Id $child.Id -Force -ErrorAction SilentlyContinue
+        }
+    }
+
+    It 'writes RunNotRunning for a run that is not running' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'quick.ps1'
+        Set-Content $script '1'
+        $run = Start-Run -Name q -ScriptPath $script -Root $root
+        { Stop-Run -RunId $run.RunId -Root $root -ErrorAction Stop } | Should -Throw -ErrorId 'RunNotRunning*'
+    }
+}
+
+Describe 'Remove-Run and Get-RunEvent' {
+    It 'removes runs (ConfirmImpact High) and keeps them with -WhatIf' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'rm.ps1'
+        Set-Content $script '1'
+        $run = Start-Run -Name rm -ScriptPath $script -Root $root
+        Remove-Run -RunId $run.RunId -Root $root -WhatIf
+        Test-Path $run.Path | Should -BeTrue
+        $run | Remove-Run -Confirm:$false
+        Test-Path $run.Path | Should -BeFalse
+        (Get-Command Remove-Run).ImplementingType.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0].ConfirmImpact | Should -Be 'High'
+    }
+
+    It 'returns typed journal events filtered by type and step' {
+        $root = New-Root
+        $run = Start-Run -Name ev -ScriptPath $itemsScript -Root $root -Parameters @{ EffectsPath = (Join-Path $TestDrive 'ev.txt'); Count = 3 }
+        $events = Get-RunEvent -RunId $run.RunId -Root $root
+        $events[0] | Should -BeOfType ([RunTools.RunEvent])
+        $events[0].Type | Should -Be 'run_created'
+        ($events.Sequence | Sort-Object) | Should -Be $events.Sequence
+        (Get-RunEvent -RunId $run.RunId -Root $root -Type 'item_*' -Step work).Count | Should -Be 6
+        (Get-RunEvent -RunId $run.RunId -Root $root -Last 1).Type | Should -Be 'run_completed'
+        ($run | Get-RunEvent -Type run_created).Data.name | Should -Be 'ev'
+    }
+}
+
+Describe 'In-script cmdlets' {
+    It 'fail with NotInRun outside a run' {
+        { Invoke-RunStep x { 1 } } | Should -Throw -ErrorId 'NotInRun*'
+        { 1 | Invoke-RunItem -Key { $_ } -Step s { $_ } } | Should -Throw -ErrorId 'NotInRun*'
+        { Add-RunArtifact -Path $PSCommandPath } | Should -Throw -ErrorId 'NotInRun*'
+        { Get-RunContext } | Should -Throw -ErrorId 'NotInRun*'
+    }
+
+    It 'record artifacts, replay step output as the same values, and keep item keys once' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'inscript.ps1'
+        $marker = Join-Path $TestDrive 'inscript.flag'
+        Set-Content $marker 'x'
+        Set-Content $script @"
+`$files = Invoke-RunStep list { [pscustomobject]@{ Name = 'a'; Size = 1 }, [pscustomobject]@{ Name = 'b'; Size = 2 } }
+`$sizes = `$files | Invoke-RunItem -Key Name -Step sizes { `$_.Size * 10 }
+Invoke-RunStep report {
+    Set-Content (Join-Path '$TestDrive' 'report.txt') "total `$((`$sizes | Measure-Object -Sum).Sum)"
+    Add-RunArtifact -Path (Join-Path '$TestDrive' 'report.txt') -Name reports/total.txt
+    if (Test-Path '$marker') { throw 'stop after the artifact' }
+}
+"@
+        $first = Start-Run -Name in -ScriptPath $script -Root $root -ErrorAction SilentlyContinue
+        $first.Status | Should -Be 'Failed'
+        Remove-Item $marker
+        $second = Resume-Run -RunId $first.RunId -Root $root
+        $second.Status | Should -Be 'Completed'
+        Get-Content (Join-Path $TestDrive 'report.txt') | Should -Be 'total 30'   # replayed values fed the report
+        $artifact = Get-RunEvent -RunId $first.RunId -Root $root -Type artifact_added | Select-Object -Last 1
+        $artifact.Data.name | Should -Be 'reports/total.txt'
+        $artifact.Data.sha256 | Should -Be (Get-FileHash (Join-Path $TestDrive 'report.txt') -Algorithm SHA256).Hash.ToLowerInvariant()
+        (Get-RunEvent -RunId $first.RunId -Root $root -Type item_completed).Count | Should -Be 2
+    }
+}
+
+Describe 'PowerShell conventions' {
+    BeforeAll {
+        $commands = Get-Command -Module RunTools
+    }
+
+    It 'exports the ten cmdlets, each a sealed VerbNounCommand class with [OutputType]' {
+        $commands.Name | Sort-Object | Should -Be (@('Add-RunArtifact', 'Get-Run', 'Get-RunContext', 'Get-RunEvent', 'Invoke-RunItem', 'Invoke-RunStep', 'Remove-Run', 'Resume-Run', 'Start-Run', 'Stop-Run') | Sort-Object)
+        foreach ($command in $commands) {
+            $type = $command.ImplementingType
+            $type.IsSealed | Should -BeTrue -Because $command.Name
+            $type.Name | Should -Be (($command.Name -replace '-', '') + 'Command')
+            $command.OutputType.Count | Should -BeGreaterThan 0 -Because $command.Name
+        }
+    }
+
+    It 'supports ShouldProcess where runs are changed or deleted' {
+        foreach ($name in 'Start-Run', 'Resume-Run', 'Stop-Run', 'Remove-Run') {
+            (Get-Command $name).Parameters.ContainsKey('WhatIf') | Should -BeTrue -Because $name
+        }
+    }
+
+    It 'binds RunId and Root from the pipeline by property name' {
+        (Get-Command Resume-Run).Parameters['RunId'].Attributes.ValueFromPipelineByPropertyName | Should -Contain $true
+        (Get-Command Resume-Run).Parameters['Root'].Attributes.ValueFromPipelineByPropertyName | Should -Contain $true
+    }
+
+    It 'completes run ids and names on the command line' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'tab.ps1'
+        Set-Content $script '1'
+        $null = Start-Run -Name 'tab completion' -ScriptPath $script -Root $root -RunId 'tab-one'
+        $line = "Resume-Run -Root '$root' -RunId tab-"
+        (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Should -Contain 'tab-one'
+        $line = "Stop-Run -Root '$root' -Name tab"
+        (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Should -Contain "'tab completion'"
+    }
+}
