@@ -1,5 +1,7 @@
 @{
     RootModule             = 'RunTools.dll'
+    # Imported before the root module: isolates the dependencies in Dependencies/ (src/RunTools.Loader).
+    NestedModules          = @('RunTools.Loader.dll')
     # Stamped from <VersionPrefix> in Directory.Build.props when the build assembles out/RunTools.
     ModuleVersion          = '0.0.0'
     CompatiblePSEditions   = @('Desktop', 'Core')

@@ -1,17 +1,12 @@
 BeforeAll {
     Import-Module $env:RUNTOOLS_MODULE_PATH -Force
+    $script:oneStep = Join-Path $TestDrive 'one-step.ps1'
+    Set-Content $script:oneStep "Invoke-RunStep a { 1 }`nInvoke-RunStep b { 2 }"
+
+    # -Complete runs both steps; otherwise only step a runs and the run ends Stopped.
     function New-TestRun([string] $Root, [string] $Id, [string] $Name = 'nightly', [switch] $Complete) {
-        $runs = [RunTools.Core.RunsRoot]::new($Root)
-        $options = [RunTools.Core.RunCreateOptions]::new()
-        $options.Name = $Name
-        $options.RunId = $Id
-        $options.Script = [Text.Encoding]::UTF8.GetBytes('# test')
-        $run = $runs.CreateRun($options)
-        if ($Complete) {
-            $attempt = $run.BeginAttempt($null)
-            try { $null = $attempt.Complete() } finally { $attempt.Dispose() }
-        }
-        $run
+        if ($Complete) { Start-Run -Name $Name -RunId $Id -ScriptPath $script:oneStep -Root $Root }
+        else { Start-Run -Name $Name -RunId $Id -ScriptPath $script:oneStep -Root $Root -Step a }
     }
 }
 
@@ -26,7 +21,7 @@ Describe 'Get-Run' {
         $runs = Get-Run -Root $root
         $runs.RunId | Should -Be @('a1', 'b2')
         $runs[0] | Should -BeOfType ([RunTools.RunInfo])
-        $runs[0].Status | Should -Be ([RunTools.RunStatus]::Created)
+        $runs[0].Status | Should -Be ([RunTools.RunStatus]::Stopped)
         $runs[1].Status | Should -Be 'Completed'
         $runs[0].Path | Should -Be (Join-Path $root 'a1')
     }
@@ -35,7 +30,7 @@ Describe 'Get-Run' {
         (Get-Run 'a*' -Root $root).RunId | Should -Be 'a1'
         (Get-Run -Name 'WEEK*' -Root $root).RunId | Should -Be 'b2'
         (Get-Run -Status Completed -Root $root).RunId | Should -Be 'b2'
-        (Get-Run -Root $root | Where-Object Status -eq Created).RunId | Should -Be 'a1'
+        (Get-Run -Root $root | Where-Object Status -eq Stopped).RunId | Should -Be 'a1'
     }
 
     It 'uses $env:RUNTOOLS_ROOT when -Root is not given' {
@@ -66,8 +61,8 @@ Describe 'Get-Run' {
 
     It 'reports an unreadable run as CorruptState and still lists the others' {
         $bad = New-TestRun $root 'c3'
-        Set-Content -Path $bad.StatePath -Value 'x'
-        Set-Content -Path $bad.JournalPath -Value 'y'
+        Set-Content -Path (Join-Path $bad.Path 'run.json') -Value 'x'
+        Set-Content -Path (Join-Path $bad.Path 'journal.jsonl') -Value 'y'
         $runs = Get-Run -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue
         $runs.RunId | Should -Be @('a1', 'b2')
         $errors[0].FullyQualifiedErrorId | Should -BeLike 'CorruptState*'

@@ -3,8 +3,6 @@ using System.Collections;
 using System.Collections.Specialized;
 using System.Management.Automation;
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 
 namespace RunTools;
 
@@ -13,51 +11,6 @@ internal static class Conversion
 {
     /// <summary>The serialization depth of recorded step and item output (CliXml).</summary>
     public const int OutputDepth = 4;
-
-    /// <summary>JSON config to the nested ordered dictionaries a script reads as $Config.a.b.</summary>
-    public static object? ToPowerShell(JsonNode? node)
-    {
-        switch (node)
-        {
-            case null:
-                return null;
-            case JsonObject obj:
-                var dictionary = new OrderedDictionary(StringComparer.OrdinalIgnoreCase);
-                foreach (var pair in obj)
-                {
-                    dictionary[pair.Key] = ToPowerShell(pair.Value);
-                }
-
-                return dictionary;
-            case JsonArray array:
-                var items = new object?[array.Count];
-                for (int i = 0; i < array.Count; i++)
-                {
-                    items[i] = ToPowerShell(array[i]);
-                }
-
-                return items;
-            case JsonValue value when value.TryGetValue(out JsonElement element):
-                return element.ValueKind switch
-                {
-                    JsonValueKind.String => element.GetString(),
-                    JsonValueKind.True => true,
-                    JsonValueKind.False => false,
-                    JsonValueKind.Number => element.TryGetInt64(out long l) ? l : element.GetDouble(),
-                    _ => null,
-                };
-            case JsonValue value when value.TryGetValue(out string? text):
-                return text;
-            case JsonValue value when value.TryGetValue(out bool flag):
-                return flag;
-            case JsonValue value when value.TryGetValue(out long whole):
-                return whole;
-            case JsonValue value when value.TryGetValue(out double number):
-                return number == Math.Floor(number) && Math.Abs(number) < 9007199254740992d ? (object)(long)number : number;
-            default:
-                return node.ToJsonString();
-        }
-    }
 
     /// <summary>Strips PSObject wrappers so Core sees plain dictionaries, lists and scalars.</summary>
     public static IDictionary UnwrapDictionary(IDictionary source)

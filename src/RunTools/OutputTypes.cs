@@ -1,6 +1,5 @@
 using System;
 using System.Collections;
-using System.Collections.Specialized;
 using RunTools.Core.Journal;
 using RunTools.Core.State;
 
@@ -18,13 +17,7 @@ public sealed class RunEvent
         Step = e.Step;
         Key = e.Key;
         Attempt = e.Attempt;
-        var data = new OrderedDictionary(StringComparer.OrdinalIgnoreCase);
-        foreach (var pair in e.Data)
-        {
-            data[pair.Key] = Conversion.ToPowerShell(pair.Value);
-        }
-
-        Data = data;
+        Data = e.DataDictionary;
     }
 
     public string RunId { get; }

@@ -39,7 +39,7 @@ internal sealed class RunExecutor : IDisposable
                 $"Run '{run.RunId}' cannot be started from inside run '{outer.RunId}'. Start it from a separate PowerShell process or job.", run.RunId);
         }
 
-        var config = (IDictionary)Conversion.ToPowerShell(run.ReadConfig().Root)!;
+        var config = run.ReadConfig().ToDictionary();
         var context = new RunContext(run, attempt, config, inDoubt);
         RunContext.Enter(context);
         try

@@ -48,6 +48,14 @@ public sealed class PesterTier
         }
 
         info.Environment["POWERSHELL_TELEMETRY_OPTOUT"] = "1";
+        foreach (var metadata in typeof(PesterTier).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false))
+        {
+            if (metadata is System.Reflection.AssemblyMetadataAttribute { Key: "OtherYamlDotNet" } other)
+            {
+                info.Environment["RUNTOOLS_TEST_OTHER_YAMLDOTNET"] = other.Value;
+            }
+        }
+
         info.Environment["POWERSHELL_UPDATECHECK"] = "Off";
         using var process = Process.Start(info)!;
         var stderr = process.StandardError.ReadToEndAsync();

@@ -140,6 +140,9 @@ public sealed class EffectiveConfig
     public static EffectiveConfig FromDictionary(IDictionary dictionary, string sourcePath, ConfigFormat format) =>
         new(DictionaryConfigConverter.Convert(dictionary), format, System.IO.Path.GetFullPath(sourcePath));
 
+    /// <summary>The config as nested ordered, case-insensitive dictionaries (what a run script sees as $Config).</summary>
+    public IDictionary ToDictionary() => PlainValues.FromObject(Root);
+
     /// <summary>
     /// Reloads a stored config.json. Large integers are accepted here because canonical text
     /// spells big doubles (1.5e20) as plain digits; the hash is recomputed from the parsed value.

@@ -43,6 +43,9 @@ public sealed class JournalEvent
     /// <summary>All members of the line except seq, ts, type and crc.</summary>
     public JsonObject Data => _data ??= ParseData();
 
+    /// <summary><see cref="Data"/> as ordered dictionaries and plain values.</summary>
+    public System.Collections.IDictionary DataDictionary => Configuration.PlainValues.FromObject(Data);
+
     internal ReadOnlySpan<byte> RawBytes => _raw;
 
     private JsonObject ParseData()
