@@ -5,7 +5,8 @@
     Tasks:
       Build    dotnet build; assembles the importable module in out/RunTools (manifest version stamped)
       Test     every tier: xUnit and, where pwsh + Pester 5 are found, Pester (same as `dotnet test RunTools.sln`)
-      Docs     turns docs/*.md (PlatyPS markdown) into MAML help in out/RunTools/en-US where PlatyPS is available
+      Docs     turns docs/cmdlets/*.md (PlatyPS markdown) into MAML help in out/RunTools/en-US and the committed
+               module/en-US copy, where Microsoft.PowerShell.PlatyPS is available
       Package  zips out/RunTools as out/RunTools-<version>.zip
       Clean    removes out/ and TestResults/
 .EXAMPLE
@@ -41,19 +42,71 @@ foreach ($name in $Task) {
             Invoke-Native dotnet @('test', 'RunTools.sln', '-c', $Configuration)
         }
         'Docs' {
+            # docs/cmdlets/*.md (PlatyPS v2 markdown) -> MAML help. The result goes to out/RunTools/en-US and
+            # to the committed copy module/en-US, which every build copies into the module, so Get-Help works
+            # on machines without PlatyPS. Re-run this task after editing docs/cmdlets and commit the XML.
             if (-not (Get-Module -ListAvailable Microsoft.PowerShell.PlatyPS)) {
-                Write-Warning 'Docs skipped: Microsoft.PowerShell.PlatyPS is not installed.'
+                Write-Warning 'Docs skipped: Microsoft.PowerShell.PlatyPS is not installed (Install-Module Microsoft.PowerShell.PlatyPS). The committed module/en-US help is unchanged.'
                 break
             }
-            Import-Module Microsoft.PowerShell.PlatyPS
+            Import-Module Microsoft.PowerShell.PlatyPS -ErrorAction Stop
             $pages = Get-ChildItem (Join-Path $PSScriptRoot 'docs/cmdlets') -Filter '*-*.md' -ErrorAction SilentlyContinue
             if (-not $pages) { Write-Warning 'Docs: no cmdlet pages under docs/cmdlets yet.'; break }
-            $help = $pages | Measure-PlatyPSMarkdown | Where-Object FileType -Match 'CommandHelp' |
-                Import-MarkdownCommandHelp -Path { $_.FilePath }
-            $help | Export-MamlCommandHelp -OutputFolder (Join-Path $PSScriptRoot 'out/maml') -Force | Out-Null
-            New-Item -ItemType Directory -Force (Join-Path $moduleOut 'en-US') | Out-Null
-            Get-ChildItem (Join-Path $PSScriptRoot 'out/maml') -Recurse -Filter '*.xml' |
-                Copy-Item -Destination (Join-Path $moduleOut 'en-US') -Force
+            $help = @(Measure-PlatyPSMarkdown -Path $pages.FullName | Where-Object FileType -Match 'CommandHelp' |
+                ForEach-Object { Import-MarkdownCommandHelp -Path $_.FilePath })
+            $staging = Join-Path ([IO.Path]::GetTempPath()) ('runtools-maml-' + [guid]::NewGuid().ToString('N'))
+            try {
+                $null = $help | Export-MamlCommandHelp -OutputFolder $staging -Force
+                $xmlPath = @(Get-ChildItem $staging -Recurse -Filter '*.xml')
+                if ($xmlPath.Count -ne 1) { throw "Docs: expected one MAML file from PlatyPS, got $($xmlPath.Count)." }
+
+                # PlatyPS 1.0 writes an example's fenced code, text and a U+0080 separator as paragraphs of
+                # <maml:introduction>, leaving <dev:code> and <dev:remarks> empty. Get-Help shows such examples
+                # with the ``` fences and without a code part, so move the code and the text where MAML wants them.
+                $maml = [xml]::new()
+                $maml.PreserveWhitespace = $false
+                $maml.Load($xmlPath[0].FullName)
+                $ns = [Xml.XmlNamespaceManager]::new($maml.NameTable)
+                $ns.AddNamespace('command', 'http://schemas.microsoft.com/maml/dev/command/2004/10')
+                $ns.AddNamespace('maml', 'http://schemas.microsoft.com/maml/2004/10')
+                $ns.AddNamespace('dev', 'http://schemas.microsoft.com/maml/dev/2004/10')
+                foreach ($example in $maml.SelectNodes('//command:example', $ns)) {
+                    $intro = $example.SelectSingleNode('maml:introduction', $ns)
+                    $code = $example.SelectSingleNode('dev:code', $ns)
+                    $remarks = $example.SelectSingleNode('dev:remarks', $ns)
+                    if (-not $intro -or -not $code -or -not $remarks -or $code.InnerText.Trim()) { continue }
+                    $codeText = [Collections.Generic.List[string]]::new()
+                    foreach ($para in @($intro.SelectNodes('maml:para', $ns))) {
+                        $text = $para.InnerText
+                        if ($text -match '^\s*```') {
+                            $codeText.Add(($text -replace '^\s*```[^\r\n]*\r?\n', '' -replace '\r?\n```\s*$', ''))
+                        }
+                        elseif ($text.Trim([char]0x80).Trim()) {
+                            $null = $remarks.AppendChild($para.Clone())
+                        }
+                        $null = $intro.RemoveChild($para)
+                    }
+                    $code.InnerText = $codeText -join "`n`n"
+                }
+                # The same separator paragraph stands between the paragraphs of other sections.
+                foreach ($para in @($maml.SelectNodes('//maml:para', $ns))) {
+                    if (-not $para.InnerText.Trim([char]0x80).Trim() -and $para.InnerText.Contains([char]0x80)) {
+                        $null = $para.ParentNode.RemoveChild($para)
+                    }
+                }
+
+                $settings = [Xml.XmlWriterSettings]@{ Indent = $true; Encoding = [Text.UTF8Encoding]::new($false); NewLineChars = "`n" }
+                foreach ($folder in (Join-Path $moduleOut 'en-US'), (Join-Path $PSScriptRoot 'module/en-US')) {
+                    $null = New-Item -ItemType Directory -Force $folder
+                    $target = Join-Path $folder 'RunTools.dll-Help.xml'
+                    $writer = [Xml.XmlWriter]::Create($target, $settings)
+                    try { $maml.Save($writer) } finally { $writer.Dispose() }
+                    Write-Host "Docs: wrote $target ($($help.Count) commands)"
+                }
+            }
+            finally {
+                Remove-Item -Recurse -Force $staging -ErrorAction SilentlyContinue
+            }
         }
         'Package' {
             $version = (Import-PowerShellDataFile (Join-Path $moduleOut 'RunTools.psd1')).ModuleVersion

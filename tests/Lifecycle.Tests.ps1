@@ -107,6 +107,31 @@ $context = Get-RunContext
         { Start-Run -Name x -ScriptPath $script -Root $root -RunId taken } | Should -Throw -ErrorId 'RunExists*'
     }
 
+    It 'ends the whole script when a step fails: later statements and steps do not run' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'endsonfail.ps1'
+        $marker = Join-Path $TestDrive 'after-fail.txt'
+        Set-Content $script "Invoke-RunStep one { throw 'boom' }`nSet-Content '$marker' 'ran'`nInvoke-RunStep two { 2 }"
+        $run = Start-Run -Name e -ScriptPath $script -Root $root -ErrorAction SilentlyContinue
+        $run.Status | Should -Be 'Failed'
+        $run.Error | Should -Match "step 'one' failed: boom"
+        Test-Path $marker | Should -BeFalse
+        Get-RunEvent -RunId $run.RunId -Root $root -Type step_started | ForEach-Object Step | Should -Be 'one'
+    }
+
+    It 'ends the whole script after a step with failed items; the other items completed' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'itemfail.ps1'
+        # A failed item is a non-terminating error: with 'Continue' the other items still run.
+        Set-Content $script "`$ErrorActionPreference = 'Continue'`n1..4 | Invoke-RunItem -Key { `$_ } -Step items { if (`$_ -eq 2) { throw 'bad item' } `$_ }`nInvoke-RunStep after { 'after' }"
+        $run = Start-Run -Name i -ScriptPath $script -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue
+        $run.Status | Should -Be 'Failed'
+        $run.ItemsCompleted | Should -Be 3
+        $errors.FullyQualifiedErrorId | Should -Contain 'RunFailed,RunTools.StartRunCommand'
+        (Get-RunEvent -RunId $run.RunId -Root $root -Type step_started).Step | Should -Not -Contain 'after'
+        (Get-RunEvent -RunId $run.RunId -Root $root -Type item_failed).Key | Should -Be '2'
+    }
+
     It 'runs only the gated steps' {
         $root = New-Root
         $script = Join-Path $TestDrive 'gated.ps1'
@@ -257,6 +282,45 @@ Describe 'Stop-Run' {
         } finally {
             Stop-Process -Id $child.Id -Force -ErrorAction SilentlyContinue
         }
+    }
+
+    It 'records Stopped when the pipeline is stopped (Ctrl+C), leaving the interrupted item in doubt' {
+        $root = New-Root
+        $effects = Join-Path $TestDrive 'ctrlc.txt'
+        $ps = [powershell]::Create()
+        $null = $ps.AddScript("Import-Module '$env:RUNTOOLS_MODULE_PATH'; Start-Run -Name ctrlc -RunId ctrlc -ScriptPath '$itemsScript' -Root '$root' -Parameters @{ EffectsPath = '$effects'; Count = 50; DelayMilliseconds = 100 }")
+        $handle = $ps.BeginInvoke()
+        try {
+            Wait-Until { (Get-EffectCounts $effects).Count -ge 3 }
+            $ps.Stop()   # what Ctrl+C does to the running pipeline
+        } finally {
+            try { $null = $ps.EndInvoke($handle) } catch { }
+            $ps.Dispose()
+        }
+        $run = Get-Run -RunId ctrlc -Root $root
+        $run.Status | Should -Be 'Stopped'
+        (Get-RunEvent -RunId ctrlc -Root $root -Type run_stopped).Data.requested_by | Should -Be 'Ctrl+C'
+        $final = Resume-Run -RunId ctrlc -Root $root -Parameters @{ EffectsPath = $effects; Count = 50 } -WarningAction SilentlyContinue
+        $final.Status | Should -Be 'Completed'
+        (Get-EffectCounts $effects).Count | Should -Be 50
+    }
+
+    It 'ends the whole script at a stop request, even inside try/catch' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'stopinside.ps1'
+        $caught = Join-Path $TestDrive 'caught.txt'
+        $after = Join-Path $TestDrive 'after-stop.txt'
+        Set-Content $script @"
+try {
+    1..10 | Invoke-RunItem -Key { `$_ } -Step s { if (`$_ -eq 3) { Stop-Run -RunId (Get-RunContext).RunId -Root '$root' -Reason inside } ; `$_ }
+} catch { Set-Content '$caught' 'caught' }
+Set-Content '$after' 'ran'
+"@
+        $run = Start-Run -Name s -ScriptPath $script -Root $root
+        $run.Status | Should -Be 'Stopped'
+        $run.ItemsCompleted | Should -Be 3
+        Test-Path $caught | Should -BeFalse
+        Test-Path $after | Should -BeFalse
     }
 
     It 'writes RunNotRunning for a run that is not running' {

@@ -38,7 +38,11 @@ public sealed class GetRunCommand : RunCmdletBase
         foreach (string rootPath in roots)
         {
             var root = new RunsRoot(rootPath);
+            var progress = new ProgressRecord(1, "Get-Run", $"Reading runs under {rootPath}");
+            WriteProgress(progress);
             var listings = root.ListRuns(id => idPatterns.Count == 0 || idPatterns.Any(p => p.IsMatch(id)));
+            progress.RecordType = ProgressRecordType.Completed;
+            WriteProgress(progress);
             foreach (var listing in listings)
             {
                 unmatchedLiteralIds.Remove(listing.Run.RunId);

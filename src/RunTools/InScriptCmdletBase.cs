@@ -23,17 +23,31 @@ public abstract class InScriptCmdletBase : RunCmdletBase
     }
 
     /// <summary>
-    /// A Core error ends the script: a stop request is remembered (so the run records Stopped even
-    /// if the script catches the error) and rethrown as a terminating error.
+    /// Ends the whole run script, not just the statement: a cmdlet's terminating error would let
+    /// the script go on to its next step. The reason is left on the context, where the executor
+    /// reads it (Stopped for a stop request, Failed otherwise), and the pipeline is stopped, which
+    /// no try/catch in the script can swallow.
     /// </summary>
-    protected void Terminate(RunContext context, RunToolsException ex, object? target)
+    protected static void Terminate(RunContext context, RunToolsException ex, object? target)
     {
+        _ = target;
         if (ex is RunStoppedException stopped)
         {
-            context.StopRequest = stopped.Request;
+            context.StopRequest ??= stopped.Request;
+        }
+        else
+        {
+            context.Failure ??= ex.Message;
         }
 
-        ThrowTerminatingError(ToErrorRecord(ex, target));
+        throw new PipelineStoppedException();
+    }
+
+    /// <summary>Ends the run script because a step failed with <paramref name="message"/>.</summary>
+    protected static void Fail(RunContext context, string message)
+    {
+        context.Failure ??= message;
+        throw new PipelineStoppedException();
     }
 
     /// <summary>Runs a script block with $_ set to <paramref name="item"/>, collecting its output.</summary>

@@ -115,7 +115,7 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
         {
             output = InvokeWithItem(ScriptBlock, InputObject);
         }
-        catch (Exception ex) when (ex is RuntimeException && RunExecutor.Unwrap(ex) is not RunStoppedException)
+        catch (Exception ex) when (ex is RuntimeException && ex is not PipelineStoppedException && RunExecutor.Unwrap(ex) is not RunStoppedException)
         {
             engine.FailItem(_step, key, ex.Message);
             WriteError(new ErrorRecord(ex, ErrorIds.ItemFailed, ErrorCategory.NotSpecified, InputObject)

@@ -57,14 +57,16 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
             Terminate(context, stopped, Name);
             return;
         }
-        catch (Exception ex) when (ex is RuntimeException)
+        catch (Exception ex) when (ex is RuntimeException && ex is not PipelineStoppedException)
         {
-            if (engine.ActiveStep == Name && engine.ActiveItem is null)
+            string message = $"step '{Name}' failed: {ex.Message}{RunExecutor.Position(ex)}";
+            if (engine.ActiveStep == Name)
             {
-                engine.FailStep(Name, ex.Message);
+                engine.FailStep(Name, message);
             }
 
-            throw;
+            Fail(context, message);
+            return;
         }
 
         try

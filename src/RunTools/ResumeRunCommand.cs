@@ -114,6 +114,7 @@ public sealed class ResumeRunCommand : RunCmdletBase
                 ScriptSourcePath = script,
                 Force = Force,
                 InDoubt = inDoubt is InDoubtAction action ? action : InDoubtAction.Retry,
+                InDoubtDecidedPerItem = inDoubt is ScriptBlock,
                 Gate = StartRunCommand.Gate(Step, FromStep, ToStep),
                 Cancellation = _executor.Cancellation,
                 Observer = new CmdletObserver(this),

@@ -58,8 +58,11 @@ public sealed class RunContext
     /// <summary>Resume-Run's -InDoubt: an InDoubtAction or a script block that decides per item.</summary>
     internal object? InDoubt { get; }
 
-    /// <summary>Set by an in-script cmdlet that met a stop request, so the executor records Stopped even if the script caught it.</summary>
+    /// <summary>Set by an in-script cmdlet that met a stop request; the executor records Stopped.</summary>
     internal StopRequest? StopRequest { get; set; }
+
+    /// <summary>Set by an in-script cmdlet whose step failed; the executor records Failed with this error.</summary>
+    internal string? Failure { get; set; }
 
     public override string ToString() => RunId;
 

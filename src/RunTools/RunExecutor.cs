@@ -117,33 +117,38 @@ internal sealed class RunExecutor : IDisposable
             host.WriteLine(record.MessageData?.ToString() ?? string.Empty);
         };
 
+        Exception? error = null;
         try
         {
             _pipeline.Invoke(null, output);
         }
-        catch (Exception ex) when (Unwrap(ex) is RunStoppedException stopped)
-        {
-            return attempt.Stop(context.StopRequest ?? stopped.Request);
-        }
-        catch (PipelineStoppedException)
-        {
-            // Ctrl+C: the unit in flight was cut off mid-work, so it stays in doubt.
-            attempt.Stop(new StopRequest { RequestedAt = DateTimeOffset.UtcNow, RequestedBy = "Ctrl+C", Reason = "the pipeline was stopped" });
-            throw;
-        }
         catch (Exception ex) when (ex is RuntimeException || ex is RunToolsException)
         {
-            if (context.StopRequest is { } request)
-            {
-                return attempt.Stop(request);
-            }
-
-            return attempt.Fail(Describe(ex));
+            error = ex;
         }
 
-        if (context.StopRequest is { } swallowed)
+        // One place decides how the attempt ends: a stop request met at a boundary, a failed step,
+        // Ctrl+C (the unit in flight stays in doubt), an error that escaped the script, or success.
+        var request = context.StopRequest ?? (error is null ? null : (Unwrap(error) as RunStoppedException)?.Request);
+        if (request is not null)
         {
-            return attempt.Stop(swallowed);
+            return attempt.Stop(request);
+        }
+
+        if (context.Failure is { } failure)
+        {
+            return attempt.Fail(failure, unitInterrupted: true);
+        }
+
+        if (_cancel.IsCancellationRequested || error is PipelineStoppedException || _pipeline.InvocationStateInfo.State == PSInvocationState.Stopped)
+        {
+            attempt.Stop(new StopRequest { RequestedAt = DateTimeOffset.UtcNow, RequestedBy = "Ctrl+C", Reason = "the pipeline was stopped" });
+            throw new PipelineStoppedException();
+        }
+
+        if (error is not null)
+        {
+            return attempt.Fail(Describe(error));
         }
 
         if (_pipeline.HadErrors && _pipeline.Streams.Error.Count > 0)
@@ -180,9 +185,12 @@ internal sealed class RunExecutor : IDisposable
             return core.Message;
         }
 
-        string position = ex is IContainsErrorRecord { ErrorRecord.InvocationInfo: { } info } && info.ScriptName is { Length: > 0 }
+        return ex.Message + Position(ex);
+    }
+
+    /// <summary>" (at script.ps1:12)" when the error knows where it happened.</summary>
+    internal static string Position(Exception ex) =>
+        ex is IContainsErrorRecord { ErrorRecord.InvocationInfo: { } info } && info.ScriptName is { Length: > 0 }
             ? $" (at {info.ScriptName}:{info.ScriptLineNumber})"
             : string.Empty;
-        return ex.Message + position;
-    }
 }

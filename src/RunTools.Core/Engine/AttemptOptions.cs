@@ -29,6 +29,9 @@ public sealed class AttemptOptions
 
     public InDoubtAction InDoubt { get; set; } = InDoubtAction.Retry;
 
+    /// <summary>The host decides each in-doubt item itself (BeginItem's decider); only for messages.</summary>
+    public bool InDoubtDecidedPerItem { get; set; }
+
     public StepGate? Gate { get; set; }
 
     /// <summary>Check the SHA-256 of every completed unit's files before resuming (default on).</summary>

@@ -170,7 +170,7 @@ public sealed class RunAttempt : IDisposable
                 : $"Attempt {Attempt} started run {run.RunId}.");
             foreach (var item in Plan.InDoubt)
             {
-                Warn($"Item '{item.Key}' of step '{item.Step}' is in doubt: its work started in an earlier attempt and was never recorded as finished. Policy: {options.InDoubt}.");
+                Warn($"Item '{item.Key}' of step '{item.Step}' is in doubt: its work started in an earlier attempt and was never recorded as finished. {(options.InDoubtDecidedPerItem ? "It is decided per item when the script meets it." : $"Policy: {options.InDoubt}.")}");
             }
         }
         catch
