@@ -65,7 +65,38 @@ internal static class Program
                 : $"  {s.RunId,-40} {s.Status,-11} steps {s.StepsCompleted}/{s.StepsTotal}  items {s.ItemsCompleted,4}  attempt {s.Attempt}");
         }
 
-        return run.ReadState().Status == RunStatus.Completed ? 0 : 1;
+        bool completed = run.ReadState().Status == RunStatus.Completed;
+        return RunPowerShellExample(root) && completed ? 0 : 1;
+    }
+
+    /// <summary>Where pwsh is installed, the same job through the module: examples/run-example.ps1.</summary>
+    private static bool RunPowerShellExample(string root)
+    {
+        string? pwsh = (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(Path.PathSeparator)
+            .Select(folder => Path.Combine(folder, OperatingSystem.IsWindows() ? "pwsh.exe" : "pwsh")).FirstOrDefault(File.Exists);
+        string script = Path.Combine(RepositoryRoot(), "examples", "run-example.ps1");
+        if (pwsh is null)
+        {
+            Console.WriteLine("\n(pwsh not found: the PowerShell part of the example, examples/run-example.ps1, was skipped.)");
+            return true;
+        }
+
+        var process = Process.Start(new ProcessStartInfo(pwsh, $"-NoProfile -NonInteractive -File \"{script}\" -Root \"{root}\"") { UseShellExecute = false })!;
+        process.WaitForExit();
+        return process.ExitCode == 0;
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "RunTools.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("RunTools.sln not found above " + AppContext.BaseDirectory);
     }
 
     private static void Show(RunDirectory run)
