@@ -13,7 +13,7 @@
     PowerShellVersion      = '5.1'
     DotNetFrameworkVersion = '4.7.2'
     FormatsToProcess       = @('RunTools.format.ps1xml')
-    TypesToProcess         = @()
+    TypesToProcess         = @('RunTools.types.ps1xml')
     CmdletsToExport        = @(
         'Start-Run', 'Resume-Run', 'Stop-Run', 'Get-Run', 'Remove-Run', 'Get-RunEvent',
         'Invoke-RunStep', 'Invoke-RunItem', 'Add-RunArtifact', 'Get-RunContext'

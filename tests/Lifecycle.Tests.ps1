@@ -393,6 +393,39 @@ Invoke-RunStep report {
     }
 }
 
+Describe 'Error ids' {
+    It 'InDoubtItems: -InDoubt Fail refuses a run with an item in doubt and names it' {
+        $root = New-Root
+        $effects = Join-Path $TestDrive 'doubt.txt'
+        $child = Start-Child "Start-Run -Name doubt -RunId doubt -ScriptPath '$itemsScript' -Root '$root' -Parameters @{ EffectsPath = '$effects'; Count = 50; DelayMilliseconds = 300 }"
+        Wait-Until { (Get-EffectCounts $effects).Count -ge 2 }
+        Stop-Process -Id $child.Id -Force
+        $child.WaitForExit()
+        $doubt = @((Get-RunEvent -RunId doubt -Root $root -Type item_started).Key | Where-Object { $_ -notin (Get-RunEvent -RunId doubt -Root $root -Type item_completed).Key })
+        if ($doubt.Count -eq 0) { Set-ItResult -Inconclusive -Because 'the kill fell between two items'; return }
+        $err = { Resume-Run -RunId doubt -Root $root -InDoubt Fail -ErrorAction Stop -WarningAction SilentlyContinue } | Should -Throw -ErrorId 'InDoubtItems*' -PassThru
+        $err.Exception.Message | Should -Match ([regex]::Escape("work/$($doubt[0])"))
+        (Get-Run -RunId doubt -Root $root).Status | Should -Be 'Interrupted'
+        { Resume-Run -RunId doubt -Root $root -InDoubt Sometimes -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidArgument*'
+    }
+
+    It 'InvalidStepName, StepNested, InvalidItemKey, ArtifactNotFound, InvalidArtifactName end the run with their message' -ForEach @(
+        @{ Body = "Invoke-RunStep '../x' { 1 }"; Message = 'not a valid step name' }
+        @{ Body = "Invoke-RunStep a { Invoke-RunStep b { 1 } }"; Message = 'Steps do not nest' }
+        @{ Body = "'' | Invoke-RunItem -Key { `$_ } -Step s { 1 }"; Message = 'key of item' }
+        @{ Body = "Invoke-RunStep a { Add-RunArtifact -Path '/no/such/file' -ErrorAction Stop }"; Message = 'does not exist' }
+        @{ Body = "Invoke-RunStep a { Add-RunArtifact -Path `$PSCommandPath -Name '../escape' -ErrorAction Stop }"; Message = 'not a valid artifact name' }
+    ) {
+        $root = New-Root
+        $script = Join-Path $TestDrive "err-$([guid]::NewGuid().ToString('N').Substring(0, 6)).ps1"
+        Set-Content $script $Body
+        $run = Start-Run -Name e -ScriptPath $script -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue
+        $run.Status | Should -Be 'Failed'
+        $run.Error | Should -Match $Message
+        $errors[-1].FullyQualifiedErrorId | Should -BeLike 'RunFailed*'
+    }
+}
+
 Describe 'PowerShell conventions' {
     BeforeAll {
         $commands = Get-Command -Module RunTools
@@ -406,6 +439,17 @@ Describe 'PowerShell conventions' {
             $type.Name | Should -Be (($command.Name -replace '-', '') + 'Command')
             $command.OutputType.Count | Should -BeGreaterThan 0 -Because $command.Name
         }
+    }
+
+    It 'shows events and artifacts in tables and RunInfo with a default display set' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'views.ps1'
+        Set-Content $script "Invoke-RunStep a { Add-RunArtifact -Path `$PSCommandPath -Name 'copy.ps1' }"
+        $run = Start-Run -Name v -ScriptPath $script -Root $root
+        Get-RunEvent -RunId $run.RunId -Root $root | Format-Table | Out-String -Width 200 | Should -Match 'Sequence\s+Timestamp\s+Type\s+Attempt\s+Step\s+Key'
+        ($run | Format-List | Out-String) | Should -Match 'ItemsCompleted'
+        ($run | Format-List | Out-String) | Should -Not -Match 'ConfigHash'
+        $run.Id | Should -Be $run.RunId
     }
 
     It 'supports ShouldProcess where runs are changed or deleted' {

@@ -41,16 +41,14 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
         var engine = _context.Engine;
         if (Key is not System.Management.Automation.ScriptBlock && Key is not string)
         {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-Key takes a script block that computes the key from $_, or the name of a property."),
-                ErrorIds.InvalidItemKey, ErrorCategory.InvalidArgument, Key));
+            Fail(_context, "-Key takes a script block that computes the key from $_, or the name of a property.");
         }
 
         if (Step is null || Step == engine.ActiveStep)
         {
             if (engine.ActiveStep is null)
             {
-                ThrowTerminatingError(new ErrorRecord(new InvalidOperationException("Invoke-RunItem needs a step: pass -Step, or call it inside Invoke-RunStep."),
-                    ErrorIds.StepNotRunning, ErrorCategory.InvalidOperation, null));
+                Fail(_context, "Invoke-RunItem needs a step: pass -Step, or call it inside Invoke-RunStep.");
             }
 
             _step = engine.ActiveStep!;
@@ -172,8 +170,7 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
         string? key = value?.ToString();
         if (string.IsNullOrEmpty(key))
         {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"The key of item '{InputObject}' is empty. -Key must give each item a stable, unique, non-empty key."),
-                ErrorIds.InvalidItemKey, ErrorCategory.InvalidArgument, InputObject));
+            Fail(_context!, $"The key of item '{InputObject}' is empty. -Key must give each item a stable, unique, non-empty key.");
         }
 
         return key!;

@@ -156,6 +156,12 @@ internal sealed class RunExecutor : IDisposable
             attempt.Log($"The script wrote {_pipeline.Streams.Error.Count} non-terminating error(s).");
         }
 
+        if (attempt.ActiveStep is { } open)
+        {
+            // The script ended inside a step (an error it swallowed): the step did not complete.
+            return attempt.Fail($"the script ended while step '{open}' was still running", unitInterrupted: true);
+        }
+
         return attempt.Complete();
     }
 
