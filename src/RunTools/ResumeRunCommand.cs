@@ -11,12 +11,11 @@ namespace RunTools;
 /// <summary>Continues a Created, Stopped, Interrupted or Failed run from the first unfinished step or item.</summary>
 [Cmdlet(VerbsLifecycle.Resume, "Run", DefaultParameterSetName = ById, SupportsShouldProcess = true)]
 [OutputType(typeof(RunInfo))]
-public sealed class ResumeRunCommand : RunCmdletBase
+public sealed class ResumeRunCommand : RunExecutionCmdletBase
 {
     private const string ById = "ById";
     private const string ByInput = "ByInputObject";
     private const string ByPath = "ByPath";
-    private RunExecutor? _executor;
 
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(RunIdCompleter))]
@@ -43,9 +42,6 @@ public sealed class ResumeRunCommand : RunCmdletBase
     [ValidateNotNullOrEmpty]
     public string? ScriptPath { get; set; }
 
-    [Parameter]
-    public System.Collections.Hashtable? Parameters { get; set; }
-
     /// <summary>Continue despite config or script drift; the drift is journaled.</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
@@ -54,18 +50,6 @@ public sealed class ResumeRunCommand : RunCmdletBase
     [Parameter]
     [ValidateNotNull]
     public object InDoubt { get; set; } = InDoubtAction.Retry;
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string[] Step { get; set; } = Array.Empty<string>();
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? FromStep { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? ToStep { get; set; }
 
     protected override void ProcessRecord()
     {
@@ -106,7 +90,7 @@ public sealed class ResumeRunCommand : RunCmdletBase
             EffectiveConfig? config = Config is not null ? LoadConfig(Config)
                 : state.Config.SourcePath is { } source ? LoadRecordedConfig(run.RunId, source)
                 : null; // a hashtable config has only its snapshot
-            _executor = new RunExecutor(this);
+            Executor = new RunExecutor(this);
             var options = new AttemptOptions
             {
                 Config = config,
@@ -115,14 +99,14 @@ public sealed class ResumeRunCommand : RunCmdletBase
                 Force = Force,
                 InDoubt = inDoubt is InDoubtAction action ? action : InDoubtAction.Retry,
                 InDoubtDecidedPerItem = inDoubt is ScriptBlock,
-                Gate = StartRunCommand.Gate(Step, FromStep, ToStep),
-                Cancellation = _executor.Cancellation,
+                Gate = Gate,
+                Cancellation = Executor.Cancellation,
                 Observer = new CmdletObserver(this),
             };
             RunState final;
             using (var attempt = run.BeginAttempt(options))
             {
-                final = _executor.Execute(run, attempt, script, Parameters, inDoubt);
+                final = Executor.Execute(run, attempt, script, Parameters, inDoubt);
             }
 
             var info = RunInfo.From(run, run.ReadState());
@@ -139,12 +123,10 @@ public sealed class ResumeRunCommand : RunCmdletBase
         }
         finally
         {
-            _executor?.Dispose();
-            _executor = null;
+            Executor?.Dispose();
+            Executor = null;
         }
     }
-
-    protected override void StopProcessing() => _executor?.Stop();
 
     /// <summary>-InDoubt as typed: Retry/Skip/Fail (any case) or a script block.</summary>
     private static object NormalizeInDoubt(object value)

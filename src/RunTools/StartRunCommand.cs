@@ -12,9 +12,8 @@ namespace RunTools;
 /// <summary>Creates a run directory and executes the run script in it, in this process.</summary>
 [Cmdlet(VerbsLifecycle.Start, "Run", SupportsShouldProcess = true)]
 [OutputType(typeof(RunInfo))]
-public sealed class StartRunCommand : RunCmdletBase
+public sealed class StartRunCommand : RunExecutionCmdletBase
 {
-    private RunExecutor? _executor;
 
     [Parameter(Mandatory = true, Position = 0)]
     [ArgumentCompleter(typeof(RunNameCompleter))]
@@ -30,27 +29,12 @@ public sealed class StartRunCommand : RunCmdletBase
     public object? Config { get; set; }
 
     [Parameter]
-    public Hashtable? Parameters { get; set; }
-
-    [Parameter]
     [ValidateNotNullOrEmpty]
     public string? Root { get; set; }
 
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? RunId { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string[] Step { get; set; } = Array.Empty<string>();
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? FromStep { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? ToStep { get; set; }
 
     protected override void EndProcessing()
     {
@@ -80,17 +64,17 @@ public sealed class StartRunCommand : RunCmdletBase
                 ScriptSourcePath = script,
             });
             WriteVerbose($"Created run {run.RunId} in {run.Path}.");
-            _executor = new RunExecutor(this);
+            Executor = new RunExecutor(this);
             var options = new AttemptOptions
             {
-                Gate = Gate(Step, FromStep, ToStep),
-                Cancellation = _executor.Cancellation,
+                Gate = Gate,
+                Cancellation = Executor.Cancellation,
                 Observer = new CmdletObserver(this),
             };
             RunState final;
             using (var attempt = run.BeginAttempt(options))
             {
-                final = _executor.Execute(run, attempt, script, Parameters, null);
+                final = Executor.Execute(run, attempt, script, Parameters, null);
             }
 
             var info = RunInfo.From(run, run.ReadState());
@@ -107,14 +91,9 @@ public sealed class StartRunCommand : RunCmdletBase
         }
         finally
         {
-            _executor?.Dispose();
+            Executor?.Dispose();
         }
     }
-
-    protected override void StopProcessing() => _executor?.Stop();
-
-    internal static StepGate? Gate(string[] only, string? from, string? to) =>
-        only.Length == 0 && from is null && to is null ? null : new StepGate { Only = only.Length == 0 ? null : only.ToList(), From = from, To = to };
 
     /// <summary>A failed run also writes RunFailed (the script's error inside) so that scheduled tasks see a failure.</summary>
     internal static void WriteFailureIfAny(PSCmdlet cmdlet, RunInfo info, RunState final)

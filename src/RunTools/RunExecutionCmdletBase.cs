@@ -1,0 +1,38 @@
+using System;
+using System.Collections;
+using System.Linq;
+using System.Management.Automation;
+using RunTools.Core.State;
+
+namespace RunTools;
+
+/// <summary>What Start-Run and Resume-Run share: the script's parameters, the step gate, and Ctrl+C.</summary>
+public abstract class RunExecutionCmdletBase : RunCmdletBase
+{
+    /// <summary>Parameters passed to the run script (splatted).</summary>
+    [Parameter]
+    public Hashtable? Parameters { get; set; }
+
+    /// <summary>Run only these steps.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[] Step { get; set; } = Array.Empty<string>();
+
+    /// <summary>Run from this step on (steps before it are replayed or skipped).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? FromStep { get; set; }
+
+    /// <summary>Run up to and including this step.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? ToStep { get; set; }
+
+    internal RunExecutor? Executor { get; set; }
+
+    internal StepGate? Gate =>
+        Step.Length == 0 && FromStep is null && ToStep is null ? null : new StepGate { Only = Step.Length == 0 ? null : Step.ToList(), From = FromStep, To = ToStep };
+
+    /// <summary>Ctrl+C: honoured at the next boundary, and the run script's pipeline is stopped.</summary>
+    protected override void StopProcessing() => Executor?.Stop();
+}
