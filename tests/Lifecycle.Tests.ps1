@@ -472,5 +472,10 @@ Describe 'PowerShell conventions' {
         (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Should -Contain 'tab-one'
         $line = "Stop-Run -Root '$root' -Name tab"
         (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Should -Contain "'tab completion'"
+        Push-Location (Split-Path $root)
+        try {
+            $line = "Get-RunEvent -Root ./$(Split-Path $root -Leaf) -RunId tab"   # relative to the PowerShell location
+            (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Should -Contain 'tab-one'
+        } finally { Pop-Location }
     }
 }

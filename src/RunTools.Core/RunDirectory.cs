@@ -71,6 +71,9 @@ public sealed class RunDirectory
         return state;
     }
 
+    /// <summary>The full path of a recorded path (relative to the run with '/' separators, or absolute for references).</summary>
+    public string ResolveRecordedPath(string recordedPath) => Engine.Integrity.ResolvePath(Path, recordedPath);
+
     /// <summary>Whether a live process owns the run.</summary>
     public bool IsOwned => RunLock.IsHeld(Path);
 
@@ -133,7 +136,7 @@ public sealed class RunDirectory
     public void Delete()
     {
         string parent = System.IO.Path.GetDirectoryName(Path)!;
-        string doomed = System.IO.Path.Combine(parent, ".deleting-" + RunId + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
+        string doomed = System.IO.Path.Combine(parent, RunFormat.DeletingPrefix + RunId + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
         var runLock = RunLock.TryAcquire(Path, DateTimeOffset.UtcNow);
         if (runLock is null)
         {

@@ -24,7 +24,14 @@ public static class RunFormat
     /// <summary>Prefix of a directory a run is assembled in before it is renamed into place.</summary>
     public const string StagingPrefix = ".staging-";
 
+    /// <summary>Prefix a run directory is renamed to before it is deleted.</summary>
+    public const string DeletingPrefix = ".deleting-";
+
     internal static readonly JsonSerializerOptions JsonOptions = CreateOptions(indented: true);
+
+    /// <summary>An enum value as the format spells it everywhere (run.json and journal): lower-case snake_case.</summary>
+    internal static string EnumText<T>(T value)
+        where T : struct, System.Enum => JsonNamingPolicy.SnakeCaseLower.ConvertName(value.ToString());
 
     internal static readonly JsonSerializerOptions CompactJsonOptions = CreateOptions(indented: false);
 

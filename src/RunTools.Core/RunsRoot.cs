@@ -200,7 +200,7 @@ public sealed class RunsRoot
                     w.WriteNumber("format_version", RunFormat.Version);
                     w.WriteStartObject("config");
                     w.WriteString("hash", options.Config.Hash);
-                    w.WriteString("format", options.Config.Format.ToString().ToLowerInvariant());
+                    w.WriteString("format", RunFormat.EnumText(options.Config.Format));
                     if (options.Config.SourcePath is null)
                     {
                         w.WriteNull("source_path");
@@ -290,7 +290,10 @@ public sealed class RunsRoot
         return name.Trim();
     }
 
-    /// <summary>A crash during CreateRun leaves a staging folder; one a day old is certainly abandoned.</summary>
+    /// <summary>
+    /// A crash during CreateRun leaves a staging folder (one a day old is certainly abandoned); a
+    /// crash during RunDirectory.Delete leaves a folder already renamed out of sight for deletion.
+    /// </summary>
     private void RemoveAbandonedStaging()
     {
         foreach (string folder in Directory.EnumerateDirectories(Path, RunFormat.StagingPrefix + "*"))
@@ -299,6 +302,11 @@ public sealed class RunsRoot
             {
                 TryDeleteDirectory(folder);
             }
+        }
+
+        foreach (string folder in Directory.EnumerateDirectories(Path, RunFormat.DeletingPrefix + "*"))
+        {
+            TryDeleteDirectory(folder);
         }
     }
 

@@ -30,7 +30,7 @@ public sealed class AddRunArtifactCommand : InScriptCmdletBase
         try
         {
             var record = context.Engine.AddArtifact(ResolvePath(Path), Name, Reference ? ArtifactMode.Reference : ArtifactMode.Copy);
-            WriteObject(new RunArtifact(context.RunId, context.Path, record));
+            WriteObject(new RunArtifact(context.Run, record));
         }
         catch (RunToolsException ex)
         {

@@ -22,7 +22,7 @@ public class RunIdCompleter : IArgumentCompleter
         IEnumerable<string> values;
         try
         {
-            values = Values(new RunsRoot(Path.GetFullPath(root)));
+            values = Values(new RunsRoot(ResolveAgainstLocation(root)));
         }
         catch (Exception ex) when (ex is RunToolsException || ex is IOException || ex is UnauthorizedAccessException)
         {
@@ -34,6 +34,24 @@ public class RunIdCompleter : IArgumentCompleter
             string text = value.IndexOfAny(s_needsQuotes) >= 0 ? "'" + value.Replace("'", "''") + "'" : value;
             yield return new CompletionResult(text, value, CompletionResultType.ParameterValue, value);
         }
+    }
+
+    /// <summary>A relative root means relative to the PowerShell location, not the process directory.</summary>
+    private static string ResolveAgainstLocation(string root)
+    {
+        string? location = null;
+        try
+        {
+            // Completion runs on the pipeline thread, so a nested pipeline can ask for the location.
+            using var ps = PowerShell.Create(RunspaceMode.CurrentRunspace);
+            location = ps.AddCommand("Get-Location").AddParameter("PSProvider", "FileSystem").Invoke<PathInfo>().FirstOrDefault()?.ProviderPath;
+        }
+        catch (Exception ex) when (ex is PSInvalidOperationException || ex is RuntimeException)
+        {
+            // No usable runspace: fall back to the process directory.
+        }
+
+        return Path.IsPathRooted(root) || location is null ? Path.GetFullPath(root) : Path.GetFullPath(Path.Combine(location, root));
     }
 
     protected virtual IEnumerable<string> Values(RunsRoot root) => root.EnumerateRunIds().Reverse();

@@ -44,11 +44,11 @@ public sealed class RunEvent
 /// <summary>A file recorded with Add-RunArtifact.</summary>
 public sealed class RunArtifact
 {
-    internal RunArtifact(string runId, string runPath, ArtifactRecord record)
+    internal RunArtifact(Core.RunDirectory run, ArtifactRecord record)
     {
-        RunId = runId;
+        RunId = run.RunId;
         Name = record.Name;
-        Path = System.IO.Path.IsPathRooted(record.Path) ? record.Path : System.IO.Path.Combine(runPath, record.Path.Replace('/', System.IO.Path.DirectorySeparatorChar));
+        Path = run.ResolveRecordedPath(record.Path);
         RecordedPath = record.Path;
         Mode = record.Mode;
         Size = record.Size;

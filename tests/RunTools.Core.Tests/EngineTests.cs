@@ -602,4 +602,37 @@ public sealed class EngineTests : IDisposable
         var ids = Enumerable.Range(0, 300).Select(_ => _root.CreateRun(new RunCreateOptions { Name = "burst" }).RunId).ToList();
         Assert.Equal(300, ids.Distinct(StringComparer.Ordinal).Count());
     }
+
+    [Fact]
+    public void DeletingARunNeverTouchesARunningOneAndLeavesNothingHalfDone()
+    {
+        var running = Runs.Create(_root, "busy");
+        using (running.BeginAttempt())
+        {
+            Assert.Equal(ErrorIds.RunLocked, Assert.Throws<RunLockedException>(() => running.Delete()).ErrorId);
+            Assert.True(File.Exists(running.JournalPath));
+        }
+
+        running.Delete();
+        Assert.False(Directory.Exists(running.Path));
+        Assert.Empty(Directory.GetDirectories(_root.Path, ".deleting-*"));
+
+        // A crash after the rename leaves a folder out of sight: listings ignore it, the next creation removes it.
+        var other = Runs.Create(_root, "other");
+        Directory.Move(other.Path, Path.Combine(_root.Path, ".deleting-other-12345678"));
+        Assert.Empty(_root.ListRuns());
+        Runs.Create(_root, "next");
+        Assert.Empty(Directory.GetDirectories(_root.Path, ".deleting-*"));
+        Assert.Equal(new[] { "next" }, _root.EnumerateRunIds());
+    }
+
+    [Fact]
+    public void EnumValuesAreSpelledTheSameInTheJournalAndTheSnapshot()
+    {
+        var config = EffectiveConfig.FromDictionary(new System.Collections.Hashtable { ["a"] = 1 }, _dir.Combine("c.psd1"), ConfigFormat.PowerShellData);
+        var run = _root.CreateRun(new RunCreateOptions { Name = "psd1", RunId = "psd1", Config = config, Script = Runs.Bytes("s") });
+        Assert.Contains("\"format\":\"power_shell_data\"", File.ReadAllText(run.JournalPath), StringComparison.Ordinal);
+        Assert.Contains("\"format\": \"power_shell_data\"", File.ReadAllText(run.StatePath), StringComparison.Ordinal);
+        Assert.Equal(ConfigFormat.PowerShellData, run.Rebuild().Config.Format);
+    }
 }

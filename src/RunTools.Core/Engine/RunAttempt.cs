@@ -138,7 +138,7 @@ public sealed class RunAttempt : IDisposable
             {
                 w.WriteNumber("attempt", Attempt);
                 w.WriteBoolean("resumed", resumed);
-                w.WriteString("previous_status", previousStatus.ToString().ToLowerInvariant());
+                w.WriteString("previous_status", RunFormat.EnumText(previousStatus));
                 w.WritePropertyName("owner");
                 JsonSerializer.Serialize(w, owner, RunFormat.CompactJsonOptions);
                 w.WriteBoolean("forced", drift.Count > 0);
@@ -850,7 +850,7 @@ public sealed class RunAttempt : IDisposable
             w.WriteString("history", history);
             if (record.Kind == "config")
             {
-                w.WriteString("format", _options.Config!.Format.ToString().ToLowerInvariant());
+                w.WriteString("format", RunFormat.EnumText(_options.Config!.Format));
                 if (_options.Config.SourcePath is { } source)
                 {
                     w.WriteString("source_path", source);
