@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Text.Json;
+using System.Threading;
 using RunTools.Core.Configuration;
 using RunTools.Core.Engine;
 using RunTools.Core.Infrastructure;
@@ -130,6 +131,14 @@ public sealed class RunDirectory
     public RunAttempt BeginAttempt(AttemptOptions? options = null) => RunAttempt.Begin(this, options ?? new AttemptOptions());
 
     /// <summary>
+    /// Verifies the run: state against journal, every recorded file's presence, size and SHA-256,
+    /// and the files the format requires. Hashing uses all cores; <paramref name="bytesHashed"/>
+    /// is called from worker threads with (bytes hashed so far, bytes to hash).
+    /// </summary>
+    public RunTestResult Test(Action<long, long>? bytesHashed = null, CancellationToken cancellation = default) =>
+        RunTester.Test(this, bytesHashed, cancellation);
+
+    /// <summary>
     /// Deletes the run. Never a running one: the lock is taken first (RunLocked otherwise). The
     /// directory is renamed out of sight before it is emptied, so a crash midway leaves no half run.
     /// </summary>
@@ -252,8 +261,12 @@ public sealed class RunDirectory
     private RunToolsException CorruptState() => new(ErrorIds.CorruptState, RunToolsErrorCategory.InvalidData,
         $"Run '{RunId}' cannot be read: {RunFormat.StateFile} is missing or corrupt and {RunFormat.JournalFile} has no readable events. Restore the run directory from a backup or archive.", RunId);
 
-    private RunState? TryReadSnapshot()
+    private RunState? TryReadSnapshot() => TryReadSnapshot(out _);
+
+    /// <summary>The snapshot as stored, or null with the reason it cannot be used.</summary>
+    internal RunState? TryReadSnapshot(out string? failure)
     {
+        failure = null;
         byte[] bytes;
         try
         {
@@ -261,6 +274,7 @@ public sealed class RunDirectory
         }
         catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
         {
+            failure = ex is FileNotFoundException ? "missing" : ex.Message;
             return null;
         }
 
@@ -269,10 +283,17 @@ public sealed class RunDirectory
             EnsureSupportedVersion(RunId, PeekFormatVersion(bytes));
 
             var state = JsonSerializer.Deserialize<RunState>(bytes, RunFormat.JsonOptions);
-            return state is null || state.RunId.Length == 0 ? null : state;
+            if (state is null || state.RunId.Length == 0)
+            {
+                failure = "no run_id";
+                return null;
+            }
+
+            return state;
         }
-        catch (JsonException)
+        catch (JsonException ex)
         {
+            failure = ex.Message;
             return null;
         }
     }

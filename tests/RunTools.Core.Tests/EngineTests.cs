@@ -348,7 +348,7 @@ public sealed class EngineTests : IDisposable
 
         string damaged = Path.Combine(run.Path, "artifacts", "approved", "frame_0001.png");
         File.WriteAllText(damaged, "pixelz 1"); // same size, different bytes
-        Assert.Equal(IntegrityProblemKind.HashMismatch, Assert.Single(run.Plan().IntegrityProblems).Kind);
+        Assert.Equal(RunProblemKind.HashMismatch, Assert.Single(run.Plan().IntegrityProblems).Kind);
         using (var attempt = run.BeginAttempt(new AttemptOptions { Observer = new RecordingObserver() }))
         {
             // Even a completed run is resumed to redo a damaged unit, and only that unit.

@@ -2,23 +2,20 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Security.Cryptography;
+using System.Threading;
 using System.Threading.Tasks;
 using RunTools.Core.State;
 
 namespace RunTools.Core.Engine;
 
-public enum IntegrityProblemKind
+/// <summary>
+/// Something wrong with a run: a recorded file that is not what the journal says it is, or a
+/// disagreement between the run's files. <see cref="Step"/> and <see cref="Key"/> name the unit
+/// a resume would redo.
+/// </summary>
+public sealed class RunProblem
 {
-    MissingFile,
-    SizeMismatch,
-    HashMismatch,
-    Unreadable,
-}
-
-/// <summary>A recorded file that is not what the journal says it is.</summary>
-public sealed class IntegrityProblem
-{
-    public IntegrityProblem(IntegrityProblemKind kind, string path, string expected, string actual, string? step, string? key)
+    public RunProblem(RunProblemKind kind, string path, string expected, string actual, string? step, string? key, RunProblemSeverity severity = RunProblemSeverity.Error, string? note = null)
     {
         Kind = kind;
         Path = path;
@@ -26,20 +23,31 @@ public sealed class IntegrityProblem
         Actual = actual;
         Step = step;
         Key = key;
+        Severity = severity;
+        Note = note;
     }
 
-    public IntegrityProblemKind Kind { get; }
+    public RunProblemKind Kind { get; }
 
+    public RunProblemSeverity Severity { get; }
+
+    /// <summary>The file, relative to the run ('/' separators), or absolute for a referenced artifact.</summary>
     public string Path { get; }
 
     public string Expected { get; }
 
     public string Actual { get; }
 
-    /// <summary>The unit the file belongs to (null for run-level artifacts).</summary>
+    /// <summary>The unit the file belongs to (null for run-level files).</summary>
     public string? Step { get; }
 
     public string? Key { get; }
+
+    /// <summary>Why it matters and what to do, when that is not obvious from the kind.</summary>
+    public string? Note { get; }
+
+    internal RunProblem WithSeverity(RunProblemSeverity severity, string? note) =>
+        new(Kind, Path, Expected, Actual, Step, Key, severity, note);
 
     public override string ToString() => $"{Kind} {Path} (expected {Expected}, found {Actual})";
 }
@@ -74,7 +82,7 @@ internal static class Integrity
     }
 
     /// <summary>Checks one recorded file: presence, then size (cheap), then SHA-256.</summary>
-    public static IntegrityProblem? Check(string runPath, string recordedPath, long size, string sha256, string? step, string? key)
+    public static RunProblem? Check(string runPath, string recordedPath, long size, string sha256, string? step, string? key)
     {
         string full = ResolvePath(runPath, recordedPath);
         try
@@ -82,40 +90,50 @@ internal static class Integrity
             var info = new FileInfo(full);
             if (!info.Exists)
             {
-                return new IntegrityProblem(IntegrityProblemKind.MissingFile, recordedPath, $"{size} bytes", "no file", step, key);
+                return new RunProblem(RunProblemKind.MissingFile, recordedPath, $"{size} bytes", "no file", step, key);
             }
 
             if (info.Length != size)
             {
-                return new IntegrityProblem(IntegrityProblemKind.SizeMismatch, recordedPath, $"{size} bytes", $"{info.Length} bytes", step, key);
+                return new RunProblem(RunProblemKind.SizeMismatch, recordedPath, $"{size} bytes", $"{info.Length} bytes", step, key);
             }
 
             var (_, actual) = HashFile(full);
             return string.Equals(actual, sha256, StringComparison.OrdinalIgnoreCase)
                 ? null
-                : new IntegrityProblem(IntegrityProblemKind.HashMismatch, recordedPath, sha256, actual, step, key);
+                : new RunProblem(RunProblemKind.HashMismatch, recordedPath, sha256, actual, step, key);
         }
         catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
         {
-            return new IntegrityProblem(IntegrityProblemKind.Unreadable, recordedPath, sha256, ex.Message, step, key);
+            return new RunProblem(RunProblemKind.Unreadable, recordedPath, sha256, ex.Message, step, key);
         }
     }
 
     /// <summary>Checks many files on all cores; results keep the input order.</summary>
-    public static List<IntegrityProblem> CheckAll(string runPath, IReadOnlyList<(string Path, long Size, string Sha256, string? Step, string? Key)> files)
+    public static List<RunProblem> CheckAll(string runPath, IReadOnlyList<RecordedFile> files, Action<long>? bytesDone = null, CancellationToken cancellation = default)
     {
-        var results = new IntegrityProblem?[files.Count];
-        Parallel.For(0, files.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        var results = new RunProblem?[files.Count];
+        var options = new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = cancellation };
+        try
         {
-            var f = files[i];
-            results[i] = Check(runPath, f.Path, f.Size, f.Sha256, f.Step, f.Key);
-        });
-        var problems = new List<IntegrityProblem>();
-        foreach (var p in results)
-        {
-            if (p is not null)
+            Parallel.For(0, files.Count, options, i =>
             {
-                problems.Add(p);
+                var f = files[i];
+                results[i] = Check(runPath, f.Path, f.Size, f.Sha256, f.Step, f.Key);
+                bytesDone?.Invoke(f.Size);
+            });
+        }
+        catch (AggregateException ex) when (ex.InnerException is OperationCanceledException)
+        {
+            throw ex.InnerException;
+        }
+
+        var problems = new List<RunProblem>();
+        for (int i = 0; i < results.Length; i++)
+        {
+            if (results[i] is { } p)
+            {
+                problems.Add(files[i].Vouches ? p : p.WithSeverity(RunProblemSeverity.Warning, files[i].Note));
             }
         }
 
@@ -125,4 +143,37 @@ internal static class Integrity
     /// <summary>Recorded paths are relative ('/' separators) inside the run, or absolute for references.</summary>
     public static string ResolvePath(string runPath, string recordedPath) =>
         Path.IsPathRooted(recordedPath) ? recordedPath : Path.Combine(runPath, recordedPath.Replace('/', Path.DirectorySeparatorChar));
+}
+
+/// <summary>
+/// A file the journal recorded with size and SHA-256. Only files that vouch for a completed unit
+/// (or for the run) make it invalid when damaged; the others belong to superseded or unfinished
+/// work and are kept for reference.
+/// </summary>
+internal readonly struct RecordedFile
+{
+    public RecordedFile(string path, long size, string sha256, string? step, string? key, bool vouches = true, string? note = null)
+    {
+        Path = path;
+        Size = size;
+        Sha256 = sha256;
+        Step = step;
+        Key = key;
+        Vouches = vouches;
+        Note = note;
+    }
+
+    public string Path { get; }
+
+    public long Size { get; }
+
+    public string Sha256 { get; }
+
+    public string? Step { get; }
+
+    public string? Key { get; }
+
+    public bool Vouches { get; }
+
+    public string? Note { get; }
 }

@@ -10,7 +10,7 @@ namespace RunTools.Core.Engine;
 /// <summary>What a resume will find: finished work, work in doubt, and work that must be redone.</summary>
 public sealed class ResumePlan
 {
-    internal ResumePlan(RunState state, JournalScanResult journal, ItemLedger ledger, List<IntegrityProblem> problems, List<ItemRef> inDoubt)
+    internal ResumePlan(RunState state, JournalScanResult journal, ItemLedger ledger, List<RunProblem> problems, List<ItemRef> inDoubt)
     {
         State = state;
         Journal = journal;
@@ -27,7 +27,7 @@ public sealed class ResumePlan
     public IReadOnlyList<ItemRef> InDoubt { get; }
 
     /// <summary>Recorded files that are missing or corrupt; their units are redone.</summary>
-    public IReadOnlyList<IntegrityProblem> IntegrityProblems { get; }
+    public IReadOnlyList<RunProblem> IntegrityProblems { get; }
 
     public long CompletedItems => Ledger.Steps.Sum(s => (long)s.Value.Completed.Count);
 
@@ -99,18 +99,26 @@ internal static class ResumePlanner
             }
         }
 
-        var problems = verifyArtifacts ? CheckCompletedUnits(run, state, ledger) : new List<IntegrityProblem>();
+        var problems = verifyArtifacts ? CheckCompletedUnits(run, state, ledger) : new List<RunProblem>();
         return new Result(new ResumePlan(state, scan, ledger, problems, inDoubt));
     }
 
-    private static List<IntegrityProblem> CheckCompletedUnits(RunDirectory run, RunState state, ItemLedger ledger)
+    private static List<RunProblem> CheckCompletedUnits(RunDirectory run, RunState state, ItemLedger ledger) =>
+        Integrity.CheckAll(run.Path, RecordedFiles(state, ledger, unitsOnly: true));
+
+    /// <summary>
+    /// The files the journal recorded. With <paramref name="unitsOnly"/>, only those that vouch for a
+    /// completed unit (what a resume verifies); otherwise every step output and artifact, marked
+    /// with whether it vouches (what Test-Run verifies).
+    /// </summary>
+    internal static List<RecordedFile> RecordedFiles(RunState state, ItemLedger ledger, bool unitsOnly)
     {
-        var files = new List<(string Path, long Size, string Sha256, string? Step, string? Key)>();
+        var files = new List<RecordedFile>();
         foreach (var step in state.Steps)
         {
             if (step.Status == StepStatus.Completed && step.Output is { } output)
             {
-                files.Add((output.Path, output.Size, output.Sha256, step.Name, null));
+                files.Add(new RecordedFile(output.Path, output.Size, output.Sha256, step.Name, null));
             }
         }
 
@@ -151,11 +159,21 @@ internal static class ResumePlanner
             }
         }
 
-        foreach (var artifact in latest.Values)
+        var vouching = new HashSet<ArtifactRecord>(latest.Values);
+        foreach (var artifact in state.Artifacts)
         {
-            files.Add((artifact.Path, artifact.Size, artifact.Sha256, artifact.Step, artifact.Key));
+            bool runLevel = artifact.Step is null;
+            if (vouching.Contains(artifact))
+            {
+                files.Add(new RecordedFile(artifact.Path, artifact.Size, artifact.Sha256, artifact.Step, artifact.Key));
+            }
+            else if (!unitsOnly)
+            {
+                files.Add(new RecordedFile(artifact.Path, artifact.Size, artifact.Sha256, artifact.Step, artifact.Key, vouches: runLevel,
+                    note: runLevel ? null : $"Recorded in attempt {artifact.Attempt} for work that was redone or never finished; it vouches for nothing and is kept for reference."));
+            }
         }
 
-        return Integrity.CheckAll(run.Path, files);
+        return files;
     }
 }

@@ -899,7 +899,7 @@ public sealed class RunAttempt : IDisposable
         }
     }
 
-    private void InvalidateUnit(IntegrityProblem problem)
+    private void InvalidateUnit(RunProblem problem)
     {
         if (problem.Step is null)
         {

@@ -1,0 +1,264 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Threading;
+using RunTools.Core.Infrastructure;
+using RunTools.Core.Journal;
+using RunTools.Core.State;
+
+namespace RunTools.Core.Engine;
+
+/// <summary>What Test-Run found: the run's state as the journal tells it, and every problem.</summary>
+public sealed class RunTestResult
+{
+    internal RunTestResult(RunDirectory run, RunState? state, List<RunProblem> problems, int filesChecked, long bytesChecked)
+    {
+        Run = run;
+        State = state;
+        Problems = problems;
+        FilesChecked = filesChecked;
+        BytesChecked = bytesChecked;
+    }
+
+    public RunDirectory Run { get; }
+
+    /// <summary>The state as the journal (the source of truth) tells it; null when nothing is readable.</summary>
+    public RunState? State { get; }
+
+    public IReadOnlyList<RunProblem> Problems { get; }
+
+    /// <summary>True when no problem is an error; warnings (a torn journal tail, damaged files of superseded work) do not count.</summary>
+    public bool IsValid => Problems.All(p => p.Severity != RunProblemSeverity.Error);
+
+    /// <summary>Recorded files whose presence, size and SHA-256 were checked.</summary>
+    public int FilesChecked { get; }
+
+    public long BytesChecked { get; }
+}
+
+/// <summary>
+/// Test-Run's checks, in the order a reader depends on them: the format version, the files the
+/// format requires, the journal, run.json against the journal, the stored config and script
+/// against their recorded hashes, then every recorded file (in parallel).
+/// </summary>
+internal static class RunTester
+{
+    public static RunTestResult Test(RunDirectory run, Action<long, long>? bytesHashed, CancellationToken cancellation)
+    {
+        var problems = new List<RunProblem>();
+        try
+        {
+            return Test(run, problems, bytesHashed, cancellation);
+        }
+        catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.UnsupportedFormatVersion)
+        {
+            // Nothing else can be judged by rules written for an older format.
+            problems.Add(new RunProblem(RunProblemKind.UnsupportedFormatVersion, RunFormat.StateFile, $"format version {RunFormat.Version} or lower", "a newer version", null, null,
+                note: ex.Message));
+            return new RunTestResult(run, null, problems, 0, 0);
+        }
+    }
+
+    private static RunTestResult Test(RunDirectory run, List<RunProblem> problems, Action<long, long>? bytesHashed, CancellationToken cancellation)
+    {
+
+        // The snapshot first: a live owner only ever moves it forward, so a journal read after it
+        // always reaches at least as far as the snapshot says.
+        var snapshot = run.TryReadSnapshot(out string? snapshotFailure);
+        bool journalExists = File.Exists(run.JournalPath);
+        if (snapshotFailure == "missing")
+        {
+            problems.Add(Required(RunFormat.StateFile, journalExists
+                ? "Readers rebuild the state from the journal; restore run.json from a backup or archive to stop paying for that."
+                : null));
+        }
+        else if (snapshotFailure is not null)
+        {
+            problems.Add(new RunProblem(RunProblemKind.CorruptState, RunFormat.StateFile, "a run.json readable as JSON", snapshotFailure, null, null,
+                note: "Readers rebuild the state from the journal; restore run.json from a backup or archive."));
+        }
+
+        if (!journalExists)
+        {
+            problems.Add(Required(RunFormat.JournalFile, "The journal is the run's source of truth; restore it from a backup or archive."));
+        }
+
+        ResumePlan plan;
+        try
+        {
+            plan = ResumePlanner.Plan(run, verifyArtifacts: false).Plan;
+        }
+        catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.CorruptState)
+        {
+            // Neither run.json nor the journal can be read: the problems above already say so.
+            if (journalExists)
+            {
+                problems.Add(new RunProblem(RunProblemKind.CorruptJournal, RunFormat.JournalFile, "verified journal lines", "none", null, null, note: ex.Message));
+            }
+
+            return new RunTestResult(run, null, problems, 0, 0);
+        }
+
+        var state = plan.State;
+        var journal = plan.Journal;
+        bool owned = run.IsOwned;
+        CheckJournal(journal, journalExists, owned, problems);
+        if (snapshot is not null && journal.ValidLines > 0)
+        {
+            CheckSnapshot(run, snapshot, state, journal, problems);
+        }
+
+        CheckStoredCopy(run, RunFormat.ConfigFile, state.Config.Hash, "the config the run recorded", problems);
+        CheckStoredCopy(run, RunFormat.ScriptFile, state.Script.Hash, "the script the run recorded", problems);
+
+        var files = ResumePlanner.RecordedFiles(state, plan.Ledger, unitsOnly: false);
+        long total = files.Sum(f => f.Size);
+        long done = 0;
+        Action<long>? onFile = bytesHashed is null ? null : size => bytesHashed(Interlocked.Add(ref done, size), total);
+        problems.AddRange(Integrity.CheckAll(run.Path, files, onFile, cancellation));
+
+        state.Status = run.DeriveStatus(state.Status);
+        return new RunTestResult(run, state, problems, files.Count, total);
+    }
+
+    private static RunProblem Required(string file, string? note) =>
+        new(RunProblemKind.MissingFile, file, "a file the run-directory format requires", "no file", null, null, note: note);
+
+    private static void CheckJournal(JournalScanResult journal, bool exists, bool owned, List<RunProblem> problems)
+    {
+        if (!exists)
+        {
+            return;
+        }
+
+        if (journal.ValidLines == 0)
+        {
+            problems.Add(new RunProblem(RunProblemKind.CorruptJournal, RunFormat.JournalFile, "verified journal lines", "none", null, null,
+                note: "No line of the journal passes its checksum; restore it from a backup or archive."));
+            return;
+        }
+
+        foreach (var defect in journal.CorruptLines)
+        {
+            problems.Add(new RunProblem(RunProblemKind.CorruptJournal, RunFormat.JournalFile, "a line that passes its checksum",
+                $"offset {defect.Offset}, {defect.Length} bytes: {defect.Reason}", null, null,
+                note: "Readers skip the line; the events in it are lost. Restore the journal from a backup or archive if they matter."));
+        }
+
+        foreach (string gap in journal.SequenceGaps)
+        {
+            problems.Add(new RunProblem(RunProblemKind.CorruptJournal, RunFormat.JournalFile, "consecutive sequence numbers", gap, null, null,
+                note: "Journal lines are missing; restore the journal from a backup or archive."));
+        }
+
+        // A live owner may be in the middle of an append; only a dead one leaves a torn tail.
+        if (journal.TornTailLength > 0 && !owned)
+        {
+            problems.Add(new RunProblem(RunProblemKind.TornJournalTail, RunFormat.JournalFile, $"{journal.ValidLength} bytes of whole lines",
+                $"{journal.TornTailLength} more bytes of a line that was never finished", null, null, RunProblemSeverity.Warning,
+                "A crash cut a write short; nothing committed is lost. The next Resume-Run cuts it off and keeps a copy under logs/."));
+        }
+    }
+
+    /// <summary>run.json plus the journal after it must tell the same story as the whole journal.</summary>
+    private static void CheckSnapshot(RunDirectory run, RunState snapshot, RunState truth, JournalScanResult journal, List<RunProblem> problems)
+    {
+        var position = snapshot.Journal;
+        if (position.Length > journal.ValidLength || position.Sequence > journal.LastSequence)
+        {
+            problems.Add(new RunProblem(RunProblemKind.JournalTruncated, RunFormat.JournalFile,
+                $"at least {position.Length} bytes, up to sequence {position.Sequence} (as run.json says)",
+                $"{journal.ValidLength} bytes, up to sequence {journal.LastSequence}", null, null,
+                note: "Committed events are lost (a restore from an older copy, or a disk that lost writes). Restore the journal from a backup or archive."));
+            return;
+        }
+
+        if (position.Length < journal.ValidLength)
+        {
+            var reducer = new StateReducer(snapshot);
+            var tail = JournalScanner.Scan(run.JournalPath, position.Length, position.Sequence, reducer);
+            if (tail.SequenceGaps.Count > 0 || tail.CorruptLines.Count > journal.CorruptLines.Count)
+            {
+                problems.Add(Mismatch("journal", $"a line boundary at offset {position.Length} after sequence {position.Sequence}", "the journal does not continue there", null, null));
+                return;
+            }
+
+            reducer.Finish(tail);
+        }
+
+        Compare("format_version", truth.FormatVersion, snapshot.FormatVersion);
+        Compare("status", truth.Status, snapshot.Status);
+        Compare("attempt", truth.Attempt, snapshot.Attempt);
+        Compare("config/hash", truth.Config.Hash, snapshot.Config.Hash);
+        Compare("script/hash", truth.Script.Hash, snapshot.Script.Hash);
+        Compare("items_completed", truth.ItemsCompleted, snapshot.ItemsCompleted);
+        foreach (var step in truth.Steps)
+        {
+            var stored = snapshot.FindStep(step.Name);
+            if (stored is null)
+            {
+                problems.Add(Mismatch($"steps/{step.Name}", "present", "absent", step.Name, null));
+                continue;
+            }
+
+            Compare($"steps/{step.Name}/status", step.Status, stored.Status, step.Name);
+            Compare($"steps/{step.Name}/items_completed", step.ItemsCompleted, stored.ItemsCompleted, step.Name);
+            Compare($"steps/{step.Name}/output/sha256", step.Output?.Sha256, stored.Output?.Sha256, step.Name);
+        }
+
+        foreach (var stored in snapshot.Steps.Where(s => truth.FindStep(s.Name) is null))
+        {
+            problems.Add(Mismatch($"steps/{stored.Name}", "absent", "present", stored.Name, null));
+        }
+
+        Compare("artifacts/count", truth.Artifacts.Count, snapshot.Artifacts.Count);
+        for (int i = 0; i < Math.Min(truth.Artifacts.Count, snapshot.Artifacts.Count); i++)
+        {
+            var a = truth.Artifacts[i];
+            var b = snapshot.Artifacts[i];
+            Compare($"artifacts/{i}", $"{a.Name} {a.Path} {a.Size} {a.Sha256}", $"{b.Name} {b.Path} {b.Size} {b.Sha256}", a.Step, a.Key);
+        }
+
+        void Compare<T>(string field, T journalValue, T snapshotValue, string? step = null, string? key = null)
+        {
+            if (!EqualityComparer<T>.Default.Equals(journalValue, snapshotValue))
+            {
+                problems.Add(Mismatch(field, journalValue?.ToString() ?? "(none)", snapshotValue?.ToString() ?? "(none)", step, key));
+            }
+        }
+    }
+
+    private static RunProblem Mismatch(string field, string journalValue, string snapshotValue, string? step, string? key) =>
+        new(RunProblemKind.StateMismatch, $"{RunFormat.StateFile}#/{field}", journalValue, snapshotValue, step, key,
+            note: "run.json disagrees with the journal (expected is the journal's value). The journal wins: readers rebuild from it; restore run.json from a backup or delete it to have it rebuilt.");
+
+    private static void CheckStoredCopy(RunDirectory run, string file, string recordedHash, string what, List<RunProblem> problems)
+    {
+        string path = Path.Combine(run.Path, file);
+        if (!File.Exists(path))
+        {
+            problems.Add(Required(file, $"It is {what}; restore it from history/, a backup or an archive."));
+            return;
+        }
+
+        if (recordedHash.Length == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            var (_, actual) = Integrity.HashFile(path);
+            if (!string.Equals(actual, recordedHash, StringComparison.OrdinalIgnoreCase))
+            {
+                problems.Add(new RunProblem(RunProblemKind.HashMismatch, file, recordedHash, actual, null, null,
+                    note: $"It is not {what}, so drift checks on resume compare against the wrong file. Restore it from history/, a backup or an archive."));
+            }
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+        {
+            problems.Add(new RunProblem(RunProblemKind.Unreadable, file, recordedHash, ex.Message, null, null));
+        }
+    }
+}
