@@ -16,6 +16,7 @@
     TypesToProcess         = @('RunTools.types.ps1xml')
     CmdletsToExport        = @(
         'Start-Run', 'Resume-Run', 'Stop-Run', 'Get-Run', 'Remove-Run', 'Get-RunEvent',
+        'Test-Run', 'Compare-Run',
         'Invoke-RunStep', 'Invoke-RunItem', 'Add-RunArtifact', 'Get-RunContext'
     )
     FunctionsToExport      = @()

@@ -85,3 +85,128 @@ public sealed class RunArtifact
 
     public override string ToString() => Name;
 }
+
+/// <summary>What Test-Run returns for one run: <c>(Test-Run $id).IsValid | Should -BeTrue</c>.</summary>
+public sealed class RunTestResult
+{
+    internal RunTestResult(Core.Engine.RunTestResult result)
+    {
+        RunId = result.Run.RunId;
+        Path = result.Run.Path;
+        Name = result.State?.Name;
+        Status = result.State?.Status;
+        IsValid = result.IsValid;
+        var problems = new RunProblem[result.Problems.Count];
+        for (int i = 0; i < problems.Length; i++)
+        {
+            problems[i] = new RunProblem(RunId, result.Problems[i]);
+        }
+
+        Problems = problems;
+        FilesChecked = result.FilesChecked;
+        BytesChecked = result.BytesChecked;
+    }
+
+    public string RunId { get; }
+
+    public string? Name { get; }
+
+    /// <summary>The status as the journal tells it; null when the run cannot be read.</summary>
+    public RunStatus? Status { get; }
+
+    public string Path { get; }
+
+    /// <summary>True when no problem is an error (warnings do not count).</summary>
+    public bool IsValid { get; }
+
+    public RunProblem[] Problems { get; }
+
+    public int Errors => Array.FindAll(Problems, p => p.Severity == RunProblemSeverity.Error).Length;
+
+    public int Warnings => Problems.Length - Errors;
+
+    /// <summary>Recorded files whose presence, size and SHA-256 were checked.</summary>
+    public int FilesChecked { get; }
+
+    public long BytesChecked { get; }
+
+    public override string ToString() => $"{RunId}: {(IsValid ? "valid" : "invalid")}, {Errors} error(s), {Warnings} warning(s)";
+}
+
+/// <summary>One thing Test-Run found wrong, tied to the unit (step, item key) a resume would redo.</summary>
+public sealed class RunProblem
+{
+    internal RunProblem(string runId, Core.Engine.RunProblem problem)
+    {
+        RunId = runId;
+        Kind = problem.Kind;
+        Severity = problem.Severity;
+        Path = problem.Path;
+        Expected = problem.Expected;
+        Actual = problem.Actual;
+        Step = problem.Step;
+        Key = problem.Key;
+        Note = problem.Note;
+    }
+
+    public string RunId { get; }
+
+    public RunProblemKind Kind { get; }
+
+    public RunProblemSeverity Severity { get; }
+
+    /// <summary>The file, relative to the run directory ('/' separators), or absolute for a referenced artifact.</summary>
+    public string Path { get; }
+
+    public string Expected { get; }
+
+    public string Actual { get; }
+
+    public string? Step { get; }
+
+    public string? Key { get; }
+
+    /// <summary>The unit affected: step, step/key, or empty for run-level files.</summary>
+    public string Unit => Step is null ? string.Empty : Key is null ? Step : $"{Step}/{Key}";
+
+    /// <summary>Why it matters and what to do.</summary>
+    public string? Note { get; }
+
+    public override string ToString() => $"{Severity} {Kind} {Path}: expected {Expected}, found {Actual}";
+}
+
+/// <summary>One Compare-Run row, in the manner of Compare-Object.</summary>
+public sealed class RunDifference
+{
+    internal RunDifference(string referenceRunId, string differenceRunId, Core.Engine.RunDifference row)
+    {
+        ReferenceRunId = referenceRunId;
+        DifferenceRunId = differenceRunId;
+        Property = row.Property;
+        Name = row.Name;
+        ReferenceValue = row.ReferenceValue;
+        DifferenceValue = row.DifferenceValue;
+        Kind = row.Kind;
+        SideIndicator = row.SideIndicator;
+    }
+
+    public string ReferenceRunId { get; }
+
+    public string DifferenceRunId { get; }
+
+    public RunComparisonProperty Property { get; }
+
+    /// <summary>A config key path, a step name, an artifact as step/key/name, or hash, status, format_version.</summary>
+    public string Name { get; }
+
+    public object? ReferenceValue { get; }
+
+    public object? DifferenceValue { get; }
+
+    public RunDifferenceKind Kind { get; }
+
+    /// <summary>'&lt;=' only in the reference run, '=&gt;' only in the difference run, '&lt;&gt;' in both but different, '==' equal.</summary>
+    public string SideIndicator { get; }
+
+    public override string ToString() => $"{Property} {Name}: {ReferenceValue} {SideIndicator} {DifferenceValue}";
+}

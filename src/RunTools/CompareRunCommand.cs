@@ -1,0 +1,99 @@
+using System;
+using System.Collections.Generic;
+using System.Management.Automation;
+using RunTools.Core;
+using RunTools.Core.Engine;
+
+namespace RunTools;
+
+/// <summary>Compares two runs' recorded state in the manner of Compare-Object.</summary>
+[Cmdlet(VerbsData.Compare, "Run", DefaultParameterSetName = ById)]
+[OutputType(typeof(RunDifference))]
+public sealed class CompareRunCommand : RunCmdletBase
+{
+    private const string ById = "ById";
+    private const string ByInput = "ByInputObject";
+    private const string ByPath = "ByPath";
+    private readonly List<RunInfo> _piped = new();
+
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ById)]
+    [ArgumentCompleter(typeof(RunIdCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string ReferenceRunId { get; set; } = string.Empty;
+
+    [Parameter(Mandatory = true, Position = 1, ParameterSetName = ById)]
+    [ArgumentCompleter(typeof(RunIdCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string DifferenceRunId { get; set; } = string.Empty;
+
+    [Parameter(ParameterSetName = ById)]
+    [ValidateNotNullOrEmpty]
+    public string? Root { get; set; }
+
+    /// <summary>Exactly two runs from the pipeline: the first is the reference, the second the difference.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = ByInput, ValueFromPipeline = true)]
+    public RunInfo? InputObject { get; set; }
+
+    [Parameter(Mandatory = true, ParameterSetName = ByPath)]
+    [ValidateNotNullOrEmpty]
+    public string? ReferencePath { get; set; }
+
+    [Parameter(Mandatory = true, ParameterSetName = ByPath)]
+    [ValidateNotNullOrEmpty]
+    public string? DifferencePath { get; set; }
+
+    /// <summary>Compares only these (Config, Script, FormatVersion, Status, Steps, Durations, Items, Artifacts).</summary>
+    [Parameter]
+    public RunComparisonProperty[] Property { get; set; } = Array.Empty<RunComparisonProperty>();
+
+    /// <summary>Also returns the values that are equal (SideIndicator '==').</summary>
+    [Parameter]
+    public SwitchParameter IncludeEqual { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        if (ParameterSetName == ByInput)
+        {
+            _piped.Add(InputObject!);
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        RunDirectory reference;
+        RunDirectory difference;
+        try
+        {
+            switch (ParameterSetName)
+            {
+                case ByInput when _piped.Count != 2:
+                    ThrowTerminatingError(ToErrorRecord(new RunToolsException(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
+                        $"Compare-Run compares two runs; the pipeline gave it {_piped.Count}. Pipe exactly two (the reference first), or use -ReferenceRunId and -DifferenceRunId.", _piped)));
+                    return;
+                case ByInput:
+                    reference = RunDirectory.Open(_piped[0].Path);
+                    difference = RunDirectory.Open(_piped[1].Path);
+                    break;
+                case ByPath:
+                    reference = RunDirectory.Open(ResolvePath(ReferencePath!));
+                    difference = RunDirectory.Open(ResolvePath(DifferencePath!));
+                    break;
+                default:
+                    var root = new RunsRoot(ResolveRoot(Root));
+                    reference = root.OpenRun(ReferenceRunId);
+                    difference = root.OpenRun(DifferenceRunId);
+                    break;
+            }
+
+            foreach (var row in RunComparer.Compare(reference, difference, Property, IncludeEqual))
+            {
+                WriteObject(new RunDifference(reference.RunId, difference.RunId, row));
+            }
+        }
+        catch (RunToolsException ex)
+        {
+            // Nothing can be compared without both runs.
+            ThrowTerminatingError(ToErrorRecord(ex));
+        }
+    }
+}
