@@ -92,4 +92,18 @@ internal static class Measure
         GC.WaitForPendingFinalizers();
         GC.Collect();
     }
+
+    /// <summary>Whether a baseline tool is installed.</summary>
+    public static bool OnPath(string tool)
+    {
+        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(Path.PathSeparator))
+        {
+            if (dir.Length > 0 && File.Exists(Path.Combine(dir, tool)))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 }

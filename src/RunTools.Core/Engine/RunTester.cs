@@ -62,23 +62,15 @@ internal static class RunTester
 
     private static RunTestResult Test(RunDirectory run, List<RunProblem> problems, Action<long, long>? bytesHashed, CancellationToken cancellation)
     {
-
-        // The snapshot first: a live owner only ever moves it forward, so a journal read after it
-        // always reaches at least as far as the snapshot says.
-        var snapshot = run.TryReadSnapshot(out string? snapshotFailure);
+        // A live owner only ever moves the snapshot forward, so for a running run the snapshot is
+        // read before the journal: the journal then reaches at least as far as it says. A run
+        // nobody owns does not change, and both are read at once.
+        bool owned = run.IsOwned;
+        string? snapshotFailure = null;
+        var snapshotRead = owned
+            ? System.Threading.Tasks.Task.FromResult(run.TryReadSnapshot(out snapshotFailure))
+            : System.Threading.Tasks.Task.Run(() => run.TryReadSnapshot(out snapshotFailure), cancellation);
         bool journalExists = File.Exists(run.JournalPath);
-        if (snapshotFailure == "missing")
-        {
-            problems.Add(Required(RunFormat.StateFile, journalExists
-                ? "Readers rebuild the state from the journal; restore run.json from a backup or archive to stop paying for that."
-                : null));
-        }
-        else if (snapshotFailure is not null)
-        {
-            problems.Add(new RunProblem(RunProblemKind.CorruptState, RunFormat.StateFile, "a run.json readable as JSON", snapshotFailure, null, null,
-                note: "Readers rebuild the state from the journal; restore run.json from a backup or archive."));
-        }
-
         if (!journalExists)
         {
             problems.Add(Required(RunFormat.JournalFile, "The journal is the run's source of truth; restore it from a backup or archive."));
@@ -100,9 +92,21 @@ internal static class RunTester
             return new RunTestResult(run, null, problems, 0, 0);
         }
 
+        var snapshot = snapshotRead.GetAwaiter().GetResult();
+        if (snapshotFailure == "missing")
+        {
+            problems.Add(Required(RunFormat.StateFile, journalExists
+                ? "Readers rebuild the state from the journal; restore run.json from a backup or archive to stop paying for that."
+                : null));
+        }
+        else if (snapshotFailure is not null)
+        {
+            problems.Add(new RunProblem(RunProblemKind.CorruptState, RunFormat.StateFile, "a run.json readable as JSON", snapshotFailure, null, null,
+                note: "Readers rebuild the state from the journal; restore run.json from a backup or archive."));
+        }
+
         var state = plan.State;
         var journal = plan.Journal;
-        bool owned = run.IsOwned;
         CheckJournal(journal, journalExists, owned, problems);
         if (snapshot is not null && journal.ValidLines > 0)
         {
