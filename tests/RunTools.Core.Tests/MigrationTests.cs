@@ -436,6 +436,29 @@ public sealed class MigrationTests : IDisposable
         Assert.Empty(Rel("missing/*.csv"));
     }
 
+    [Fact]
+    public void DeclaredOutputsAreVerifiedAndRecordedWhenAStepCompletes()
+    {
+        var run = Runs.Create(new RunsRoot(_dir.Combine("runs")));
+        Directory.CreateDirectory(Path.Combine(run.Path, "out"));
+        using (var attempt = run.BeginAttempt())
+        {
+            attempt.BeginStep("write");
+            File.WriteAllText(Path.Combine(run.Path, "out", "a.txt"), "a");
+            var missing = Assert.Throws<RunToolsException>(() => attempt.RecordStepOutputs("write", new[] { "out/*.txt", "out/b.csv" }));
+            Assert.Equal(ErrorIds.OutputNotFound, missing.ErrorId);
+            Assert.Contains("out/b.csv", missing.Message, StringComparison.Ordinal);
+            var recorded = Assert.Single(attempt.RecordStepOutputs("write", new[] { "out/*.txt" }));
+            Assert.Equal(("out/a.txt", ArtifactMode.Reference, "write"), (recorded.Path, recorded.Mode, recorded.Step));
+            attempt.CompleteStep("write", null);
+            attempt.Complete();
+        }
+
+        File.WriteAllText(Path.Combine(run.Path, "out", "a.txt"), "changed");
+        using var resumed = run.BeginAttempt();
+        Assert.Equal(StepAction.Run, resumed.BeginStep("write"));
+    }
+
     /// <summary>
     /// A child process converts and is SIGKILLed at each stage of the commit. Before the journal is
     /// in place the directory must still be a legacy directory that converts again; after, a run.
