@@ -16,7 +16,7 @@
     TypesToProcess         = @('RunTools.types.ps1xml')
     CmdletsToExport        = @(
         'Start-Run', 'Resume-Run', 'Stop-Run', 'Get-Run', 'Remove-Run', 'Get-RunEvent',
-        'Invoke-RunStep', 'Invoke-RunItem', 'Add-RunArtifact', 'Get-RunContext'
+        'Invoke-RunStep', 'Invoke-RunItem', 'Add-RunArtifact', 'Get-RunContext', 'ConvertTo-Run'
     )
     FunctionsToExport      = @()
     VariablesToExport      = @()

@@ -70,6 +70,7 @@ public static class LegacyMigration
     public static LegacyFormat Resolve(string path, LegacyFormat format, bool haveSteps)
     {
         string root = Path.GetFullPath(path);
+        EnsureNotARun(root);
         var found = Detect(root);
         if (format == LegacyFormat.Auto)
         {
@@ -129,11 +130,7 @@ public static class LegacyMigration
         }
 
         RecoverInterrupted(root);
-        if (RunDirectory.IsRunDirectory(root))
-        {
-            throw new RunToolsException(ErrorIds.RunExists, RunToolsErrorCategory.ResourceExists,
-                $"'{root}' is already a RunTools run ({RunFormat.JournalFile} exists); there is nothing to convert. Resume it with Resume-Run -Path '{root}'.", root);
-        }
+        EnsureNotARun(root);
 
         var steps = options.Steps ?? Array.Empty<DeclaredStep>();
         foreach (var step in steps)
@@ -182,6 +179,15 @@ public static class LegacyMigration
         var decisions = import.Steps.Select(s => new StepDecision(s.Name, s.Completed ? StepStatus.Completed : StepStatus.Pending, s.Items.Count, s.Reason)).ToList();
         int artifacts = import.Steps.Sum(s => s.Artifacts.Count + s.Items.Sum(i => i.Artifacts.Count));
         return new MigrationResult(RunDirectory.Open(root), format, import.Warnings, decisions, import.Backups, decisions.Sum(d => d.ItemsCompleted), artifacts);
+    }
+
+    private static void EnsureNotARun(string root)
+    {
+        if (RunDirectory.IsRunDirectory(root))
+        {
+            throw new RunToolsException(ErrorIds.RunExists, RunToolsErrorCategory.ResourceExists,
+                $"'{root}' is already a RunTools run ({RunFormat.JournalFile} exists); there is nothing to convert. Resume it with Resume-Run -Path '{root}'.", root);
+        }
     }
 
     private static string Describe(LegacyFormat format) => format switch
