@@ -431,8 +431,8 @@ Describe 'PowerShell conventions' {
         $commands = Get-Command -Module RunTools
     }
 
-    It 'exports the ten cmdlets, each a sealed VerbNounCommand class with [OutputType]' {
-        $commands.Name | Sort-Object | Should -Be (@('Add-RunArtifact', 'Get-Run', 'Get-RunContext', 'Get-RunEvent', 'Invoke-RunItem', 'Invoke-RunStep', 'Remove-Run', 'Resume-Run', 'Start-Run', 'Stop-Run') | Sort-Object)
+    It 'exports its cmdlets, each a sealed VerbNounCommand class with [OutputType]' {
+        $commands.Name | Sort-Object | Should -Be (@('Add-RunArtifact', 'Compare-Run', 'ConvertTo-Run', 'Get-Run', 'Get-RunContext', 'Get-RunEvent', 'Invoke-RunItem', 'Invoke-RunStep', 'Remove-Run', 'Resume-Run', 'Start-Run', 'Stop-Run', 'Test-Run') | Sort-Object)
         foreach ($command in $commands) {
             $type = $command.ImplementingType
             $type.IsSealed | Should -BeTrue -Because $command.Name
@@ -453,7 +453,7 @@ Describe 'PowerShell conventions' {
     }
 
     It 'supports ShouldProcess where runs are changed or deleted' {
-        foreach ($name in 'Start-Run', 'Resume-Run', 'Stop-Run', 'Remove-Run') {
+        foreach ($name in 'Start-Run', 'Resume-Run', 'Stop-Run', 'Remove-Run', 'ConvertTo-Run') {
             (Get-Command $name).Parameters.ContainsKey('WhatIf') | Should -BeTrue -Because $name
         }
     }

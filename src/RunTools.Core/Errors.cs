@@ -57,6 +57,9 @@ public static class ErrorIds
     public const string RunNotRunning = "RunNotRunning";
     public const string RunNested = "RunNested";
     public const string ItemFailed = "ItemFailed";
+    public const string UnknownLegacyLayout = "UnknownLegacyLayout";
+    public const string LegacyFileConflict = "LegacyFileConflict";
+    public const string OutputNotFound = "OutputNotFound";
 }
 
 /// <summary>

@@ -193,50 +193,7 @@ public sealed class RunsRoot
             var parser = new JournalLineParser();
             using (var journal = new JournalWriter(System.IO.Path.Combine(staging, RunFormat.JournalFile), 0, 0))
             {
-                var (_, offset) = journal.Append(JournalEventTypes.RunCreated, now, w =>
-                {
-                    w.WriteString("run_id", id);
-                    w.WriteString("name", name);
-                    w.WriteNumber("format_version", RunFormat.Version);
-                    w.WriteStartObject("config");
-                    w.WriteString("hash", options.Config.Hash);
-                    w.WriteString("format", RunFormat.EnumText(options.Config.Format));
-                    if (options.Config.SourcePath is null)
-                    {
-                        w.WriteNull("source_path");
-                    }
-                    else
-                    {
-                        w.WriteString("source_path", options.Config.SourcePath);
-                    }
-
-                    w.WriteEndObject();
-                    w.WriteStartObject("script");
-                    w.WriteString("hash", scriptHash);
-                    if (scriptSource is null)
-                    {
-                        w.WriteNull("source_path");
-                    }
-                    else
-                    {
-                        w.WriteString("source_path", scriptSource);
-                    }
-
-                    w.WriteEndObject();
-                    w.WriteBoolean("migrated", options.Migrated);
-                    if (options.SourceFormat is not null)
-                    {
-                        w.WriteString("source_format", options.SourceFormat);
-                    }
-
-                    w.WriteStartArray("declared_steps");
-                    foreach (string step in declared)
-                    {
-                        w.WriteStringValue(step);
-                    }
-
-                    w.WriteEndArray();
-                });
+                var (_, offset) = journal.Append(JournalEventTypes.RunCreated, now, RunCreatedPayload(id, name, options, scriptHash, scriptSource, declared));
                 if (parser.TryParse(journal.LastLine, true, out var parsed, out _))
                 {
                     reducer.Visit(in parsed, offset, journal.LastLine);
@@ -267,6 +224,52 @@ public sealed class RunsRoot
             throw;
         }
     }
+
+    /// <summary>The payload of <c>run_created</c>; migration writes the same event for an adopted directory.</summary>
+    internal static Action<Utf8JsonWriter> RunCreatedPayload(string id, string name, RunCreateOptions options, string scriptHash, string? scriptSource, IReadOnlyList<string> declared) => w =>
+    {
+        w.WriteString("run_id", id);
+        w.WriteString("name", name);
+        w.WriteNumber("format_version", RunFormat.Version);
+        w.WriteStartObject("config");
+        w.WriteString("hash", options.Config.Hash);
+        w.WriteString("format", RunFormat.EnumText(options.Config.Format));
+        if (options.Config.SourcePath is null)
+        {
+            w.WriteNull("source_path");
+        }
+        else
+        {
+            w.WriteString("source_path", options.Config.SourcePath);
+        }
+
+        w.WriteEndObject();
+        w.WriteStartObject("script");
+        w.WriteString("hash", scriptHash);
+        if (scriptSource is null)
+        {
+            w.WriteNull("source_path");
+        }
+        else
+        {
+            w.WriteString("source_path", scriptSource);
+        }
+
+        w.WriteEndObject();
+        w.WriteBoolean("migrated", options.Migrated);
+        if (options.SourceFormat is not null)
+        {
+            w.WriteString("source_format", options.SourceFormat);
+        }
+
+        w.WriteStartArray("declared_steps");
+        foreach (string step in declared)
+        {
+            w.WriteStringValue(step);
+        }
+
+        w.WriteEndArray();
+    };
 
     /// <summary>config.json (canonical) and, when the config came from a file, that file as config.source.&lt;ext&gt;.</summary>
     internal static void WriteConfigFiles(string runPath, EffectiveConfig config)

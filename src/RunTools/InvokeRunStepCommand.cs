@@ -17,6 +17,14 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
     [Parameter(Mandatory = true, Position = 1)]
     public ScriptBlock ScriptBlock { get; set; } = null!;
 
+    /// <summary>
+    /// Files the step writes (paths or globs, relative to the run directory): checked and recorded
+    /// when the step completes, and read by ConvertTo-Run to tell whether the step already ran.
+    /// </summary>
+    [Parameter]
+    [ValidateNotNull]
+    public string[] Output { get; set; } = Array.Empty<string>();
+
     protected override void EndProcessing()
     {
         var context = RequireContext();
@@ -67,6 +75,25 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
 
             Fail(context, message);
             return;
+        }
+
+        if (Output.Length > 0)
+        {
+            try
+            {
+                engine.RecordStepOutputs(Name, Output);
+            }
+            catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.OutputNotFound)
+            {
+                string message = $"step '{Name}' failed: {ex.Message}";
+                engine.FailStep(Name, message);
+                Fail(context, message);
+                return;
+            }
+            catch (RunToolsException ex)
+            {
+                Terminate(context, ex, Name);
+            }
         }
 
         try

@@ -33,6 +33,10 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
     [ValidateNotNullOrEmpty]
     public string? Path { get; set; }
 
+    /// <summary>With -Path on a directory without RunTools state: the legacy layout to import it as (it is converted first).</summary>
+    [Parameter(ParameterSetName = ByPath)]
+    public LegacyFormat Format { get; set; } = LegacyFormat.Auto;
+
     /// <summary>A config to use instead of re-reading the recorded source file.</summary>
     [Parameter]
     public object? Config { get; set; }
@@ -56,11 +60,21 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
         RunDirectory run;
         try
         {
+            if (Path is not null && !ConvertFirst())
+            {
+                return;
+            }
+
             run = FindRun(RunId, Root, InputObject, Path);
         }
         catch (RunToolsException ex)
         {
-            WriteError(ToErrorRecord(ex, (object?)InputObject ?? RunId));
+            WriteError(ToErrorRecord(ex, (object?)InputObject ?? Path ?? RunId));
+            return;
+        }
+        catch (Exception ex) when (IsIoError(ex))
+        {
+            WriteError(IoErrorRecord(ex, Path));
             return;
         }
 
@@ -126,6 +140,35 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
             Executor?.Dispose();
             Executor = null;
         }
+    }
+
+    /// <summary>
+    /// Resume-Run -Path on a directory an earlier tool wrote (no RunTools state): it is converted
+    /// first, with -ScriptPath, -Config and -Format, exactly as ConvertTo-Run would. False when
+    /// -WhatIf or a declined confirmation stopped the conversion.
+    /// </summary>
+    private bool ConvertFirst()
+    {
+        string path = ResolvePath(Path!);
+        if (!Directory.Exists(path) || RunDirectory.IsRunDirectory(path))
+        {
+            return true;
+        }
+
+        if (ScriptPath is null)
+        {
+            throw new RunToolsException(ErrorIds.ScriptNotFound, RunToolsErrorCategory.InvalidArgument,
+                $"'{path}' has no RunTools state, so Resume-Run converts it first, and that needs the run script that continues it: pass -ScriptPath (and -Config, -Format if needed), or convert it with ConvertTo-Run.", path);
+        }
+
+        var result = ConvertLegacyDirectory(path, Format, null, ResolvePath(ScriptPath), Config);
+        if (result is null)
+        {
+            return false;
+        }
+
+        WriteVerbose($"Converted '{path}' from {result.SourceFormat}: {result.ItemsCompleted} item(s) imported as completed; resuming it.");
+        return true;
     }
 
     /// <summary>-InDoubt as typed: Retry/Skip/Fail (any case) or a script block.</summary>

@@ -1,5 +1,6 @@
 using System;
 using System.Collections;
+using System.Collections.Generic;
 using System.IO;
 using System.Management.Automation;
 using RunTools.Core;
@@ -81,6 +82,50 @@ public abstract class RunCmdletBase : PSCmdlet
         {
             throw new InvalidConfigException($"Config file '{path}' is not a valid PowerShell data file: {ex.Message} Fix the file and try again.", path, inner: ex);
         }
+    }
+
+    /// <summary>
+    /// Adopts a legacy directory as a run (ConvertTo-Run, and Resume-Run -Path on a directory
+    /// without RunTools state): the script's steps are read from its syntax tree and passed to
+    /// Core with the config; warnings and decisions go to the warning and verbose streams.
+    /// Null when ShouldProcess declined.
+    /// </summary>
+    protected Core.Migration.MigrationResult? ConvertLegacyDirectory(string path, LegacyFormat format, string? name, string? scriptPath, object? config)
+    {
+        byte[]? script = null;
+        IReadOnlyList<Core.Migration.DeclaredStep> steps = Array.Empty<Core.Migration.DeclaredStep>();
+        if (scriptPath is not null)
+        {
+            if (!File.Exists(scriptPath))
+            {
+                throw new RunToolsException(ErrorIds.ScriptNotFound, RunToolsErrorCategory.ObjectNotFound,
+                    $"Run script '{scriptPath}' does not exist. Check -ScriptPath.", scriptPath);
+            }
+
+            script = File.ReadAllBytes(scriptPath);
+            steps = ScriptSteps.Read(scriptPath, out var notes);
+            foreach (string note in notes)
+            {
+                WriteVerbose(note);
+            }
+        }
+
+        var resolved = Core.Migration.LegacyMigration.Resolve(path, format, steps.Count > 0);
+        if (!ShouldProcess(path, $"Convert to a RunTools run (legacy format {resolved}); RunTools state is written beside the legacy files"))
+        {
+            return null;
+        }
+
+        return Core.Migration.LegacyMigration.Convert(path, new Core.Migration.MigrationOptions
+        {
+            Format = format,
+            Name = name,
+            Config = config is null ? null : LoadConfig(config),
+            Script = script,
+            ScriptSourcePath = scriptPath,
+            Steps = steps,
+            Observer = new CmdletObserver(this),
+        });
     }
 
     protected static ErrorRecord ToErrorRecord(RunToolsException exception) =>

@@ -10,7 +10,9 @@ namespace RunTools;
 /// </summary>
 public sealed class TypeAccelerators : IModuleAssemblyInitializer
 {
-    private static readonly Type[] s_public = { typeof(RunStatus), typeof(StepStatus), typeof(ArtifactMode), typeof(InDoubtAction),
+    private static readonly Type[] s_public =
+    {
+        typeof(RunStatus), typeof(StepStatus), typeof(ArtifactMode), typeof(InDoubtAction), typeof(LegacyFormat),
         typeof(RunProblemKind), typeof(RunProblemSeverity), typeof(RunComparisonProperty), typeof(RunDifferenceKind),
     };
 

@@ -16,6 +16,7 @@ namespace RunTools.TestDriver;
 //   drive <root> <runId> <items> <sideEffectFile> [inDoubt]   create (or resume) and run to the end
 //   hold <runPath> <milliseconds>                             own a run, say OWNER, wait, exit without finishing
 //   race <runPath> <goFile>                                   wait for goFile, try to own the run, print OWNER or LOCKED
+//   convert <legacyDir> <stage>                               convert a legacy directory; print STAGE lines, hang at <stage>
 internal static class Program
 {
     private static int Main(string[] args)
@@ -27,6 +28,7 @@ internal static class Program
                 "drive" => CrashWorkload.Drive(args[1], args[2], int.Parse(args[3]), args[4], args.Length > 5 ? Enum.Parse<InDoubtAction>(args[5]) : InDoubtAction.Retry, Console.Out),
                 "hold" => Hold(args[1], int.Parse(args[2])),
                 "race" => Race(args[1], args[2]),
+                "convert" => Convert(args[1], args[2]),
                 _ => 64,
             };
         }
@@ -45,6 +47,13 @@ internal static class Program
         Console.Out.WriteLine("OWNER " + Environment.ProcessId);
         Console.Out.Flush();
         Thread.Sleep(milliseconds);
+        return 0;
+    }
+
+    private static int Convert(string legacyDir, string hangAt)
+    {
+        var result = RunTools.Core.Migration.LegacyMigration.Convert(legacyDir, new RunTools.Core.Migration.MigrationOptions { Observer = new StageObserver(hangAt) });
+        Console.Out.WriteLine($"DONE {result.ItemsCompleted}");
         return 0;
     }
 
@@ -139,5 +148,34 @@ public static class CrashWorkload
         attempt.Complete();
         output.WriteLine("DONE");
         return 0;
+    }
+}
+
+/// <summary>Prints each conversion stage; at the chosen one it hangs so that the parent can kill the process there.</summary>
+internal sealed class StageObserver : IRunObserver
+{
+    private const string Prefix = "Conversion stage: ";
+    private readonly string _hangAt;
+
+    public StageObserver(string hangAt) => _hangAt = hangAt;
+
+    public void Warning(string message)
+    {
+    }
+
+    public void Verbose(string message)
+    {
+        if (!message.StartsWith(Prefix, StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        string stage = message.Substring(Prefix.Length);
+        Console.Out.WriteLine("STAGE " + stage);
+        Console.Out.Flush();
+        if (stage == _hangAt)
+        {
+            Thread.Sleep(Timeout.Infinite);
+        }
     }
 }

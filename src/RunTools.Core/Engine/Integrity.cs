@@ -170,6 +170,14 @@ internal static class Integrity
         return problems;
     }
 
+    /// <summary>The path of a file inside the run directory as a run records it ('/' separators), or null when it lies outside.</summary>
+    public static string? RelativeToRun(string runPath, string fullPath)
+    {
+        string root = Path.GetFullPath(runPath).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar) + Path.DirectorySeparatorChar;
+        string full = Path.GetFullPath(fullPath);
+        return full.StartsWith(root, StringComparison.Ordinal) ? full.Substring(root.Length).Replace(Path.DirectorySeparatorChar, '/') : null;
+    }
+
     /// <summary>Recorded paths are relative ('/' separators) inside the run, or absolute for references.</summary>
     public static string ResolvePath(string runPath, string recordedPath) =>
         Path.IsPathRooted(recordedPath) ? recordedPath : Path.Combine(runPath, recordedPath.Replace('/', Path.DirectorySeparatorChar));

@@ -546,7 +546,48 @@ public sealed class RunAttempt : IDisposable
     /// Records a file with its size and SHA-256: copied under artifacts/ (never over an earlier
     /// attempt's file) or referenced where it is. Inside a step or item it belongs to that unit.
     /// </summary>
-    public ArtifactRecord AddArtifact(string sourcePath, string? name = null, ArtifactMode mode = ArtifactMode.Copy)
+    public ArtifactRecord AddArtifact(string sourcePath, string? name = null, ArtifactMode mode = ArtifactMode.Copy) =>
+        AddArtifact(sourcePath, name, mode, relativeInRun: false);
+
+    /// <summary>
+    /// Verifies a step's declared outputs (paths or globs, relative to the run directory; see
+    /// <see cref="Migration.OutputPatterns"/>) and records every matching file in place with its
+    /// size and SHA-256, as artifacts of the step: on resume a completed step whose output is gone
+    /// or changed runs again. Throws <see cref="ErrorIds.OutputNotFound"/> when a pattern matches nothing.
+    /// </summary>
+    public IReadOnlyList<ArtifactRecord> RecordStepOutputs(string step, IReadOnlyList<string> patterns)
+    {
+        EnsureActiveStep(step);
+        var missing = new List<string>();
+        var files = new List<string>();
+        foreach (string pattern in patterns)
+        {
+            var found = Migration.OutputPatterns.Expand(_run.Path, pattern);
+            if (found.Count == 0)
+            {
+                missing.Add(pattern);
+            }
+
+            files.AddRange(found);
+        }
+
+        if (missing.Count > 0)
+        {
+            throw new RunToolsException(ErrorIds.OutputNotFound, RunToolsErrorCategory.ObjectNotFound,
+                $"Step '{step}' declares the output(s) {string.Join(", ", missing)}, but nothing matches them in '{_run.Path}' (relative outputs are resolved against the run directory). Make the step write them, or correct -Output; the step is not completed.", step);
+        }
+
+        var records = new List<ArtifactRecord>();
+        foreach (string file in files.Distinct(StringComparer.Ordinal))
+        {
+            string relative = Integrity.RelativeToRun(_run.Path, file) ?? Path.GetFileName(file);
+            records.Add(AddArtifact(file, Migration.LegacyImport.ArtifactName(relative), ArtifactMode.Reference, relativeInRun: true));
+        }
+
+        return records;
+    }
+
+    private ArtifactRecord AddArtifact(string sourcePath, string? name, ArtifactMode mode, bool relativeInRun)
     {
         EnsureUsable();
         string full = Path.GetFullPath(sourcePath);
@@ -570,7 +611,8 @@ public sealed class RunAttempt : IDisposable
         }
         else
         {
-            recordedPath = full;
+            // A file inside the run directory is recorded relative to it, so the record moves with the run.
+            recordedPath = relativeInRun ? Integrity.RelativeToRun(_run.Path, full) ?? full : full;
             (size, sha256) = Integrity.HashFile(full);
         }
 

@@ -25,12 +25,15 @@ public static class JournalEventTypes
     public const string JournalRepaired = "journal_repaired";
     public const string Warning = "warning";
 
+    /// <summary>A legacy directory was adopted: source format, legacy facts, per-step decisions, warnings, backups.</summary>
+    public const string RunMigrated = "run_migrated";
+
     // Item events first: they are nearly every line, and the parser matches in this order.
     internal static readonly string[] All =
     {
         ItemStarted, ItemCompleted, RunCreated, AttemptStarted, DriftAccepted, ResumeRefused, StopCleared,
         StepStarted, StepCompleted, StepFailed, StepInvalidated, StepGated,
         ItemFailed, ItemResolved, ItemInvalidated,
-        ArtifactAdded, RunStopped, RunCompleted, RunFailed, JournalRepaired, Warning,
+        ArtifactAdded, RunStopped, RunCompleted, RunFailed, JournalRepaired, Warning, RunMigrated,
     };
 }

@@ -1,0 +1,520 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using RunTools.Core.Configuration;
+using RunTools.Core.Engine;
+using RunTools.Core.Infrastructure;
+using RunTools.Core.Journal;
+using RunTools.Core.State;
+
+namespace RunTools.Core.Migration;
+
+/// <summary>
+/// Adopts a directory written by an earlier tool as a run: the directory itself becomes the run
+/// directory, RunTools state is written beside the legacy files, and no legacy file is deleted
+/// or rewritten. The imported work is journaled as completed units (attempt 0), so a resume
+/// continues without redoing it.
+/// </summary>
+public static class LegacyMigration
+{
+    /// <summary>
+    /// Where the state files are assembled inside the legacy directory before they are moved into
+    /// place. Its <see cref="MovesFile"/> lists what has been moved, so an interrupted conversion
+    /// can be undone; the journal is moved last but one and is the commit point.
+    /// </summary>
+    public const string StagingFolder = ".runtools-converting";
+
+    internal const string MovesFile = "moves.json";
+
+    private static readonly string[] s_reservedFiles =
+    {
+        RunFormat.StateFile, RunFormat.JournalFile, RunFormat.ConfigFile, RunFormat.ScriptFile, RunFormat.StopFile, RunFormat.LockFile,
+    };
+
+    private static readonly string[] s_reservedFolders = { RunFormat.StepsFolder, RunFormat.ArtifactsFolder, RunFormat.LogsFolder, RunFormat.HistoryFolder };
+
+    /// <summary>The stored name of a format: <c>checkpoint</c>, <c>trial_manifests</c>, <c>frame_generator</c>, <c>generic</c>.</summary>
+    public static string SourceFormatName(LegacyFormat format) => RunFormat.EnumText(format);
+
+    /// <summary>The known layouts a directory matches, most specific first (empty: only generic adoption fits).</summary>
+    public static IReadOnlyList<LegacyFormat> Detect(string path)
+    {
+        string root = Path.GetFullPath(path);
+        var found = new List<LegacyFormat>();
+        if (CheckpointImporter.Matches(root))
+        {
+            found.Add(LegacyFormat.Checkpoint);
+        }
+
+        if (FrameGeneratorImporter.Matches(root))
+        {
+            found.Add(LegacyFormat.FrameGenerator);
+        }
+
+        if (TrialManifestsImporter.Matches(root))
+        {
+            found.Add(LegacyFormat.TrialManifests);
+        }
+
+        return found;
+    }
+
+    /// <summary>
+    /// Which format a conversion would use (Auto resolved), without writing anything. Throws
+    /// <see cref="ErrorIds.UnknownLegacyLayout"/> when no format fits.
+    /// </summary>
+    public static LegacyFormat Resolve(string path, LegacyFormat format, bool haveSteps)
+    {
+        string root = Path.GetFullPath(path);
+        EnsureNotARun(root);
+        var found = Detect(root);
+        if (format == LegacyFormat.Auto)
+        {
+            if (found.Count > 0)
+            {
+                return found[0];
+            }
+
+            if (haveSteps)
+            {
+                return LegacyFormat.Generic;
+            }
+
+            throw new RunToolsException(ErrorIds.UnknownLegacyLayout, RunToolsErrorCategory.InvalidData,
+                $"'{root}' matches no known legacy layout (checkpoint.json + idempotency_keys.jsonl; run_state.json or per-trial manifests; state.json + approved/ frames). " +
+                "Pass -Format to force one, or -ScriptPath with a script whose Invoke-RunStep -Output declarations tell which steps are done (generic adoption).", root);
+        }
+
+        if (format == LegacyFormat.Generic)
+        {
+            if (!haveSteps)
+            {
+                throw new RunToolsException(ErrorIds.UnknownLegacyLayout, RunToolsErrorCategory.InvalidArgument,
+                    $"Generic adoption of '{root}' needs the run script's steps: pass -ScriptPath with a script that declares its outputs (Invoke-RunStep <name> -Output <paths>).", root);
+            }
+
+            return format;
+        }
+
+        if (!found.Contains(format))
+        {
+            throw new RunToolsException(ErrorIds.UnknownLegacyLayout, RunToolsErrorCategory.InvalidData,
+                $"'{root}' does not have the files of the {format} layout ({Describe(format)}). " +
+                (found.Count > 0 ? $"It looks like {string.Join(" or ", found)}: pass that -Format, or -Format Auto." : "Check the path, or adopt it generically with -Format Generic -ScriptPath."), root);
+        }
+
+        return format;
+    }
+
+    /// <summary>Converts the legacy directory at <paramref name="path"/> into a run (in place).</summary>
+    public static MigrationResult Convert(string path, MigrationOptions options)
+    {
+        string root = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar);
+        if (!Directory.Exists(root))
+        {
+            throw new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
+                $"There is no directory '{root}' to convert. Check the path.", path);
+        }
+
+        string runId = Path.GetFileName(root);
+        if (RunId.Explain(runId) is { } why)
+        {
+            // The run id is the directory name (run-format.md §8); the folder is not renamed behind the operator's back.
+            string suggestion = RunId.Slug(runId);
+            throw new RunToolsException(ErrorIds.InvalidRunId, RunToolsErrorCategory.InvalidArgument,
+                $"'{runId}' cannot be a run id ({why}): a converted directory keeps its name as its run id. Rename the folder{(suggestion.Length > 0 ? $" (for example to '{suggestion}')" : string.Empty)} and convert again; the legacy files inside are not affected.", runId);
+        }
+
+        RecoverInterrupted(root);
+        EnsureNotARun(root);
+
+        var steps = options.Steps ?? Array.Empty<DeclaredStep>();
+        foreach (var step in steps)
+        {
+            RunId.Validate(step.Name, "step name", ErrorIds.InvalidStepName);
+        }
+
+        var format = Resolve(root, options.Format, steps.Count > 0);
+        CheckNameConflicts(root);
+
+        var import = new LegacyImport(format, root, options.Observer);
+        if (options.Format == LegacyFormat.Auto && Detect(root) is { Count: > 1 } several)
+        {
+            import.Warn("ambiguous_layout", $"The directory has the files of several layouts: {string.Join(", ", several)}.",
+                $"it was imported as {format}.", $"If that is wrong, remove the run state this conversion wrote (run.json, journal.jsonl, config.json, script.ps1) and convert again with -Format.");
+        }
+
+        import.Verbose($"Converting '{root}' as {format}.");
+        switch (format)
+        {
+            case LegacyFormat.Checkpoint:
+                CheckpointImporter.Import(import);
+                break;
+            case LegacyFormat.TrialManifests:
+                TrialManifestsImporter.Import(import);
+                break;
+            case LegacyFormat.FrameGenerator:
+                FrameGeneratorImporter.Import(import);
+                break;
+            default:
+                GenericImporter.Import(import, steps);
+                break;
+        }
+
+        if (format != LegacyFormat.Generic && steps.Count > 0)
+        {
+            CheckStepsAgainstScript(import, steps, options.ScriptSourcePath);
+        }
+
+        foreach (var step in import.Steps)
+        {
+            import.Verbose($"Step '{step.Name}': {(step.Completed ? "completed" : "pending")}, {step.Items.Count} item(s) completed; {step.Reason}");
+        }
+
+        Commit(root, runId, import, options, steps);
+        var decisions = import.Steps.Select(s => new StepDecision(s.Name, s.Completed ? StepStatus.Completed : StepStatus.Pending, s.Items.Count, s.Reason)).ToList();
+        int artifacts = import.Steps.Sum(s => s.Artifacts.Count + s.Items.Sum(i => i.Artifacts.Count));
+        return new MigrationResult(RunDirectory.Open(root), format, import.Warnings, decisions, import.Backups, decisions.Sum(d => d.ItemsCompleted), artifacts);
+    }
+
+    private static void EnsureNotARun(string root)
+    {
+        if (RunDirectory.IsRunDirectory(root))
+        {
+            throw new RunToolsException(ErrorIds.RunExists, RunToolsErrorCategory.ResourceExists,
+                $"'{root}' is already a RunTools run ({RunFormat.JournalFile} exists); there is nothing to convert. Resume it with Resume-Run -Path '{root}'.", root);
+        }
+    }
+
+    private static string Describe(LegacyFormat format) => format switch
+    {
+        LegacyFormat.Checkpoint => $"{CheckpointImporter.CheckpointFile} or {CheckpointImporter.KeysFile}",
+        LegacyFormat.TrialManifests => $"{TrialManifestsImporter.RunStateFile}, {TrialManifestsImporter.EffectiveConfigFile} or trial directories with {TrialManifestsImporter.ManifestFile}",
+        LegacyFormat.FrameGenerator => $"{FrameGeneratorImporter.StateFile} with {FrameGeneratorImporter.LockFile} or {FrameGeneratorImporter.ApprovedFolder}/frame_NNNN.png",
+        _ => "declared step outputs",
+    };
+
+    /// <summary>A legacy file under a name RunTools writes would be overwritten: refuse.</summary>
+    private static void CheckNameConflicts(string root)
+    {
+        var conflicts = new List<string>();
+        foreach (string name in s_reservedFiles.Concat(s_reservedFolders))
+        {
+            string full = Path.Combine(root, name);
+            bool folderName = s_reservedFolders.Contains(name);
+            if (File.Exists(full) || (!folderName && Directory.Exists(full)))
+            {
+                conflicts.Add(name);
+            }
+        }
+
+        conflicts.AddRange(Directory.EnumerateFileSystemEntries(root, RunFormat.ConfigSourcePrefix + ".*").Select(Path.GetFileName)!);
+        if (conflicts.Count > 0)
+        {
+            throw new RunToolsException(ErrorIds.LegacyFileConflict, RunToolsErrorCategory.ResourceExists,
+                $"'{root}' holds legacy files under names RunTools writes in a run directory ({string.Join(", ", conflicts)}); converting would overwrite them. " +
+                "Move the directory's content into a subfolder (or rename those files) and convert again.", root);
+        }
+    }
+
+    private static void CheckStepsAgainstScript(LegacyImport import, IReadOnlyList<DeclaredStep> steps, string? scriptPath)
+    {
+        var names = new HashSet<string>(steps.Select(s => s.Name), StringComparer.Ordinal);
+        foreach (var step in import.Steps.Where(s => (s.Completed || s.Items.Count > 0) && !names.Contains(s.Name)))
+        {
+            import.Warn("step_not_in_script", $"The imported work is recorded under step '{step.Name}', but the run script{(scriptPath is null ? string.Empty : $" '{scriptPath}'")} names no such step.",
+                $"the imported work counts only when the script runs step '{step.Name}' with the same item keys.",
+                $"Use the step name '{step.Name}' in the script (Invoke-RunStep {step.Name} or Invoke-RunItem -Step {step.Name}) before resuming, or that work is done again.");
+        }
+    }
+
+    /// <summary>
+    /// Finishes or undoes a conversion a crash interrupted. Before the journal is in place nothing
+    /// counts: the entries already moved (listed in moves.json) are removed. After, only the
+    /// snapshot may be missing; it is moved in (or rebuilt from the journal by any reader).
+    /// </summary>
+    internal static void RecoverInterrupted(string root)
+    {
+        string staging = Path.Combine(root, StagingFolder);
+        if (!Directory.Exists(staging))
+        {
+            return;
+        }
+
+        if (!File.Exists(Path.Combine(root, RunFormat.JournalFile)))
+        {
+            string moves = Path.Combine(staging, MovesFile);
+            if (File.Exists(moves))
+            {
+                foreach (string name in ReadMoves(moves))
+                {
+                    string moved = Path.Combine(root, name);
+                    if (!File.Exists(Path.Combine(staging, name)) && File.Exists(moved))
+                    {
+                        File.Delete(moved);
+                    }
+                }
+
+                NativeMethods.FlushDirectory(root);
+            }
+        }
+        else if (File.Exists(Path.Combine(staging, RunFormat.StateFile)) && !File.Exists(Path.Combine(root, RunFormat.StateFile)))
+        {
+            File.Move(Path.Combine(staging, RunFormat.StateFile), Path.Combine(root, RunFormat.StateFile));
+            NativeMethods.FlushDirectory(root);
+        }
+
+        Directory.Delete(staging, recursive: true);
+    }
+
+    private static IEnumerable<string> ReadMoves(string path)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<List<string>>(DurableFile.ReadAllBytes(path)) ?? new List<string>();
+        }
+        catch (JsonException)
+        {
+            return Array.Empty<string>();
+        }
+    }
+
+    private static void Commit(string root, string runId, LegacyImport import, MigrationOptions options, IReadOnlyList<DeclaredStep> scriptSteps)
+    {
+        var config = options.Config ?? import.Config ?? EffectiveConfig.Empty;
+        string name = PickName(options.Name, import.LegacyRunId, runId);
+        byte[] script = options.Script ?? Array.Empty<byte>();
+        string? scriptSource = options.ScriptSourcePath is null ? null : Path.GetFullPath(options.ScriptSourcePath);
+        var declared = scriptSteps.Count > 0 ? scriptSteps.Select(s => s.Name).Distinct(StringComparer.Ordinal).ToList() : import.Steps.Select(s => s.Name).ToList();
+        var create = new RunCreateOptions
+        {
+            Name = name,
+            RunId = runId,
+            Config = config,
+            Script = script,
+            ScriptSourcePath = scriptSource,
+            DeclaredSteps = declared,
+            Migrated = true,
+            SourceFormat = SourceFormatName(import.Format),
+        };
+
+        string staging = Path.Combine(root, StagingFolder);
+        Directory.CreateDirectory(staging);
+        var moves = new List<string> { RunFormat.ConfigFile, RunFormat.ScriptFile };
+        RunsRoot.WriteConfigFiles(staging, config);
+        moves.AddRange(Directory.EnumerateFiles(staging, RunFormat.ConfigSourcePrefix + ".*").Select(Path.GetFileName)!);
+        DurableFile.WriteAtomic(Path.Combine(staging, RunFormat.ScriptFile), script);
+
+        var now = DateTimeOffset.UtcNow;
+        var state = new RunState { RunId = runId };
+        var reducer = new StateReducer(state);
+        var parser = new JournalLineParser();
+        using (var journal = new JournalWriter(Path.Combine(staging, RunFormat.JournalFile), 0, 0))
+        {
+            void Append(string type, Action<Utf8JsonWriter> payload)
+            {
+                var (_, offset) = journal.Append(type, now, payload, durable: false);
+                if (parser.TryParse(journal.LastLine, true, out var parsed, out _))
+                {
+                    reducer.Visit(in parsed, offset, journal.LastLine);
+                }
+            }
+
+            Append(JournalEventTypes.RunCreated, RunsRoot.RunCreatedPayload(runId, name, create, Integrity.Sha256Hex(script), scriptSource, declared));
+            Append(JournalEventTypes.RunMigrated, w => WriteMigrated(w, root, import));
+            foreach (var step in import.Steps)
+            {
+                foreach (var item in step.Items)
+                {
+                    foreach (var artifact in item.Artifacts)
+                    {
+                        Append(JournalEventTypes.ArtifactAdded, w => WriteArtifact(w, artifact, step.Name, item.Key));
+                    }
+
+                    Append(JournalEventTypes.ItemCompleted, w =>
+                    {
+                        w.WriteString("step", step.Name);
+                        w.WriteString("key", item.Key);
+                        w.WriteNumber("attempt", 0);
+                        w.WriteBoolean("migrated", true);
+                    });
+                }
+
+                foreach (var artifact in step.Artifacts)
+                {
+                    Append(JournalEventTypes.ArtifactAdded, w => WriteArtifact(w, artifact, step.Name, null));
+                }
+
+                if (step.Completed)
+                {
+                    Append(JournalEventTypes.StepCompleted, w =>
+                    {
+                        w.WriteString("step", step.Name);
+                        w.WriteNumber("attempt", 0);
+                        w.WriteBoolean("migrated", true);
+                    });
+                }
+            }
+
+            journal.Flush();
+            state.UpdatedAt = now;
+            state.Journal = new JournalPosition { Sequence = journal.LastSequence, Length = journal.Length };
+        }
+
+        DurableFile.WriteAtomic(Path.Combine(staging, RunFormat.StateFile), JsonSerializer.SerializeToUtf8Bytes(state, RunFormat.JsonOptions));
+        DurableFile.WriteAtomic(Path.Combine(staging, MovesFile), JsonSerializer.SerializeToUtf8Bytes(moves));
+        NativeMethods.FlushDirectory(staging);
+        Stage(import, "staged");
+
+        foreach (string entry in moves)
+        {
+            File.Move(Path.Combine(staging, entry), Path.Combine(root, entry));
+            NativeMethods.FlushDirectory(root);
+            Stage(import, "moved " + entry);
+        }
+
+        import.BeforeCommit?.Invoke();
+        Stage(import, "legacy updated");
+
+        // The commit point: with the journal in place the directory is a run.
+        File.Move(Path.Combine(staging, RunFormat.JournalFile), Path.Combine(root, RunFormat.JournalFile));
+        NativeMethods.FlushDirectory(root);
+        Stage(import, "committed");
+        File.Move(Path.Combine(staging, RunFormat.StateFile), Path.Combine(root, RunFormat.StateFile));
+        NativeMethods.FlushDirectory(root);
+        Stage(import, "snapshot");
+        Directory.Delete(staging, recursive: true);
+        Stage(import, "done");
+    }
+
+    private static void Stage(LegacyImport import, string stage) => import.Verbose("Conversion stage: " + stage);
+
+    private static string PickName(string? chosen, string? legacyRunId, string folder)
+    {
+        foreach (string? candidate in new[] { chosen, legacyRunId, folder })
+        {
+            if (candidate is null)
+            {
+                continue;
+            }
+
+            if (candidate == chosen)
+            {
+                return RunsRoot.ValidateName(candidate);
+            }
+
+            if (!string.IsNullOrWhiteSpace(candidate) && candidate.Length <= 200 && !candidate.Any(char.IsControl))
+            {
+                return candidate.Trim();
+            }
+        }
+
+        return folder;
+    }
+
+    private static void WriteArtifact(Utf8JsonWriter w, ImportedArtifact artifact, string step, string? key)
+    {
+        w.WriteString("name", artifact.Name);
+        w.WriteString("path", artifact.Path);
+        w.WriteString("mode", RunFormat.EnumText(ArtifactMode.Reference));
+        w.WriteNumber("size", artifact.Size);
+        w.WriteString("sha256", artifact.Sha256);
+        w.WriteString("step", step);
+        if (key is not null)
+        {
+            w.WriteString("key", key);
+        }
+
+        w.WriteNumber("attempt", 0);
+    }
+
+    private static void WriteMigrated(Utf8JsonWriter w, string root, LegacyImport import)
+    {
+        w.WriteString("source_format", SourceFormatName(import.Format));
+        w.WriteString("source_path", root);
+        if (import.LegacyRunId is null)
+        {
+            w.WriteNull("legacy_run_id");
+        }
+        else
+        {
+            w.WriteString("legacy_run_id", import.LegacyRunId);
+        }
+
+        w.WritePropertyName("legacy");
+        import.Legacy.WriteTo(w);
+        w.WriteStartArray("steps");
+        foreach (var step in import.Steps)
+        {
+            w.WriteStartObject();
+            w.WriteString("step", step.Name);
+            w.WriteString("status", step.Completed ? "completed" : "pending");
+            w.WriteNumber("items_completed", step.Items.Count);
+            w.WriteString("reason", step.Reason);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        w.WriteStartArray("warnings");
+        foreach (var warning in import.Warnings)
+        {
+            w.WriteStartObject();
+            w.WriteString("code", warning.Code);
+            w.WriteString("found", warning.Found);
+            w.WriteString("assumed", warning.Assumed);
+            w.WriteString("action", warning.Action);
+            if (warning.Path is null)
+            {
+                w.WriteNull("path");
+            }
+            else
+            {
+                w.WriteString("path", warning.Path);
+            }
+
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        w.WriteStartArray("backups");
+        foreach (var backup in import.Backups)
+        {
+            w.WriteStartObject();
+            w.WriteString("path", backup.Path);
+            w.WriteString("backup", backup.Backup);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+    }
+
+    /// <summary>Reads a legacy JSON object; a damaged one is backed up, rebuilt as far as possible and warned about.</summary>
+    internal static JsonObject? ReadLegacyJson(LegacyImport import, string relative, string code, string consequence, out bool complete)
+    {
+        complete = false;
+        string full = import.Full(relative);
+        if (!File.Exists(full))
+        {
+            return null;
+        }
+
+        var obj = LenientJson.ParseObject(DurableFile.ReadAllBytes(full), out complete, out string? problem);
+        if (!complete)
+        {
+            string backup = import.BackUp(full);
+            var recovered = obj?.Select(p => p.Key).ToList() ?? new List<string>();
+            import.Warn(code, $"{relative} is damaged ({Shorten(problem)}); a copy was kept as {backup}.",
+                recovered.Count > 0 ? $"only what could be read was used ({string.Join(", ", recovered)}); {consequence}" : $"nothing could be read from it; {consequence}",
+                $"Check the warnings that follow; if you have an intact copy of {relative}, restore it, remove this run's state files and convert again.", relative);
+        }
+
+        return obj;
+    }
+
+    internal static string Shorten(string? text, int max = 120) =>
+        text is null ? string.Empty : text.Length <= max ? text : text.Substring(0, max) + "...";
+}

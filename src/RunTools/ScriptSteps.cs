@@ -1,0 +1,135 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Management.Automation.Language;
+using RunTools.Core.Migration;
+
+namespace RunTools;
+
+/// <summary>
+/// The steps a run script names, read from its syntax tree without running it: every
+/// <c>Invoke-RunStep &lt;name&gt; [-Output &lt;paths&gt;]</c> and <c>Invoke-RunItem -Step &lt;name&gt;</c>
+/// whose name (and outputs) are constant strings, in source order.
+/// </summary>
+internal static class ScriptSteps
+{
+    private static readonly string[] s_switches = { "Verbose", "Debug", "WhatIf", "Confirm" };
+
+    public static IReadOnlyList<DeclaredStep> Read(string path, out List<string> notes)
+    {
+        notes = new List<string>();
+        var ast = Parser.ParseFile(path, out _, out ParseError[] errors);
+        if (errors.Length > 0)
+        {
+            notes.Add($"The script has syntax errors (first: {errors[0].Message} at line {errors[0].Extent.StartLineNumber}); only the steps that could be read are used.");
+        }
+
+        var order = new List<string>();
+        var outputs = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        foreach (CommandAst command in ast.FindAll(a => a is CommandAst, searchNestedScriptBlocks: true).Cast<CommandAst>().OrderBy(c => c.Extent.StartOffset))
+        {
+            string? commandName = command.GetCommandName();
+            bool step = string.Equals(commandName, "Invoke-RunStep", StringComparison.OrdinalIgnoreCase);
+            bool item = string.Equals(commandName, "Invoke-RunItem", StringComparison.OrdinalIgnoreCase);
+            if (!step && !item)
+            {
+                continue;
+            }
+
+            var (name, declared, dynamic) = Bind(command, step);
+            if (name is null)
+            {
+                if (step || dynamic)
+                {
+                    notes.Add($"Line {command.Extent.StartLineNumber}: the step name is not a constant string, so that step is not known before the script runs.");
+                }
+
+                continue;
+            }
+
+            if (!outputs.TryGetValue(name, out var list))
+            {
+                order.Add(name);
+                outputs[name] = list = new List<string>();
+            }
+
+            if (declared is null)
+            {
+                notes.Add($"Line {command.Extent.StartLineNumber}: the -Output of step '{name}' is not made of constant strings; it is ignored for conversion.");
+            }
+            else
+            {
+                list.AddRange(declared.Where(o => !list.Contains(o)));
+            }
+        }
+
+        return order.Select(n => new DeclaredStep(n, outputs[n])).ToList();
+    }
+
+    /// <summary>The step name and declared outputs of one command (null when not constant).</summary>
+    private static (string? Name, List<string>? Outputs, bool Dynamic) Bind(CommandAst command, bool isStep)
+    {
+        string? name = null;
+        bool nameSeen = false;
+        List<string>? outputs = new();
+        int positional = 0;
+        var elements = command.CommandElements;
+        for (int i = 1; i < elements.Count; i++)
+        {
+            if (elements[i] is CommandParameterAst parameter)
+            {
+                string p = parameter.ParameterName;
+                bool takesValue = parameter.Argument is null && !s_switches.Any(s => IsPrefix(p, s));
+                var argument = parameter.Argument ?? (takesValue && i + 1 < elements.Count && elements[i + 1] is not CommandParameterAst ? elements[++i] : null);
+                if ((isStep && IsPrefix(p, "Name")) || (!isStep && IsPrefix(p, "Step")))
+                {
+                    nameSeen = true;
+                    name = Constant(argument)?.FirstOrDefault();
+                }
+                else if (isStep && IsPrefix(p, "Output"))
+                {
+                    outputs = Constant(argument);
+                }
+                continue;
+            }
+
+            if (isStep && positional++ == 0 && !nameSeen)
+            {
+                nameSeen = true;
+                name = Constant(elements[i])?.FirstOrDefault();
+            }
+        }
+
+        return (name, outputs, nameSeen);
+    }
+
+    private static bool IsPrefix(string given, string parameter) =>
+        given.Length > 0 && parameter.StartsWith(given, StringComparison.OrdinalIgnoreCase);
+
+    private static List<string>? Constant(Ast? ast) => ast switch
+    {
+        StringConstantExpressionAst s => new List<string> { s.Value },
+        ExpandableStringExpressionAst e when e.NestedExpressions.Count == 0 => new List<string> { e.Value },
+        ArrayLiteralAst array => AllConstant(array.Elements),
+        ParenExpressionAst { Pipeline: PipelineAst { PipelineElements.Count: 1 } pipeline } when pipeline.PipelineElements[0] is CommandExpressionAst inner => Constant(inner.Expression),
+        ArrayExpressionAst { SubExpression.Statements.Count: 1 } sub when sub.SubExpression.Statements[0] is PipelineAst { PipelineElements.Count: 1 } p && p.PipelineElements[0] is CommandExpressionAst inner => Constant(inner.Expression),
+        _ => null,
+    };
+
+    private static List<string>? AllConstant(IEnumerable<ExpressionAst> elements)
+    {
+        var values = new List<string>();
+        foreach (var element in elements)
+        {
+            var value = Constant(element);
+            if (value is null)
+            {
+                return null;
+            }
+
+            values.AddRange(value);
+        }
+
+        return values;
+    }
+}
