@@ -156,3 +156,32 @@ Describe 'Compare-Run' {
         { Compare-Run a1 missing -Root $root -ErrorAction Stop } | Should -Throw -ErrorId 'RunNotFound*'
     }
 }
+
+Describe 'Test-Run and Compare-Run on migrated runs' {
+    It 'verifies a converted frame generator run and compares it with a native run of the same work' {
+        $parent = Join-Path $TestDrive 'migrated'
+        $null = New-Item -ItemType Directory $parent
+        Copy-Item (Join-Path $PSScriptRoot 'fixtures/frame-generator/20260118_blaze_idle') $parent -Recurse
+        $dir = Join-Path $parent '20260118_blaze_idle'
+        $migrated = ConvertTo-Run -Path $dir -WarningAction SilentlyContinue
+        $migrated.Migrated | Should -BeTrue
+
+        # Approved frames are recorded in place with their SHA-256: Test-Run checks them like artifacts.
+        $result = Test-Run -Path $dir
+        $result.IsValid | Should -BeTrue
+        $result.FilesChecked | Should -BeGreaterThan 0
+        Set-Content (Join-Path $dir 'approved/frame_0001.png') 'not a frame'
+        $damaged = Test-Run -Path $dir
+        $damaged.IsValid | Should -BeFalse
+        ($damaged.Problems | Where-Object Severity -eq Error).Key | Should -Be '1'
+
+        $native = Join-Path $TestDrive 'native.ps1'
+        Set-Content $native '0..3 | Invoke-RunItem -Step frames -Key { $_ } { }'
+        $run = Start-Run -Name frames -ScriptPath $native -Root (Join-Path $TestDrive 'native-runs')
+        $rows = Compare-Run -ReferencePath $dir -DifferencePath $run.Path -Property FormatVersion, Items
+        $migrated.ItemsCompleted | Should -Be 3   # frame 3 does not decode, so it is not approved
+        ($rows | Where-Object Name -eq frames).ReferenceValue | Should -Be 3
+        ($rows | Where-Object Name -eq frames).DifferenceValue | Should -Be 4
+        $rows | Where-Object Property -eq FormatVersion | Should -BeNullOrEmpty
+    }
+}
