@@ -16,7 +16,8 @@
     TypesToProcess         = @('RunTools.types.ps1xml')
     CmdletsToExport        = @(
         'Start-Run', 'Resume-Run', 'Stop-Run', 'Get-Run', 'Remove-Run', 'Get-RunEvent',
-        'Invoke-RunStep', 'Invoke-RunItem', 'Add-RunArtifact', 'Get-RunContext'
+        'Invoke-RunStep', 'Invoke-RunItem', 'Add-RunArtifact', 'Get-RunContext',
+        'Export-RunArchive', 'Import-RunArchive'
     )
     FunctionsToExport      = @()
     VariablesToExport      = @()
