@@ -122,7 +122,9 @@ public sealed class ExportRunArchiveCommand : RunCmdletBase, IDisposable
                 WriteWarning(warning);
             }
 
-            WriteObject(new FileInfo(result.Path));
+            // Through the provider, so the FileInfo carries PSPath and the usual file table view.
+            var items = InvokeProvider.Item.Get(new[] { result.Path }, false, true);
+            WriteObject(items.Count == 1 ? items[0] : new FileInfo(result.Path));
         }
         catch (RunToolsException ex)
         {
