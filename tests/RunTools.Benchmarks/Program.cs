@@ -58,14 +58,16 @@ internal static class Program
             report.AddFact($".NET: {RuntimeInformation.FrameworkDescription}; GC: {(GCSettings.IsServerGC ? "server" : "workstation")}");
             report.AddFact($"fsync latency (64-byte append + Flush(flushToDisk: true), median of {(quick ? 100 : 500)}): {Measure.Micros(fsync)}");
 
-            Console.Error.WriteLine("1/4 durable commit ...");
+            Console.Error.WriteLine("1/5 durable commit ...");
             CommitBenchmark.Run(report, work, units: 2000 / scale, rounds: 5);
-            Console.Error.WriteLine("2/4 resume planning ...");
+            Console.Error.WriteLine("2/5 resume planning ...");
             PlanBenchmark.Run(report, work, items: 1_000_000 / scale, rounds: 3);
-            Console.Error.WriteLine("3/4 listing runs ...");
+            Console.Error.WriteLine("3/5 listing runs ...");
             ListBenchmark.Run(report, work, runs: 10_000 / scale, tailEvery: 33, rounds: 5);
-            Console.Error.WriteLine("4/4 file count ...");
+            Console.Error.WriteLine("4/5 file count ...");
             FileCountBenchmark.Run(report, work, fewItems: 10, manyItems: 10_000 / scale);
+            Console.Error.WriteLine("5/5 archive export ...");
+            ArchiveBenchmark.Run(report, work, manyFiles: 5_000 / scale, largeBytes: (256L << 20) / scale, rounds: 3);
         }
         finally
         {
