@@ -219,8 +219,17 @@ public sealed class ArchiveTests : IDisposable
     {
         var source = ValidArchive();
         byte[] bytes = File.ReadAllBytes(source);
-        // A third into the file is inside some entry's compressed data (the central directory is at the end).
-        bytes[bytes.Length / 3] ^= 0xFF;
+        // Inside the journal's compressed data: after its local header (30 bytes + name + extra field).
+        long compressed;
+        using (var zip = ZipFile.OpenRead(source))
+        {
+            compressed = zip.GetEntry(RunFormat.JournalFile)!.CompressedLength;
+        }
+
+        byte[] name = Encoding.UTF8.GetBytes(RunFormat.JournalFile);
+        int at = bytes.AsSpan().IndexOf(name);
+        int extra = bytes[at - 2] | (bytes[at - 1] << 8);
+        bytes[at + name.Length + extra + (int)(compressed / 2)] ^= 0xFF;
         string hostile = _dir.Combine("flipped.zip");
         File.WriteAllBytes(hostile, bytes);
         var ex = Assert.Throws<RunToolsException>(() => RunArchive.Import(hostile, _other));
@@ -307,6 +316,19 @@ public sealed class ArchiveTests : IDisposable
         var replaced = RunArchive.Import(archive, _other, new ArchiveImportOptions { Force = true });
         Assert.False(File.Exists(marker));
         AssertSameFiles(Path.Combine(_root.Path, "r1"), replaced.Path);
+        Assert.Equal(new[] { "r1" }, Directory.GetFileSystemEntries(_other.Path).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void ForceNeverReplacesAFolderThatIsNotARun()
+    {
+        string archive = ValidArchive();
+        string folder = Path.Combine(_other.Path, "r1");
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "notes.txt"), "not a run");
+        var ex = Assert.Throws<RunToolsException>(() => RunArchive.Import(archive, _other, new ArchiveImportOptions { Force = true }));
+        Assert.Equal(ErrorIds.RunExists, ex.ErrorId);
+        Assert.Equal("not a run", File.ReadAllText(Path.Combine(folder, "notes.txt")));
         Assert.Equal(new[] { "r1" }, Directory.GetFileSystemEntries(_other.Path).Select(Path.GetFileName));
     }
 

@@ -260,6 +260,13 @@ public static class RunArchive
                     throw RunExists(id, root.Path, full);
                 }
 
+                if (!RunDirectory.IsRunDirectory(target))
+                {
+                    // Force replaces a run, never some other folder that happens to have the name.
+                    throw new RunToolsException(ErrorIds.RunExists, RunToolsErrorCategory.ResourceExists,
+                        $"'{target}' exists and is not a run directory, so -Force does not replace it; '{full}' was not imported. Move that folder away, or import under another -Root.", id);
+                }
+
                 if (RunLock.IsHeld(target))
                 {
                     throw new RunLockedException(id, null);
@@ -710,6 +717,11 @@ public static class RunArchive
         }
 
         manifest.Directories ??= new List<string>();
+        if (manifest.Files.Any(f => f is null || f.Path is null) || manifest.Directories.Any(d => d is null) || manifest.Run.RunId is null)
+        {
+            throw InvalidManifest(archive, "it has an empty file, directory or run id");
+        }
+
         string? why = RunId.Explain(manifest.Run.RunId);
         if (why is not null)
         {
@@ -718,7 +730,7 @@ public static class RunArchive
         }
 
         var listed = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        foreach (string path in manifest.Files.Select(f => f?.Path ?? string.Empty).Concat(manifest.Directories.Select(d => d ?? string.Empty)))
+        foreach (string path in manifest.Files.Select(f => f.Path).Concat(manifest.Directories))
         {
             string? unsafeWhy = ExplainUnsafe(path);
             if (unsafeWhy is not null)
