@@ -431,8 +431,8 @@ Describe 'PowerShell conventions' {
         $commands = Get-Command -Module RunTools
     }
 
-    It 'exports the ten cmdlets, each a sealed VerbNounCommand class with [OutputType]' {
-        $commands.Name | Sort-Object | Should -Be (@('Add-RunArtifact', 'Get-Run', 'Get-RunContext', 'Get-RunEvent', 'Invoke-RunItem', 'Invoke-RunStep', 'Remove-Run', 'Resume-Run', 'Start-Run', 'Stop-Run') | Sort-Object)
+    It 'exports the twelve cmdlets, each a sealed VerbNounCommand class with [OutputType]' {
+        $commands.Name | Sort-Object | Should -Be (@('Add-RunArtifact', 'Export-RunArchive', 'Get-Run', 'Get-RunContext', 'Get-RunEvent', 'Import-RunArchive', 'Invoke-RunItem', 'Invoke-RunStep', 'Remove-Run', 'Resume-Run', 'Start-Run', 'Stop-Run') | Sort-Object)
         foreach ($command in $commands) {
             $type = $command.ImplementingType
             $type.IsSealed | Should -BeTrue -Because $command.Name
