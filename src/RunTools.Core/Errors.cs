@@ -60,6 +60,23 @@ public static class ErrorIds
     public const string UnknownLegacyLayout = "UnknownLegacyLayout";
     public const string LegacyFileConflict = "LegacyFileConflict";
     public const string OutputNotFound = "OutputNotFound";
+
+    // Run archives (Export-RunArchive / Import-RunArchive); see docs/run-format.md, "Archive format".
+    public const string ArchiveExists = "ArchiveExists";
+    public const string ArchiveRunNotCompleted = "ArchiveRunNotCompleted";
+    public const string ArchiveNotFound = "ArchiveNotFound";
+    public const string ArchiveCorrupt = "ArchiveCorrupt";
+    public const string ArchiveManifestMissing = "ArchiveManifestMissing";
+    public const string ArchiveManifestInvalid = "ArchiveManifestInvalid";
+    public const string ArchiveUnsafePath = "ArchiveUnsafePath";
+    public const string ArchiveDuplicateEntry = "ArchiveDuplicateEntry";
+    public const string ArchiveLinkEntry = "ArchiveLinkEntry";
+    public const string ArchiveUnexpectedEntry = "ArchiveUnexpectedEntry";
+    public const string ArchiveMissingEntry = "ArchiveMissingEntry";
+    public const string ArchiveSizeMismatch = "ArchiveSizeMismatch";
+    public const string ArchiveHashMismatch = "ArchiveHashMismatch";
+    public const string ArchiveInvalidRunId = "ArchiveInvalidRunId";
+    public const string ArchiveRunIdMismatch = "ArchiveRunIdMismatch";
 }
 
 /// <summary>

@@ -297,7 +297,7 @@ public sealed class RunsRoot
     /// A crash during CreateRun leaves a staging folder (one a day old is certainly abandoned); a
     /// crash during RunDirectory.Delete leaves a folder already renamed out of sight for deletion.
     /// </summary>
-    private void RemoveAbandonedStaging()
+    internal void RemoveAbandonedStaging()
     {
         foreach (string folder in Directory.EnumerateDirectories(Path, RunFormat.StagingPrefix + "*"))
         {

@@ -58,16 +58,18 @@ internal static class Program
             report.AddFact($".NET: {RuntimeInformation.FrameworkDescription}; GC: {(GCSettings.IsServerGC ? "server" : "workstation")}");
             report.AddFact($"fsync latency (64-byte append + Flush(flushToDisk: true), median of {(quick ? 100 : 500)}): {Measure.Micros(fsync)}");
 
-            Console.Error.WriteLine("1/5 durable commit ...");
+            Console.Error.WriteLine("1/6 durable commit ...");
             CommitBenchmark.Run(report, work, units: 2000 / scale, rounds: 5);
-            Console.Error.WriteLine("2/5 resume planning ...");
+            Console.Error.WriteLine("2/6 resume planning ...");
             PlanBenchmark.Run(report, work, items: 1_000_000 / scale, rounds: 3);
-            Console.Error.WriteLine("3/5 listing runs ...");
+            Console.Error.WriteLine("3/6 listing runs ...");
             ListBenchmark.Run(report, work, runs: 10_000 / scale, tailEvery: 33, rounds: 5);
-            Console.Error.WriteLine("4/5 file count ...");
+            Console.Error.WriteLine("4/6 file count ...");
             FileCountBenchmark.Run(report, work, fewItems: 10, manyItems: 10_000 / scale);
-            Console.Error.WriteLine("5/5 Test-Run hashing vs sha256sum ...");
+            Console.Error.WriteLine("5/6 Test-Run hashing vs sha256sum ...");
             HashBenchmark.Run(report, work, largeBytes: (1L << 30) / scale, smallFiles: 10_000 / scale, smallBytes: 4096, rounds: 3);
+            Console.Error.WriteLine("6/6 archive export vs zip -r ...");
+            ArchiveBenchmark.Run(report, work, manyFiles: 5_000 / scale, largeBytes: (256L << 20) / scale, rounds: 3);
         }
         finally
         {

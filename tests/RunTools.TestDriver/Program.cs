@@ -5,6 +5,7 @@ using System.Text;
 using System.Threading;
 using RunTools;
 using RunTools.Core;
+using RunTools.Core.Archive;
 using RunTools.Core.Configuration;
 using RunTools.Core.Engine;
 
@@ -17,6 +18,8 @@ namespace RunTools.TestDriver;
 //   hold <runPath> <milliseconds>                             own a run, say OWNER, wait, exit without finishing
 //   race <runPath> <goFile>                                   wait for goFile, try to own the run, print OWNER or LOCKED
 //   convert <legacyDir> <stage>                               convert a legacy directory; print STAGE lines, hang at <stage>
+//   export <runPath> <destination>                            export with Force; after the first file say EXPORTING and stall
+//   import <archive> <root>                                   import with Force; after the first file say IMPORTING and stall
 internal static class Program
 {
     private static int Main(string[] args)
@@ -29,6 +32,8 @@ internal static class Program
                 "hold" => Hold(args[1], int.Parse(args[2])),
                 "race" => Race(args[1], args[2]),
                 "convert" => Convert(args[1], args[2]),
+                "export" => Export(args[1], args[2]),
+                "import" => Import(args[1], args[2]),
                 _ => 64,
             };
         }
@@ -56,6 +61,32 @@ internal static class Program
         Console.Out.WriteLine($"DONE {result.ItemsCompleted}");
         return 0;
     }
+
+    // The progress callback runs on the exporting thread, so stalling in it freezes the export
+    // midway: the parent's kill then lands with a partial temp archive / staging folder on disk.
+    private static int Export(string runPath, string destination)
+    {
+        RunArchive.Export(RunDirectory.Open(runPath), new ArchiveExportOptions { DestinationPath = destination, Force = true, Progress = StallAfterFirstFile("EXPORTING") });
+        Console.Out.WriteLine("DONE");
+        return 0;
+    }
+
+    private static int Import(string archive, string root)
+    {
+        RunArchive.Import(archive, new RunsRoot(root), new ArchiveImportOptions { Force = true, Progress = StallAfterFirstFile("IMPORTING") });
+        Console.Out.WriteLine("DONE");
+        return 0;
+    }
+
+    private static Action<ArchiveProgress> StallAfterFirstFile(string milestone) => progress =>
+    {
+        if (progress.FilesDone >= 1 && progress.CurrentFile is not null)
+        {
+            Console.Out.WriteLine(milestone + " " + progress.FilesDone);
+            Console.Out.Flush();
+            Thread.Sleep(Timeout.Infinite);
+        }
+    };
 
     private static int Race(string runPath, string goFile)
     {

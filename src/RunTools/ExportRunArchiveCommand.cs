@@ -1,0 +1,146 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Management.Automation;
+using System.Threading;
+using RunTools.Core;
+using RunTools.Core.Archive;
+
+namespace RunTools;
+
+/// <summary>Writes runs to .zip archives holding archive_manifest.json (every file with size and SHA-256).</summary>
+[Cmdlet(VerbsData.Export, "RunArchive", DefaultParameterSetName = ById, SupportsShouldProcess = true)]
+[OutputType(typeof(FileInfo))]
+public sealed class ExportRunArchiveCommand : RunCmdletBase, IDisposable
+{
+    private const string ById = "ById";
+    private const string ByName = "ByName";
+    private const string ByInput = "ByInputObject";
+
+    private readonly CancellationTokenSource _cancel = new();
+
+    // Archive paths written by this pipeline: a second run must not silently replace the first.
+    private readonly HashSet<string> _written = new(StringComparer.OrdinalIgnoreCase);
+
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(RunIdCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[] RunId { get; set; } = Array.Empty<string>();
+
+    [Parameter(Mandatory = true, ParameterSetName = ByName)]
+    [ArgumentCompleter(typeof(RunNameCompleter))]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[] Name { get; set; } = Array.Empty<string>();
+
+    [Parameter(ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
+    [Parameter(ParameterSetName = ByName)]
+    [ValidateNotNullOrEmpty]
+    public string? Root { get; set; }
+
+    [Parameter(Mandatory = true, ParameterSetName = ByInput, ValueFromPipeline = true)]
+    public RunInfo? InputObject { get; set; }
+
+    /// <summary>A folder (each run becomes &lt;run-id&gt;.zip in it; created if missing) or a file path ending in .zip.</summary>
+    [Parameter(Mandatory = true, Position = 1)]
+    [ValidateNotNullOrEmpty]
+    public string DestinationPath { get; set; } = string.Empty;
+
+    /// <summary>Also archive a run that is not Completed (the manifest says forced), and overwrite an existing archive.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    public void Dispose() => _cancel.Dispose();
+
+    protected override void ProcessRecord()
+    {
+        if (InputObject is not null)
+        {
+            ExportOne(() => RunDirectory.Open(InputObject.Path), InputObject);
+            return;
+        }
+
+        if (ParameterSetName == ByName)
+        {
+            var patterns = Name.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToList();
+            var root = new RunsRoot(ResolveRoot(Root));
+            bool any = false;
+            foreach (var listing in root.ListRuns())
+            {
+                if (listing.State is { } state && patterns.Any(p => p.IsMatch(state.Name)))
+                {
+                    any = true;
+                    ExportOne(() => listing.Run, listing.Run.RunId);
+                }
+            }
+
+            if (!any && Name.Any(n => !WildcardPattern.ContainsWildcardCharacters(n)))
+            {
+                WriteError(ToErrorRecord(new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
+                    $"No run named {string.Join(", ", Name.Select(n => "'" + n + "'"))} under '{root.Path}'. List runs with Get-Run, or pass the right -Root.", Name)));
+            }
+
+            return;
+        }
+
+        foreach (string id in RunId)
+        {
+            ExportOne(() => new RunsRoot(ResolveRoot(Root)).OpenRun(id), id);
+        }
+    }
+
+    protected override void StopProcessing() => _cancel.Cancel();
+
+    private void ExportOne(Func<RunDirectory> find, object target)
+    {
+        var progress = new ArchiveProgressWriter(this, "Export-RunArchive");
+        try
+        {
+            var run = find();
+            string archive = RunArchive.ResolveDestination(run.RunId, ResolvePath(DestinationPath));
+            if (!_written.Add(archive))
+            {
+                throw new RunToolsException(ErrorIds.ArchiveExists, RunToolsErrorCategory.ResourceExists,
+                    $"Run '{run.RunId}' would be written to '{archive}', which this command already wrote for another run. Pass a folder as -DestinationPath to export several runs.", archive);
+            }
+
+            if (!ShouldProcess(archive, $"Export run '{run.RunId}'"))
+            {
+                return;
+            }
+
+            var result = RunArchive.Export(run, new ArchiveExportOptions
+            {
+                DestinationPath = archive,
+                Force = Force,
+                Progress = progress.Report,
+                Cancellation = _cancel.Token,
+            });
+            foreach (string warning in result.Warnings)
+            {
+                WriteWarning(warning);
+            }
+
+            // Through the provider, so the FileInfo carries PSPath and the usual file table view.
+            var items = InvokeProvider.Item.Get(new[] { result.Path }, false, true);
+            WriteObject(items.Count == 1 ? items[0] : new FileInfo(result.Path));
+        }
+        catch (RunToolsException ex)
+        {
+            WriteError(ToErrorRecord(ex, target));
+        }
+        catch (OperationCanceledException)
+        {
+            // Ctrl+C: the temp archive is already removed; the pipeline is stopping.
+        }
+        catch (Exception ex) when (IsIoError(ex))
+        {
+            WriteError(IoErrorRecord(ex, target));
+        }
+        finally
+        {
+            progress.Complete();
+        }
+    }
+}

@@ -1,0 +1,131 @@
+using System;
+using System.Collections.Generic;
+using System.Management.Automation;
+using System.Threading;
+using RunTools.Core;
+using RunTools.Core.Archive;
+
+namespace RunTools;
+
+/// <summary>Verifies run archives against their manifests and restores the runs under a root.</summary>
+[Cmdlet(VerbsData.Import, "RunArchive", DefaultParameterSetName = ByPath, SupportsShouldProcess = true)]
+[OutputType(typeof(RunInfo))]
+public sealed class ImportRunArchiveCommand : RunCmdletBase, IDisposable
+{
+    private const string ByPath = "ByPath";
+    private const string ByLiteralPath = "ByLiteralPath";
+
+    private readonly CancellationTokenSource _cancel = new();
+
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ByPath, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[] Path { get; set; } = Array.Empty<string>();
+
+    [Parameter(Mandatory = true, ParameterSetName = ByLiteralPath, ValueFromPipelineByPropertyName = true)]
+    [Alias("PSPath", "LP", "FullName")]
+    [ValidateNotNullOrEmpty]
+    public string[] LiteralPath { get; set; } = Array.Empty<string>();
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Root { get; set; }
+
+    /// <summary>Replace an existing run with the same id (never a running one).</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    public void Dispose() => _cancel.Dispose();
+
+    protected override void ProcessRecord()
+    {
+        foreach (string file in ResolveArchives())
+        {
+            ImportOne(file);
+        }
+    }
+
+    protected override void StopProcessing() => _cancel.Cancel();
+
+    private List<string> ResolveArchives()
+    {
+        var files = new List<string>();
+        if (ParameterSetName == ByLiteralPath)
+        {
+            foreach (string literal in LiteralPath)
+            {
+                files.Add(ResolvePath(literal));
+            }
+
+            return files;
+        }
+
+        foreach (string pattern in Path)
+        {
+            try
+            {
+                var resolved = SessionState.Path.GetResolvedProviderPathFromPSPath(pattern, out var provider);
+                if (provider.ImplementingType != typeof(Microsoft.PowerShell.Commands.FileSystemProvider))
+                {
+                    WriteError(new ErrorRecord(new RunToolsException(ErrorIds.ArchiveNotFound, RunToolsErrorCategory.InvalidArgument,
+                        $"'{pattern}' is not a file system path; archives are .zip files.", pattern), ErrorIds.ArchiveNotFound, ErrorCategory.InvalidArgument, pattern));
+                    continue;
+                }
+
+                if (resolved.Count == 0)
+                {
+                    WriteError(NotFound(pattern));
+                }
+
+                files.AddRange(resolved);
+            }
+            catch (ItemNotFoundException)
+            {
+                WriteError(NotFound(pattern));
+            }
+        }
+
+        return files;
+    }
+
+    private void ImportOne(string file)
+    {
+        var progress = new ArchiveProgressWriter(this, "Import-RunArchive");
+        try
+        {
+            var root = new RunsRoot(ResolveRoot(Root));
+            if (!ShouldProcess(file, $"Import run archive into '{root.Path}'"))
+            {
+                return;
+            }
+
+            var run = RunArchive.Import(file, root, new ArchiveImportOptions
+            {
+                Force = Force,
+                Progress = progress.Report,
+                Cancellation = _cancel.Token,
+            });
+            WriteObject(RunInfo.From(run, run.ReadState()));
+        }
+        catch (RunToolsException ex)
+        {
+            WriteError(ToErrorRecord(ex, file));
+        }
+        catch (OperationCanceledException)
+        {
+            // Ctrl+C: the staging folder is already removed; the pipeline is stopping.
+        }
+        catch (Exception ex) when (IsIoError(ex))
+        {
+            WriteError(IoErrorRecord(ex, file));
+        }
+        finally
+        {
+            progress.Complete();
+        }
+    }
+
+    private static ErrorRecord NotFound(string pattern) =>
+        ToErrorRecord(new RunToolsException(ErrorIds.ArchiveNotFound, RunToolsErrorCategory.ObjectNotFound,
+            $"No archive matches '{pattern}'. Check the path; archives are written by Export-RunArchive.", pattern));
+}
