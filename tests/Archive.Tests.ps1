@@ -100,6 +100,12 @@ Describe 'Import-RunArchive' {
         $restored.Root | Should -Be $target
         (Get-Run -Root $target).RunId | Should -Be $run.RunId
         Get-RunContent $restored.Path | Should -Be (Get-RunContent $run.Path)
+
+        # The round trip ends valid and with no difference from the original.
+        (Test-Run -InputObject $restored).IsValid | Should -BeTrue
+        (Test-Run -InputObject $restored).Problems | Should -BeNullOrEmpty
+        Compare-Run -ReferencePath $run.Path -DifferencePath $restored.Path | Should -BeNullOrEmpty
+        $run, $restored | Compare-Run -IncludeEqual | Where-Object SideIndicator -ne '==' | Should -BeNullOrEmpty
     }
 
     It 'resolves wildcards in -Path, refuses an existing run, and replaces it with -Force' {

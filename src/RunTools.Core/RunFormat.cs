@@ -27,6 +27,12 @@ public static class RunFormat
     /// <summary>Prefix a run directory is renamed to before it is deleted.</summary>
     public const string DeletingPrefix = ".deleting-";
 
+    /// <summary>
+    /// A run set aside while an imported run replaces it: restored when the replacement never
+    /// arrived (a crash between the two renames), deleted once it has.
+    /// </summary>
+    public const string ReplacedPrefix = ".replaced-";
+
     internal static readonly JsonSerializerOptions JsonOptions = CreateOptions(indented: true);
 
     /// <summary>An enum value as the format spells it everywhere (run.json and journal): lower-case snake_case.</summary>

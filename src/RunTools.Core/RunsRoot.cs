@@ -81,6 +81,34 @@ public sealed class RunsRoot
         }
 
         var ids = new List<string>();
+        bool setAside = false;
+        foreach (string directory in Directory.EnumerateDirectories(Path))
+        {
+            string id = System.IO.Path.GetFileName(directory);
+            if (RunId.IsValid(id) && RunDirectory.IsRunDirectory(directory))
+            {
+                ids.Add(id);
+            }
+            else
+            {
+                setAside |= id.StartsWith(RunFormat.ReplacedPrefix, StringComparison.Ordinal);
+            }
+        }
+
+        if (setAside)
+        {
+            // A replacement was cut short by a crash: finish it, then list again.
+            RecoverReplaced();
+            return EnumerateRunIdsOnce();
+        }
+
+        ids.Sort(StringComparer.Ordinal);
+        return ids;
+    }
+
+    private List<string> EnumerateRunIdsOnce()
+    {
+        var ids = new List<string>();
         foreach (string directory in Directory.EnumerateDirectories(Path))
         {
             string id = System.IO.Path.GetFileName(directory);
@@ -139,6 +167,11 @@ public sealed class RunsRoot
     {
         RunId.Validate(runId);
         string path = System.IO.Path.Combine(Path, runId);
+        if (!Directory.Exists(path))
+        {
+            RecoverReplaced();
+        }
+
         if (!Directory.Exists(path) || !RunDirectory.IsRunDirectory(path))
         {
             throw new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
@@ -310,6 +343,48 @@ public sealed class RunsRoot
         foreach (string folder in Directory.EnumerateDirectories(Path, RunFormat.DeletingPrefix + "*"))
         {
             TryDeleteDirectory(folder);
+        }
+
+        RecoverReplaced();
+    }
+
+    /// <summary>
+    /// Finishes a replacement a crash cut short: a run set aside (<c>.replaced-&lt;id&gt;-&lt;8 hex&gt;</c>)
+    /// goes back under its id when nothing took its place, and is deleted when something did.
+    /// </summary>
+    internal void RecoverReplaced()
+    {
+        if (!Directory.Exists(Path))
+        {
+            return;
+        }
+
+        foreach (string folder in Directory.EnumerateDirectories(Path, RunFormat.ReplacedPrefix + "*"))
+        {
+            string name = System.IO.Path.GetFileName(folder);
+            int dash = name.LastIndexOf('-');
+            if (dash <= RunFormat.ReplacedPrefix.Length)
+            {
+                continue;
+            }
+
+            string id = name.Substring(RunFormat.ReplacedPrefix.Length, dash - RunFormat.ReplacedPrefix.Length);
+            string target = System.IO.Path.Combine(Path, id);
+            if (Directory.Exists(target))
+            {
+                TryDeleteDirectory(folder);
+                continue;
+            }
+
+            try
+            {
+                Directory.Move(folder, target);
+                NativeMethods.FlushDirectory(Path);
+            }
+            catch (IOException)
+            {
+                // Another process restored it, or took the id, at the same moment.
+            }
         }
     }
 

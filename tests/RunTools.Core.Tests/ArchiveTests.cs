@@ -46,6 +46,55 @@ public sealed class ArchiveTests : IDisposable
         Assert.Empty(imported.Plan().IntegrityProblems);
         Assert.True(Directory.Exists(Path.Combine(imported.Path, RunFormat.LogsFolder)));
         Assert.Equal(new[] { "r1" }, Directory.GetFileSystemEntries(_other.Path).Select(Path.GetFileName));
+
+        // The round trip: the restored run tests valid and compares equal to the original.
+        var test = imported.Test(cancellation: TestContext.Current.CancellationToken);
+        Assert.True(test.IsValid, string.Join("; ", test.Problems));
+        Assert.Empty(test.Problems);
+        Assert.Equal(run.Test(cancellation: TestContext.Current.CancellationToken).FilesChecked, test.FilesChecked);
+        Assert.Empty(RunComparer.Compare(run, imported));
+        Assert.NotEmpty(RunComparer.Compare(run, imported, includeEqual: true));
+    }
+
+    [Fact]
+    public void ARunSetAsideByAnInterruptedReplacementIsRestoredWhenNothingTookItsPlace()
+    {
+        // What a kill between the two renames of a forced import leaves: the old run set aside, no run under its id.
+        var run = CompletedRun("r1", artifacts: 1);
+        string aside = Path.Combine(_root.Path, RunFormat.ReplacedPrefix + "r1-0123abcd");
+        Directory.Move(run.Path, aside);
+
+        Assert.Equal(new[] { "r1" }, _root.EnumerateRunIds());
+        Assert.False(Directory.Exists(aside));
+        Assert.True(_root.OpenRun("r1").Test(cancellation: TestContext.Current.CancellationToken).IsValid);
+
+        // Also through OpenRun alone.
+        Directory.Move(run.Path, aside);
+        Assert.Equal(RunStatus.Completed, _root.OpenRun("r1").ReadState().Status);
+    }
+
+    [Fact]
+    public void ARunSetAsideIsDeletedOnceItsReplacementIsInPlace()
+    {
+        var old = CompletedRun("r1", artifacts: 1);
+        var archive = RunArchive.Export(old, new ArchiveExportOptions { DestinationPath = _dir.Combine("out") }).Path;
+        string aside = Path.Combine(_root.Path, RunFormat.ReplacedPrefix + "r1-0123abcd");
+        CopyDirectory(old.Path, aside); // as if the kill came after the new run was renamed in
+        Assert.Equal(new[] { "r1" }, _root.EnumerateRunIds());
+        Assert.False(Directory.Exists(aside));
+        Assert.Equal("r1", RunArchive.Import(archive, _root, new ArchiveImportOptions { Force = true }).RunId);
+        Assert.DoesNotContain(Directory.GetDirectories(_root.Path), d => Path.GetFileName(d).StartsWith(".", StringComparison.Ordinal));
+    }
+
+    private static void CopyDirectory(string source, string destination)
+    {
+        Directory.CreateDirectory(destination);
+        foreach (string file in Directory.GetFiles(source, "*", SearchOption.AllDirectories))
+        {
+            string target = Path.Combine(destination, Path.GetRelativePath(source, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
     }
 
     [Fact]

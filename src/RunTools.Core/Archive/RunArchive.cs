@@ -386,7 +386,7 @@ public static class RunArchive
             bool topLevel = prefix.Length == 0;
             if (info is DirectoryInfo sub)
             {
-                if (topLevel && (info.Name.StartsWith(RunFormat.StagingPrefix, StringComparison.Ordinal) || info.Name.StartsWith(RunFormat.DeletingPrefix, StringComparison.Ordinal)))
+                if (topLevel && (info.Name.StartsWith(RunFormat.StagingPrefix, StringComparison.Ordinal) || info.Name.StartsWith(RunFormat.DeletingPrefix, StringComparison.Ordinal) || info.Name.StartsWith(RunFormat.ReplacedPrefix, StringComparison.Ordinal)))
                 {
                     continue;
                 }
@@ -945,7 +945,9 @@ public static class RunArchive
             throw RunExists(id, root.Path, archive);
         }
 
-        string doomed = Path.Combine(root.Path, RunFormat.DeletingPrefix + id + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
+        // Set aside, not doomed: if a crash comes before the new run is in place, the next reader
+        // of this root (RunsRoot.RecoverReplaced) puts the old run back.
+        string doomed = Path.Combine(root.Path, RunFormat.ReplacedPrefix + id + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
         var runLock = RunLock.TryAcquire(target, DateTimeOffset.UtcNow);
         if (runLock is null)
         {
