@@ -146,20 +146,7 @@ public sealed class RunDirectory
     {
         string parent = System.IO.Path.GetDirectoryName(Path)!;
         string doomed = System.IO.Path.Combine(parent, RunFormat.DeletingPrefix + RunId + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
-        var runLock = RunLock.TryAcquire(Path, DateTimeOffset.UtcNow);
-        if (runLock is null)
-        {
-            OwnerRecord? owner = null;
-            try
-            {
-                owner = ReadStoredState(out _).Owner;
-            }
-            catch (RunToolsException)
-            {
-            }
-
-            throw new Engine.RunLockedException(RunId, owner);
-        }
+        var runLock = AcquireLock(DateTimeOffset.UtcNow);
 
         try
         {
@@ -178,6 +165,23 @@ public sealed class RunDirectory
         }
 
         Directory.Delete(doomed, recursive: true);
+    }
+
+    /// <summary>Takes the owner lock, or throws RunLocked naming the owner the state records.</summary>
+    internal RunLock AcquireLock(DateTimeOffset now) => RunLock.TryAcquire(Path, now) ?? throw Locked();
+
+    internal Engine.RunLockedException Locked()
+    {
+        OwnerRecord? owner = null;
+        try
+        {
+            owner = ReadStoredState(out _).Owner;
+        }
+        catch (RunToolsException)
+        {
+        }
+
+        return new Engine.RunLockedException(RunId, owner);
     }
 
     internal RunStatus DeriveStatus(RunStatus stored)

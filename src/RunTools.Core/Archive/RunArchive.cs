@@ -336,16 +336,7 @@ public static class RunArchive
 
         if (runLock is null)
         {
-            OwnerRecord? owner = null;
-            try
-            {
-                owner = run.ReadStoredState(out _).Owner;
-            }
-            catch (RunToolsException)
-            {
-            }
-
-            throw new RunLockedException(run.RunId, owner);
+            throw run.Locked();
         }
 
         return runLock;
@@ -948,20 +939,7 @@ public static class RunArchive
         // Set aside, not doomed: if a crash comes before the new run is in place, the next reader
         // of this root (RunsRoot.RecoverReplaced) puts the old run back.
         string doomed = Path.Combine(root.Path, RunFormat.ReplacedPrefix + id + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
-        var runLock = RunLock.TryAcquire(target, DateTimeOffset.UtcNow);
-        if (runLock is null)
-        {
-            OwnerRecord? owner = null;
-            try
-            {
-                owner = new RunDirectory(target, id).ReadStoredState(out _).Owner;
-            }
-            catch (RunToolsException)
-            {
-            }
-
-            throw new RunLockedException(id, owner);
-        }
+        var runLock = new RunDirectory(target, id).AcquireLock(DateTimeOffset.UtcNow);
 
         try
         {

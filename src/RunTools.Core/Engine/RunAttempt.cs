@@ -208,20 +208,7 @@ public sealed class RunAttempt : IDisposable
     {
         ValidateGate(options.Gate);
         var now = DateTimeOffset.UtcNow;
-        var runLock = RunLock.TryAcquire(run.Path, now);
-        if (runLock is null)
-        {
-            OwnerRecord? owner = null;
-            try
-            {
-                owner = run.ReadStoredState(out _).Owner;
-            }
-            catch (RunToolsException)
-            {
-            }
-
-            throw new RunLockedException(run.RunId, owner);
-        }
+        var runLock = run.AcquireLock(now);
 
         try
         {
