@@ -42,3 +42,12 @@ Get-Run -Root $Root | Where-Object { $_.RunId -eq $runId -and $_.Status -eq 'Sto
 
 Write-Host "== The journal of $runId" -ForegroundColor Cyan
 Get-RunEvent -RunId $runId -Root $Root -Type attempt_started, item_resolved, run_* | Format-Table Sequence, Type, Key, @{ n = 'Detail'; e = { $_.Data.reason ?? $_.Data.resolution ?? $_.Data.previous_status } }
+
+Write-Host "== Test-Run, then Export-RunArchive -> Import-RunArchive -> Test-Run -> Compare-Run" -ForegroundColor Cyan
+Test-Run -RunId $runId -Root $Root | Format-Table
+$archives = Join-Path $Root '../example-archives'
+$archive = Export-RunArchive -RunId $runId -Root $Root -DestinationPath $archives -Force
+$restored = Import-RunArchive -LiteralPath $archive.FullName -Root (Join-Path $archives 'restored') -Force
+Test-Run -InputObject $restored | Format-Table
+$differences = @(Compare-Run -ReferencePath (Join-Path $Root $runId) -DifferencePath $restored.Path)
+"Compare-Run original vs restored: $($differences.Count) difference(s)"
