@@ -98,6 +98,8 @@ Describe 'Test-Run' {
         $results = Test-Run -RunId 'missing', 'r1' -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue
         $results.RunId | Should -Be 'r1'
         $errors[0].FullyQualifiedErrorId | Should -BeLike 'RunNotFound*'
+        Test-Run -Name 'no-such-name' -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $errors[0].FullyQualifiedErrorId | Should -BeLike 'RunNotFound*'
     }
 
     It 'shows a table with the validity and the first problems' {

@@ -63,22 +63,9 @@ public sealed class ExportRunArchiveCommand : RunCmdletBase, IDisposable
 
         if (ParameterSetName == ByName)
         {
-            var patterns = Name.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToList();
-            var root = new RunsRoot(ResolveRoot(Root));
-            bool any = false;
-            foreach (var listing in root.ListRuns())
+            foreach (var listing in RunsNamed(Name, Root, reportNoMatch: true))
             {
-                if (listing.State is { } state && patterns.Any(p => p.IsMatch(state.Name)))
-                {
-                    any = true;
-                    ExportOne(() => listing.Run, listing.Run.RunId);
-                }
-            }
-
-            if (!any && Name.Any(n => !WildcardPattern.ContainsWildcardCharacters(n)))
-            {
-                WriteError(ToErrorRecord(new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
-                    $"No run named {string.Join(", ", Name.Select(n => "'" + n + "'"))} under '{root.Path}'. List runs with Get-Run, or pass the right -Root.", Name)));
+                ExportOne(() => listing.Run, listing.Run.RunId);
             }
 
             return;

@@ -2,6 +2,7 @@ using System;
 using System.Collections;
 using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using System.Management.Automation;
 using RunTools.Core;
 using RunTools.Core.Configuration;
@@ -38,6 +39,32 @@ public abstract class RunCmdletBase : PSCmdlet
         }
 
         return new RunsRoot(ResolveRoot(root)).OpenRun(runId ?? string.Empty);
+    }
+
+    /// <summary>
+    /// The runs under a root whose name matches any of <paramref name="names"/> (wildcards,
+    /// case-insensitive). With <paramref name="reportNoMatch"/>, writes RunNotFound when nothing
+    /// matched and a name without wildcards was given, as Get-Run does for ids.
+    /// </summary>
+    protected IEnumerable<RunListing> RunsNamed(string[] names, string? root, bool reportNoMatch)
+    {
+        var patterns = names.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToList();
+        var runsRoot = new RunsRoot(ResolveRoot(root));
+        bool any = false;
+        foreach (var listing in runsRoot.ListRuns())
+        {
+            if (listing.State is { } state && patterns.Any(p => p.IsMatch(state.Name)))
+            {
+                any = true;
+                yield return listing;
+            }
+        }
+
+        if (!any && reportNoMatch && names.Any(n => !WildcardPattern.ContainsWildcardCharacters(n)))
+        {
+            WriteError(ToErrorRecord(new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
+                $"No run named {string.Join(", ", names.Select(n => "'" + n + "'"))} under '{runsRoot.Path}'. List runs with Get-Run, or pass the right -Root.", names)));
+        }
     }
 
     /// <summary>A config from a path (.json, .yaml, .yml, .psd1), a hashtable, or nothing.</summary>

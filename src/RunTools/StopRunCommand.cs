@@ -43,10 +43,10 @@ public sealed class StopRunCommand : RunCmdletBase
     {
         if (ParameterSetName == ByName)
         {
-            var patterns = Name.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToList();
-            foreach (var listing in new RunsRoot(ResolveRoot(Root)).ListRuns())
+            // Nothing running under a name is not an error: there is nothing to stop.
+            foreach (var listing in RunsNamed(Name, Root, reportNoMatch: false))
             {
-                if (listing.State is { } state && patterns.Any(p => p.IsMatch(state.Name)) && state.Status is RunStatus.Running or RunStatus.Stopping)
+                if (listing.State!.Status is RunStatus.Running or RunStatus.Stopping)
                 {
                     StopOne(listing.Run);
                 }

@@ -72,13 +72,9 @@ public sealed class TestRunCommand : RunCmdletBase
     {
         if (ParameterSetName == ByName)
         {
-            var patterns = Name.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToList();
-            foreach (var listing in new RunsRoot(ResolveRoot(Root)).ListRuns())
+            foreach (var listing in RunsNamed(Name, Root, reportNoMatch: true))
             {
-                if (listing.State is { } state && patterns.Any(p => p.IsMatch(state.Name)))
-                {
-                    yield return (listing.Run, listing.Run.RunId);
-                }
+                yield return (listing.Run, listing.Run.RunId);
             }
 
             yield break;
