@@ -7,10 +7,12 @@
 #>
 param(
     [Parameter(Mandatory)] [string] $ModulePath,
-    [Parameter(Mandatory)] [string] $ResultPath
+    [Parameter(Mandatory)] [string] $ResultPath,
+    # Pester.psd1 of the Pester restored from NuGet (tests/RunTools.Module.Tests restores 5.9.1 and 6.2.0).
+    [Parameter(Mandatory)] [string] $PesterPath
 )
 $ErrorActionPreference = 'Stop'
-Import-Module Pester -MinimumVersion 5.0 -ErrorAction Stop
+Import-Module $PesterPath -ErrorAction Stop
 $env:RUNTOOLS_MODULE_PATH = (Resolve-Path $ModulePath).Path
 $configuration = New-PesterConfiguration
 $configuration.Run.Path = @(Get-ChildItem -Path $PSScriptRoot -Filter '*.Tests.ps1' | ForEach-Object FullName)

@@ -1,17 +1,13 @@
 BeforeAll {
     Import-Module $env:RUNTOOLS_MODULE_PATH -Force
     $script:itemsScript = Join-Path $PSScriptRoot 'scripts/items.ps1'
-    $script:pwsh = (Get-Process -Id $PID).Path
+    Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force
 
     function New-Root { Join-Path $TestDrive ([guid]::NewGuid().ToString('N').Substring(0, 8)) }
 
-    # A child pwsh that imports the module and runs one command line; used to crash, stop and race.
-    function Start-Child([string] $Command) {
-        $full = "`$ErrorActionPreference = 'Stop'; Import-Module '$env:RUNTOOLS_MODULE_PATH'; $Command"
-        $encoded = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($full))
-        Start-Process -FilePath $script:pwsh -ArgumentList '-NoProfile', '-NonInteractive', '-EncodedCommand', $encoded -PassThru `
-            -RedirectStandardOutput (Join-Path $TestDrive "child-$([guid]::NewGuid()).out") -RedirectStandardError (Join-Path $TestDrive "child-$([guid]::NewGuid()).err")
-    }
+    # A child pwsh (the real one: a SIGKILL reaches the lock holder) that imports the module and
+    # runs one command line; used to crash, stop and race.
+    function Start-Child([string] $Command) { Start-ChildPwsh -Command $Command -ModulePath $env:RUNTOOLS_MODULE_PATH }
 
     function Wait-Until([scriptblock] $Condition, [int] $Seconds = 60) {
         $deadline = [DateTime]::UtcNow.AddSeconds($Seconds)
@@ -226,8 +222,7 @@ Describe 'A real crash: a child pwsh is killed (SIGKILL) in the middle of its it
         $effects = Join-Path $TestDrive "crash-$Policy.txt"
         $child = Start-Child "Start-Run -Name crash -RunId crash -ScriptPath '$itemsScript' -Root '$root' -Parameters @{ EffectsPath = '$effects'; Count = 50; DelayMilliseconds = 40 }"
         Wait-Until { (Get-EffectCounts $effects).Count -ge 10 }
-        Stop-Process -Id $child.Id -Force   # SIGKILL: no cleanup, no finally
-        $child.WaitForExit()
+        Stop-ChildPwsh $child   # SIGKILL: no cleanup, no finally
         $killedAt = (Get-EffectCounts $effects).Count
         $killedAt | Should -BeLessThan 50
 
@@ -256,7 +251,7 @@ Describe 'Stop-Run' {
         Wait-Until { (Get-EffectCounts $effects).Count -ge 5 }
         $info = Stop-Run -RunId stopme -Root $root -Reason 'maintenance' -PassThru
         $info.Status | Should -BeIn @('Stopping', 'Stopped')
-        $child.WaitForExit(60000) | Should -BeTrue
+        Wait-ChildPwsh $child -TimeoutSec 60 | Should -Be 0
         $stopped = Get-Run -RunId stopme -Root $root
         $stopped.Status | Should -Be 'Stopped'
         (Get-RunEvent -RunId stopme -Root $root -Type run_stopped).Data.reason | Should -Be 'maintenance'
@@ -280,7 +275,7 @@ Describe 'Stop-Run' {
             Test-Path (Join-Path $root 'busy/stop') | Should -BeFalse
             { Remove-Run -RunId busy -Root $root -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'RunLocked*'
         } finally {
-            Stop-Process -Id $child.Id -Force -ErrorAction SilentlyContinue
+            Stop-ChildPwsh $child
         }
     }
 
@@ -399,8 +394,7 @@ Describe 'Error ids' {
         $effects = Join-Path $TestDrive 'doubt.txt'
         $child = Start-Child "Start-Run -Name doubt -RunId doubt -ScriptPath '$itemsScript' -Root '$root' -Parameters @{ EffectsPath = '$effects'; Count = 50; DelayMilliseconds = 300 }"
         Wait-Until { (Get-EffectCounts $effects).Count -ge 2 }
-        Stop-Process -Id $child.Id -Force
-        $child.WaitForExit()
+        Stop-ChildPwsh $child
         $doubt = @((Get-RunEvent -RunId doubt -Root $root -Type item_started).Key | Where-Object { $_ -notin (Get-RunEvent -RunId doubt -Root $root -Type item_completed).Key })
         if ($doubt.Count -eq 0) { Set-ItResult -Inconclusive -Because 'the kill fell between two items'; return }
         $err = { Resume-Run -RunId doubt -Root $root -InDoubt Fail -ErrorAction Stop -WarningAction SilentlyContinue } | Should -Throw -ErrorId 'InDoubtItems*' -PassThru

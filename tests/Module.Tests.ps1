@@ -1,6 +1,6 @@
 BeforeAll {
     Import-Module $env:RUNTOOLS_MODULE_PATH -Force
-    $script:pwsh = (Get-Process -Id $PID).Path
+    Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force
 }
 
 Describe 'Dependency isolation' {
@@ -34,7 +34,8 @@ Import-Module '$env:RUNTOOLS_MODULE_PATH'
 `$versions = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -eq 'YamlDotNet' } | ForEach-Object { `$_.GetName().Version.Major }
 "`$(`$run.Status) `$((`$versions | Sort-Object) -join ',')"
 "@
-        $output = & $script:pwsh -NoProfile -NonInteractive -Command $command
-        $output | Select-Object -Last 1 | Should -Be 'Completed 13,16'
+        $child = Invoke-ChildPwsh -Command $command -TimeoutSec 60
+        $child.ExitCode | Should -Be 0 -Because $child.Error
+        ($child.Output.Trim() -split '\r?\n')[-1] | Should -Be 'Completed 13,16'
     }
 }

@@ -9,13 +9,19 @@ using RunTools;
 using RunTools.Core;
 using RunTools.Core.Configuration;
 using RunTools.Core.Engine;
+using RunTools.Tools;
 
-// A nightly upload job embedded in a .NET program through RunTools.Core:
-//   1. a child process starts the run and is killed (SIGKILL) in the middle of an upload;
-//   2. the run reads as Interrupted; resuming it retries the one upload in doubt, and a stop
-//      request ends that attempt cleanly at an item boundary;
-//   3. a last resume finishes the run; every file was uploaded, finished work was never redone.
-// Usage: dotnet run --project examples/RunTools.Example [-- --root DIR]
+// The example job, two ways. README's first command runs the first; `-- --core` the second.
+//   Through the module (default): the PowerShell pinned in .config/dotnet-tools.json is restored
+//     from NuGet and runs examples/run-example.ps1 against out/RunTools: Start-Run in a child pwsh
+//     that is SIGKILLed, Interrupted, Resume-Run stopped by Stop-Run, the operator pipeline, the
+//     journal, Test-Run and an archive round trip.
+//   Through RunTools.Core (--core), a nightly upload job embedded in a .NET program:
+//     1. a child process starts the run and is killed (SIGKILL) in the middle of an upload;
+//     2. the run reads as Interrupted; resuming it retries the one upload in doubt, and a stop
+//        request ends that attempt cleanly at an item boundary;
+//     3. a last resume finishes the run; every file was uploaded, finished work was never redone.
+// Usage: dotnet run --project examples/RunTools.Example [-- [--core] [--root DIR]]
 internal static class Program
 {
     private static int Main(string[] args)
@@ -27,6 +33,11 @@ internal static class Program
             return Job.Run(root, childRun, config, crashAfter: int.Parse(ArgAfter(args, "--crash-after")!), stopAfter: null);
         }
 
+        return args.Contains("--core") ? RunCoreExample(root, config) : RunPowerShellExample(root);
+    }
+
+    private static int RunCoreExample(string root, string config)
+    {
         var runs = new RunsRoot(root);
         var run = runs.CreateRun(new RunCreateOptions
         {
@@ -65,25 +76,41 @@ internal static class Program
                 : $"  {s.RunId,-40} {s.Status,-11} steps {s.StepsCompleted}/{s.StepsTotal}  items {s.ItemsCompleted,4}  attempt {s.Attempt}");
         }
 
-        bool completed = run.ReadState().Status == RunStatus.Completed;
-        return RunPowerShellExample(root) && completed ? 0 : 1;
+        return run.ReadState().Status == RunStatus.Completed ? 0 : 1;
     }
 
-    /// <summary>Where pwsh is installed, the same job through the module: examples/run-example.ps1.</summary>
-    private static bool RunPowerShellExample(string root)
+    /// <summary>The job through the module, in the pinned pwsh: examples/run-example.ps1.</summary>
+    private static int RunPowerShellExample(string root)
     {
-        string? pwsh = (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(Path.PathSeparator)
-            .Select(folder => Path.Combine(folder, OperatingSystem.IsWindows() ? "pwsh.exe" : "pwsh")).FirstOrDefault(File.Exists);
-        string script = Path.Combine(RepositoryRoot(), "examples", "run-example.ps1");
-        if (pwsh is null)
+        string repo = RepositoryRoot();
+        PwshLocator pwsh;
+        try
         {
-            Console.WriteLine("\n(pwsh not found: the PowerShell part of the example, examples/run-example.ps1, was skipped.)");
-            return true;
+            pwsh = PwshLocator.Find(repo, Console.WriteLine);
+        }
+        catch (InvalidOperationException ex)
+        {
+            Console.Error.WriteLine(ex.Message);
+            return 1;
         }
 
-        var process = Process.Start(new ProcessStartInfo(pwsh, $"-NoProfile -NonInteractive -File \"{script}\" -Root \"{root}\"") { UseShellExecute = false })!;
-        process.WaitForExit();
-        return process.ExitCode == 0;
+        Console.WriteLine($"Running examples/run-example.ps1 in PowerShell ({pwsh.Home}) against out/RunTools");
+        string script = Path.Combine(repo, "examples", "run-example.ps1");
+        try
+        {
+            var result = pwsh.Run(new[] { "-NoProfile", "-NonInteractive", "-File", script, "-Root", root }, TimeSpan.FromMinutes(5), echo: Console.WriteLine);
+            if (result.ExitCode != 0)
+            {
+                Console.Error.WriteLine($"examples/run-example.ps1 failed with exit code {result.ExitCode}.");
+            }
+
+            return result.ExitCode;
+        }
+        catch (TimeoutException ex)
+        {
+            Console.Error.WriteLine(ex.Message);
+            return 1;
+        }
     }
 
     private static string RepositoryRoot()
