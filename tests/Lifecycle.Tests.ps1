@@ -215,16 +215,23 @@ Describe 'Resume-Run' {
 }
 
 Describe 'A real crash: a child pwsh is killed (SIGKILL) in the middle of its items' {
-    It 'reads as Interrupted, resumes to the end, and repeats at most the one item in doubt (<Policy>)' -ForEach @(
-        @{ Policy = 'Retry' }, @{ Policy = 'Skip' }
+    # 'mid-item': k010 has done its side effect and waits, so the kill lands inside it for certain.
+    # 'at random': the kill lands wherever the child is after 10 side effects (items take 40 ms).
+    It 'reads as Interrupted, resumes to the end, and repeats only what was in doubt (<Policy>, kill <Kill>)' -ForEach @(
+        @{ Policy = 'Retry'; Kill = 'mid-item' }, @{ Policy = 'Skip'; Kill = 'mid-item' }
+        @{ Policy = 'Retry'; Kill = 'at random' }, @{ Policy = 'Skip'; Kill = 'at random' }
     ) {
         $root = New-Root
-        $effects = Join-Path $TestDrive "crash-$Policy.txt"
-        $child = Start-Child "Start-Run -Name crash -RunId crash -ScriptPath '$itemsScript' -Root '$root' -Parameters @{ EffectsPath = '$effects'; Count = 50; DelayMilliseconds = 40 }"
+        $effects = Join-Path $TestDrive "crash-$Policy-$($Kill -replace ' ').txt"
+        $hang = if ($Kill -eq 'mid-item') { 'k010' } else { '' }
+        $child = Start-Child "Start-Run -Name crash -RunId crash -ScriptPath '$itemsScript' -Root '$root' -Parameters @{ EffectsPath = '$effects'; Count = 50; DelayMilliseconds = 40; HangOn = '$hang' }"
         Wait-Until { (Get-EffectCounts $effects).Count -ge 10 }
         Stop-ChildPwsh $child   # SIGKILL: no cleanup, no finally
         $killedAt = (Get-EffectCounts $effects).Count
         $killedAt | Should -BeLessThan 50
+        $completedBefore = @((Get-RunEvent -RunId crash -Root $root -Type item_completed).Key)
+        $inDoubt = @((Get-RunEvent -RunId crash -Root $root -Type item_started).Key | Where-Object { $_ -notin $completedBefore })
+        if ($Kill -eq 'mid-item') { $inDoubt | Should -Be @('k010') } else { $inDoubt.Count | Should -BeLessOrEqual 1 }
 
         (Get-Run -RunId crash -Root $root).Status | Should -Be 'Interrupted'
         $final = Resume-Run -RunId crash -Root $root -InDoubt $Policy -Parameters @{ EffectsPath = $effects; Count = 50 } -WarningAction SilentlyContinue
@@ -232,13 +239,17 @@ Describe 'A real crash: a child pwsh is killed (SIGKILL) in the middle of its it
 
         $counts = Get-EffectCounts $effects
         $repeated = @($counts.Keys | Where-Object { $counts[$_] -gt 1 })
+        $resolved = Get-RunEvent -RunId crash -Root $root -Type item_resolved
+        @($resolved.Key) | Should -Be $inDoubt -Because 'every key in doubt, and only those, is resolved by the policy'
+        $repeated | Where-Object { $_ -notin $inDoubt } | Should -BeNullOrEmpty -Because 'only a key in doubt may be repeated'
         if ($Policy -eq 'Retry') {
             $counts.Count | Should -Be 50
-            $repeated.Count | Should -BeLessOrEqual 1
+            $repeated | Should -Be $inDoubt
         } else {
             $repeated.Count | Should -Be 0
-            $counts.Count | Should -BeGreaterOrEqual 49
+            $counts.Count | Should -Be (50 - @($inDoubt | Where-Object { -not $counts.ContainsKey($_) }).Count)
         }
+        $completedBefore | Where-Object { $counts[$_] -ne 1 } | Should -BeNullOrEmpty -Because 'a completed item is never redone'
         (Get-RunEvent -RunId crash -Root $root -Type item_completed | Group-Object Key | Where-Object Count -gt 1) | Should -BeNullOrEmpty
     }
 }
@@ -392,23 +403,23 @@ Describe 'Error ids' {
     It 'InDoubtItems: -InDoubt Fail refuses a run with an item in doubt and names it' {
         $root = New-Root
         $effects = Join-Path $TestDrive 'doubt.txt'
-        $child = Start-Child "Start-Run -Name doubt -RunId doubt -ScriptPath '$itemsScript' -Root '$root' -Parameters @{ EffectsPath = '$effects'; Count = 50; DelayMilliseconds = 300 }"
-        Wait-Until { (Get-EffectCounts $effects).Count -ge 2 }
-        Stop-ChildPwsh $child
+        $child = Start-Child "Start-Run -Name doubt -RunId doubt -ScriptPath '$itemsScript' -Root '$root' -Parameters @{ EffectsPath = '$effects'; Count = 50; HangOn = 'k002' }"
+        Wait-Until { (Get-EffectCounts $effects).ContainsKey('k002') }
+        Stop-ChildPwsh $child   # k002 did its side effect and waits: killed mid-item, for certain
         $doubt = @((Get-RunEvent -RunId doubt -Root $root -Type item_started).Key | Where-Object { $_ -notin (Get-RunEvent -RunId doubt -Root $root -Type item_completed).Key })
-        if ($doubt.Count -eq 0) { Set-ItResult -Inconclusive -Because 'the kill fell between two items'; return }
+        $doubt | Should -Be @('k002')
         $err = { Resume-Run -RunId doubt -Root $root -InDoubt Fail -ErrorAction Stop -WarningAction SilentlyContinue } | Should -Throw -ErrorId 'InDoubtItems*' -PassThru
-        $err.Exception.Message | Should -Match ([regex]::Escape("work/$($doubt[0])"))
+        $err.Exception.Message | Should -Match ([regex]::Escape('work/k002'))
         (Get-Run -RunId doubt -Root $root).Status | Should -Be 'Interrupted'
         { Resume-Run -RunId doubt -Root $root -InDoubt Sometimes -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidArgument*'
     }
 
-    It 'InvalidStepName, StepNested, InvalidItemKey, ArtifactNotFound, InvalidArtifactName end the run with their message' -ForEach @(
-        @{ Body = "Invoke-RunStep '../x' { 1 }"; Message = 'not a valid step name' }
-        @{ Body = "Invoke-RunStep a { Invoke-RunStep b { 1 } }"; Message = 'Steps do not nest' }
-        @{ Body = "'' | Invoke-RunItem -Key { `$_ } -Step s { 1 }"; Message = 'key of item' }
-        @{ Body = "Invoke-RunStep a { Add-RunArtifact -Path '/no/such/file' -ErrorAction Stop }"; Message = 'does not exist' }
-        @{ Body = "Invoke-RunStep a { Add-RunArtifact -Path `$PSCommandPath -Name '../escape' -ErrorAction Stop }"; Message = 'not a valid artifact name' }
+    It '<ErrorId>: the run ends Failed with RunFailed, whose inner error is <ErrorId> with its message' -ForEach @(
+        @{ ErrorId = 'InvalidStepName'; Body = "Invoke-RunStep '../x' { 1 }"; Message = 'not a valid step name' }
+        @{ ErrorId = 'StepNested'; Body = "Invoke-RunStep a { Invoke-RunStep b { 1 } }"; Message = 'Steps do not nest' }
+        @{ ErrorId = 'InvalidItemKey'; Body = "'' | Invoke-RunItem -Key { `$_ } -Step s { 1 }"; Message = 'key of item' }
+        @{ ErrorId = 'ArtifactNotFound'; Body = "Invoke-RunStep a { Add-RunArtifact -Path '/no/such/file' -ErrorAction Stop }"; Message = 'does not exist' }
+        @{ ErrorId = 'InvalidArtifactName'; Body = "Invoke-RunStep a { Add-RunArtifact -Path `$PSCommandPath -Name '../escape' -ErrorAction Stop }"; Message = 'not a valid artifact name' }
     ) {
         $root = New-Root
         $script = Join-Path $TestDrive "err-$([guid]::NewGuid().ToString('N').Substring(0, 6)).ps1"
@@ -416,7 +427,10 @@ Describe 'Error ids' {
         $run = Start-Run -Name e -ScriptPath $script -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue
         $run.Status | Should -Be 'Failed'
         $run.Error | Should -Match $Message
-        $errors[-1].FullyQualifiedErrorId | Should -BeLike 'RunFailed*'
+        $errors[-1].FullyQualifiedErrorId | Should -BeLike 'RunFailed,*'
+        $errors[-1].Exception.InnerException.ErrorId | Should -Be $ErrorId
+        $errors[-1].Exception.InnerException.Message | Should -Match $Message
+        (Get-RunEvent -RunId $run.RunId -Root $root -Type run_failed).Data.error | Should -Match $Message
     }
 }
 

@@ -2,9 +2,11 @@ BeforeAll {
     Import-Module $env:RUNTOOLS_MODULE_PATH -Force
 
     # Two steps; the second records one artifact per item from the config's list of frames.
+    # -PlanDelayMilliseconds makes the first step take longer without changing script or config.
     $script:job = Join-Path $TestDrive 'frames.ps1'
     Set-Content $script:job @'
-Invoke-RunStep plan { 'planned' }
+param($Config, [int] $PlanDelayMilliseconds)
+Invoke-RunStep plan { Start-Sleep -Milliseconds $PlanDelayMilliseconds; 'planned' }
 $source = Join-Path ([IO.Path]::GetTempPath()) ("frame-" + [guid]::NewGuid().ToString('N'))
 1..3 | Invoke-RunItem -Step frames -Key { "frame_$_" } {
     param($i)
@@ -13,8 +15,8 @@ $source = Join-Path ([IO.Path]::GetTempPath()) ("frame-" + [guid]::NewGuid().ToS
 }
 Remove-Item -LiteralPath $source
 '@
-    function New-FrameRun([string] $Root, [string] $Id, [hashtable] $Config = @{ model = 'm1' }) {
-        Start-Run -Name frames -RunId $Id -ScriptPath $script:job -Root $Root -Config $Config 6>$null
+    function New-FrameRun([string] $Root, [string] $Id, [hashtable] $Config = @{ model = 'm1' }, [int] $PlanDelayMilliseconds = 0) {
+        Start-Run -Name frames -RunId $Id -ScriptPath $script:job -Root $Root -Config $Config -Parameters @{ PlanDelayMilliseconds = $PlanDelayMilliseconds } 6>$null
     }
 }
 
@@ -144,10 +146,14 @@ Describe 'Compare-Run' {
     }
 
     It 'finds only the durations differing between two runs of the same script and config' {
-        $null = New-FrameRun $root 'c1' @{ model = 'm1'; retries = 2 }
-        $rows = Compare-Run a1 c1 -Root $root
+        $null = New-FrameRun $root 'c1' @{ model = 'm1'; retries = 2 } -PlanDelayMilliseconds 400
+        $rows = @(Compare-Run a1 c1 -Root $root)
         $rows | Where-Object Property -ne Durations | Should -BeNullOrEmpty
         $rows | ForEach-Object { $_.Name | Should -BeIn @('plan', 'frames') }   # equal durations give no row at all
+        $plan = $rows | Where-Object Name -eq plan
+        $plan | Should -HaveCount 1 -Because 'c1 spent 400 ms more in its plan step'
+        $plan.SideIndicator | Should -Be '<>'
+        $plan.DifferenceValue - $plan.ReferenceValue | Should -BeGreaterThan ([timespan]::FromMilliseconds(200))   # a1 paid the first run's warm-up
     }
 
     It 'needs exactly two runs from the pipeline' {

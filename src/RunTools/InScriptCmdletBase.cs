@@ -35,18 +35,24 @@ public abstract class InScriptCmdletBase : RunCmdletBase
         {
             context.StopRequest ??= stopped.Request;
         }
-        else
+        else if (context.Failure is null)
         {
-            context.Failure ??= ex.Message;
+            context.Failure = ex.Message;
+            context.FailureCause = ex;
         }
 
         throw new PipelineStoppedException();
     }
 
-    /// <summary>Ends the run script because a step failed with <paramref name="message"/>.</summary>
-    protected static void Fail(RunContext context, string message)
+    /// <summary>Ends the run script because a step failed with <paramref name="message"/>, caused by <paramref name="cause"/>.</summary>
+    protected static void Fail(RunContext context, string message, Exception cause)
     {
-        context.Failure ??= message;
+        if (context.Failure is null)
+        {
+            context.Failure = message;
+            context.FailureCause = RunExecutor.Unwrap(cause);
+        }
+
         throw new PipelineStoppedException();
     }
 

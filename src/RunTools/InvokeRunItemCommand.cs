@@ -41,14 +41,16 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
         var engine = _context.Engine;
         if (Key is not System.Management.Automation.ScriptBlock && Key is not string)
         {
-            Fail(_context, "-Key takes a script block that computes the key from $_, or the name of a property.");
+            Terminate(_context, new RunToolsException(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
+                "-Key takes a script block that computes the key from $_, or the name of a property."), Key);
         }
 
         if (Step is null || Step == engine.ActiveStep)
         {
             if (engine.ActiveStep is null)
             {
-                Fail(_context, "Invoke-RunItem needs a step: pass -Step, or call it inside Invoke-RunStep.");
+                Terminate(_context, new RunToolsException(ErrorIds.StepNotRunning, RunToolsErrorCategory.InvalidOperation,
+                    "Invoke-RunItem needs a step: pass -Step, or call it inside Invoke-RunStep."), null);
             }
 
             _step = engine.ActiveStep!;
@@ -170,7 +172,8 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
         string? key = value?.ToString();
         if (string.IsNullOrEmpty(key))
         {
-            Fail(_context!, $"The key of item '{InputObject}' is empty. -Key must give each item a stable, unique, non-empty key.");
+            Terminate(_context!, new RunToolsException(ErrorIds.InvalidItemKey, RunToolsErrorCategory.InvalidArgument,
+                $"The key of item '{InputObject}' is empty. -Key must give each item a stable, unique, non-empty key."), InputObject);
         }
 
         return key!;

@@ -73,7 +73,7 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
                 engine.FailStep(Name, message);
             }
 
-            Fail(context, message);
+            Fail(context, message, ex);
             return;
         }
 
@@ -87,7 +87,7 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
             {
                 string message = $"step '{Name}' failed: {ex.Message}";
                 engine.FailStep(Name, message);
-                Fail(context, message);
+                Fail(context, message, ex);
                 return;
             }
             catch (RunToolsException ex)

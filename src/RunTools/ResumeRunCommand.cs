@@ -124,7 +124,7 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
             }
 
             var info = RunInfo.From(run, run.ReadState());
-            StartRunCommand.WriteFailureIfAny(this, info, final);
+            StartRunCommand.WriteFailureIfAny(this, info, final, Executor.FailureCause);
             WriteObject(info);
         }
         catch (RunToolsException ex)

@@ -64,6 +64,9 @@ public sealed class RunContext
     /// <summary>Set by an in-script cmdlet whose step failed; the executor records Failed with this error.</summary>
     internal string? Failure { get; set; }
 
+    /// <summary>The error behind <see cref="Failure"/>: RunFailed carries it as its inner exception, with its ErrorId.</summary>
+    internal Exception? FailureCause { get; set; }
+
     public override string ToString() => RunId;
 
     internal static RunContext? Current => Runspace.DefaultRunspace is { } runspace && s_current.TryGetValue(runspace, out var context) ? context : null;

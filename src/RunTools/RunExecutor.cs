@@ -23,6 +23,9 @@ internal sealed class RunExecutor : IDisposable
 
     public CancellationToken Cancellation => _cancel.Token;
 
+    /// <summary>Why the attempt failed, when it did: the error of the failed step or item, or the one that escaped the script.</summary>
+    public Exception? FailureCause { get; private set; }
+
     /// <summary>Called from StopProcessing (Ctrl+C): honoured at the next boundary, and the nested pipeline is stopped.</summary>
     public void Stop()
     {
@@ -137,6 +140,7 @@ internal sealed class RunExecutor : IDisposable
 
         if (context.Failure is { } failure)
         {
+            FailureCause = context.FailureCause;
             return attempt.Fail(failure, unitInterrupted: true);
         }
 
@@ -148,6 +152,7 @@ internal sealed class RunExecutor : IDisposable
 
         if (error is not null)
         {
+            FailureCause = Unwrap(error);
             return attempt.Fail(Describe(error));
         }
 

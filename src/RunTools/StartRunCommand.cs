@@ -78,7 +78,7 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
             }
 
             var info = RunInfo.From(run, run.ReadState());
-            WriteFailureIfAny(this, info, final);
+            WriteFailureIfAny(this, info, final, Executor.FailureCause);
             WriteObject(info);
         }
         catch (RunToolsException ex)
@@ -95,13 +95,16 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
         }
     }
 
-    /// <summary>A failed run also writes RunFailed (the script's error inside) so that scheduled tasks see a failure.</summary>
-    internal static void WriteFailureIfAny(PSCmdlet cmdlet, RunInfo info, RunState final)
+    /// <summary>
+    /// A failed run also writes RunFailed so that scheduled tasks see a failure; the error that
+    /// failed it (with its own ErrorId, when it is RunTools') is the inner exception.
+    /// </summary>
+    internal static void WriteFailureIfAny(PSCmdlet cmdlet, RunInfo info, RunState final, Exception? cause)
     {
         if (final.Status == RunStatus.Failed)
         {
             var error = new RunToolsException(ErrorIds.RunFailed, RunToolsErrorCategory.NotSpecified,
-                $"Run '{info.RunId}' failed in attempt {info.Attempt}: {final.Error}. Fix the cause, then resume it with Resume-Run -RunId {info.RunId}; finished work is not redone.", info);
+                $"Run '{info.RunId}' failed in attempt {info.Attempt}: {final.Error}. Fix the cause, then resume it with Resume-Run -RunId {info.RunId}; finished work is not redone.", info, cause);
             cmdlet.WriteError(new ErrorRecord(error, ErrorIds.RunFailed, ErrorCategory.NotSpecified, info));
         }
     }

@@ -11,7 +11,7 @@ namespace RunTools.Module.Tests;
 /// <summary>
 /// Runs tests/*.Tests.ps1 with Pester in the pinned pwsh against out/RunTools. It runs on every
 /// machine: a pwsh or Pester that cannot be had fails this test with the reason, never skips it.
-/// .ci/run replaces this one result with the Pester counts from TestResults/pester.xml.
+/// .ci/run replaces this one result with the Pester counts from TestResults/pester-&lt;major&gt;.xml.
 /// Pester 5 by default; RUNTOOLS_PESTER=6 runs the same tier under Pester 6.
 /// </summary>
 public sealed class PesterTier
@@ -23,18 +23,19 @@ public sealed class PesterTier
     {
         string repo = FindRepositoryRoot();
         var pwsh = PwshLocator.Find(repo);
-        string pesterKey = Environment.GetEnvironmentVariable("RUNTOOLS_PESTER") switch
+        string major = Environment.GetEnvironmentVariable("RUNTOOLS_PESTER") switch
         {
-            null or "" or "5" => "Pester5",
-            "6" => "Pester6",
+            null or "" or "5" => "5",
+            "6" => "6",
             var other => throw new InvalidOperationException($"RUNTOOLS_PESTER is '{other}'; use 5 or 6."),
         };
+        string pesterKey = "Pester" + major;
         string pester = Metadata(pesterKey);
         Assert.True(File.Exists(pester), $"{pesterKey} was not restored from NuGet: {pester} is missing. Run `dotnet restore RunTools.sln`.");
 
         string results = Path.Combine(repo, "TestResults");
         Directory.CreateDirectory(results);
-        string resultFile = Path.Combine(results, "pester.xml");
+        string resultFile = Path.Combine(results, $"pester-{major}.xml");
         File.Delete(resultFile);
         var environment = new Dictionary<string, string> { ["RUNTOOLS_TEST_OTHER_YAMLDOTNET"] = Metadata("OtherYamlDotNet") };
         var result = pwsh.Run(
