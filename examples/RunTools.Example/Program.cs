@@ -98,7 +98,9 @@ internal static class Program
         string script = Path.Combine(repo, "examples", "run-example.ps1");
         try
         {
-            var result = pwsh.Run(new[] { "-NoProfile", "-NonInteractive", "-File", script, "-Root", root }, TimeSpan.FromMinutes(5), echo: Console.WriteLine);
+            // Colour codes only where a terminal shows them, not in a CI log.
+            var environment = Console.IsOutputRedirected ? new Dictionary<string, string> { ["NO_COLOR"] = "1" } : null;
+            var result = pwsh.Run(new[] { "-NoProfile", "-NonInteractive", "-File", script, "-Root", root }, TimeSpan.FromMinutes(5), environment: environment, echo: Console.WriteLine);
             if (result.ExitCode != 0)
             {
                 Console.Error.WriteLine($"examples/run-example.ps1 failed with exit code {result.ExitCode}.");
