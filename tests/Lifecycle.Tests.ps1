@@ -9,10 +9,16 @@ BeforeAll {
     # runs one command line; used to crash, stop and race.
     function Start-Child([string] $Command) { Start-ChildPwsh -Command $Command -ModulePath $env:RUNTOOLS_MODULE_PATH }
 
-    function Wait-Until([scriptblock] $Condition, [int] $Seconds = 60) {
+    # Waits for a condition; with -Child, fails at once if the child exits first, and says what it printed.
+    function Wait-Until([scriptblock] $Condition, [int] $Seconds = 60, $Child) {
         $deadline = [DateTime]::UtcNow.AddSeconds($Seconds)
         while (-not (& $Condition)) {
-            if ([DateTime]::UtcNow -gt $deadline) { throw "timed out waiting for: $Condition" }
+            $exited = $Child -and $Child.Process.HasExited
+            if ($exited -or [DateTime]::UtcNow -gt $deadline) {
+                $why = if ($exited) { "the child exited with code $($Child.Process.ExitCode) before" } else { "timed out after $Seconds s" }
+                $printed = if ($Child) { Stop-ChildPwsh $Child; "`nThe child printed:`n$(Get-ChildPwshOutput $Child)" } else { '' }
+                throw "$why waiting for: $Condition$printed"
+            }
             Start-Sleep -Milliseconds 50
         }
     }
@@ -225,7 +231,7 @@ Describe 'A real crash: a child pwsh is killed (SIGKILL) in the middle of its it
         $effects = Join-Path $TestDrive "crash-$Policy-$($Kill -replace ' ').txt"
         $hang = if ($Kill -eq 'mid-item') { 'k010' } else { '' }
         $child = Start-Child "Start-Run -Name crash -RunId crash -ScriptPath '$itemsScript' -Root '$root' -Parameters @{ EffectsPath = '$effects'; Count = 50; DelayMilliseconds = 40; HangOn = '$hang' }"
-        Wait-Until { (Get-EffectCounts $effects).Count -ge 10 }
+        Wait-Until { (Get-EffectCounts $effects).Count -ge 10 } -Child $child
         Stop-ChildPwsh $child   # SIGKILL: no cleanup, no finally
         $killedAt = (Get-EffectCounts $effects).Count
         $killedAt | Should -BeLessThan 50
@@ -259,7 +265,7 @@ Describe 'Stop-Run' {
         $root = New-Root
         $effects = Join-Path $TestDrive 'stop.txt'
         $child = Start-Child "Start-Run -Name stopme -RunId stopme -ScriptPath '$itemsScript' -Root '$root' -Parameters @{ EffectsPath = '$effects'; Count = 50; DelayMilliseconds = 40 }"
-        Wait-Until { (Get-EffectCounts $effects).Count -ge 5 }
+        Wait-Until { (Get-EffectCounts $effects).Count -ge 5 } -Child $child
         $info = Stop-Run -RunId stopme -Root $root -Reason 'maintenance' -PassThru
         $info.Status | Should -BeIn @('Stopping', 'Stopped')
         Wait-ChildPwsh $child -TimeoutSec 60 | Should -Be 0
@@ -278,7 +284,7 @@ Describe 'Stop-Run' {
         $effects = Join-Path $TestDrive 'lock.txt'
         $child = Start-Child "Start-Run -Name busy -RunId busy -ScriptPath '$itemsScript' -Root '$root' -Parameters @{ EffectsPath = '$effects'; Count = 200; DelayMilliseconds = 50 }"
         try {
-            Wait-Until { (Get-EffectCounts $effects).Count -ge 2 }
+            Wait-Until { (Get-EffectCounts $effects).Count -ge 2 } -Child $child
             $err = { Resume-Run -RunId busy -Root $root -ErrorAction Stop } | Should -Throw -ErrorId 'RunLocked*' -PassThru
             $err.Exception.Message | Should -Match "process $($child.Id)@"
             (Get-Run -RunId busy -Root $root).Owner | Should -BeLike "$($child.Id)@*"
@@ -404,7 +410,7 @@ Describe 'Error ids' {
         $root = New-Root
         $effects = Join-Path $TestDrive 'doubt.txt'
         $child = Start-Child "Start-Run -Name doubt -RunId doubt -ScriptPath '$itemsScript' -Root '$root' -Parameters @{ EffectsPath = '$effects'; Count = 50; HangOn = 'k002' }"
-        Wait-Until { (Get-EffectCounts $effects).ContainsKey('k002') }
+        Wait-Until { (Get-EffectCounts $effects).ContainsKey('k002') } -Child $child
         Stop-ChildPwsh $child   # k002 did its side effect and waits: killed mid-item, for certain
         $doubt = @((Get-RunEvent -RunId doubt -Root $root -Type item_started).Key | Where-Object { $_ -notin (Get-RunEvent -RunId doubt -Root $root -Type item_completed).Key })
         $doubt | Should -Be @('k002')

@@ -45,7 +45,8 @@ function Start-ChildPwsh {
 
     $pwsh = Get-PwshCommand
     $info = [Diagnostics.ProcessStartInfo]::new($pwsh.FilePath)
-    foreach ($argument in @($pwsh.Prefix) + @('-NoProfile', '-NonInteractive', '-EncodedCommand', $encoded)) {
+    # -OutputFormat Text: with -EncodedCommand and redirected streams pwsh would write errors as CliXml.
+    foreach ($argument in @($pwsh.Prefix) + @('-NoProfile', '-NonInteractive', '-OutputFormat', 'Text', '-EncodedCommand', $encoded)) {
         $info.ArgumentList.Add($argument)
     }
     $info.UseShellExecute = $false
@@ -55,6 +56,7 @@ function Start-ChildPwsh {
     $info.WorkingDirectory = $WorkingDirectory
     $info.Environment['POWERSHELL_TELEMETRY_OPTOUT'] = '1'
     $info.Environment['POWERSHELL_UPDATECHECK'] = 'Off'
+    $info.Environment['NO_COLOR'] = '1'   # what the child prints ends up in failure messages and logs
     foreach ($name in $Environment.Keys) { $info.Environment[$name] = [string]$Environment[$name] }
 
     $process = [Diagnostics.Process]::Start($info)
