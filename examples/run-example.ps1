@@ -1,9 +1,10 @@
 <#
 .SYNOPSIS
-    The module end to end on the example job: start, crash (SIGKILL), resume, stop, resume, list.
+    The module end to end on the example job: start, crash (SIGKILL), resume, stop, resume from the
+    pipeline, journal, Test-Run and an archive round trip; each stage is checked.
 .DESCRIPTION
-    Needs the module built in out/RunTools (`dotnet build` or `dotnet run --project
-    examples/RunTools.Example`, which runs this script itself where pwsh is found).
+    Needs the module built in out/RunTools. README's first command (`dotnet run -v m --project
+    examples/RunTools.Example`) builds it and runs this script in the pinned pwsh.
 #>
 param([string] $Root = (Join-Path (Get-Location) 'runs'))
 $ErrorActionPreference = 'Stop'
