@@ -69,7 +69,7 @@ Describe 'The package' -Skip:$IsWindows {
         $script:freshModules = Join-Path $data 'powershell/Modules'
         $script:repository = Join-Path $TestDrive 'repository'
 
-        $userData = [Environment]::GetFolderPath('LocalApplicationData')
+        $userData = [Environment]::GetFolderPath('LocalApplicationData', 'DoNotVerify')
         $script:userFiles = @(
             (Join-Path $userData 'PSResourceGet/PSResourceRepository.xml'),
             (Join-Path $userData 'powershell/Modules/RunTools'),
