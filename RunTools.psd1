@@ -1,9 +1,12 @@
+# The template of the module manifest: the build (AssembleModule in src/RunTools/RunTools.csproj)
+# writes out/RunTools/RunTools.psd1 from it with the tokens in double braces filled in. Only that copy
+# is importable; Test-ModuleManifest checks that one.
 @{
     RootModule             = 'RunTools.dll'
     # Imported before the root module: isolates the dependencies in Dependencies/ (src/RunTools.Loader).
     NestedModules          = @('RunTools.Loader.dll')
-    # Stamped from <VersionPrefix> in Directory.Build.props when the build assembles out/RunTools.
-    ModuleVersion          = '0.0.0'
+    # <VersionPrefix> in Directory.Build.props.
+    ModuleVersion          = '{{ModuleVersion}}'
     CompatiblePSEditions   = @('Desktop', 'Core')
     GUID                   = '5b0f5f8e-3c1d-4f0e-9a51-7f3c2e9d4a61'
     Author                 = 'RunTools contributors'
@@ -24,7 +27,12 @@
     AliasesToExport        = @()
     PrivateData            = @{
         PSData = @{
-            Tags = @('resume', 'checkpoint', 'journal', 'crash-safe', 'pipeline', 'batch', 'idempotent')
+            Tags         = @('resume', 'checkpoint', 'journal', 'crash-safe', 'pipeline', 'batch', 'idempotent')
+            ProjectUri   = 'https://github.com/runtools/RunTools'
+            # The token is the ProjectUri above, so the address is written once.
+            LicenseUri   = '{{ProjectUri}}/blob/main/LICENSE'
+            # The section of CHANGELOG.md for ModuleVersion.
+            ReleaseNotes = '{{ReleaseNotes}}'
         }
     }
 }

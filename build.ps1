@@ -7,7 +7,10 @@
       Test     every tier: xUnit and, where pwsh + Pester 5 are found, Pester (same as `dotnet test RunTools.sln`)
       Docs     turns docs/cmdlets/*.md (PlatyPS markdown) into MAML help in out/RunTools/en-US and the committed
                module/en-US copy, where Microsoft.PowerShell.PlatyPS is available
-      Package  zips out/RunTools as out/RunTools-<version>.zip
+      Package  builds the module in Release and packs it as out/packages/RunTools.<version>.nupkg with
+               Publish-PSResource (tools/Publish-ModulePackage.ps1); out/packages is a folder repository to
+               install from: Register-PSResourceRepository -Name RunToolsLocal -Uri ./out/packages -Trusted;
+               Install-PSResource RunTools -Repository RunToolsLocal
       Clean    removes out/ and TestResults/
 .EXAMPLE
     ./build.ps1 Build, Test
@@ -109,10 +112,9 @@ foreach ($name in $Task) {
             }
         }
         'Package' {
-            $version = (Import-PowerShellDataFile (Join-Path $moduleOut 'RunTools.psd1')).ModuleVersion
-            $zip = Join-Path $PSScriptRoot "out/RunTools-$version.zip"
-            Compress-Archive -Path $moduleOut -DestinationPath $zip -Force
-            Get-Item $zip
+            # Always Release, whatever -Configuration says: this is what users install.
+            Invoke-Native dotnet @('build', 'src/RunTools/RunTools.csproj', '-c', 'Release')
+            & (Join-Path $PSScriptRoot 'tools/Publish-ModulePackage.ps1') -ModulePath $moduleOut -RepositoryPath (Join-Path $PSScriptRoot 'out/packages')
         }
     }
 }
