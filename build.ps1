@@ -4,7 +4,7 @@
 .DESCRIPTION
     Tasks:
       Build    dotnet build; assembles the importable module in out/RunTools (manifest version stamped)
-      Test     every tier: xUnit and, where pwsh + Pester 5 are found, Pester (same as `dotnet test RunTools.sln`)
+      Test     every tier: xUnit, the in-process cmdlet tests and Pester in the pinned pwsh (same as `dotnet test RunTools.sln`)
       Docs     turns docs/cmdlets/*.md (PlatyPS markdown) into MAML help in out/RunTools/en-US and the committed
                module/en-US copy, where Microsoft.PowerShell.PlatyPS is available
       Package  builds the module in Release and packs it as out/packages/RunTools.<version>.nupkg with
