@@ -137,15 +137,24 @@ public abstract class CrashTestsBase : IDisposable
         for (int k = 0; k < kills; k++)
         {
             using var child = new Driver("drive", root, "run", CrashInvariants.Items.ToString(), effects, policy.ToString());
-            if (random.Next(4) == 0)
+            switch (random.Next(4))
             {
-                // Kill without waiting: lands during process start, run creation or attempt start.
-                System.Threading.Thread.Sleep(random.Next(30, 160));
-            }
-            else
-            {
-                Assert.True(child.WaitFor("READY", TimeSpan.FromSeconds(60)) || child.WaitFor("DONE", TimeSpan.Zero), child.Describe());
-                System.Threading.Thread.Sleep(random.Next(0, 30));
+                case 0:
+                    // Kill without waiting: lands during process start, run creation or attempt start.
+                    System.Threading.Thread.Sleep(random.Next(30, 160));
+                    break;
+                case 1:
+                    // Soon after the attempt began: the first step, the first items.
+                    Assert.True(child.WaitFor("READY", TimeSpan.FromSeconds(60)) || child.WaitFor("DONE", TimeSpan.Zero), child.Describe());
+                    System.Threading.Thread.Sleep(random.Next(0, 30));
+                    break;
+                default:
+                    // Aimed at the work step: shortly after a random item began (the child may finish first,
+                    // or never run that item because an earlier attempt completed it).
+                    string key = CrashInvariants.Key(random.Next(CrashInvariants.Items));
+                    Assert.True(child.WaitFor("ITEM " + key, TimeSpan.FromSeconds(60)) || child.WaitFor("DONE", TimeSpan.Zero), child.Describe());
+                    System.Threading.Thread.Sleep(random.Next(0, 3));
+                    break;
             }
 
             child.Kill();

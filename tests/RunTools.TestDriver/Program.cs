@@ -212,6 +212,9 @@ public static class CrashWorkload
                     continue;
                 }
 
+                // Tells the parent which item is under way, so that random kills can aim at the work step.
+                output.WriteLine("ITEM " + key);
+                output.Flush();
                 At(KillPoints.ItemStarted, i);
 
                 // The side effect: durable, like an order sent or a file uploaded.
