@@ -96,6 +96,12 @@ public abstract class CrashTestsBase : IDisposable
     private int _repeats;
     private int _interruptedAfterKill;
 
+    /// <summary>
+    /// The least share of kills that must land mid-item. Measured on a loaded 2-core machine: 24 of
+    /// 75 (Skip) and 91 of 224 (Retry) at 200 trials; a third or more, so a tenth leaves a wide margin.
+    /// </summary>
+    protected const double MidItemShare = 0.10;
+
     protected CrashTestsBase(ITestOutputHelper output) => _output = output;
 
     public void Dispose() => _dir.Dispose();
@@ -202,13 +208,13 @@ public abstract class CrashTestsBase : IDisposable
 public sealed class CrashRetryTests(ITestOutputHelper output) : CrashTestsBase(output)
 {
     [Fact]
-    public void KilledRunsResumeUnderRetryWithAtMostOneRepeatPerKill() => RunTrials(TrialCount(0.75), InDoubtAction.Retry, 1000, 0);
+    public void KilledRunsResumeUnderRetryWithAtMostOneRepeatPerKill() => RunTrials(TrialCount(0.75), InDoubtAction.Retry, 1000, MidItemShare);
 }
 
 public sealed class CrashSkipTests(ITestOutputHelper output) : CrashTestsBase(output)
 {
     [Fact]
-    public void KilledRunsResumeUnderSkipWithNoRepeats() => RunTrials(TrialCount(0.25), InDoubtAction.Skip, 5000, 0);
+    public void KilledRunsResumeUnderSkipWithNoRepeats() => RunTrials(TrialCount(0.25), InDoubtAction.Skip, 5000, MidItemShare);
 }
 
 /// <summary>

@@ -247,6 +247,7 @@ public sealed class EngineTests : IDisposable
         using var attempt = run.BeginAttempt(new AttemptOptions { Observer = observer });
         Assert.False(File.Exists(run.StopPath));
         Assert.Contains(run.ReadEvents(), e => e.Type == JournalEventTypes.StopCleared);
+        Assert.Contains(observer.Warnings, w => w.Contains("left over from an earlier attempt and was cleared", StringComparison.Ordinal));
         Assert.Equal(StepAction.Run, attempt.BeginStep("s"));
     }
 
