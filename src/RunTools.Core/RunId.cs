@@ -83,7 +83,17 @@ public static class RunId
         return value!;
     }
 
-    public static string Generate(string name, DateTimeOffset now)
+    public static string Generate(string name, DateTimeOffset now) => Generate(name, now, FillRandom);
+
+    /// <summary>Fills the buffer from the system's cryptographic random source.</summary>
+    internal static void FillRandom(byte[] buffer)
+    {
+        using var rng = RandomNumberGenerator.Create();
+        rng.GetBytes(buffer);
+    }
+
+    /// <summary>The random source is a seam so that tests can force collisions.</summary>
+    internal static string Generate(string name, DateTimeOffset now, Action<byte[]> fillRandom)
     {
         var builder = new StringBuilder(MaxLength);
         builder.Append(now.UtcDateTime.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture));
@@ -95,10 +105,7 @@ public static class RunId
 
         builder.Append('-');
         var random = new byte[4];
-        using (var rng = RandomNumberGenerator.Create())
-        {
-            rng.GetBytes(random);
-        }
+        fillRandom(random);
 
         foreach (byte b in random)
         {

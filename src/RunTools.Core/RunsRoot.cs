@@ -70,6 +70,15 @@ public sealed class RunsRoot
 
     public string Path { get; }
 
+    /// <summary>Test seam: the clock of <see cref="CreateRun"/> (generated ids embed its second).</summary>
+    internal Func<DateTimeOffset> Clock { get; set; } = () => DateTimeOffset.UtcNow;
+
+    /// <summary>Test seam: the random bytes of generated ids, so that tests can force collisions.</summary>
+    internal Action<byte[]> RandomSource { get; set; } = RunId.FillRandom;
+
+    /// <summary>How many ids CreateRun draws before it gives up (a collision needs the same second and suffix).</summary>
+    internal const int MaxIdDraws = 20;
+
     public bool Exists => Directory.Exists(Path);
 
     /// <summary>Ids of the run directories under the root, sorted (generated ids sort by creation time).</summary>
@@ -188,13 +197,19 @@ public sealed class RunsRoot
     public RunDirectory CreateRun(RunCreateOptions options)
     {
         string name = ValidateName(options.Name);
-        var now = DateTimeOffset.UtcNow;
-        string id = options.RunId is null ? RunId.Generate(name, now) : RunId.Validate(options.RunId);
+        var now = Clock();
+        string id = options.RunId is null ? RunId.Generate(name, now, RandomSource) : RunId.Validate(options.RunId);
         string target = System.IO.Path.Combine(Path, id);
-        for (int retry = 0; options.RunId is null && Directory.Exists(target) && retry < 20; retry++)
+        for (int draws = 1; options.RunId is null && Directory.Exists(target); draws++)
         {
+            if (draws == MaxIdDraws)
+            {
+                throw new RunToolsException(ErrorIds.RunExists, RunToolsErrorCategory.ResourceExists,
+                    $"Could not generate a free run id under '{Path}': all {draws} ids drawn for '{name}' at {now.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z name existing runs (the last was '{id}'). Pass -RunId, or try again.", id);
+            }
+
             // A generated id met an existing run (same second, same random suffix): draw again.
-            id = RunId.Generate(name, now);
+            id = RunId.Generate(name, now, RandomSource);
             target = System.IO.Path.Combine(Path, id);
         }
 

@@ -565,6 +565,7 @@ public sealed class ArchiveTests : IDisposable
     {
         var expected = RelativeFiles(expectedRun);
         var actual = RelativeFiles(actualRun);
+        Assert.Contains(RunFormat.JournalFile, expected); // a comparison of two empty folders proves nothing
         Assert.Equal(expected, actual);
         foreach (string file in expected)
         {

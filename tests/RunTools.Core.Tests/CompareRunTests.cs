@@ -114,9 +114,22 @@ public sealed class CompareRunTests : IDisposable
         Assert.Equal(RunDifferenceKind.Removed, artifacts["frames/frame_2/frame_2.png"].Kind);
         Assert.Equal(Integrity.Sha256Hex(Runs.Bytes("pixels 2")), artifacts["frames/frame_2/frame_2.png"].ReferenceValue);
 
-        Assert.All(Compare(a, b, false, RunComparisonProperty.Durations), r => Assert.IsType<TimeSpan>(r.ReferenceValue ?? r.DifferenceValue));
-        Assert.All(Compare(a, b, false, RunComparisonProperty.Steps, RunComparisonProperty.Script),
-            r => Assert.Contains(r.Property, new[] { RunComparisonProperty.Steps, RunComparisonProperty.Script }));
+        // Durations: one row per step with both recorded durations (equal rows included, since two
+        // runs may take the same milliseconds); a row is Changed exactly when the durations differ.
+        var durations = Compare(a, b, true, RunComparisonProperty.Durations);
+        Assert.Equal(new[] { "frames", "plan" }, durations.Select(r => r.Name).OrderBy(n => n, StringComparer.Ordinal));
+        foreach (var row in durations)
+        {
+            var step = a.ReadState().FindStep(row.Name)!;
+            Assert.Equal(TimeSpan.FromMilliseconds(step.DurationMs!.Value), Assert.IsType<TimeSpan>(row.ReferenceValue));
+            Assert.Equal(TimeSpan.FromMilliseconds(b.ReadState().FindStep(row.Name)!.DurationMs!.Value), Assert.IsType<TimeSpan>(row.DifferenceValue));
+            Assert.Equal(Equals(row.ReferenceValue, row.DifferenceValue) ? RunDifferenceKind.Equal : RunDifferenceKind.Changed, row.Kind);
+        }
+
+        // Asking for some properties gives rows of those properties only.
+        Assert.Equal(
+            new[] { (RunComparisonProperty.Script, "hash"), (RunComparisonProperty.Steps, "frames") },
+            Compare(a, b, false, RunComparisonProperty.Steps, RunComparisonProperty.Script).Select(r => (r.Property, r.Name)).OrderBy(r => r.Property.ToString(), StringComparer.Ordinal));
     }
 
     [Fact]

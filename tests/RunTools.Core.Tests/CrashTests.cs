@@ -8,78 +8,16 @@ using Xunit;
 
 namespace RunTools.Core.Tests;
 
-/// <summary>
-/// Drives runs in child processes and SIGKILLs them at random points (creation, attempt start,
-/// mid-items, finish), then resumes. RUNTOOLS_CRASH_TRIALS scales the trial count (default 200
-/// in all, split between the Retry and Skip policies so the two halves run in parallel).
-/// </summary>
-public abstract class CrashTestsBase : IDisposable
+/// <summary>What every killed and resumed crash-test run must satisfy, wherever the kills landed.</summary>
+internal static class CrashInvariants
 {
-    private const int Items = 30;
-    private readonly TempDir _dir = new();
-    private readonly ITestOutputHelper _output;
-    private int _kills;
-    private int _killsBeforeRun;
-    private int _inDoubt;
-    private int _repeats;
-    private int _interruptedAfterKill;
+    public const int Items = 30;
 
-    protected CrashTestsBase(ITestOutputHelper output) => _output = output;
+    public static string Key(int index) => "k" + index.ToString("D3", System.Globalization.CultureInfo.InvariantCulture);
 
-    public void Dispose() => _dir.Dispose();
-
-    protected static int TrialCount(double share)
+    /// <summary>Resumes the run to the end in this process and checks it; returns how many items were resolved in doubt and how many side effects ran twice.</summary>
+    public static (int InDoubt, int Repeats) ResumeAndCheck(string root, string effects, InDoubtAction policy, int kills)
     {
-        int total = int.TryParse(Environment.GetEnvironmentVariable("RUNTOOLS_CRASH_TRIALS"), out int n) && n > 0 ? n : 200;
-        return Math.Max(1, (int)Math.Round(total * share));
-    }
-
-    protected void RunTrials(int trials, InDoubtAction policy, int seedBase)
-    {
-        for (int trial = 0; trial < trials; trial++)
-        {
-            int seed = seedBase + trial;
-            try
-            {
-                RunTrial(seed, policy);
-            }
-            catch (Exception ex)
-            {
-                throw new Xunit.Sdk.XunitException($"crash trial with seed {seed} ({policy}) failed: {ex.Message}\n{ex}");
-            }
-        }
-
-        _output.WriteLine($"{trials} trials ({policy}): {_kills} kills; {_killsBeforeRun} left no run yet, {_interruptedAfterKill} left it Interrupted; {_inDoubt} items in doubt; {_repeats} side effects repeated.");
-    }
-
-    private void RunTrial(int seed, InDoubtAction policy)
-    {
-        var random = new Random(seed);
-        string root = _dir.Combine("t" + seed);
-        string effects = _dir.Combine("effects-" + seed + ".txt");
-        string policyName = policy.ToString();
-        int kills = random.Next(1, 3);
-        for (int k = 0; k < kills; k++)
-        {
-            using var child = new Driver("drive", root, "run", Items.ToString(), effects, policyName);
-            if (random.Next(4) == 0)
-            {
-                // Kill without waiting: lands during process start, run creation or attempt start.
-                System.Threading.Thread.Sleep(random.Next(30, 160));
-            }
-            else
-            {
-                Assert.True(child.WaitFor("READY", TimeSpan.FromSeconds(60)) || child.WaitFor("DONE", TimeSpan.Zero), child.Describe());
-                System.Threading.Thread.Sleep(random.Next(0, 30));
-            }
-
-            child.Kill();
-            _kills++;
-            Assert.DoesNotContain(child.Lines, l => l.StartsWith("ERROR", StringComparison.Ordinal) || l.StartsWith("STDERR", StringComparison.Ordinal));
-            AssertReadableAfterKill(root);
-        }
-
-        // Resume to the end in this process.
         var output = new StringWriter();
         int exit = CrashWorkload.Drive(root, "run", Items, effects, policy, output);
         Assert.True(exit == 0, output.ToString());
@@ -95,9 +33,10 @@ public abstract class CrashTestsBase : IDisposable
         Assert.Empty(scan.SequenceGaps);
         Assert.Equal(0, scan.TornTailLength);
 
-        // Every completed unit is recorded exactly once.
+        // Every completed unit is recorded exactly once: no completion lost, none doubled.
         var completions = events.Where(e => e.Type == JournalEventTypes.ItemCompleted).GroupBy(e => e.Key!).ToList();
         Assert.All(completions, g => Assert.Single(g));
+        Assert.Equal(state.ItemsCompleted, completions.Count);
         Assert.Single(events, e => e.Type == JournalEventTypes.StepCompleted && e.Step == "prepare");
         Assert.Single(events, e => e.Type == JournalEventTypes.RunCompleted);
 
@@ -105,21 +44,18 @@ public abstract class CrashTestsBase : IDisposable
         // item can be in doubt twice (killed during its work, retried, killed again), so each key's
         // extra runs are bounded by the times it was resolved as in doubt.
         var resolutions = events.Where(e => e.Type == JournalEventTypes.ItemResolved).GroupBy(e => e.Key!).ToDictionary(g => g.Key, g => g.Count());
-        var inDoubtKeys = resolutions.Keys.ToHashSet();
-        var effectCounts = (File.Exists(effects) ? File.ReadAllLines(effects) : Array.Empty<string>())
-            .Where(l => l.Length > 0).GroupBy(l => l).ToDictionary(g => g.Key, g => g.Count());
+        var effectCounts = EffectCounts(effects);
         var repeated = effectCounts.Where(p => p.Value > 1).Select(p => p.Key).ToList();
         int extraRuns = effectCounts.Values.Sum(c => c - 1);
-        _inDoubt += resolutions.Values.Sum();
-        _repeats += extraRuns;
         Assert.True(extraRuns <= kills, $"{extraRuns} repeated side effects after {kills} kill(s)");
         Assert.All(repeated, key => Assert.True(effectCounts[key] - 1 <= resolutions.GetValueOrDefault(key),
             $"key {key} ran {effectCounts[key]} times but was in doubt {resolutions.GetValueOrDefault(key)} time(s)"));
         if (policy == InDoubtAction.Skip)
         {
             Assert.Empty(repeated);
-            var missing = Enumerable.Range(0, Items).Select(i => "k" + i.ToString("D3")).Where(key => !effectCounts.ContainsKey(key)).ToList();
-            Assert.All(missing, key => Assert.Contains(key, inDoubtKeys)); // skipped on the policy's word
+            var missing = Enumerable.Range(0, Items).Select(Key).Where(key => !effectCounts.ContainsKey(key)).ToList();
+            Assert.All(missing, key => Assert.Contains(key, resolutions.Keys)); // skipped on the policy's word
+            Assert.Equal(resolutions.Count, state.FindStep("work")!.ItemsSkipped);
         }
         else
         {
@@ -131,6 +67,111 @@ public abstract class CrashTestsBase : IDisposable
         {
             Assert.Empty(Directory.GetFiles(run.Path, "*.tmp-*", SearchOption.AllDirectories));
         }
+
+        var test = run.Test();
+        Assert.True(test.IsValid, "Test-Run: " + string.Join("; ", test.Problems.Select(p => $"{p.Severity} {p.Kind} {p.Path}: {p.Note}")));
+        return (resolutions.Values.Sum(), extraRuns);
+    }
+
+    public static Dictionary<string, int> EffectCounts(string effects) =>
+        (File.Exists(effects) ? File.ReadAllLines(effects) : Array.Empty<string>())
+            .Where(l => l.Length > 0).GroupBy(l => l).ToDictionary(g => g.Key, g => g.Count());
+}
+
+/// <summary>
+/// Drives runs in child processes and SIGKILLs them at random moments (creation, attempt start,
+/// mid-items, finish), then resumes. RUNTOOLS_CRASH_TRIALS scales the trial count (default 200
+/// in all, split between the Retry and Skip policies so the two halves run in parallel). The
+/// deterministic points are in <see cref="CrashPointTests"/>; these trials add the moments no
+/// one thought of, and must land a minimum share of their kills mid-item so they cannot pass on luck.
+/// </summary>
+public abstract class CrashTestsBase : IDisposable
+{
+    private readonly TempDir _dir = new();
+    private readonly ITestOutputHelper _output;
+    private int _kills;
+    private int _killsBeforeRun;
+    private int _killsMidItem;
+    private int _inDoubt;
+    private int _repeats;
+    private int _interruptedAfterKill;
+
+    /// <summary>
+    /// The least share of kills that must land mid-item. Measured on a loaded 2-core machine: 24 of
+    /// 75 (Skip) and 91 of 224 (Retry) at 200 trials; a third or more, so a tenth leaves a wide margin.
+    /// </summary>
+    protected const double MidItemShare = 0.10;
+
+    protected CrashTestsBase(ITestOutputHelper output) => _output = output;
+
+    public void Dispose() => _dir.Dispose();
+
+    protected static int TrialCount(double share)
+    {
+        int total = int.TryParse(Environment.GetEnvironmentVariable("RUNTOOLS_CRASH_TRIALS"), out int n) && n > 0 ? n : 200;
+        return Math.Max(1, (int)Math.Round(total * share));
+    }
+
+    /// <param name="midItemShare">The least share of kills that must land between an item's start and its completion.</param>
+    protected void RunTrials(int trials, InDoubtAction policy, int seedBase, double midItemShare)
+    {
+        for (int trial = 0; trial < trials; trial++)
+        {
+            int seed = seedBase + trial;
+            try
+            {
+                RunTrial(seed, policy);
+            }
+            catch (Exception ex)
+            {
+                throw new Xunit.Sdk.XunitException($"crash trial with seed {seed} ({policy}) failed: {ex.Message}\n{ex}");
+            }
+        }
+
+        _output.WriteLine($"{trials} trials ({policy}): {_kills} kills; {_killsBeforeRun} left no run yet, {_interruptedAfterKill} left it Interrupted, {_killsMidItem} landed mid-item; {_inDoubt} items in doubt; {_repeats} side effects repeated.");
+        int minimum = (int)Math.Floor(_kills * midItemShare);
+        Assert.True(_killsMidItem >= minimum,
+            $"only {_killsMidItem} of {_kills} kills landed mid-item (at least {minimum} expected): the random trials no longer exercise in-doubt items");
+    }
+
+    private void RunTrial(int seed, InDoubtAction policy)
+    {
+        var random = new Random(seed);
+        string root = _dir.Combine("t" + seed);
+        string effects = _dir.Combine("effects-" + seed + ".txt");
+        int kills = random.Next(1, 3);
+        for (int k = 0; k < kills; k++)
+        {
+            using var child = new Driver("drive", root, "run", CrashInvariants.Items.ToString(), effects, policy.ToString());
+            switch (random.Next(4))
+            {
+                case 0:
+                    // Kill without waiting: lands during process start, run creation or attempt start.
+                    System.Threading.Thread.Sleep(random.Next(30, 160));
+                    break;
+                case 1:
+                    // Soon after the attempt began: the first step, the first items.
+                    Assert.True(child.WaitFor("READY", TimeSpan.FromSeconds(60)) || child.WaitFor("DONE", TimeSpan.Zero), child.Describe());
+                    System.Threading.Thread.Sleep(random.Next(0, 30));
+                    break;
+                default:
+                    // Aimed at the work step: shortly after a random item began (the child may finish first,
+                    // or never run that item because an earlier attempt completed it).
+                    string key = CrashInvariants.Key(random.Next(CrashInvariants.Items));
+                    Assert.True(child.WaitFor("ITEM " + key, TimeSpan.FromSeconds(60)) || child.WaitFor("DONE", TimeSpan.Zero), child.Describe());
+                    System.Threading.Thread.Sleep(random.Next(0, 3));
+                    break;
+            }
+
+            child.Kill();
+            _kills++;
+            Assert.DoesNotContain(child.Lines, l => l.StartsWith("ERROR", StringComparison.Ordinal) || l.StartsWith("STDERR", StringComparison.Ordinal));
+            AssertReadableAfterKill(root);
+        }
+
+        var (inDoubt, repeats) = CrashInvariants.ResumeAndCheck(root, effects, policy, kills);
+        _inDoubt += inDoubt;
+        _repeats += repeats;
     }
 
     private void AssertReadableAfterKill(string root)
@@ -144,7 +185,8 @@ public abstract class CrashTestsBase : IDisposable
             return;
         }
 
-        var state = runs.OpenRun("run").ReadState();
+        var run = runs.OpenRun("run");
+        var state = run.ReadState();
         Assert.Contains(state.Status, new[] { RunStatus.Created, RunStatus.Interrupted, RunStatus.Completed });
         if (state.Status == RunStatus.Interrupted)
         {
@@ -152,17 +194,167 @@ public abstract class CrashTestsBase : IDisposable
         }
 
         Assert.True(state.FindStep("work") is null || state.FindStep("work")!.ItemsOpen.Count <= 1 + state.ResumeHistory.Count);
+
+        // Mid-item: in the killed attempt, the last item event is a start that never completed.
+        var killedAttempt = run.ReadEvents().Reverse().TakeWhile(e => e.Type != JournalEventTypes.AttemptStarted);
+        var lastItemEvent = killedAttempt.FirstOrDefault(e => e.Type is JournalEventTypes.ItemStarted or JournalEventTypes.ItemCompleted);
+        if (lastItemEvent?.Type == JournalEventTypes.ItemStarted)
+        {
+            _killsMidItem++;
+        }
     }
 }
 
 public sealed class CrashRetryTests(ITestOutputHelper output) : CrashTestsBase(output)
 {
     [Fact]
-    public void KilledRunsResumeUnderRetryWithAtMostOneRepeatPerKill() => RunTrials(TrialCount(0.75), InDoubtAction.Retry, 1000);
+    public void KilledRunsResumeUnderRetryWithAtMostOneRepeatPerKill() => RunTrials(TrialCount(0.75), InDoubtAction.Retry, 1000, MidItemShare);
 }
 
 public sealed class CrashSkipTests(ITestOutputHelper output) : CrashTestsBase(output)
 {
     [Fact]
-    public void KilledRunsResumeUnderSkipWithNoRepeats() => RunTrials(TrialCount(0.25), InDoubtAction.Skip, 5000);
+    public void KilledRunsResumeUnderSkipWithNoRepeats() => RunTrials(TrialCount(0.25), InDoubtAction.Skip, 5000, MidItemShare);
+}
+
+/// <summary>
+/// Kills at named points: the driver says "AT point" and hangs there, the parent SIGKILLs it, reads
+/// the journal to prove the kill landed where intended, then resumes and checks the invariants.
+/// </summary>
+public sealed class CrashPointTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    [Theory]
+    [InlineData(CrashWorkload.KillPoints.ItemStarted, 0, InDoubtAction.Retry)]
+    [InlineData(CrashWorkload.KillPoints.ItemStarted, 7, InDoubtAction.Skip)]
+    [InlineData(CrashWorkload.KillPoints.ItemEffect, 7, InDoubtAction.Retry)]
+    [InlineData(CrashWorkload.KillPoints.ItemEffect, 7, InDoubtAction.Skip)]
+    [InlineData(CrashWorkload.KillPoints.ItemCompleted, 7, InDoubtAction.Retry)]
+    [InlineData(CrashWorkload.KillPoints.ItemCompleted, 29, InDoubtAction.Skip)]
+    public void AKillAtAnItemPointResumesAsThatPointImplies(string point, int index, InDoubtAction policy)
+    {
+        string key = CrashInvariants.Key(index);
+        var (run, effects, last) = KillAt(point + ":" + index, policy);
+        Assert.Equal(key, last.Key);
+        var before = CrashInvariants.EffectCounts(effects);
+        switch (point)
+        {
+            case CrashWorkload.KillPoints.ItemStarted:
+                Assert.Equal(JournalEventTypes.ItemStarted, last.Type);
+                Assert.False(before.ContainsKey(key), "the side effect ran before the kill point");
+                break;
+            case CrashWorkload.KillPoints.ItemEffect:
+                Assert.Equal(JournalEventTypes.ItemStarted, last.Type);
+                Assert.Equal(1, before.GetValueOrDefault(key));
+                break;
+            default:
+                Assert.Equal(JournalEventTypes.ItemCompleted, last.Type);
+                Assert.Equal(1, before.GetValueOrDefault(key));
+                break;
+        }
+
+        Assert.Equal(point == CrashWorkload.KillPoints.ItemStarted ? index : index + 1, before.Count);
+        Assert.Equal(RunStatus.Interrupted, run.ReadState().Status);
+        var open = run.ReadState().FindStep("work")!.ItemsOpen;
+        Assert.Equal(point == CrashWorkload.KillPoints.ItemCompleted ? Array.Empty<string>() : new[] { key }, open);
+
+        var (inDoubt, repeats) = CrashInvariants.ResumeAndCheck(Path.GetDirectoryName(run.Path)!, effects, policy, 1);
+
+        var events = run.ReadEvents().ToList();
+        var resolved = events.Where(e => e.Type == JournalEventTypes.ItemResolved).ToList();
+        var after = CrashInvariants.EffectCounts(effects);
+        if (point == CrashWorkload.KillPoints.ItemCompleted)
+        {
+            // Nothing was in doubt: no resolution, no repeat, the completion is the one from before the kill.
+            Assert.Equal(0, inDoubt);
+            Assert.Equal(0, repeats);
+            Assert.Equal(1, Assert.Single(events, e => e.Type == JournalEventTypes.ItemCompleted && e.Key == key).Attempt);
+            return;
+        }
+
+        var resolution = Assert.Single(resolved);
+        Assert.Equal(key, resolution.Key);
+        Assert.Equal(2, resolution.Attempt);
+        Assert.Equal(policy == InDoubtAction.Skip ? "skip" : "retry", resolution.Data["resolution"]!.GetValue<string>());
+        int expectedRuns = (point, policy) switch
+        {
+            (CrashWorkload.KillPoints.ItemStarted, InDoubtAction.Skip) => 0, // assumed done, never ran
+            (CrashWorkload.KillPoints.ItemEffect, InDoubtAction.Retry) => 2, // the one repeat the kill allows
+            _ => 1,
+        };
+        Assert.Equal(expectedRuns, after.GetValueOrDefault(key));
+        Assert.Equal(expectedRuns == 2 ? 1 : 0, repeats);
+        if (policy == InDoubtAction.Skip)
+        {
+            Assert.DoesNotContain(events, e => e.Type == JournalEventTypes.ItemCompleted && e.Key == key);
+        }
+        else
+        {
+            Assert.Equal(2, Assert.Single(events, e => e.Type == JournalEventTypes.ItemCompleted && e.Key == key).Attempt);
+        }
+    }
+
+    [Fact]
+    public void AKillBetweenAStepsOutputAndItsCompletionRunsTheStepAgain()
+    {
+        var (run, effects, last) = KillAt(CrashWorkload.KillPoints.StepOutput, InDoubtAction.Retry);
+        Assert.Equal(JournalEventTypes.StepStarted, last.Type);
+        Assert.Equal("prepare", last.Step);
+        Assert.Equal("prepared", File.ReadAllText(Path.Combine(run.Path, "steps", "prepare", "output.txt")));
+        Assert.Empty(CrashInvariants.EffectCounts(effects));
+
+        CrashInvariants.ResumeAndCheck(Path.GetDirectoryName(run.Path)!, effects, InDoubtAction.Retry, 1);
+
+        // The step ran again in attempt 2; the first attempt's unrecorded output is kept beside the recorded one.
+        var completed = Assert.Single(run.ReadEvents(), e => e.Type == JournalEventTypes.StepCompleted && e.Step == "prepare");
+        Assert.Equal(2, completed.Attempt);
+        var output = run.ReadState().FindStep("prepare")!.Output!;
+        Assert.Equal("steps/prepare/attempt-2/output.txt", output.Path);
+        Assert.Equal("prepared", File.ReadAllText(run.ResolveRecordedPath(output.Path)));
+    }
+
+    [Fact]
+    public void AKillDuringTheFinalSnapshotLeavesACompletedRun()
+    {
+        var (run, effects, last) = KillAt(CrashWorkload.KillPoints.FinalSnapshot, InDoubtAction.Retry);
+        Assert.Equal(JournalEventTypes.RunCompleted, last.Type);
+
+        // The snapshot on disk is the one before run_completed; its full replacement never got renamed into place.
+        Assert.Equal("running", StoredStatus(run.StatePath));
+        string temp = Assert.Single(Directory.GetFiles(run.Path, "." + Path.GetFileName(run.StatePath) + ".tmp-*"));
+        Assert.Equal("completed", StoredStatus(temp));
+
+        // Readers fold the journal's tail over the stale snapshot: the run reads Completed, nothing to resume.
+        Assert.Equal(RunStatus.Completed, run.ReadState().Status);
+        CrashInvariants.ResumeAndCheck(Path.GetDirectoryName(run.Path)!, effects, InDoubtAction.Retry, 1);
+        Assert.Equal(1, run.ReadState().Attempt);
+        Assert.Equal(CrashInvariants.Items, CrashInvariants.EffectCounts(effects).Values.Sum());
+    }
+
+    private static string? StoredStatus(string path)
+    {
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(path));
+        return json.RootElement.GetProperty("status").GetString();
+    }
+
+    /// <summary>Starts a driver that stops dead at <paramref name="point"/>, kills it there and returns the run and its journal's last event.</summary>
+    private (RunDirectory Run, string Effects, JournalEvent Last) KillAt(string point, InDoubtAction policy)
+    {
+        string root = _dir.Combine("root");
+        string effects = _dir.Combine("effects.txt");
+        using (var child = new Driver("drive", root, "run", CrashInvariants.Items.ToString(), effects, policy.ToString(), point))
+        {
+            child.Expect("AT " + point, TimeSpan.FromSeconds(60));
+            child.Kill();
+            Assert.DoesNotContain(child.Lines, l => l.StartsWith("ERROR", StringComparison.Ordinal) || l.StartsWith("STDERR", StringComparison.Ordinal) || l == "DONE");
+        }
+
+        var run = new RunsRoot(root).OpenRun("run");
+        Assert.False(run.IsOwned);
+        Assert.Equal(0, run.ScanJournal().TornTailLength);
+        return (run, effects, run.ReadEvents().Last());
+    }
 }

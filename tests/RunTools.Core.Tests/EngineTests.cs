@@ -247,6 +247,7 @@ public sealed class EngineTests : IDisposable
         using var attempt = run.BeginAttempt(new AttemptOptions { Observer = observer });
         Assert.False(File.Exists(run.StopPath));
         Assert.Contains(run.ReadEvents(), e => e.Type == JournalEventTypes.StopCleared);
+        Assert.Contains(observer.Warnings, w => w.Contains("left over from an earlier attempt and was cleared", StringComparison.Ordinal));
         Assert.Equal(StepAction.Run, attempt.BeginStep("s"));
     }
 
@@ -599,8 +600,48 @@ public sealed class EngineTests : IDisposable
     [Fact]
     public void AGeneratedIdThatCollidesIsDrawnAgain()
     {
-        var ids = Enumerable.Range(0, 300).Select(_ => _root.CreateRun(new RunCreateOptions { Name = "burst" }).RunId).ToList();
-        Assert.Equal(300, ids.Distinct(StringComparer.Ordinal).Count());
+        // Three runs hold the ids the first three draws give (same second, suffixes 0000, 1111, 2222).
+        var now = new DateTimeOffset(2026, 3, 4, 5, 6, 7, TimeSpan.Zero);
+        _root.Clock = () => now;
+        var taken = new[] { "0000", "1111", "2222" }.Select(s => Runs.Create(_root, "20260304-050607-burst-" + s)).ToList();
+        int draws = 0;
+        _root.RandomSource = buffer => Array.Fill(buffer, (byte)draws++);
+
+        var run = _root.CreateRun(new RunCreateOptions { Name = "burst" });
+
+        Assert.Equal(4, draws);
+        Assert.Equal("20260304-050607-burst-3333", run.RunId);
+        var created = Assert.Single(run.ReadEvents());
+        Assert.Equal(JournalEventTypes.RunCreated, created.Type);
+        Assert.Equal(now, created.Timestamp);
+        Assert.Equal("burst", created.Data["name"]!.GetValue<string>());
+
+        // The runs it met are untouched: each still holds only its own creation.
+        Assert.All(taken, t => Assert.Equal("test", Assert.Single(t.ReadEvents()).Data["name"]!.GetValue<string>()));
+        Assert.Equal(taken.Select(t => t.RunId).Append(run.RunId), _root.EnumerateRunIds());
+    }
+
+    [Fact]
+    public void WhenEveryGeneratedIdCollidesCreationFailsClearlyAfterABoundedNumberOfDraws()
+    {
+        var now = new DateTimeOffset(2026, 3, 4, 5, 6, 7, TimeSpan.Zero);
+        _root.Clock = () => now;
+        Runs.Create(_root, "20260304-050607-burst-0000");
+        int draws = 0;
+        _root.RandomSource = buffer =>
+        {
+            draws++;
+            Array.Clear(buffer, 0, buffer.Length);
+        };
+
+        var ex = Assert.Throws<RunToolsException>(() => _root.CreateRun(new RunCreateOptions { Name = "burst" }));
+
+        Assert.Equal(RunsRoot.MaxIdDraws, draws);
+        Assert.Equal(ErrorIds.RunExists, ex.ErrorId);
+        Assert.Equal("20260304-050607-burst-0000", ex.Target);
+        Assert.Contains($"all {RunsRoot.MaxIdDraws} ids drawn for 'burst' at 2026-03-04 05:06:07Z name existing runs", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("Pass -RunId", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(new[] { "20260304-050607-burst-0000" }, Directory.GetFileSystemEntries(_root.Path).Select(Path.GetFileName));
     }
 
     [Fact]

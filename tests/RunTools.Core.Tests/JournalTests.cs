@@ -129,15 +129,73 @@ public sealed class JournalTests : IDisposable
         return path;
     }
 
-    [Fact]
-    public void ALineWithAValidChecksumButMistypedMembersIsReportedNotThrown()
+    [Theory]
+    [InlineData("{\"seq\":\"two\",\"ts\":\"2026-01-01T00:00:00Z\",\"type\":\"warning\"}")]
+    [InlineData("{\"seq\":2,\"ts\":\"2026-01-01T00:00:00Z\",\"type\":7}")]
+    public void ALineWithAValidChecksumButMistypedMembersIsReportedNotThrown(string body)
     {
         string path = WriteLines(1);
-        string body = "{\"seq\":\"two\",\"ts\":\"2026-01-01T00:00:00Z\",\"type\":\"warning\"}";
-        uint crc = Crc32.Compute(Encoding.UTF8.GetBytes(body));
-        File.AppendAllText(path, body.Substring(0, body.Length - 1) + ",\"crc\":\"" + crc.ToString("x8") + "\"}\n");
+        long offset = new FileInfo(path).Length;
+        string mistyped = WithChecksum(body);
+        File.AppendAllText(path, mistyped);
+
+        // As the last line it is a write that cannot be trusted: a torn tail of exactly its bytes.
+        var atEnd = JournalScanner.Scan(path, 0, 0, null);
+        Assert.Equal(1, atEnd.ValidLines);
+        Assert.Equal(offset, atEnd.ValidLength);
+        Assert.Equal(Encoding.UTF8.GetByteCount(mistyped), atEnd.TornTailLength);
+        Assert.Empty(atEnd.CorruptLines);
+
+        // Followed by a verified line it is damage inside the file: reported at its offset and skipped.
+        File.AppendAllText(path, WithChecksum("{\"seq\":2,\"ts\":\"2026-01-01T00:00:01Z\",\"type\":\"warning\",\"message\":\"after\"}"));
         var scan = JournalScanner.Scan(path, 0, 0, null);
-        Assert.Equal(1, scan.ValidLines);
-        Assert.Equal(scan.FileLength - scan.ValidLength, scan.TornTailLength);
+        var defect = Assert.Single(scan.CorruptLines);
+        Assert.Equal(offset, defect.Offset);
+        Assert.Equal(Encoding.UTF8.GetByteCount(mistyped), defect.Length);
+        Assert.StartsWith("a member has the wrong type", defect.Reason, StringComparison.Ordinal);
+        Assert.Equal(2, scan.ValidLines);
+        Assert.Equal(2, scan.LastSequence);
+        Assert.Equal(0, scan.TornTailLength);
+        Assert.Empty(scan.SequenceGaps);
+        var events = JournalScanner.ReadEvents(path).ToList();
+        Assert.Equal(new long[] { 1, 2 }, events.Select(e => e.Sequence));
+        Assert.Equal("after", events[1].Data["message"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void AnOwnerWarnsAboutAMistypedLineInsideTheJournalKeepsItAndCarriesOn()
+    {
+        var run = Runs.Create(new RunsRoot(_dir.Path));
+        long offset = new FileInfo(run.JournalPath).Length;
+        string mistyped = WithChecksum("{\"seq\":\"two\",\"ts\":\"2026-01-01T00:00:00Z\",\"type\":\"warning\"}");
+        File.AppendAllText(run.JournalPath, mistyped + WithChecksum("{\"seq\":2,\"ts\":\"2026-01-01T00:00:01Z\",\"type\":\"warning\",\"message\":\"after\"}"));
+
+        var observer = new RecordingObserver();
+        using (var attempt = run.BeginAttempt(new AttemptOptions { Observer = observer }))
+        {
+            Assert.Equal(1, attempt.Attempt);
+            attempt.BeginStep("s");
+            attempt.CompleteStep("s", null);
+            attempt.Complete();
+        }
+
+        var warning = Assert.Single(observer.Warnings);
+        Assert.Contains($"offset {offset} is damaged (a member has the wrong type", warning, StringComparison.Ordinal);
+        Assert.Equal(RunStatus.Completed, run.ReadState().Status);
+
+        // The damaged line stays where it was (evidence for Test-Run); the owner appended after the last verified line.
+        Assert.Equal(mistyped, Encoding.UTF8.GetString(File.ReadAllBytes(run.JournalPath), (int)offset, Encoding.UTF8.GetByteCount(mistyped)));
+        var scan = run.ScanJournal();
+        Assert.Equal(offset, Assert.Single(scan.CorruptLines).Offset);
+        Assert.Empty(scan.SequenceGaps);
+        Assert.Equal(0, scan.TornTailLength);
+        Assert.Equal(new long[] { 1, 2, 3, 4, 5, 6 }, run.ReadEvents().Select(e => e.Sequence));
+    }
+
+    /// <summary>A journal line as the writer would frame it: the crc member holds the CRC-32 of the object without it.</summary>
+    private static string WithChecksum(string body)
+    {
+        uint crc = Crc32.Compute(Encoding.UTF8.GetBytes(body));
+        return body.Substring(0, body.Length - 1) + ",\"crc\":\"" + crc.ToString("x8") + "\"}\n";
     }
 }

@@ -30,7 +30,7 @@ public sealed class LockTests : IDisposable
     {
         var run = Runs.Create(new RunsRoot(_dir.Path));
         using var holder = new Driver("hold", run.Path, "60000");
-        Assert.True(holder.WaitFor("OWNER", TimeSpan.FromSeconds(30)), string.Join(" | ", holder.Lines));
+        holder.Expect("OWNER", TimeSpan.FromSeconds(30));
 
         var ex = Assert.Throws<RunLockedException>(() => run.BeginAttempt());
         Assert.Equal(holder.Id, ex.Owner!.ProcessId);
@@ -50,7 +50,7 @@ public sealed class LockTests : IDisposable
     {
         var run = Runs.Create(new RunsRoot(_dir.Path));
         using var holder = new Driver("hold", run.Path, "60000");
-        Assert.True(holder.WaitFor("OWNER", TimeSpan.FromSeconds(30)));
+        holder.Expect("OWNER", TimeSpan.FromSeconds(30));
         run.RequestStop("maintenance");
         Assert.Equal(RunStatus.Stopping, run.ReadState().Status);
         Assert.Equal("maintenance", run.ReadStopRequest()!.Reason);

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.Linq;
 using System.IO;
 using System.Text;
 using System.Threading;
@@ -52,12 +53,17 @@ internal static class Runs
     public static string Text(byte[]? bytes) => bytes is null ? "<null>" : Encoding.UTF8.GetString(bytes);
 }
 
-/// <summary>Runs tests/RunTools.TestDriver as a child process (its dll is copied beside the tests).</summary>
+/// <summary>
+/// Runs tests/RunTools.TestDriver as a child process (its dll is copied beside the tests). Every
+/// wait is bounded and fails with what the child printed.
+/// </summary>
 internal sealed class Driver : IDisposable
 {
+    private static readonly TimeSpan s_drain = TimeSpan.FromSeconds(10);
     private readonly Process _process;
     private readonly List<string> _lines = new();
     private readonly object _gate = new();
+    private readonly CountdownEvent _streamsOpen = new(2);
 
     public Driver(params string[] args)
     {
@@ -70,27 +76,8 @@ internal sealed class Driver : IDisposable
         }
 
         _process = Process.Start(info)!;
-        _process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                lock (_gate)
-                {
-                    _lines.Add(e.Data);
-                    Monitor.PulseAll(_gate);
-                }
-            }
-        };
-        _process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                lock (_gate)
-                {
-                    _lines.Add("STDERR " + e.Data);
-                }
-            }
-        };
+        _process.OutputDataReceived += (_, e) => Receive(e.Data, null);
+        _process.ErrorDataReceived += (_, e) => Receive(e.Data, "STDERR ");
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
     }
@@ -126,8 +113,7 @@ internal sealed class Driver : IDisposable
 
             if (_process.HasExited)
             {
-                // The parameterless wait also drains the asynchronous output readers.
-                _process.WaitForExit();
+                DrainOutput();
                 lock (_gate)
                 {
                     return _lines.Exists(l => l.StartsWith(prefix, StringComparison.Ordinal));
@@ -146,6 +132,17 @@ internal sealed class Driver : IDisposable
         }
     }
 
+    /// <summary>Waits for a line starting with <paramref name="prefix"/> and returns it; fails with the child's output otherwise.</summary>
+    public string Expect(string prefix, TimeSpan timeout)
+    {
+        if (!WaitFor(prefix, timeout))
+        {
+            throw new Xunit.Sdk.XunitException($"the driver did not print '{prefix}' within {timeout.TotalSeconds:0} s; {Describe()}");
+        }
+
+        return Lines.First(l => l.StartsWith(prefix, StringComparison.Ordinal));
+    }
+
     /// <summary>SIGKILL on Unix: no finally blocks, no flushes, like a power cut for the process.</summary>
     public void Kill()
     {
@@ -157,7 +154,12 @@ internal sealed class Driver : IDisposable
         {
         }
 
-        _process.WaitForExit(10000);
+        if (!_process.WaitForExit(30000))
+        {
+            throw new TimeoutException("driver did not die within 30 s of SIGKILL: " + Describe());
+        }
+
+        DrainOutput();
     }
 
     public int WaitForExit(TimeSpan timeout)
@@ -165,10 +167,10 @@ internal sealed class Driver : IDisposable
         if (!_process.WaitForExit((int)timeout.TotalMilliseconds))
         {
             Kill();
-            throw new TimeoutException("driver did not exit: " + string.Join(" | ", Lines));
+            throw new TimeoutException($"driver did not exit within {timeout.TotalSeconds:0} s: " + string.Join(" | ", Lines));
         }
 
-        _process.WaitForExit();
+        DrainOutput();
         return _process.ExitCode;
     }
 
@@ -180,6 +182,31 @@ internal sealed class Driver : IDisposable
         }
 
         _process.Dispose();
+        _streamsOpen.Dispose();
+    }
+
+    private void Receive(string? line, string? prefix)
+    {
+        if (line is null)
+        {
+            _streamsOpen.Signal(); // end of that stream
+            return;
+        }
+
+        lock (_gate)
+        {
+            _lines.Add(prefix + line);
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    /// <summary>After exit, waits (bounded) until both output streams reached their end, so Lines is complete.</summary>
+    private void DrainOutput()
+    {
+        if (!_streamsOpen.Wait(s_drain))
+        {
+            throw new TimeoutException($"the driver exited but its output did not end within {s_drain.TotalSeconds:0} s: " + Describe());
+        }
     }
 }
 

@@ -14,7 +14,9 @@ namespace RunTools.TestDriver;
 // A child process for the crash and lock tests. It drives runs through RunTools.Core exactly as an
 // embedding program would, and prints one line per milestone so the parent knows when to kill it.
 //
-//   drive <root> <runId> <items> <sideEffectFile> [inDoubt]   create (or resume) and run to the end
+//   drive <root> <runId> <items> <sideEffectFile> [inDoubt] [killPoint]
+//                                                             create (or resume) and run to the end; at
+//                                                             killPoint (see CrashWorkload) say AT and hang
 //   hold <runPath> <milliseconds>                             own a run, say OWNER, wait, exit without finishing
 //   race <runPath> <goFile>                                   wait for goFile, try to own the run, print OWNER or LOCKED
 //   convert <legacyDir> <stage>                               convert a legacy directory; print STAGE lines, hang at <stage>
@@ -28,7 +30,7 @@ internal static class Program
         {
             return args[0] switch
             {
-                "drive" => CrashWorkload.Drive(args[1], args[2], int.Parse(args[3]), args[4], args.Length > 5 ? Enum.Parse<InDoubtAction>(args[5]) : InDoubtAction.Retry, Console.Out),
+                "drive" => CrashWorkload.Drive(args[1], args[2], int.Parse(args[3]), args[4], args.Length > 5 ? Enum.Parse<InDoubtAction>(args[5]) : InDoubtAction.Retry, Console.Out, args.Length > 6 ? args[6] : null),
                 "hold" => Hold(args[1], int.Parse(args[2])),
                 "race" => Race(args[1], args[2]),
                 "convert" => Convert(args[1], args[2]),
@@ -118,8 +120,45 @@ internal static class Program
 /// </summary>
 public static class CrashWorkload
 {
-    public static int Drive(string root, string runId, int items, string sideEffectFile, InDoubtAction inDoubt, TextWriter output)
+    /// <summary>
+    /// Where a driver can be told to stop dead (say "AT point" and hang until the parent kills it).
+    /// The item points take the item's index after a colon: "item_started:7".
+    /// </summary>
+    public static class KillPoints
     {
+        /// <summary>BeginItem returned Run: item_started is durable, the side effect has not happened.</summary>
+        public const string ItemStarted = "item_started";
+
+        /// <summary>The side effect is durable, item_completed is not written.</summary>
+        public const string ItemEffect = "item_effect";
+
+        /// <summary>CompleteItem returned: item_completed is durable.</summary>
+        public const string ItemCompleted = "item_completed";
+
+        /// <summary>Inside CompleteStep("prepare"): the output file is written, step_completed is not.</summary>
+        public const string StepOutput = "step_output";
+
+        /// <summary>Inside the final snapshot: run_completed is durable, state.json's temp file is full and not renamed.</summary>
+        public const string FinalSnapshot = "final_snapshot";
+    }
+
+    public static int Drive(string root, string runId, int items, string sideEffectFile, InDoubtAction inDoubt, TextWriter output, string? killPoint = null)
+    {
+        void StopDeadAt(string point)
+        {
+            output.WriteLine("AT " + point);
+            output.Flush();
+            Thread.Sleep(Timeout.Infinite);
+        }
+
+        void At(string point, int index)
+        {
+            if (killPoint == point + ":" + index.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            {
+                StopDeadAt(killPoint);
+            }
+        }
+
         var runs = new RunsRoot(root);
         RunDirectory run;
         try
@@ -138,7 +177,23 @@ public static class CrashWorkload
             return 0;
         }
 
-        using var attempt = run.BeginAttempt(new AttemptOptions { InDoubt = inDoubt });
+        RunAttempt? current = null;
+        var options = new AttemptOptions { InDoubt = inDoubt };
+        if (killPoint is not null)
+        {
+            // Points inside Core that no public call separates come through the internal seam.
+            options.CrashPoint = name =>
+            {
+                if ((name == "step_output_written" && killPoint == KillPoints.StepOutput && current?.ActiveStep == "prepare")
+                    || (name == "snapshot_unrenamed" && killPoint == KillPoints.FinalSnapshot && current?.IsFinished == true))
+                {
+                    StopDeadAt(killPoint);
+                }
+            };
+        }
+
+        using var attempt = run.BeginAttempt(options);
+        current = attempt;
         output.WriteLine("READY");
         output.Flush();
 
@@ -157,6 +212,11 @@ public static class CrashWorkload
                     continue;
                 }
 
+                // Tells the parent which item is under way, so that random kills can aim at the work step.
+                output.WriteLine("ITEM " + key);
+                output.Flush();
+                At(KillPoints.ItemStarted, i);
+
                 // The side effect: durable, like an order sent or a file uploaded.
                 using (var effect = new FileStream(sideEffectFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite))
                 {
@@ -165,7 +225,9 @@ public static class CrashWorkload
                     effect.Flush(true);
                 }
 
+                At(KillPoints.ItemEffect, i);
                 attempt.CompleteItem("work", key, Encoding.UTF8.GetBytes("out-" + key));
+                At(KillPoints.ItemCompleted, i);
             }
 
             attempt.CompleteStep("work", null);

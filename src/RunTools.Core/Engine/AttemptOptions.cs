@@ -42,6 +42,12 @@ public sealed class AttemptOptions
 
     public IRunObserver? Observer { get; set; }
 
+    /// <summary>
+    /// Test seam for the crash driver: called by name at points no public call separates
+    /// ("step_output_written", "snapshot_unrenamed"), so that a kill can land exactly there.
+    /// </summary>
+    internal Action<string>? CrashPoint { get; set; }
+
     /// <summary>How often the snapshot is refreshed while items flow (it is always refreshed at step ends).</summary>
     public TimeSpan SnapshotInterval { get; set; } = TimeSpan.FromSeconds(2);
 }

@@ -314,6 +314,7 @@ public sealed class RunAttempt : IDisposable
             }
 
             DurableFile.WriteAtomic(Integrity.ResolvePath(_run.Path, relative), output);
+            _options.CrashPoint?.Invoke("step_output_written");
             record = new OutputRecord
             {
                 Path = relative,
@@ -814,7 +815,9 @@ public sealed class RunAttempt : IDisposable
         // A snapshot must never describe events that could still vanish in a power loss.
         _journal.Flush();
         State.Journal = new JournalPosition { Sequence = _journal.LastSequence, Length = _journal.Length };
-        DurableFile.WriteAtomic(_run.StatePath, JsonSerializer.SerializeToUtf8Bytes(State, RunFormat.JsonOptions));
+        var crashPoint = _options.CrashPoint;
+        DurableFile.WriteAtomic(_run.StatePath, JsonSerializer.SerializeToUtf8Bytes(State, RunFormat.JsonOptions),
+            crashPoint is null ? null : () => crashPoint("snapshot_unrenamed"));
         _snapshotSequence = _journal.LastSequence;
         _sinceSnapshot.Restart();
     }

@@ -13,6 +13,18 @@ internal static class DurableFile
     /// <summary>Write to a temp file beside the target, flush it to disk, rename over the target, flush the directory.</summary>
     public static void WriteAtomic(string path, byte[] content) => WriteAtomic(path, content, 0, content.Length);
 
+    /// <summary>As WriteAtomic; <paramref name="beforeRename"/> (a crash-test seam) runs once the temp file is full and not yet renamed.</summary>
+    public static void WriteAtomic(string path, byte[] content, Action? beforeRename) =>
+        ReplaceAtomic(path, stream =>
+        {
+            stream.Write(content, 0, content.Length);
+            if (beforeRename is not null)
+            {
+                stream.Flush(flushToDisk: true);
+                beforeRename();
+            }
+        }, () => $"Could not write '{path}'");
+
     public static void WriteAtomic(string path, byte[] content, int offset, int count) =>
         ReplaceAtomic(path, stream => stream.Write(content, offset, count), () => $"Could not write '{path}'");
 
