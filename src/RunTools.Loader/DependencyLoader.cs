@@ -20,7 +20,8 @@ namespace RunTools;
 /// Runspaces import concurrently (ForEach-Object -Parallel, runspace pools), and every import
 /// calls OnImport. The first one does the work under a lock; the others wait on that lock until
 /// the resolve handler can answer, because PowerShell loads RunTools.dll as soon as OnImport
-/// returns and a reference to Core that is not answered then fails for good.
+/// returns, and an unanswered reference to Core fails that runspace's import
+/// (seen in 5 to 7 of 8 runspaces before this lock).
 /// The handlers answer only requests that come from RunTools' own assemblies: another module
 /// that asks for YamlDotNet or System.Text.Json gets whatever the host would give it without us.
 /// </remarks>
@@ -54,7 +55,7 @@ public sealed class DependencyLoader : IModuleAssemblyInitializer
     {
         if (s_initialized)
         {
-            return; // Import-Module -Force and every further runspace import again; the handler stays registered once
+            return; // every later import (another runspace, Import-Module -Force) calls OnImport again; the handler stays registered once
         }
 
         lock (s_gate)
@@ -66,6 +67,7 @@ public sealed class DependencyLoader : IModuleAssemblyInitializer
 
             s_moduleFolder = Path.GetFullPath(Path.GetDirectoryName(typeof(DependencyLoader).Assembly.Location) ?? ".");
             s_folder = Path.Combine(s_moduleFolder, "Dependencies");
+            // Without Dependencies/ (a flat test build) normal probing finds everything beside us.
             if (Directory.Exists(s_folder))
             {
                 if (RuntimeInformation.FrameworkDescription.StartsWith(".NET Framework", StringComparison.Ordinal))
@@ -79,7 +81,6 @@ public sealed class DependencyLoader : IModuleAssemblyInitializer
                 }
             }
 
-            // Else a flat layout (a test build): normal probing finds everything beside us.
             s_initialized = true;
         }
     }
