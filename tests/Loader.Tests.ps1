@@ -5,7 +5,7 @@ BeforeAll {
     # One completed run for the children to find.
     $script:root = Join-Path $TestDrive 'runs'
     $script:stepScript = Join-Path $TestDrive 'one-step.ps1'
-    Set-Content $script:stepScript 'Invoke-RunStep a { 1 }'
+    Set-Content $script:stepScript 'Invoke-RunStep a { $null = 1 }'
     $null = Start-Run -Name loaded -RunId r1 -ScriptPath $script:stepScript -Root $script:root
     $script:cmdlets = [string[]](Get-Module RunTools).ExportedCmdlets.Keys
     [Array]::Sort($script:cmdlets, [StringComparer]::Ordinal)
