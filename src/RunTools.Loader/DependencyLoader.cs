@@ -1,8 +1,8 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
-using System.Reflection;
 using System.Management.Automation;
+using System.Reflection;
 using System.Runtime.InteropServices;
 
 namespace RunTools;
@@ -16,52 +16,83 @@ namespace RunTools;
 /// RunTools.psd1 imports this assembly as a nested module, so OnImport runs before PowerShell
 /// loads RunTools.dll (whose public types hold Core enums and so need Core to load).
 /// </summary>
+/// <remarks>
+/// Runspaces import concurrently (ForEach-Object -Parallel, runspace pools), and every import
+/// calls OnImport. The first one does the work under a lock; the others wait on that lock until
+/// the resolve handler can answer, because PowerShell loads RunTools.dll as soon as OnImport
+/// returns, and an unanswered reference to Core fails that runspace's import
+/// (seen in 5 to 7 of 8 runspaces before this lock).
+/// The handlers answer only requests that come from RunTools' own assemblies: another module
+/// that asks for YamlDotNet or System.Text.Json gets whatever the host would give it without us.
+/// </remarks>
 public sealed class DependencyLoader : IModuleAssemblyInitializer
 {
     // Always private: Core itself, and libraries hosts or other modules may carry in other versions.
     private static readonly HashSet<string> s_alwaysPrivate = new(StringComparer.OrdinalIgnoreCase) { "RunTools.Core", "YamlDotNet" };
-    private static readonly Dictionary<string, Assembly> s_loaded = new(StringComparer.OrdinalIgnoreCase);
-    private static string s_folder = string.Empty;
 
-    private static bool s_initialized;
+    // Guards initialization, and on .NET Framework the assemblies loaded on demand.
+    private static readonly object s_gate = new();
+
+    // Set last, under s_gate, once the handler is registered and can answer.
+    private static volatile bool s_initialized;
+
+    // PowerShell 7: the private context's assemblies by name. Filled completely before it is published
+    // and never changed afterwards, so ResolvePrivate reads it without a lock.
+    private static volatile Dictionary<string, Assembly>? s_private;
+
+    // Windows PowerShell 5.1: what ResolveFromFolder loaded so far (under s_gate).
+    private static readonly Dictionary<string, Assembly> s_fromFolder = new(StringComparer.OrdinalIgnoreCase);
+
+    private static readonly StringComparer s_pathComparer =
+        RuntimeInformation.IsOSPlatform(OSPlatform.Windows) ? StringComparer.OrdinalIgnoreCase : StringComparer.Ordinal;
+
+    private static string s_moduleFolder = string.Empty;
+    private static string s_folder = string.Empty;
 
     public void OnImport() => Initialize();
 
     internal static void Initialize()
     {
-        lock (s_loaded)
+        if (s_initialized)
+        {
+            return; // every later import (another runspace, Import-Module -Force) calls OnImport again; the handler stays registered once
+        }
+
+        lock (s_gate)
         {
             if (s_initialized)
             {
-                return; // Import-Module -Force imports again; the handlers stay registered once
+                return;
+            }
+
+            s_moduleFolder = Path.GetFullPath(Path.GetDirectoryName(typeof(DependencyLoader).Assembly.Location) ?? ".");
+            s_folder = Path.Combine(s_moduleFolder, "Dependencies");
+            // Without Dependencies/ (a flat test build) normal probing finds everything beside us.
+            if (Directory.Exists(s_folder))
+            {
+                if (RuntimeInformation.FrameworkDescription.StartsWith(".NET Framework", StringComparison.Ordinal))
+                {
+                    AppDomain.CurrentDomain.AssemblyResolve += ResolveFromFolder;
+                }
+                else
+                {
+                    s_private = LoadIntoPrivateContext();
+                    AppDomain.CurrentDomain.AssemblyResolve += ResolvePrivate;
+                }
             }
 
             s_initialized = true;
         }
-
-        s_folder = Path.Combine(Path.GetDirectoryName(typeof(DependencyLoader).Assembly.Location) ?? ".", "Dependencies");
-        if (!Directory.Exists(s_folder))
-        {
-            return; // a flat layout (a test build): normal probing finds everything beside us
-        }
-
-        if (RuntimeInformation.FrameworkDescription.StartsWith(".NET Framework", StringComparison.Ordinal))
-        {
-            AppDomain.CurrentDomain.AssemblyResolve += ResolveFromFolder;
-            return;
-        }
-
-        LoadIntoPrivateContext();
-        AppDomain.CurrentDomain.AssemblyResolve += ResolvePrivate;
     }
 
-    private static void LoadIntoPrivateContext()
+    private static Dictionary<string, Assembly> LoadIntoPrivateContext()
     {
         // netstandard2.0 cannot name AssemblyLoadContext; its .NET Core 3+ members are reached by reflection.
         var contextType = Type.GetType("System.Runtime.Loader.AssemblyLoadContext, System.Runtime.Loader", throwOnError: true)!;
         object context = contextType.GetConstructor(new[] { typeof(string), typeof(bool) })!.Invoke(new object[] { "RunTools", false });
         var loadFromPath = contextType.GetMethod("LoadFromAssemblyPath", new[] { typeof(string) })!;
         var platform = PlatformVersions();
+        var loaded = new Dictionary<string, Assembly>(StringComparer.OrdinalIgnoreCase);
         foreach (string file in Directory.GetFiles(s_folder, "*.dll"))
         {
             var name = AssemblyName.GetAssemblyName(file);
@@ -69,9 +100,11 @@ public sealed class DependencyLoader : IModuleAssemblyInitializer
             if (s_alwaysPrivate.Contains(name.Name!) || !hostHasIt)
             {
                 // Loaded up front: the private context then binds these names to its own copies first.
-                s_loaded[name.Name!] = (Assembly)loadFromPath.Invoke(context, new object[] { file })!;
+                loaded[name.Name!] = (Assembly)loadFromPath.Invoke(context, new object[] { file })!;
             }
         }
+
+        return loaded;
     }
 
     /// <summary>The host's own assemblies (the trusted platform assemblies) and their versions.</summary>
@@ -96,23 +129,63 @@ public sealed class DependencyLoader : IModuleAssemblyInitializer
         return versions;
     }
 
+    /// <summary>
+    /// Whether the assembly asking is one of RunTools' own: RunTools.dll or this loader (beside
+    /// RunTools.psd1), Core or a library loaded from Dependencies/. Judged by the file it was
+    /// loaded from, which also covers Dependencies/ assemblies that the host loaded by probing.
+    /// </summary>
+    private static bool IsOwn(Assembly requester)
+    {
+        if (requester.IsDynamic)
+        {
+            return false; // emitted code (Add-Type, dynamic methods) has no file and is never ours
+        }
+
+        string location = requester.Location;
+        if (location.Length == 0)
+        {
+            return false; // loaded from bytes: not one of our files
+        }
+
+        string? folder = Path.GetDirectoryName(Path.GetFullPath(location));
+        return folder is not null && (s_pathComparer.Equals(folder, s_moduleFolder) || s_pathComparer.Equals(folder, s_folder));
+    }
+
     private static Assembly? ResolvePrivate(object? sender, ResolveEventArgs args)
     {
+        // A null RequestingAssembly is an anonymous request (seen on .NET 10 for
+        // AssemblyLoadContext.LoadFromAssemblyName); our own assemblies' references always name
+        // their requester, so it is declined: handing our private YamlDotNet or System.Text.Json to
+        // an unknown caller is the clash the private context exists to prevent.
+        if (args.RequestingAssembly is null || !IsOwn(args.RequestingAssembly))
+        {
+            return null;
+        }
+
         string? name = new AssemblyName(args.Name).Name;
-        return name is not null && s_loaded.TryGetValue(name, out var assembly) ? assembly : null;
+        var loaded = s_private;
+        return name is not null && loaded is not null && loaded.TryGetValue(name, out var assembly) ? assembly : null;
     }
 
     private static Assembly? ResolveFromFolder(object? sender, ResolveEventArgs args)
     {
+        // .NET Framework may not know the requester (RequestingAssembly null); those requests are
+        // answered as before, since in one AppDomain our copies are visible by name to everyone anyway.
+        // A requester that is known and not ours is declined, as on PowerShell 7.
+        if (args.RequestingAssembly is not null && !IsOwn(args.RequestingAssembly))
+        {
+            return null;
+        }
+
         string? name = new AssemblyName(args.Name).Name;
         if (name is null)
         {
             return null;
         }
 
-        lock (s_loaded)
+        lock (s_gate)
         {
-            if (s_loaded.TryGetValue(name, out var known))
+            if (s_fromFolder.TryGetValue(name, out var known))
             {
                 return known;
             }
@@ -124,7 +197,7 @@ public sealed class DependencyLoader : IModuleAssemblyInitializer
             }
 
             var assembly = Assembly.LoadFrom(file);
-            s_loaded[name] = assembly;
+            s_fromFolder[name] = assembly;
             return assembly;
         }
     }
