@@ -199,12 +199,17 @@ internal static class CoreRuns
         return run;
     }
 
+    /// <summary>A path under tests/fixtures.</summary>
+    public static string Fixture(string relative) =>
+        System.IO.Path.Combine(
+            typeof(CoreRuns).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+                .Cast<System.Reflection.AssemblyMetadataAttribute>().Single(a => a.Key == "Fixtures").Value!,
+            relative);
+
     /// <summary>A legacy fixture copied under the test folder (fixtures are never converted in place).</summary>
     public static string CopyFixture(ModuleSession session, string relative)
     {
-        string fixtures = typeof(CoreRuns).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
-            .Cast<System.Reflection.AssemblyMetadataAttribute>().Single(a => a.Key == "Fixtures").Value!;
-        string source = System.IO.Path.Combine(fixtures, relative);
+        string source = Fixture(relative);
         string target = session.Combine("legacy", System.IO.Path.GetFileName(relative.TrimEnd('/')));
         foreach (string file in Directory.GetFiles(source, "*", SearchOption.AllDirectories))
         {
