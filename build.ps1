@@ -11,13 +11,15 @@
                Publish-PSResource (tools/Publish-ModulePackage.ps1); out/packages is a folder repository to
                install from: Register-PSResourceRepository -Name RunToolsLocal -Uri ./out/packages -Trusted;
                Install-PSResource RunTools -Repository RunToolsLocal
+      Coverage line coverage of RunTools.Core and RunTools over the xUnit tiers (Core tests and in-process
+               cmdlet tests), per assembly; reports in TestResults/coverage (see docs/testing.md)
       Clean    removes out/ and TestResults/
 .EXAMPLE
     ./build.ps1 Build, Test
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Docs', 'Package', 'Clean')]
+    [ValidateSet('Build', 'Test', 'Docs', 'Package', 'Clean', 'Coverage')]
     [string[]] $Task = @('Build', 'Test'),
     [ValidateSet('Debug', 'Release')]
     [string] $Configuration = 'Release'
@@ -110,6 +112,43 @@ foreach ($name in $Task) {
             finally {
                 Remove-Item -Recurse -Force $staging -ErrorAction SilentlyContinue
             }
+        }
+        'Coverage' {
+            # coverlet instruments the RunTools assemblies in each test project's output folder; the cmdlet
+            # tests import the module from there (flat layout), so both Core and the cmdlets are measured.
+            $results = Join-Path $PSScriptRoot 'TestResults/coverage'
+            Remove-Item -Recurse -Force $results -ErrorAction SilentlyContinue
+            $props = [xml](Get-Content -Raw (Join-Path $PSScriptRoot 'Directory.Packages.props'))
+            $version = ($props.Project.ItemGroup.PackageVersion | Where-Object Include -EQ 'coverlet.collector').Version
+            $packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path $HOME '.nuget/packages' }
+            Invoke-Native dotnet @('restore', 'tests/RunTools.Cmdlets.Tests')
+            $collector = Join-Path $packages "coverlet.collector/$version/build/net10.0"
+            foreach ($project in 'tests/RunTools.Core.Tests', 'tests/RunTools.Cmdlets.Tests') {
+                Invoke-Native dotnet @('test', $project, '-c', $Configuration, '--collect', 'XPlat Code Coverage', '--test-adapter-path', $collector,
+                    '--results-directory', $results, '--', 'DataCollectionRunSettings.DataCollectors.DataCollector.Configuration.Format=cobertura',
+                    'DataCollectionRunSettings.DataCollectors.DataCollector.Configuration.Include=[RunTools]*,[RunTools.Core]*,[RunTools.Loader]*',
+                    'DataCollectionRunSettings.DataCollectors.DataCollector.Configuration.ExcludeByFile=**/*.g.cs')
+            }
+
+            # A line counts as covered when any tier hit it: union per assembly, file and line number.
+            $lines = @{}
+            foreach ($report in Get-ChildItem $results -Recurse -Filter 'coverage.cobertura.xml') {
+                $xml = [xml](Get-Content -Raw $report.FullName)
+                $source = @($xml.coverage.sources.source)[0]
+                foreach ($package in $xml.coverage.packages.package) {
+                    foreach ($class in $package.classes.class) {
+                        $file = [IO.Path]::GetFullPath($class.filename, $source)
+                        foreach ($line in $class.lines.line) {
+                            $key = "$($package.name)|$file|$($line.number)"
+                            $lines[$key] = [bool]$lines[$key] -or ([int]$line.hits -gt 0)
+                        }
+                    }
+                }
+            }
+            $lines.GetEnumerator() | Group-Object { $_.Key.Split('|')[0] } | Sort-Object Name | ForEach-Object {
+                $covered = @($_.Group | Where-Object Value).Count
+                [pscustomobject]@{ Assembly = $_.Name; Lines = $_.Count; Covered = $covered; Percent = [math]::Round(100.0 * $covered / $_.Count, 1) }
+            } | Format-Table -AutoSize | Out-String | Write-Host
         }
         'Package' {
             # Always Release, whatever -Configuration says: this is what users install.

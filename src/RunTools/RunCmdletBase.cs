@@ -101,7 +101,7 @@ public abstract class RunCmdletBase : PSCmdlet
 
         try
         {
-            var result = InvokeCommand.InvokeScript("param($p) Import-PowerShellDataFile -LiteralPath $p", false, System.Management.Automation.Runspaces.PipelineResultTypes.None, null, path);
+            var result = InvokeCommand.InvokeScript("param($p) Import-PowerShellDataFile -LiteralPath $p -ErrorAction Stop", false, System.Management.Automation.Runspaces.PipelineResultTypes.None, null, path);
             var data = result.Count == 1 ? Conversion.Unwrap(result[0]) as IDictionary : null;
             return EffectiveConfig.FromDictionary(Conversion.UnwrapDictionary(data ?? new Hashtable()), path, ConfigFormat.PowerShellData);
         }

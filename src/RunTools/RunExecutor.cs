@@ -1,6 +1,7 @@
 using System;
 using System.Collections;
 using System.Management.Automation;
+using System.Management.Automation.Runspaces;
 using System.Threading;
 using RunTools.Core;
 using RunTools.Core.Engine;
@@ -86,38 +87,48 @@ internal sealed class RunExecutor : IDisposable
 
         _pipeline = PowerShell.Create(RunspaceMode.CurrentRunspace);
         _pipeline.AddCommand(scriptPath).AddParameters(arguments);
+
+        // A nested pipeline writes warnings, verbose and information records straight to the host,
+        // never to its Streams, so they are merged into the output to reach the attempt log too.
+        foreach (var stream in new[] { PipelineResultTypes.Warning, PipelineResultTypes.Verbose, PipelineResultTypes.Information })
+        {
+            _pipeline.Commands.Commands[0].MergeMyResults(stream, PipelineResultTypes.Output);
+        }
+
         var output = new PSDataCollection<PSObject>();
         var host = _cmdlet.Host.UI;
         output.DataAdded += (_, e) =>
         {
-            var item = output[e.Index];
-            string text = item?.ToString() ?? string.Empty;
-            attempt.Log("OUTPUT: " + text);
-            host.WriteLine(text);
+            switch (output[e.Index]?.BaseObject)
+            {
+                case WarningRecord warning:
+                    attempt.Log("WARNING: " + warning.Message);
+                    host.WriteWarningLine(warning.Message);
+                    break;
+                case VerboseRecord verbose:
+                    attempt.Log("VERBOSE: " + verbose.Message);
+                    host.WriteVerboseLine(verbose.Message);
+                    break;
+                case InformationRecord information:
+                    attempt.Log("INFO: " + information.MessageData);
+                    if (information.Tags.Contains("PSHOST"))
+                    {
+                        host.WriteLine(information.MessageData?.ToString() ?? string.Empty); // Write-Host; Write-Information stays quiet
+                    }
+
+                    break;
+                case var item:
+                    string text = item?.ToString() ?? string.Empty;
+                    attempt.Log("OUTPUT: " + text);
+                    host.WriteLine(text);
+                    break;
+            }
         };
         _pipeline.Streams.Error.DataAdded += (_, e) =>
         {
             var record = _pipeline.Streams.Error[e.Index];
             attempt.Log("ERROR: " + record);
             host.WriteErrorLine(record.ToString());
-        };
-        _pipeline.Streams.Warning.DataAdded += (_, e) =>
-        {
-            string message = _pipeline.Streams.Warning[e.Index].Message;
-            attempt.Log("WARNING: " + message);
-            host.WriteWarningLine(message);
-        };
-        _pipeline.Streams.Verbose.DataAdded += (_, e) =>
-        {
-            string message = _pipeline.Streams.Verbose[e.Index].Message;
-            attempt.Log("VERBOSE: " + message);
-            host.WriteVerboseLine(message);
-        };
-        _pipeline.Streams.Information.DataAdded += (_, e) =>
-        {
-            var record = _pipeline.Streams.Information[e.Index];
-            attempt.Log("INFO: " + record.MessageData);
-            host.WriteLine(record.MessageData?.ToString() ?? string.Empty);
         };
 
         Exception? error = null;

@@ -1,0 +1,2 @@
+global using RunTools.Core;
+global using Xunit;
