@@ -234,6 +234,9 @@ public sealed class RunDirectory
         }
     }
 
+    /// <summary>As ReadStoredState without the run id check, for callers that report a foreign id themselves (archive import).</summary>
+    internal RunState ReadStoredStateUnchecked(out bool rebuilt) => ReadStoredStateUnchecked(out rebuilt, out _);
+
     private RunState ReadStoredStateUnchecked(out bool rebuilt, out string? snapshotRunId)
     {
         snapshotRunId = null;
