@@ -61,6 +61,9 @@ public static class ErrorIds
     public const string LegacyFileConflict = "LegacyFileConflict";
     public const string OutputNotFound = "OutputNotFound";
 
+    /// <summary>The run script ended with a non-zero exit code (exit N); the attempt failed.</summary>
+    public const string RunScriptExited = "RunScriptExited";
+
     // Run archives (Export-RunArchive / Import-RunArchive); see docs/run-format.md, "Archive format".
     public const string ArchiveExists = "ArchiveExists";
     public const string ArchiveRunNotCompleted = "ArchiveRunNotCompleted";

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Threading;
 using RunTools.Core.Configuration;
 using RunTools.Core.Engine;
@@ -199,11 +200,49 @@ public sealed class RunDirectory
         return File.Exists(StopPath) ? RunStatus.Stopping : RunStatus.Running;
     }
 
-    /// <summary>Snapshot + tail (or a rebuild); the status is as stored.</summary>
+    /// <summary>Snapshot + tail (or a rebuild); the status is as stored. CorruptState when the files name another run.</summary>
     internal RunState ReadStoredState(out bool rebuilt)
     {
+        var state = ReadStoredStateUnchecked(out rebuilt, out var snapshotRunId);
+        if (snapshotRunId is not null)
+        {
+            EnsureOwnRunId(snapshotRunId, RunFormat.StateFile);
+        }
+
+        EnsureOwnRunId(state.RunId, rebuilt ? RunFormat.JournalFile : RunFormat.StateFile);
+        if (!rebuilt && File.Exists(JournalPath)
+            && JournalScanner.ReadEventAt(JournalPath, 0) is { Type: JournalEventTypes.RunCreated } created
+            && created.Data["run_id"] is JsonValue createdId && createdId.TryGetValue(out string? journalRunId))
+        {
+            // The snapshot was used as is: the journal's own first event must name this run too.
+            EnsureOwnRunId(journalRunId, RunFormat.JournalFile);
+        }
+
+        return state;
+    }
+
+    /// <summary>
+    /// A run directory is named by its run id: run.json and the journal's run_created must say the
+    /// same id, or the files belong to another run (copied or moved in) and cannot be trusted here.
+    /// </summary>
+    internal void EnsureOwnRunId(string recordedId, string file)
+    {
+        if (recordedId.Length > 0 && !string.Equals(recordedId, RunId, StringComparison.Ordinal))
+        {
+            throw new RunToolsException(ErrorIds.CorruptState, RunToolsErrorCategory.InvalidData,
+                $"Run directory '{Path}' holds the files of run '{recordedId}' ({file} says so), not of run '{RunId}': a run's directory must be named by its run id. Rename the directory to '{recordedId}' if it is that run, or restore this run's files from a backup or archive.", RunId);
+        }
+    }
+
+    /// <summary>As ReadStoredState without the run id check, for callers that report a foreign id themselves (archive import).</summary>
+    internal RunState ReadStoredStateUnchecked(out bool rebuilt) => ReadStoredStateUnchecked(out rebuilt, out _);
+
+    private RunState ReadStoredStateUnchecked(out bool rebuilt, out string? snapshotRunId)
+    {
+        snapshotRunId = null;
         rebuilt = false;
         RunState? snapshot = TryReadSnapshot();
+        snapshotRunId = snapshot?.RunId;
         var journal = new FileInfo(JournalPath);
         long journalLength = journal.Exists ? journal.Length : 0;
         if (snapshot is not null)

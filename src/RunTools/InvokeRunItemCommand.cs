@@ -62,7 +62,7 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
         {
             _step = Step;
             _ownsStep = true;
-            _stepAction = engine.BeginStep(Step);
+            _stepAction = engine.BeginStep(Step, null, itemsOnly: true);
         }
         catch (RunToolsException ex)
         {
@@ -74,7 +74,7 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
     {
         var context = _context!;
         var engine = context.Engine;
-        if (_stepAction == StepAction.GatedOut)
+        if (_stepAction is StepAction.GatedOut or StepAction.Skip)
         {
             return;
         }
@@ -186,14 +186,20 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
             return context.InDoubt is InDoubtAction action ? action : InDoubtAction.Retry;
         }
 
-        var answer = InvokeWithItem(decider, InputObject).Select(o => o?.BaseObject).LastOrDefault();
+        return ReadAnswer(InvokeWithItem(decider, InputObject), $"item '{item.Key}'", item.Key);
+    }
+
+    /// <summary>What an -InDoubt script block answered, for an item or a step.</summary>
+    internal static InDoubtAction ReadAnswer(System.Collections.ObjectModel.Collection<PSObject> output, string what, object target)
+    {
+        var answer = output.Select(o => o?.BaseObject).LastOrDefault();
         return answer switch
         {
             bool done => done ? InDoubtAction.Skip : InDoubtAction.Retry,
             InDoubtAction a => a,
             string s when Enum.TryParse(s, true, out InDoubtAction parsed) => parsed,
             _ => throw new RunToolsException(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
-                $"The -InDoubt script block answered '{answer}' for item '{item.Key}'; it must answer Retry, Skip, Fail, $true (it happened) or $false.", item.Key),
+                $"The -InDoubt script block answered '{answer}' for {what}; it must answer Retry, Skip, Fail, $true (it happened) or $false.", target),
         };
     }
 }

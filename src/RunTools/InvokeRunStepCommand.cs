@@ -32,7 +32,7 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
         StepAction action = StepAction.GatedOut;
         try
         {
-            action = engine.BeginStep(Name);
+            action = engine.BeginStep(Name, step => DecideInDoubt(context, step));
         }
         catch (RunToolsException ex)
         {
@@ -51,6 +51,9 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
                 return;
             case StepAction.GatedOut:
                 WriteVerbose($"Step '{Name}' is outside the step gate (-Step/-FromStep/-ToStep); it was not run.");
+                return;
+            case StepAction.Skip:
+                WriteVerbose($"Step '{Name}' was in doubt and is skipped as done; it has no recorded output, so nothing is emitted.");
                 return;
         }
 
@@ -111,5 +114,17 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
         {
             Terminate(context, ex, Name);
         }
+    }
+
+    /// <summary>-InDoubt for a step: the policy, or the script block with $_ = the step (a StepRef: Step, Attempt, Kind = 'Step').</summary>
+    private static InDoubtAction DecideInDoubt(RunContext context, Core.State.StepRef step)
+    {
+        if (context.InDoubt is not System.Management.Automation.ScriptBlock decider)
+        {
+            return context.InDoubt is InDoubtAction action ? action : InDoubtAction.Retry;
+        }
+
+        var answer = InvokeWithItem(decider, step);
+        return InvokeRunItemCommand.ReadAnswer(answer, $"step '{step.Step}'", step.Step);
     }
 }

@@ -99,16 +99,25 @@ public abstract class RunCmdletBase : PSCmdlet
             throw new InvalidConfigException($"Config file '{path}' does not exist. Check the path, or pass the config with -Config.", path);
         }
 
+        System.Collections.ObjectModel.Collection<PSObject> result;
         try
         {
-            var result = InvokeCommand.InvokeScript("param($p) Import-PowerShellDataFile -LiteralPath $p -ErrorAction Stop", false, System.Management.Automation.Runspaces.PipelineResultTypes.None, null, path);
-            var data = result.Count == 1 ? Conversion.Unwrap(result[0]) as IDictionary : null;
-            return EffectiveConfig.FromDictionary(Conversion.UnwrapDictionary(data ?? new Hashtable()), path, ConfigFormat.PowerShellData);
+            // -ErrorAction Stop: a file that does not parse (a syntax error, a duplicate key) is an
+            // error, never an empty config.
+            result = InvokeCommand.InvokeScript("param($p) Import-PowerShellDataFile -LiteralPath $p -ErrorAction Stop", false, System.Management.Automation.Runspaces.PipelineResultTypes.None, null, path);
         }
         catch (RuntimeException ex)
         {
             throw new InvalidConfigException($"Config file '{path}' is not a valid PowerShell data file: {ex.Message} Fix the file and try again.", path, inner: ex);
         }
+
+        if (result.Count != 1 || Conversion.Unwrap(result[0]) is not IDictionary data)
+        {
+            throw new InvalidConfigException(
+                $"Config file '{path}' does not hold one hashtable (it gave {(result.Count == 1 ? "a " + (Conversion.Unwrap(result[0])?.GetType().Name ?? "null") : result.Count + " values")}); a .psd1 config is a single @{{ ... }} literal. Fix the file and try again.", path);
+        }
+
+        return EffectiveConfig.FromDictionary(Conversion.UnwrapDictionary(data), path, ConfigFormat.PowerShellData);
     }
 
     /// <summary>

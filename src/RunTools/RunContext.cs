@@ -51,6 +51,9 @@ public sealed class RunContext
     /// <summary>Item keys in doubt when the attempt began (step/key).</summary>
     public IReadOnlyList<ItemRef> InDoubtItems => Engine.Plan.InDoubt;
 
+    /// <summary>Steps in doubt when the attempt began (started in an earlier attempt, never recorded as finished).</summary>
+    public IReadOnlyList<StepRef> InDoubtSteps => Engine.Plan.InDoubtSteps;
+
     internal RunDirectory Run { get; }
 
     internal RunAttempt Engine { get; }

@@ -1,5 +1,7 @@
 using System;
 using System.Collections;
+using System.Collections.Generic;
+using System.Linq;
 using System.Management.Automation;
 using System.Management.Automation.Runspaces;
 using System.Threading;
@@ -131,6 +133,9 @@ internal sealed class RunExecutor : IDisposable
             host.WriteErrorLine(record.ToString());
         };
 
+        // $LASTEXITCODE is cleared first, so that a value left by the caller's session is not
+        // mistaken for the script's own exit code.
+        _cmdlet.SessionState.PSVariable.Set("global:LASTEXITCODE", null);
         Exception? error = null;
         try
         {
@@ -172,13 +177,57 @@ internal sealed class RunExecutor : IDisposable
             attempt.Log($"The script wrote {_pipeline.Streams.Error.Count} non-terminating error(s).");
         }
 
+        int? exitCode = ExitCode(scriptPath);
         if (attempt.ActiveStep is { } open)
         {
-            // The script ended inside a step (an error it swallowed): the step did not complete.
-            return attempt.Fail($"the script ended while step '{open}' was still running", unitInterrupted: true);
+            // The script ended inside a step (an error it swallowed, or an exit inside the step): the step did not complete.
+            return attempt.Fail($"the script ended while step '{open}' was still running{(exitCode is { } code ? $" (it exited with code {code})" : string.Empty)}", unitInterrupted: true);
         }
 
-        return attempt.Complete();
+        if (exitCode is { } failedWith)
+        {
+            string reason = $"the run script exited with code {failedWith}";
+            FailureCause = new RunToolsException(ErrorIds.RunScriptExited, RunToolsErrorCategory.InvalidResult,
+                $"Run '{context.RunId}': {reason} (an 'exit {failedWith}' in '{scriptPath}'); the steps after that point did not run. Fix what made the script exit, then resume the run.", context.RunId);
+            return attempt.Fail(reason);
+        }
+
+        return attempt.Complete(ScriptStepNames(scriptPath));
+    }
+
+    /// <summary>
+    /// The script's non-zero exit code, when it ended with <c>exit N</c>. PowerShell catches an exit
+    /// at the script file, sets $LASTEXITCODE and marks the invocation failed for a non-zero code; a
+    /// failing native command at the script's top level does the same, so the code counts only when
+    /// the script's text has an exit statement at all.
+    /// </summary>
+    private int? ExitCode(string scriptPath)
+    {
+        if (_pipeline is null || !_pipeline.HadErrors)
+        {
+            return null;
+        }
+
+        object? value = Conversion.Unwrap(_cmdlet.SessionState.PSVariable.GetValue("global:LASTEXITCODE"));
+        if (value is not int code || code == 0)
+        {
+            return null;
+        }
+
+        var ast = System.Management.Automation.Language.Parser.ParseFile(scriptPath, out _, out _);
+        return ast.Find(a => a is System.Management.Automation.Language.ExitStatementAst, searchNestedScriptBlocks: true) is null ? null : code;
+    }
+
+    private static IReadOnlyCollection<string> ScriptStepNames(string scriptPath)
+    {
+        try
+        {
+            return ScriptSteps.Read(scriptPath, out _).Select(s => s.Name).ToList();
+        }
+        catch (Exception ex) when (ex is System.IO.IOException || ex is UnauthorizedAccessException)
+        {
+            return Array.Empty<string>();
+        }
     }
 
     internal static Exception Unwrap(Exception ex)

@@ -37,7 +37,12 @@ internal static class CrashInvariants
         var completions = events.Where(e => e.Type == JournalEventTypes.ItemCompleted).GroupBy(e => e.Key!).ToList();
         Assert.All(completions, g => Assert.Single(g));
         Assert.Equal(state.ItemsCompleted, completions.Count);
-        Assert.Single(events, e => e.Type == JournalEventTypes.StepCompleted && e.Step == "prepare");
+        foreach (string step in PlainSteps)
+        {
+            // Completed once, or, under Skip, resolved once as done on the policy's word.
+            Assert.Single(events, e => e.Step == step && (e.Type == JournalEventTypes.StepCompleted || IsStepSkip(e)));
+        }
+
         Assert.Single(events, e => e.Type == JournalEventTypes.RunCompleted);
 
         // Side effects: a repeat only for an item that was in doubt, at most one per kill. The same
@@ -47,7 +52,28 @@ internal static class CrashInvariants
         var effectCounts = EffectCounts(effects);
         var repeated = effectCounts.Where(p => p.Value > 1).Select(p => p.Key).ToList();
         int extraRuns = effectCounts.Values.Sum(c => c - 1);
-        Assert.True(extraRuns <= kills, $"{extraRuns} repeated side effects after {kills} kill(s)");
+
+        // Plain steps are units like items: a step ran again only after it was reported in doubt.
+        var stepResolutions = events.Where(e => e.Type == JournalEventTypes.StepResolved).GroupBy(e => e.Step!).ToDictionary(g => g.Key, g => g.Count());
+        var stepRuns = EffectCounts(CrashWorkload.StepEffectsFile(effects));
+        int extraStepRuns = stepRuns.Values.Sum(c => c - 1);
+        Assert.All(stepRuns.Where(p => p.Value > 1), p => Assert.True(p.Value - 1 <= stepResolutions.GetValueOrDefault(p.Key),
+            $"step {p.Key} ran {p.Value} times but was in doubt {stepResolutions.GetValueOrDefault(p.Key)} time(s)"));
+        Assert.True(extraRuns + extraStepRuns <= kills, $"{extraRuns} repeated item and {extraStepRuns} repeated step side effects after {kills} kill(s)");
+        foreach (string step in PlainSteps)
+        {
+            if (policy == InDoubtAction.Skip)
+            {
+                Assert.True(stepRuns.GetValueOrDefault(step) <= 1, $"step {step} ran {stepRuns.GetValueOrDefault(step)} times under Skip");
+                Assert.True(stepRuns.ContainsKey(step) || events.Any(e => e.Step == step && IsStepSkip(e)), $"step {step} never ran and was not skipped");
+            }
+            else
+            {
+                Assert.True(stepRuns.ContainsKey(step), $"step {step} never ran under Retry");
+                Assert.DoesNotContain(events, e => e.Step == step && IsStepSkip(e));
+            }
+        }
+
         Assert.All(repeated, key => Assert.True(effectCounts[key] - 1 <= resolutions.GetValueOrDefault(key),
             $"key {key} ran {effectCounts[key]} times but was in doubt {resolutions.GetValueOrDefault(key)} time(s)"));
         if (policy == InDoubtAction.Skip)
@@ -72,6 +98,12 @@ internal static class CrashInvariants
         Assert.True(test.IsValid, "Test-Run: " + string.Join("; ", test.Problems.Select(p => $"{p.Severity} {p.Kind} {p.Path}: {p.Note}")));
         return (resolutions.Values.Sum(), extraRuns);
     }
+
+    /// <summary>The workload's plain steps (work is items-only).</summary>
+    public static readonly string[] PlainSteps = { "prepare", "finish" };
+
+    public static bool IsStepSkip(JournalEvent e) =>
+        e.Type == JournalEventTypes.StepResolved && e.Data["resolution"]?.GetValue<string>() == "skip";
 
     public static Dictionary<string, int> EffectCounts(string effects) =>
         (File.Exists(effects) ? File.ReadAllLines(effects) : Array.Empty<string>())

@@ -140,7 +140,22 @@ public static class CrashWorkload
 
         /// <summary>Inside the final snapshot: run_completed is durable, state.json's temp file is full and not renamed.</summary>
         public const string FinalSnapshot = "final_snapshot";
+
+        // The step points take the step's name after a colon ("step_effect:finish"); the plain
+        // steps are prepare and finish (work is items-only).
+
+        /// <summary>BeginStep returned Run: step_started is durable, the step's side effect has not happened.</summary>
+        public const string StepStarted = "step_started";
+
+        /// <summary>The step's side effect is durable, CompleteStep has not been called.</summary>
+        public const string StepEffect = "step_effect";
+
+        /// <summary>CompleteStep returned: step_completed is durable.</summary>
+        public const string StepCompleted = "step_completed";
     }
+
+    /// <summary>Where a driver records the side effects of its plain steps (one line per run of a step).</summary>
+    public static string StepEffectsFile(string sideEffectFile) => sideEffectFile + ".steps";
 
     public static int Drive(string root, string runId, int items, string sideEffectFile, InDoubtAction inDoubt, TextWriter output, string? killPoint = null)
     {
@@ -197,12 +212,33 @@ public static class CrashWorkload
         output.WriteLine("READY");
         output.Flush();
 
-        if (attempt.BeginStep("prepare") == StepAction.Run)
+        // A plain step: its work is the step itself, so a kill inside it leaves it in doubt.
+        void PlainStep(string name, byte[]? output)
         {
-            attempt.CompleteStep("prepare", Encoding.UTF8.GetBytes("prepared"), "txt");
+            if (attempt.BeginStep(name) != StepAction.Run)
+            {
+                return;
+            }
+
+            AtStep(KillPoints.StepStarted, name);
+            AppendLine(StepEffectsFile(sideEffectFile), name);
+            AtStep(KillPoints.StepEffect, name);
+            attempt.CompleteStep(name, output, output is null ? null : "txt");
+            AtStep(KillPoints.StepCompleted, name);
         }
 
-        if (attempt.BeginStep("work") == StepAction.Run)
+        void AtStep(string point, string step)
+        {
+            if (killPoint == point + ":" + step)
+            {
+                StopDeadAt(killPoint);
+            }
+        }
+
+        PlainStep("prepare", Encoding.UTF8.GetBytes("prepared"));
+
+        // Items only: the step's work is its items, whose doubt is kept per key.
+        if (attempt.BeginStep("work", null, itemsOnly: true) == StepAction.Run)
         {
             for (int i = 0; i < items; i++)
             {
@@ -218,12 +254,7 @@ public static class CrashWorkload
                 At(KillPoints.ItemStarted, i);
 
                 // The side effect: durable, like an order sent or a file uploaded.
-                using (var effect = new FileStream(sideEffectFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite))
-                {
-                    byte[] line = Encoding.UTF8.GetBytes(key + "\n");
-                    effect.Write(line, 0, line.Length);
-                    effect.Flush(true);
-                }
+                AppendLine(sideEffectFile, key);
 
                 At(KillPoints.ItemEffect, i);
                 attempt.CompleteItem("work", key, Encoding.UTF8.GetBytes("out-" + key));
@@ -233,14 +264,19 @@ public static class CrashWorkload
             attempt.CompleteStep("work", null);
         }
 
-        if (attempt.BeginStep("finish") == StepAction.Run)
-        {
-            attempt.CompleteStep("finish", null);
-        }
+        PlainStep("finish", null);
 
         attempt.Complete();
         output.WriteLine("DONE");
         return 0;
+    }
+
+    private static void AppendLine(string path, string text)
+    {
+        using var effect = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+        byte[] line = Encoding.UTF8.GetBytes(text + "\n");
+        effect.Write(line, 0, line.Length);
+        effect.Flush(true);
     }
 }
 

@@ -901,7 +901,7 @@ public static class RunArchive
             throw InvalidManifest(archive, $"the archive holds neither {RunFormat.StateFile} nor {RunFormat.JournalFile}, so it is not a run");
         }
 
-        var state = new RunDirectory(staging, id).ReadStoredState(out _);
+        var state = new RunDirectory(staging, id).ReadStoredStateUnchecked(out _);
         if (!string.Equals(state.RunId, id, StringComparison.Ordinal))
         {
             throw new RunToolsException(ErrorIds.ArchiveRunIdMismatch, RunToolsErrorCategory.InvalidData,

@@ -1,5 +1,6 @@
 using System;
 using System.Collections;
+using System.Collections.Generic;
 using System.Globalization;
 using System.Numerics;
 using System.Text.Json;
@@ -16,10 +17,14 @@ internal static class DictionaryConfigConverter
 {
     private const string Allowed = "use strings, numbers, booleans, arrays and hashtables";
 
-    public static JsonObject Convert(IDictionary dictionary) => ConvertDictionary(dictionary, string.Empty, 1);
+    public static JsonObject Convert(IDictionary dictionary) =>
+        ConvertDictionary(dictionary, string.Empty, 1, new HashSet<object>(ByReference.Instance));
 
     /// <summary>Converts one value; exposed for JsonNode validation, where the path is already known.</summary>
-    public static JsonNode? ConvertValue(object? value, string path, int depth)
+    public static JsonNode? ConvertValue(object? value, string path, int depth) => ConvertValue(value, path, depth, new HashSet<object>(ByReference.Instance));
+
+    /// <param name="ancestors">The dictionaries and lists being converted around this value: meeting one again is a cycle.</param>
+    private static JsonNode? ConvertValue(object? value, string path, int depth, HashSet<object> ancestors)
     {
         switch (value)
         {
@@ -66,16 +71,18 @@ internal static class DictionaryConfigConverter
             case JsonElement element:
                 return FromJsonElement(element, path, depth);
             case IDictionary nested:
-                return ConvertDictionary(nested, path, depth);
+                return ConvertDictionary(nested, path, depth, ancestors);
             case IEnumerable sequence:
             {
                 CheckDepth(path, depth);
+                Enter(sequence, path, ancestors);
                 var array = new JsonArray();
                 foreach (object? item in sequence)
                 {
-                    array.Add(ConvertValue(item, ConfigPath.Index(path, array.Count), depth + 1));
+                    array.Add(ConvertValue(item, ConfigPath.Index(path, array.Count), depth + 1, ancestors));
                 }
 
+                ancestors.Remove(sequence);
                 return array;
             }
 
@@ -85,9 +92,10 @@ internal static class DictionaryConfigConverter
         }
     }
 
-    private static JsonObject ConvertDictionary(IDictionary dictionary, string path, int depth)
+    private static JsonObject ConvertDictionary(IDictionary dictionary, string path, int depth, HashSet<object> ancestors)
     {
         CheckDepth(path, depth);
+        Enter(dictionary, path, ancestors);
         var obj = new JsonObject();
         var entries = dictionary.GetEnumerator();
         while (entries.MoveNext())
@@ -107,9 +115,10 @@ internal static class DictionaryConfigConverter
                     $"Config hashtable at '{ConfigPath.Display(path)}' has two keys that both read '{key}'; make the keys distinct strings.");
             }
 
-            obj.Add(key, ConvertValue(entries.Value, ConfigPath.Key(path, key), depth + 1));
+            obj.Add(key, ConvertValue(entries.Value, ConfigPath.Key(path, key), depth + 1, ancestors));
         }
 
+        ancestors.Remove(dictionary);
         return obj;
     }
 
@@ -186,6 +195,15 @@ internal static class DictionaryConfigConverter
 
     private static string Shorten(string path) => path.Length <= 100 ? path : path.Substring(0, 100) + "...";
 
+    private static void Enter(object container, string path, HashSet<object> ancestors)
+    {
+        if (!ancestors.Add(container))
+        {
+            throw new InvalidConfigException(
+                $"Config value at '{Shorten(ConfigPath.Display(path))}' contains itself (a hashtable or list that holds a reference to one of its parents), so it cannot be stored as JSON; pass a config without self-references.");
+        }
+    }
+
     private static void CheckDepth(string path, int depth)
     {
         if (depth > JsonConfigParser.MaxDepth)
@@ -193,5 +211,14 @@ internal static class DictionaryConfigConverter
             throw new InvalidConfigException(
                 $"Config value at '{Shorten(ConfigPath.Display(path))}' is nested more than {JsonConfigParser.MaxDepth} levels deep; a hashtable or list probably contains itself.");
         }
+    }
+
+    private sealed class ByReference : IEqualityComparer<object>
+    {
+        public static readonly ByReference Instance = new();
+
+        public new bool Equals(object? x, object? y) => ReferenceEquals(x, y);
+
+        public int GetHashCode(object obj) => System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(obj);
     }
 }

@@ -13,6 +13,9 @@ namespace RunTools.Core.Configuration;
 /// </summary>
 public sealed class EffectiveConfig
 {
+    /// <summary>How deep a config may nest (objects and arrays); deeper input is InvalidConfig.</summary>
+    public const int MaxDepth = JsonConfigParser.MaxDepth;
+
     private static readonly UTF8Encoding _utf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     private readonly JsonObject _root;

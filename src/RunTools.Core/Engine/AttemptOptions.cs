@@ -63,6 +63,9 @@ public enum StepAction
 
     /// <summary>Outside the step gate: do not run.</summary>
     GatedOut,
+
+    /// <summary>In doubt and resolved as Skip: do not run; it is completed with no output, so nothing is emitted.</summary>
+    Skip,
 }
 
 /// <summary>What to do with an item.</summary>

@@ -44,18 +44,44 @@ public sealed class DriftException : RunToolsException
     private static string Short(string hash) => hash.Length > 12 ? hash.Substring(0, 12) : hash;
 }
 
-/// <summary>Items are in doubt and the policy is Fail.</summary>
+/// <summary>
+/// Items or steps are in doubt and the policy is Fail. One ErrorId (InDoubtItems) for both: the
+/// condition and the operator's next step are the same, whatever the unit.
+/// </summary>
 public sealed class InDoubtItemsException : RunToolsException
 {
     internal InDoubtItemsException(string runId, IReadOnlyList<ItemRef> items)
-        : base(ErrorIds.InDoubtItems, RunToolsErrorCategory.InvalidOperation,
-              $"Run '{runId}' has {items.Count} item(s) whose work started but was never recorded as finished: {string.Join(", ", items.Take(10))}{(items.Count > 10 ? ", ..." : string.Empty)}. Check whether that work happened, then resume with -InDoubt Retry (do it again), -InDoubt Skip (it happened), or a script block that decides per item.",
-              runId)
+        : this(runId, items, Array.Empty<StepRef>())
+    {
+    }
+
+    internal InDoubtItemsException(string runId, IReadOnlyList<ItemRef> items, IReadOnlyList<StepRef> steps)
+        : base(ErrorIds.InDoubtItems, RunToolsErrorCategory.InvalidOperation, BuildMessage(runId, items, steps), runId)
     {
         Items = items;
+        Steps = steps;
     }
 
     public IReadOnlyList<ItemRef> Items { get; }
+
+    /// <summary>Steps in doubt (started, never recorded as finished).</summary>
+    public IReadOnlyList<StepRef> Steps { get; }
+
+    private static string BuildMessage(string runId, IReadOnlyList<ItemRef> items, IReadOnlyList<StepRef> steps)
+    {
+        var parts = new List<string>();
+        if (steps.Count > 0)
+        {
+            parts.Add($"{steps.Count} step(s) ({string.Join(", ", steps.Take(10).Select(s => $"'{s.Step}', started in attempt {s.Attempt}"))}{(steps.Count > 10 ? ", ..." : string.Empty)})");
+        }
+
+        if (items.Count > 0 || steps.Count == 0)
+        {
+            parts.Add($"{items.Count} item(s) ({string.Join(", ", items.Take(10))}{(items.Count > 10 ? ", ..." : string.Empty)})");
+        }
+
+        return $"Run '{runId}' has {string.Join(" and ", parts)} whose work started but was never recorded as finished. Check whether that work happened, then resume with -InDoubt Retry (do it again), -InDoubt Skip (it happened), or a script block that decides per item or step.";
+    }
 }
 
 /// <summary>Another live process owns the run.</summary>

@@ -33,10 +33,23 @@ internal sealed class ItemLedger : IJournalVisitor
         return ledger;
     }
 
+    /// <summary>
+    /// Steps whose latest step_started was never ended (completed, failed, invalidated or resolved
+    /// as skip), with the attempt that started them. Items-only steps are not here: their work is
+    /// all in their items, whose doubt is kept per key.
+    /// </summary>
+    public Dictionary<string, int> OpenSteps { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Whether any item of <paramref name="step"/> was ever started, completed, failed or skipped.</summary>
+    public bool HasItems(string step) =>
+        _steps.TryGetValue(step, out var ledger)
+        && (ledger.Completed.Count > 0 || ledger.Open.Count > 0 || ledger.Failed.Count > 0 || ledger.Skipped.Count > 0);
+
     public void Visit(in ParsedLine line, long offset, ReadOnlySpan<byte> raw)
     {
         if (line.Key is null)
         {
+            VisitStep(in line, raw);
             return;
         }
 
@@ -84,6 +97,44 @@ internal sealed class ItemLedger : IJournalVisitor
                 ledger.Skipped.Remove(line.Key);
                 break;
             }
+        }
+    }
+
+    private void VisitStep(in ParsedLine line, ReadOnlySpan<byte> raw)
+    {
+        if (line.Step is null)
+        {
+            return;
+        }
+
+        switch (line.Type)
+        {
+            case JournalEventTypes.StepStarted:
+                if (raw.IndexOf("\"items_only\":true"u8) >= 0)
+                {
+                    OpenSteps.Remove(line.Step);
+                }
+                else
+                {
+                    OpenSteps[line.Step] = line.Attempt ?? 0;
+                }
+
+                break;
+
+            case JournalEventTypes.StepCompleted:
+            case JournalEventTypes.StepFailed:
+            case JournalEventTypes.StepInvalidated:
+                OpenSteps.Remove(line.Step);
+                break;
+
+            case JournalEventTypes.StepResolved:
+                // "retry" is followed by a new step_started, which reopens the step in its attempt.
+                if (raw.IndexOf("\"resolution\":\"skip\""u8) >= 0)
+                {
+                    OpenSteps.Remove(line.Step);
+                }
+
+                break;
         }
     }
 

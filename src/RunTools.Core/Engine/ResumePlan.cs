@@ -10,8 +10,9 @@ namespace RunTools.Core.Engine;
 /// <summary>What a resume will find: finished work, work in doubt, and work that must be redone.</summary>
 public sealed class ResumePlan
 {
-    internal ResumePlan(RunState state, JournalScanResult journal, ItemLedger ledger, List<RunProblem> problems, List<ItemRef> inDoubt)
+    internal ResumePlan(RunState state, JournalScanResult journal, ItemLedger ledger, List<RunProblem> problems, List<ItemRef> inDoubt, List<StepRef> inDoubtSteps)
     {
+        InDoubtSteps = inDoubtSteps;
         State = state;
         Journal = journal;
         Ledger = ledger;
@@ -25,6 +26,13 @@ public sealed class ResumePlan
 
     /// <summary>Items whose work started in an earlier attempt and was never recorded as finished.</summary>
     public IReadOnlyList<ItemRef> InDoubt { get; }
+
+    /// <summary>
+    /// Steps whose work started in an earlier attempt and was never recorded as finished (a crash,
+    /// a kill, Ctrl+C inside the step). A step that records items is not here: its items carry the
+    /// doubt, and its body runs again to reach them. Items-only steps (Invoke-RunItem -Step) never are.
+    /// </summary>
+    public IReadOnlyList<StepRef> InDoubtSteps { get; }
 
     /// <summary>Recorded files that are missing or corrupt; their units are redone.</summary>
     public IReadOnlyList<RunProblem> IntegrityProblems { get; }
@@ -71,7 +79,8 @@ internal static class ResumePlanner
     }
 
     /// <summary>One full journal scan (state + ledger), then integrity checks of completed units.</summary>
-    public static Result Plan(RunDirectory run, bool verifyArtifacts)
+    /// <param name="checkRunId">Refuse (CorruptState) a journal whose run_created names another run; Test-Run reports it instead.</param>
+    public static Result Plan(RunDirectory run, bool verifyArtifacts, bool checkRunId = true)
     {
         var state = new RunState { RunId = run.RunId };
         var reducer = new StateReducer(state);
@@ -89,6 +98,10 @@ internal static class ResumePlanner
         }
 
         RunDirectory.EnsureSupportedVersion(run.RunId, state.FormatVersion);
+        if (checkRunId)
+        {
+            run.EnsureOwnRunId(state.RunId, scan.ValidLines == 0 ? RunFormat.StateFile : RunFormat.JournalFile);
+        }
 
         var inDoubt = new List<ItemRef>();
         foreach (var step in ledger.Steps)
@@ -99,8 +112,18 @@ internal static class ResumePlanner
             }
         }
 
+        var inDoubtSteps = new List<StepRef>();
+        foreach (var step in state.Steps)
+        {
+            if (ledger.OpenSteps.TryGetValue(step.Name, out int startedIn) && !ledger.HasItems(step.Name)
+                && step.Status is StepStatus.Running or StepStatus.Pending)
+            {
+                inDoubtSteps.Add(new StepRef { Step = step.Name, Attempt = startedIn });
+            }
+        }
+
         var problems = verifyArtifacts ? CheckCompletedUnits(run, state, ledger) : new List<RunProblem>();
-        return new Result(new ResumePlan(state, scan, ledger, problems, inDoubt));
+        return new Result(new ResumePlan(state, scan, ledger, problems, inDoubt, inDoubtSteps));
     }
 
     private static List<RunProblem> CheckCompletedUnits(RunDirectory run, RunState state, ItemLedger ledger) =>

@@ -107,14 +107,15 @@ public sealed class RunAttempt : IDisposable
                 throw new DriftException(run.RunId, drift, configChanges);
             }
 
-            if (Plan.InDoubt.Count > 0 && options.InDoubt == InDoubtAction.Fail)
+            if ((Plan.InDoubt.Count > 0 || Plan.InDoubtSteps.Count > 0) && options.InDoubt == InDoubtAction.Fail)
             {
                 Append(JournalEventTypes.ResumeRefused, w =>
                 {
                     w.WriteString("reason", "in_doubt");
                     w.WriteNumber("items", Plan.InDoubt.Count);
+                    w.WriteNumber("steps", Plan.InDoubtSteps.Count);
                 });
-                throw new InDoubtItemsException(run.RunId, Plan.InDoubt);
+                throw new InDoubtItemsException(run.RunId, Plan.InDoubt, Plan.InDoubtSteps);
             }
 
             foreach (var problem in Plan.IntegrityProblems)
@@ -155,6 +156,12 @@ public sealed class RunAttempt : IDisposable
                     w.WritePropertyName("in_doubt");
                     JsonSerializer.Serialize(w, Plan.InDoubt, RunFormat.CompactJsonOptions);
                 }
+
+                if (Plan.InDoubtSteps.Count > 0)
+                {
+                    w.WritePropertyName("in_doubt_steps");
+                    JsonSerializer.Serialize(w, Plan.InDoubtSteps, RunFormat.CompactJsonOptions);
+                }
             });
 
             foreach (var record in drift)
@@ -168,6 +175,11 @@ public sealed class RunAttempt : IDisposable
             Log(resumed
                 ? $"Attempt {Attempt} resumed run {run.RunId} (was {previousStatus}); first unfinished step: {Plan.FirstUnfinishedStep ?? "(none recorded)"}; {Plan.CompletedItems} item(s) done, {Plan.InDoubt.Count} in doubt."
                 : $"Attempt {Attempt} started run {run.RunId}.");
+            foreach (var step in Plan.InDoubtSteps)
+            {
+                Warn($"Step '{step.Step}' is in doubt: it started in attempt {step.Attempt} and was never recorded as finished, so its work may or may not have happened. {(options.InDoubtDecidedPerItem ? "It is decided when the script meets it." : $"Policy: {options.InDoubt}.")}");
+            }
+
             foreach (var item in Plan.InDoubt)
             {
                 Warn($"Item '{item.Key}' of step '{item.Step}' is in doubt: its work started in an earlier attempt and was never recorded as finished. {(options.InDoubtDecidedPerItem ? "It is decided per item when the script meets it." : $"Policy: {options.InDoubt}.")}");
@@ -240,7 +252,15 @@ public sealed class RunAttempt : IDisposable
         }
     }
 
-    public StepAction BeginStep(string name)
+    public StepAction BeginStep(string name) => BeginStep(name, null, itemsOnly: false);
+
+    /// <summary>
+    /// Decides a step: Replay (done earlier), GatedOut, Skip (in doubt, resolved as skip) or Run, in
+    /// which case step_started is on disk before this returns. <paramref name="decideInDoubt"/>
+    /// overrides the attempt's policy for a step in doubt. <paramref name="itemsOnly"/>: the step
+    /// does nothing but run items (Invoke-RunItem -Step), so it is never in doubt itself.
+    /// </summary>
+    public StepAction BeginStep(string name, Func<StepRef, InDoubtAction>? decideInDoubt, bool itemsOnly = false)
     {
         EnsureUsable();
         RunId.Validate(name, "step name", ErrorIds.InvalidStepName);
@@ -275,11 +295,60 @@ public sealed class RunAttempt : IDisposable
             return StepAction.GatedOut;
         }
 
+        string? previous = null;
+        if (_ledger.OpenSteps.TryGetValue(name, out int startedIn) && startedIn != Attempt
+            && Plan.InDoubtSteps.Any(s => s.Step == name))
+        {
+            var stepRef = new StepRef { Step = name, Attempt = startedIn };
+            var action = decideInDoubt?.Invoke(stepRef) ?? _options.InDoubt;
+            if (action == InDoubtAction.Fail)
+            {
+                throw new InDoubtItemsException(_run.RunId, Array.Empty<ItemRef>(), new[] { stepRef });
+            }
+
+            Append(JournalEventTypes.StepResolved, w =>
+            {
+                w.WriteString("step", name);
+                w.WriteNumber("attempt", Attempt);
+                w.WriteString("resolution", action == InDoubtAction.Skip ? "skip" : "retry");
+            }, durable: action == InDoubtAction.Skip);
+            if (action == InDoubtAction.Skip)
+            {
+                _ledger.OpenSteps.Remove(name);
+                Log($"Step '{name}' was in doubt and is skipped (assumed done; it has no output to replay).");
+                WriteSnapshot();
+                return StepAction.Skip;
+            }
+
+            previous = "in_doubt";
+            Log($"Step '{name}' was in doubt and is run again.");
+        }
+
+        // Durable: the intent is on disk before the step's work starts, so a crash inside the step
+        // leaves it in doubt rather than silently unstarted.
         Append(JournalEventTypes.StepStarted, w =>
         {
             w.WriteString("step", name);
             w.WriteNumber("attempt", Attempt);
-        }, durable: false);
+            if (itemsOnly)
+            {
+                w.WriteBoolean("items_only", true);
+            }
+
+            if (previous is not null)
+            {
+                w.WriteString("previous", previous);
+            }
+        });
+        if (itemsOnly)
+        {
+            _ledger.OpenSteps.Remove(name);
+        }
+        else
+        {
+            _ledger.OpenSteps[name] = Attempt;
+        }
+
         _activeStep = name;
         _stepClock.Restart();
         Log($"Step '{name}' started.");
@@ -337,6 +406,7 @@ public sealed class RunAttempt : IDisposable
             }
         });
         _activeStep = null;
+        _ledger.OpenSteps.Remove(name);
         if (_options.Gate?.To == name)
         {
             _passedTo = true;
@@ -358,6 +428,7 @@ public sealed class RunAttempt : IDisposable
             w.WriteString("error", error);
         });
         _activeStep = null;
+        _ledger.OpenSteps.Remove(name);
         Log($"Step '{name}' failed: {error}");
         WriteSnapshot();
     }
@@ -640,7 +711,15 @@ public sealed class RunAttempt : IDisposable
     }
 
     /// <summary>Ends the attempt after the script returned: Completed, or Stopped when gated steps are left.</summary>
-    public RunState Complete()
+    public RunState Complete() => Complete(null);
+
+    /// <summary>
+    /// As <see cref="Complete()"/>; <paramref name="stepsInScript"/> are the steps the script names
+    /// (read from its text). Those the run never met (a condition or an early <c>exit 0</c> passed
+    /// them by) do not keep the run from completing, since that was the script's own decision, but
+    /// they are named in a warning and in run_completed's <c>steps_not_met</c>.
+    /// </summary>
+    public RunState Complete(IReadOnlyCollection<string>? stepsInScript)
     {
         EnsureUsable();
         if (_activeStep is not null)
@@ -674,7 +753,17 @@ public sealed class RunAttempt : IDisposable
             Warn($"{leftInDoubt.Count} item(s) in doubt were not met again by the script and stay in doubt: {string.Join(", ", leftInDoubt.Take(10))}.");
         }
 
-        return Finish(JournalEventTypes.RunCompleted, RunStatus.Completed, null, $"Attempt {Attempt} completed the run.");
+        var notMet = (stepsInScript ?? Array.Empty<string>()).Where(n => State.FindStep(n) is null).Distinct(StringComparer.Ordinal).ToList();
+        if (notMet.Count > 0)
+        {
+            Warn($"The script names {notMet.Count} step(s) this run never reached: {string.Join(", ", notMet)} (a condition or an early 'exit 0' passed them by). The run is Completed because the script ended without an error; if those steps should have run, fix the script and start a new run.");
+        }
+
+        return Finish(JournalEventTypes.RunCompleted, RunStatus.Completed, notMet.Count == 0 ? null : w =>
+        {
+            w.WritePropertyName("steps_not_met");
+            JsonSerializer.Serialize(w, notMet, RunFormat.CompactJsonOptions);
+        }, $"Attempt {Attempt} completed the run.");
     }
 
     /// <summary>Ends the attempt as Failed; a running unit is recorded as failed with the same error.</summary>

@@ -79,7 +79,7 @@ internal static class RunTester
         ResumePlan plan;
         try
         {
-            plan = ResumePlanner.Plan(run, verifyArtifacts: false).Plan;
+            plan = ResumePlanner.Plan(run, verifyArtifacts: false, checkRunId: false).Plan;
         }
         catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.CorruptState)
         {
@@ -107,12 +107,14 @@ internal static class RunTester
 
         var state = plan.State;
         var journal = plan.Journal;
+        CheckRunId(run, snapshot, journal.ValidLines > 0 ? state : null, problems);
         CheckJournal(journal, journalExists, owned, problems);
         if (snapshot is not null && journal.ValidLines > 0)
         {
             CheckSnapshot(run, snapshot, state, journal, problems);
         }
 
+        CheckCompletion(plan, problems);
         CheckStoredCopy(run, RunFormat.ConfigFile, state.Config.Hash, "the config the run recorded", problems);
         CheckStoredCopy(run, RunFormat.ScriptFile, state.Script.Hash, "the script the run recorded", problems);
 
@@ -124,6 +126,60 @@ internal static class RunTester
 
         state.Status = run.DeriveStatus(state.Status);
         return new RunTestResult(run, state, problems, files.Count, total);
+    }
+
+    /// <summary>A run directory is named by its run id; files naming another run belong elsewhere.</summary>
+    private static void CheckRunId(RunDirectory run, RunState? snapshot, RunState? journalState, List<RunProblem> problems)
+    {
+        if (snapshot is not null && snapshot.RunId != run.RunId)
+        {
+            problems.Add(new RunProblem(RunProblemKind.RunIdMismatch, $"{RunFormat.StateFile}#/run_id", run.RunId, snapshot.RunId, null, null,
+                note: "run.json belongs to another run. Readers and Resume-Run refuse this run (CorruptState); rename the directory if it is that run, or restore this run's files from a backup or archive."));
+        }
+
+        if (journalState is not null && journalState.RunId != run.RunId)
+        {
+            problems.Add(new RunProblem(RunProblemKind.RunIdMismatch, $"{RunFormat.JournalFile}#run_created/run_id", run.RunId, journalState.RunId, null, null,
+                note: "The journal belongs to another run. Readers and Resume-Run refuse this run (CorruptState); rename the directory if it is that run, or restore this run's files from a backup or archive."));
+        }
+    }
+
+    /// <summary>
+    /// A run the journal calls Completed must have finished every step it knows (declared or met)
+    /// and left no work open: a run_completed written over unfinished work is a forgery or a bug.
+    /// </summary>
+    private static void CheckCompletion(ResumePlan plan, List<RunProblem> problems)
+    {
+        var state = plan.State;
+        if (state.Status != RunStatus.Completed)
+        {
+            return;
+        }
+
+        const string Note = "run_completed is recorded but this work never finished; the run is not really complete. Start a new run to do the work (a completed run is not resumed).";
+        foreach (string name in state.DeclaredSteps.Concat(state.Steps.Select(s => s.Name)).Distinct(StringComparer.Ordinal))
+        {
+            var step = state.FindStep(name);
+            if (step is null || step.Status != StepStatus.Completed)
+            {
+                problems.Add(new RunProblem(RunProblemKind.IncompleteRun, $"{RunFormat.JournalFile}#steps/{name}", "completed",
+                    step is null ? "never started" : step.Status.ToString().ToLowerInvariant(), name, null, note: Note));
+            }
+        }
+
+        // An item the completing attempt started and never finished cannot be left by Complete; one
+        // left in doubt by an earlier attempt can (the script never met its key again): a warning.
+        foreach (var step in plan.Ledger.Steps)
+        {
+            foreach (var open in step.Value.Open)
+            {
+                bool sameAttempt = open.Value >= state.Attempt;
+                problems.Add(new RunProblem(RunProblemKind.IncompleteRun, $"{RunFormat.JournalFile}#steps/{step.Key}/items/{open.Key}", "completed, failed or skipped",
+                    $"started in attempt {open.Value}, never finished", step.Key, open.Key,
+                    sameAttempt ? RunProblemSeverity.Error : RunProblemSeverity.Warning,
+                    sameAttempt ? Note : "The item stayed in doubt: the run completed without meeting its key again. Check whether its work happened."));
+            }
+        }
     }
 
     private static RunProblem Required(string file, string? note) =>

@@ -17,6 +17,9 @@ public static class JournalEventTypes
     public const string ItemCompleted = "item_completed";
     public const string ItemFailed = "item_failed";
     public const string ItemResolved = "item_resolved";
+
+    /// <summary>A step in doubt (started in an earlier attempt, never ended) was resolved: skip or retry.</summary>
+    public const string StepResolved = "step_resolved";
     public const string ItemInvalidated = "item_invalidated";
     public const string ArtifactAdded = "artifact_added";
     public const string RunStopped = "run_stopped";
@@ -32,7 +35,7 @@ public static class JournalEventTypes
     internal static readonly string[] All =
     {
         ItemStarted, ItemCompleted, RunCreated, AttemptStarted, DriftAccepted, ResumeRefused, StopCleared,
-        StepStarted, StepCompleted, StepFailed, StepInvalidated, StepGated,
+        StepStarted, StepCompleted, StepFailed, StepInvalidated, StepGated, StepResolved,
         ItemFailed, ItemResolved, ItemInvalidated,
         ArtifactAdded, RunStopped, RunCompleted, RunFailed, JournalRepaired, Warning, RunMigrated,
     };

@@ -77,6 +77,12 @@ public enum RunProblemKind
 
     /// <summary>The run uses a newer run-directory format than this RunTools reads.</summary>
     UnsupportedFormatVersion,
+
+    /// <summary>run.json or the journal's run_created names another run than the directory's name.</summary>
+    RunIdMismatch,
+
+    /// <summary>The run reads Completed, but a step is not completed or work is still open (in doubt).</summary>
+    IncompleteRun,
 }
 
 /// <summary>Whether a problem makes the run invalid (Error) or is only worth knowing (Warning).</summary>

@@ -196,6 +196,10 @@ public sealed class StepRecord
     /// <summary>Keys whose work started and was not recorded as finished, in journal order.</summary>
     [JsonPropertyName("items_open")]
     public List<string> ItemsOpen { get; set; } = new();
+
+    /// <summary>True when the step was in doubt and resolved as skip: completed on the policy's word, with no output.</summary>
+    [JsonPropertyName("skipped")]
+    public bool Skipped { get; set; }
 }
 
 /// <summary>A recorded step output: a file under steps/&lt;name&gt;/.</summary>
@@ -278,6 +282,10 @@ public sealed class ResumeRecord
 
     [JsonPropertyName("in_doubt")]
     public List<ItemRef> InDoubt { get; set; } = new();
+
+    /// <summary>Steps in doubt when the attempt began (started earlier, never ended).</summary>
+    [JsonPropertyName("in_doubt_steps")]
+    public List<StepRef> InDoubtSteps { get; set; } = new();
 }
 
 public sealed class DriftRecord
@@ -320,6 +328,26 @@ public sealed class ItemRef
     public string Key { get; set; } = string.Empty;
 
     public override string ToString() => $"{Step}/{Key}";
+}
+
+/// <summary>
+/// A step in doubt: started in an earlier attempt and never recorded as completed or failed. It is
+/// what an -InDoubt script block gets as $_ for a step (items get their input object).
+/// </summary>
+public sealed class StepRef
+{
+    [JsonPropertyName("step")]
+    public string Step { get; set; } = string.Empty;
+
+    /// <summary>The attempt that started the step and died (or stopped) inside it.</summary>
+    [JsonPropertyName("attempt")]
+    public int Attempt { get; set; }
+
+    /// <summary>Always "Step": lets an -InDoubt script block tell a step from an item's input object.</summary>
+    [JsonIgnore]
+    public string Kind => "Step";
+
+    public override string ToString() => Step;
 }
 
 /// <summary>Which steps an attempt may run (the seeds' --only_step/--from_step/--to_step).</summary>

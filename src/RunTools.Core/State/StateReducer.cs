@@ -133,6 +133,14 @@ internal sealed class StateReducer : IJournalVisitor
                         }
                     }
 
+                    if (e.TryGetProperty("in_doubt_steps", out var inDoubtSteps) && inDoubtSteps.ValueKind == JsonValueKind.Array)
+                    {
+                        foreach (var item in inDoubtSteps.EnumerateArray())
+                        {
+                            record.InDoubtSteps.Add(new StepRef { Step = Str(item, "step") ?? string.Empty, Attempt = Int(item, "attempt") ?? 0 });
+                        }
+                    }
+
                     state.ResumeHistory.Add(record);
                 }
 
@@ -177,7 +185,29 @@ internal sealed class StateReducer : IJournalVisitor
                 step.EndedAt = null;
                 step.DurationMs = null;
                 step.Error = null;
+                step.Skipped = false;
                 state.CurrentStep = step.Name;
+                break;
+            }
+
+            case JournalEventTypes.StepResolved:
+            {
+                // "retry" changes nothing: a step_started follows.
+                if (Str(e, "resolution") == "skip")
+                {
+                    var step = state.GetOrAddStep(line.Step ?? string.Empty);
+                    step.Status = StepStatus.Completed;
+                    step.Skipped = true;
+                    step.EndedAt = ts;
+                    step.DurationMs = null;
+                    step.Output = null;
+                    step.Error = null;
+                    if (state.CurrentStep == step.Name)
+                    {
+                        state.CurrentStep = null;
+                    }
+                }
+
                 break;
             }
 
@@ -222,6 +252,7 @@ internal sealed class StateReducer : IJournalVisitor
             {
                 var step = state.GetOrAddStep(line.Step ?? string.Empty);
                 step.Status = StepStatus.Pending;
+                step.Skipped = false;
                 step.Error = Str(e, "reason");
                 break;
             }

@@ -451,12 +451,12 @@ public sealed class EffectiveConfigTests : IDisposable
     }
 
     [Fact]
-    public void DictionaryCyclesHitTheDepthLimit()
+    public void DictionaryCyclesAreRefusedAsSelfReferences()
     {
         var self = new Hashtable();
         self["self"] = self;
         var ex = Assert.Throws<InvalidConfigException>(() => EffectiveConfig.FromDictionary(self));
-        Assert.Contains("64", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("'self' contains itself", ex.Message, StringComparison.Ordinal);
 
         var list = new ArrayList();
         list.Add(list);
