@@ -33,6 +33,12 @@ public static class ErrorIds
     public const string RunNotFound = "RunNotFound";
     public const string RunExists = "RunExists";
     public const string RunLocked = "RunLocked";
+
+    // The run lock could not be taken for a reason other than a live holder; see docs/run-format.md §5.1.
+    public const string LockFileInvalid = "LockFileInvalid";
+    public const string RunReadOnly = "RunReadOnly";
+    public const string LockPermissionDenied = "LockPermissionDenied";
+    public const string LockFailed = "LockFailed";
     public const string RunNotResumable = "RunNotResumable";
     public const string ConfigDrift = "ConfigDrift";
     public const string ScriptDrift = "ScriptDrift";

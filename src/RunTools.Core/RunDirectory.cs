@@ -76,8 +76,11 @@ public sealed class RunDirectory
     /// <summary>The full path of a recorded path (relative to the run with '/' separators, or absolute for references).</summary>
     public string ResolveRecordedPath(string recordedPath) => Engine.Integrity.ResolvePath(Path, recordedPath);
 
-    /// <summary>Whether a live process owns the run.</summary>
-    public bool IsOwned => RunLock.IsHeld(Path);
+    /// <summary>Whether a live process owns the run (holds its lock).</summary>
+    public bool IsOwned => RunLock.Probe(Path).State == LockProbeState.Held;
+
+    /// <summary>A reader's look at the lock: held, free, not a regular file, or not readable.</summary>
+    internal LockProbe ProbeLock() => RunLock.Probe(Path);
 
     public StopRequest? ReadStopRequest()
     {
@@ -168,22 +171,11 @@ public sealed class RunDirectory
         Directory.Delete(doomed, recursive: true);
     }
 
-    /// <summary>Takes the owner lock, or throws RunLocked naming the owner the state records.</summary>
-    internal RunLock AcquireLock(DateTimeOffset now) => RunLock.TryAcquire(Path, now) ?? throw Locked();
-
-    internal Engine.RunLockedException Locked()
-    {
-        OwnerRecord? owner = null;
-        try
-        {
-            owner = ReadStoredState(out _).Owner;
-        }
-        catch (RunToolsException)
-        {
-        }
-
-        return new Engine.RunLockedException(RunId, owner);
-    }
+    /// <summary>
+    /// Takes the owner lock, or throws: RunLocked naming the live holder from the lock file,
+    /// LockFileInvalid, RunNotFound, RunReadOnly, LockPermissionDenied or LockFailed.
+    /// </summary>
+    internal RunLock AcquireLock(DateTimeOffset now) => RunLock.Acquire(Path, RunId, now);
 
     internal RunStatus DeriveStatus(RunStatus stored)
     {
@@ -192,7 +184,10 @@ public sealed class RunDirectory
             return stored;
         }
 
-        if (!RunLock.IsHeld(Path))
+        // A lock file that cannot be read (Unknown) leaves the status as recorded: Interrupted
+        // would be a guess. One that is not a regular file cannot be held by any owner.
+        var probe = RunLock.Probe(Path).State;
+        if (probe == LockProbeState.Free || probe == LockProbeState.Invalid)
         {
             return RunStatus.Interrupted;
         }

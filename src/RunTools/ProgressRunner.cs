@@ -25,7 +25,9 @@ internal static class ProgressRunner
         }), cancellation);
 
         ProgressRecord? record = null;
-        while (!task.Wait(s_interval))
+        // Not task.Wait: it throws a faulted task's error wrapped in an AggregateException, which
+        // no cmdlet catches; GetResult below rethrows the error itself (a RunToolsException).
+        while (!((IAsyncResult)task).AsyncWaitHandle.WaitOne(s_interval))
         {
             long t = Interlocked.Read(ref total);
             long d = Interlocked.Read(ref done);

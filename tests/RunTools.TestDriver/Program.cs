@@ -22,6 +22,9 @@ namespace RunTools.TestDriver;
 //   convert <legacyDir> <stage>                               convert a legacy directory; print STAGE lines, hang at <stage>
 //   export <runPath> <destination>                            export with Force; after the first file say EXPORTING and stall
 //   import <archive> <root>                                   import with Force; after the first file say IMPORTING and stall
+//   contend <resume|remove|status> <runPath> <goFile|-> <ms>  (after goFile appears) own the run for ms and say OWNER <pid>,
+//                                                             or delete it (REMOVED <pid>), or print STATUS <derived status>;
+//                                                             a refusal says LOCKED <holder pid|none> or ERROR <id>
 internal static class Program
 {
     private static int Main(string[] args)
@@ -36,6 +39,7 @@ internal static class Program
                 "convert" => Convert(args[1], args[2]),
                 "export" => Export(args[1], args[2]),
                 "import" => Import(args[1], args[2]),
+                "contend" => Contend(args[1], args[2], args[3], int.Parse(args[4])),
                 _ => 64,
             };
         }
@@ -89,6 +93,45 @@ internal static class Program
             Thread.Sleep(Timeout.Infinite);
         }
     };
+
+    private static int Contend(string operation, string runPath, string goFile, int milliseconds)
+    {
+        while (goFile != "-" && !File.Exists(goFile))
+        {
+            Thread.Sleep(1);
+        }
+
+        try
+        {
+            var run = RunDirectory.Open(runPath);
+            switch (operation)
+            {
+                case "resume":
+                    using (run.BeginAttempt())
+                    {
+                        Console.Out.WriteLine("OWNER " + Environment.ProcessId);
+                        Console.Out.Flush();
+                        Thread.Sleep(milliseconds);
+                    }
+
+                    break;
+                case "remove":
+                    run.Delete();
+                    Console.Out.WriteLine("REMOVED " + Environment.ProcessId);
+                    break;
+                default:
+                    Console.Out.WriteLine("STATUS " + run.ReadState().Status);
+                    break;
+            }
+        }
+        catch (RunLockedException ex)
+        {
+            Console.Out.WriteLine("LOCKED " + (ex.Owner is null ? "none" : ex.Owner.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        }
+
+        Console.Out.Flush();
+        return 0;
+    }
 
     private static int Race(string runPath, string goFile)
     {

@@ -267,10 +267,7 @@ public static class RunArchive
                         $"'{target}' exists and is not a run directory, so -Force does not replace it; '{full}' was not imported. Move that folder away, or import under another -Root.", id);
                 }
 
-                if (RunLock.IsHeld(target))
-                {
-                    throw new RunLockedException(id, null);
-                }
+                RunLock.ThrowIfHeld(target, id);
             }
 
             Directory.CreateDirectory(root.Path);
@@ -320,27 +317,8 @@ public static class RunArchive
         public DateTime LastWriteUtc { get; }
     }
 
-    private static RunLock LockForExport(RunDirectory run)
-    {
-        RunLock? runLock;
-        try
-        {
-            runLock = RunLock.TryAcquire(run.Path, DateTimeOffset.UtcNow);
-        }
-        catch (UnauthorizedAccessException ex)
-        {
-            // A read-only copy of a run (a mounted backup) cannot be locked; nobody can be running it either.
-            throw new RunToolsException(ErrorIds.FileUnreadable, RunToolsErrorCategory.PermissionDenied,
-                $"Run '{run.RunId}' cannot be locked for export: {ex.Message} Copy it somewhere writable, or fix the permissions, and try again.", run.RunId, ex);
-        }
-
-        if (runLock is null)
-        {
-            throw run.Locked();
-        }
-
-        return runLock;
-    }
+    // RunLocked, LockFileInvalid, RunReadOnly (a mounted backup), LockPermissionDenied, ...: see RunLock.Acquire.
+    private static RunLock LockForExport(RunDirectory run) => run.AcquireLock(DateTimeOffset.UtcNow);
 
     private static ArchiveRunSummary Summarize(RunState state, RunStatus status) => new()
     {

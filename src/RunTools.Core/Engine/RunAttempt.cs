@@ -829,20 +829,35 @@ public sealed class RunAttempt : IDisposable
     /// <summary>Releases the lock. An attempt not ended by Complete/Fail/Stop stays Running, and reads as Interrupted.</summary>
     public void Dispose()
     {
+        // The lock is released whatever fails before it: a lock kept by a failed flush would
+        // refuse every later attempt of this process (RunLocked naming itself) until it exits.
         try
         {
-            if (!_finished && !_faulted)
+            try
             {
-                _journal.Flush();
+                if (!_finished && !_faulted)
+                {
+                    _journal.Flush();
+                }
+            }
+            catch (IOException)
+            {
+            }
+
+            try
+            {
+                _journal.Dispose();
+            }
+            finally
+            {
+                _options.CrashPoint?.Invoke("dispose_log");
+                _log.Dispose();
             }
         }
-        catch (IOException)
+        finally
         {
+            _lock.Dispose();
         }
-
-        _journal.Dispose();
-        _log.Dispose();
-        _lock.Dispose();
     }
 
     private RunState Finish(string type, RunStatus status, Action<Utf8JsonWriter>? payload, string logLine)

@@ -65,7 +65,15 @@ internal static class RunTester
         // A live owner only ever moves the snapshot forward, so for a running run the snapshot is
         // read before the journal: the journal then reaches at least as far as it says. A run
         // nobody owns does not change, and both are read at once.
-        bool owned = run.IsOwned;
+        // A lock file that is a link, a directory or a FIFO is refused (LockFileInvalid), never
+        // opened through; one that cannot be read counts as owned, so an in-flight tail is not called torn.
+        var probe = run.ProbeLock();
+        if (probe.State == LockProbeState.Invalid)
+        {
+            throw probe.InvalidError(run.RunId);
+        }
+
+        bool owned = probe.State == LockProbeState.Held || probe.State == LockProbeState.Unknown;
         string? snapshotFailure = null;
         var snapshotRead = owned
             ? System.Threading.Tasks.Task.FromResult(run.TryReadSnapshot(out snapshotFailure))
