@@ -219,15 +219,17 @@ public sealed class RunsRoot
                 $"A run '{id}' already exists under '{Path}'. Choose another -RunId, or resume that run with Resume-Run.", id);
         }
 
-        Directory.CreateDirectory(Path);
+        DurableFile.CreateDirectory(Path);
         RemoveAbandonedStaging();
         string staging = System.IO.Path.Combine(Path, RunFormat.StagingPrefix + id + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
-        Directory.CreateDirectory(staging);
         try
         {
+            // The staging folder's own entries are flushed once, below, before it is renamed into place.
             foreach (string folder in new[] { RunFormat.StepsFolder, RunFormat.ArtifactsFolder, RunFormat.LogsFolder })
             {
-                Directory.CreateDirectory(System.IO.Path.Combine(staging, folder));
+                string full = System.IO.Path.Combine(staging, folder);
+                FaultPoints.ThrowIfInjected(DurableOp.CreateDirectory, full);
+                Directory.CreateDirectory(full);
             }
 
             WriteConfigFiles(staging, options.Config);
@@ -255,6 +257,7 @@ public sealed class RunsRoot
             NativeMethods.FlushDirectory(staging);
             try
             {
+                FaultPoints.ThrowIfInjected(DurableOp.Rename, target);
                 Directory.Move(staging, target);
             }
             catch (IOException) when (Directory.Exists(target))
@@ -262,15 +265,29 @@ public sealed class RunsRoot
                 throw new RunToolsException(ErrorIds.RunExists, RunToolsErrorCategory.ResourceExists,
                     $"A run '{id}' was created under '{Path}' at the same moment. Choose another -RunId.", id);
             }
-
-            NativeMethods.FlushDirectory(Path);
-            return new RunDirectory(target, id);
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+        {
+            TryDeleteDirectory(staging);
+            throw DurableFile.Failed($"Could not create run '{id}' under '{Path}'", Path, ex, "No run was created.");
         }
         catch
         {
             TryDeleteDirectory(staging);
             throw;
         }
+
+        try
+        {
+            NativeMethods.FlushDirectory(Path);
+        }
+        catch (IOException ex)
+        {
+            throw DurableFile.Failed($"Run '{id}' was created under '{Path}', but that folder could not be flushed to disk", target, ex,
+                $"The run exists, but a power loss could still remove it; resume it with Resume-Run -RunId {id} rather than starting another.");
+        }
+
+        return new RunDirectory(target, id);
     }
 
     /// <summary>The payload of <c>run_created</c>; migration writes the same event for an adopted directory.</summary>

@@ -32,6 +32,13 @@ public sealed class AddRunArtifactCommand : InScriptCmdletBase
             var record = context.Engine.AddArtifact(ResolvePath(Path), Name, Reference ? ArtifactMode.Reference : ArtifactMode.Copy);
             WriteObject(new RunArtifact(context.Run, record));
         }
+        catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.WriteFailed)
+        {
+            // The disk refused the copy: Core recorded the unit as failed. The whole script ends
+            // (no try/catch can swallow it) and the run fails, rather than go on to record work
+            // whose files cannot be kept.
+            Fail(context, ex.Message, ex);
+        }
         catch (RunToolsException ex)
         {
             WriteError(ToErrorRecord(ex, Path));

@@ -13,9 +13,10 @@ namespace RunTools.Core.Tests;
 /// <summary>A real temporary folder per test, removed afterwards.</summary>
 public sealed class TempDir : IDisposable
 {
-    public TempDir()
+    /// <param name="baseFolder">Where to make it (default: the temp folder).</param>
+    public TempDir(string? baseFolder = null)
     {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "runtools-tests", Guid.NewGuid().ToString("N").Substring(0, 12));
+        Path = System.IO.Path.Combine(baseFolder ?? System.IO.Path.GetTempPath(), "runtools-tests", Guid.NewGuid().ToString("N").Substring(0, 12));
         Directory.CreateDirectory(Path);
     }
 

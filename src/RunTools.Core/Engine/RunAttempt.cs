@@ -37,6 +37,8 @@ public sealed class RunAttempt : IDisposable
     private bool _passedTo;
     private bool _finished;
     private bool _faulted;
+    private bool _logFailed;
+    private (string Step, string? Key, RunToolsException Error)? _unitWriteFailure;
     private long _snapshotSequence;
 
     private RunAttempt(RunDirectory run, RunLock runLock, AttemptOptions options, DateTimeOffset now)
@@ -65,9 +67,17 @@ public sealed class RunAttempt : IDisposable
         var previousStatus = state.Status;
         PreviousStatus = previousStatus;
         Attempt = state.Attempt + 1;
-        Directory.CreateDirectory(Path.Combine(run.Path, RunFormat.LogsFolder));
         LogPath = Path.Combine(run.Path, RunFormat.LogsFolder, $"attempt-{Attempt}.log");
-        _log = new StreamWriter(new FileStream(LogPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete), new UTF8Encoding(false)) { AutoFlush = true };
+        try
+        {
+            DurableFile.CreateDirectory(Path.Combine(run.Path, RunFormat.LogsFolder));
+            _log = new StreamWriter(new FileStream(LogPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete), new UTF8Encoding(false)) { AutoFlush = true };
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException || ex is RunToolsException)
+        {
+            _journal.Dispose();
+            throw ex as RunToolsException ?? DurableFile.Failed($"Could not create the attempt log '{LogPath}'", LogPath, ex, "The attempt did not start; nothing was recorded.");
+        }
 
         try
         {
@@ -350,6 +360,7 @@ public sealed class RunAttempt : IDisposable
         }
 
         _activeStep = name;
+        _unitWriteFailure = null;
         _stepClock.Restart();
         Log($"Step '{name}' started.");
         return StepAction.Run;
@@ -358,6 +369,7 @@ public sealed class RunAttempt : IDisposable
     /// <summary>Records the step as completed; <paramref name="output"/> is kept under steps/&lt;name&gt;/ and replayed on resume.</summary>
     public void CompleteStep(string name, byte[]? output, string? outputFormat = null)
     {
+        ThrowIfUnitWriteFailed(name, null);
         EnsureActiveStep(name);
         var failedKeys = _ledger.For(name).Failed;
         if (failedKeys.Count > 0)
@@ -372,17 +384,26 @@ public sealed class RunAttempt : IDisposable
         if (output is not null)
         {
             string folder = Path.Combine(_run.Path, RunFormat.StepsFolder, name);
-            Directory.CreateDirectory(folder);
             string fileName = "output" + (IsSafeExtension(outputFormat) ? "." + outputFormat : ".bin");
             string relative = $"{RunFormat.StepsFolder}/{name}/{fileName}";
-            if (File.Exists(Integrity.ResolvePath(_run.Path, relative)))
+            try
             {
-                // A step that runs again keeps the earlier attempt's output beside the new one.
-                relative = $"{RunFormat.StepsFolder}/{name}/attempt-{Attempt}/{fileName}";
-                Directory.CreateDirectory(Path.Combine(folder, $"attempt-{Attempt}"));
+                DurableFile.CreateDirectory(folder);
+                if (File.Exists(Integrity.ResolvePath(_run.Path, relative)))
+                {
+                    // A step that runs again keeps the earlier attempt's output beside the new one.
+                    relative = $"{RunFormat.StepsFolder}/{name}/attempt-{Attempt}/{fileName}";
+                    DurableFile.CreateDirectory(Path.Combine(folder, $"attempt-{Attempt}"));
+                }
+
+                DurableFile.WriteAtomic(Integrity.ResolvePath(_run.Path, relative), output);
+            }
+            catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.WriteFailed)
+            {
+                FailUnitForWrite(ex);
+                throw;
             }
 
-            DurableFile.WriteAtomic(Integrity.ResolvePath(_run.Path, relative), output);
             _options.CrashPoint?.Invoke("step_output_written");
             record = new OutputRecord
             {
@@ -514,6 +535,7 @@ public sealed class RunAttempt : IDisposable
         ledger.Open[key] = Attempt;
         ledger.Failed.Remove(key);
         _activeItem = key;
+        _unitWriteFailure = null;
         _itemClock.Restart();
         return ItemAction.Run;
     }
@@ -521,6 +543,7 @@ public sealed class RunAttempt : IDisposable
     /// <summary>Records the item as completed; from here on it is never run again in this run.</summary>
     public void CompleteItem(string step, string key, byte[]? output, string? outputFormat = null)
     {
+        ThrowIfUnitWriteFailed(step, key);
         EnsureActiveItem(step, key);
         long duration = _itemClock.ElapsedMilliseconds;
         long offset = Append(JournalEventTypes.ItemCompleted, w =>
@@ -664,9 +687,18 @@ public sealed class RunAttempt : IDisposable
         {
             recordedPath = FreeArtifactPath(artifactName);
             string destination = Integrity.ResolvePath(_run.Path, recordedPath);
-            Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
-            DurableFile.CopyAtomic(full, destination);
-            (size, sha256) = Integrity.HashFile(destination);
+            try
+            {
+                DurableFile.CreateDirectory(Path.GetDirectoryName(destination)!);
+                DurableFile.CopyAtomic(full, destination);
+                (size, sha256) = Integrity.HashFile(destination);
+            }
+            catch (Exception ex) when (ex is RunToolsException { ErrorId: ErrorIds.WriteFailed } || ex is IOException)
+            {
+                var failure = ex as RunToolsException ?? DurableFile.Failed($"Could not read back the copy '{destination}'", destination, ex, "It does not count as recorded.");
+                FailUnitForWrite(failure);
+                throw failure;
+            }
         }
         else
         {
@@ -703,10 +735,17 @@ public sealed class RunAttempt : IDisposable
     {
         try
         {
+            FaultPoints.ThrowIfInjected(DurableOp.Write, LogPath);
             _log.WriteLine($"{JournalWriter.FormatTimestamp(DateTimeOffset.UtcNow)} {message}");
         }
-        catch (IOException)
+        catch (IOException ex)
         {
+            // The journal is the record; a log is for people. Say so once, and go on.
+            if (!_logFailed)
+            {
+                _logFailed = true;
+                _options.Observer?.Warning($"The attempt log '{LogPath}' could not be written ({ex.Message}); later lines are lost, the run's record (the journal) is not affected. Free disk space if the disk is full.");
+            }
         }
     }
 
@@ -840,7 +879,7 @@ public sealed class RunAttempt : IDisposable
                     _journal.Flush();
                 }
             }
-            catch (IOException)
+            catch (Exception ex) when (ex is IOException || ex is RunToolsException)
             {
             }
 
@@ -917,7 +956,15 @@ public sealed class RunAttempt : IDisposable
         }
 
         // A snapshot must never describe events that could still vanish in a power loss.
-        _journal.Flush();
+        try
+        {
+            _journal.Flush();
+        }
+        catch (RunToolsException)
+        {
+            _faulted = true;
+            throw;
+        }
         State.Journal = new JournalPosition { Sequence = _journal.LastSequence, Length = _journal.Length };
         var crashPoint = _options.CrashPoint;
         DurableFile.WriteAtomic(_run.StatePath, JsonSerializer.SerializeToUtf8Bytes(State, RunFormat.JsonOptions),
@@ -962,7 +1009,7 @@ public sealed class RunAttempt : IDisposable
         // then write the new copies; RepairStoredCopies mends the last step after a crash.
         string history = $"{RunFormat.HistoryFolder}/attempt-{Attempt - 1}";
         string historyFolder = Path.Combine(_run.Path, RunFormat.HistoryFolder, $"attempt-{Attempt - 1}");
-        Directory.CreateDirectory(historyFolder);
+        DurableFile.CreateDirectory(historyFolder);
         var toKeep = record.Kind == "config"
             ? Directory.GetFiles(_run.Path, RunFormat.ConfigFile).Concat(Directory.GetFiles(_run.Path, RunFormat.ConfigSourcePrefix + ".*"))
             : Directory.GetFiles(_run.Path, RunFormat.ScriptFile);
@@ -1006,7 +1053,15 @@ public sealed class RunAttempt : IDisposable
         {
             foreach (string file in Directory.GetFiles(_run.Path, RunFormat.ConfigSourcePrefix + ".*"))
             {
-                File.Delete(file);
+                try
+                {
+                    File.Delete(file);
+                }
+                catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+                {
+                    throw DurableFile.Failed($"Could not replace the stored config source '{file}'", file, ex,
+                        "The change is journaled; the next Resume-Run with the new config rewrites the stored copies.");
+                }
             }
 
             RunsRoot.WriteConfigFiles(_run.Path, _options.Config!);
@@ -1175,6 +1230,46 @@ public sealed class RunAttempt : IDisposable
     private static bool IsSafeExtension(string? format) =>
         format is { Length: > 0 and <= 16 } && format.All(c => (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'));
 
+    /// <summary>
+    /// A file of the running unit could not be written: the unit is recorded as failed with that
+    /// error (when the journal still takes it), so it is retried on resume and never counts as done.
+    /// </summary>
+    private void FailUnitForWrite(RunToolsException error)
+    {
+        if (_activeStep is not { } step)
+        {
+            return;
+        }
+
+        string? key = _activeItem;
+        _unitWriteFailure = (step, key, error);
+        try
+        {
+            if (key is not null)
+            {
+                FailItem(step, key, error.Message);
+            }
+            else
+            {
+                FailStep(step, error.Message);
+            }
+        }
+        catch (RunToolsException)
+        {
+            // The journal refused too (_faulted is set): the unit stays open, in doubt, and nothing more is recorded.
+        }
+    }
+
+    private void ThrowIfUnitWriteFailed(string step, string? key)
+    {
+        if (_unitWriteFailure is { } failed && failed.Step == step && failed.Key == key)
+        {
+            string unit = key is null ? $"Step '{step}'" : $"Item '{key}' of step '{step}'";
+            throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
+                $"{unit} cannot complete: a file of it could not be written, so it was recorded as failed. {failed.Error.Message}", failed.Error.Target, failed.Error);
+        }
+    }
+
     private void EnsureUsable()
     {
         if (_finished)
@@ -1257,7 +1352,7 @@ public sealed class RunAttempt : IDisposable
             }
         }
 
-        Directory.CreateDirectory(Path.Combine(run.Path, RunFormat.LogsFolder));
+        DurableFile.CreateDirectory(Path.Combine(run.Path, RunFormat.LogsFolder));
         DurableFile.WriteAtomic(Integrity.ResolvePath(run.Path, relative), tail);
         return relative;
     }

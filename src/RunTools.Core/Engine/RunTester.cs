@@ -123,8 +123,8 @@ internal static class RunTester
         }
 
         CheckCompletion(plan, problems);
-        CheckStoredCopy(run, RunFormat.ConfigFile, state.Config.Hash, "the config the run recorded", problems);
-        CheckStoredCopy(run, RunFormat.ScriptFile, state.Script.Hash, "the script the run recorded", problems);
+        CheckStoredCopy(run, RunFormat.ConfigFile, state.Config.Hash, "the config the run recorded", LastDrift(state, "config"), problems);
+        CheckStoredCopy(run, RunFormat.ScriptFile, state.Script.Hash, "the script the run recorded", LastDrift(state, "script"), problems);
 
         var files = ResumePlanner.RecordedFiles(state, plan.Ledger, unitsOnly: false);
         long total = files.Sum(f => f.Size);
@@ -301,7 +301,11 @@ internal static class RunTester
         new(RunProblemKind.StateMismatch, $"{RunFormat.StateFile}#/{field}", journalValue, snapshotValue, step, key,
             note: "run.json disagrees with the journal (expected is the journal's value). The journal wins: readers rebuild from it; restore run.json from a backup or delete it to have it rebuilt.");
 
-    private static void CheckStoredCopy(RunDirectory run, string file, string recordedHash, string what, List<RunProblem> problems)
+    /// <summary>The last accepted drift of a kind: the hash the stored copy had before it.</summary>
+    private static DriftRecord? LastDrift(RunState state, string kind) =>
+        state.ResumeHistory.SelectMany(r => r.Drift).LastOrDefault(d => d.Kind == kind);
+
+    private static void CheckStoredCopy(RunDirectory run, string file, string recordedHash, string what, DriftRecord? lastDrift, List<RunProblem> problems)
     {
         string path = Path.Combine(run.Path, file);
         if (!File.Exists(path))
@@ -318,7 +322,14 @@ internal static class RunTester
         try
         {
             var (_, actual) = Integrity.HashFile(path);
-            if (!string.Equals(actual, recordedHash, StringComparison.OrdinalIgnoreCase))
+            if (!string.Equals(actual, recordedHash, StringComparison.OrdinalIgnoreCase)
+                && lastDrift is not null && string.Equals(actual, lastDrift.OldHash, StringComparison.OrdinalIgnoreCase))
+            {
+                // The drift was journaled, then a crash or a write failure kept the new copy from replacing the old one.
+                problems.Add(new RunProblem(RunProblemKind.HashMismatch, file, recordedHash, actual, null, null, RunProblemSeverity.Warning,
+                    note: $"It is still the copy from before the change accepted with -Force (the rewrite was cut short). The next Resume-Run with the new {(file == RunFormat.ConfigFile ? "config" : "script")} rewrites it; the old copy is also kept under history/."));
+            }
+            else if (!string.Equals(actual, recordedHash, StringComparison.OrdinalIgnoreCase))
             {
                 problems.Add(new RunProblem(RunProblemKind.HashMismatch, file, recordedHash, actual, null, null,
                     note: $"It is not {what}, so drift checks on resume compare against the wrong file. Restore it from history/, a backup or an archive."));

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Threading;
 
@@ -20,7 +21,7 @@ internal static class DurableFile
             stream.Write(content, 0, content.Length);
             if (beforeRename is not null)
             {
-                stream.Flush(flushToDisk: true);
+                NativeMethods.FlushFile(stream, path);
                 beforeRename();
             }
         }, () => $"Could not write '{path}'");
@@ -36,6 +37,52 @@ internal static class DurableFile
             input.CopyTo(stream, 81920);
         }, () => $"Could not copy '{source}' to '{destination}'");
 
+    /// <summary>Pushes a stream's bytes to the OS and fsyncs them, the result checked (see <see cref="NativeMethods.FlushFile"/>).</summary>
+    public static void Sync(FileStream stream, string path) => NativeMethods.FlushFile(stream, path);
+
+    /// <summary>
+    /// Creates a folder and its missing parents, flushing the parent of each folder it creates, so
+    /// that the new entry survives a power loss as surely as the files later written into it.
+    /// </summary>
+    public static void CreateDirectory(string path)
+    {
+        string full = Path.GetFullPath(path);
+        if (Directory.Exists(full))
+        {
+            return;
+        }
+
+        var missing = new Stack<string>();
+        for (string? folder = full; folder is not null && !Directory.Exists(folder); folder = Path.GetDirectoryName(folder))
+        {
+            missing.Push(folder);
+        }
+
+        try
+        {
+            while (missing.Count > 0)
+            {
+                string folder = missing.Pop();
+                FaultPoints.ThrowIfInjected(DurableOp.CreateDirectory, folder);
+                Directory.CreateDirectory(folder);
+                NativeMethods.FlushDirectory(Path.GetDirectoryName(folder)!);
+            }
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+        {
+            throw Failed($"Could not create the folder '{full}'", full, ex, "No file was written into it.");
+        }
+    }
+
+    /// <summary>
+    /// The WriteFailed error: what could not be written, the OS's reason, what it means for the
+    /// data, and what to do (the disk is full, read-only or failing until someone acts).
+    /// </summary>
+    public static RunToolsException Failed(string what, string path, Exception cause, string consequence) =>
+        new(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
+            $"{what}: {cause.Message} {consequence} Free disk space, remount the file system read-write or fix its permissions, then try again (Resume-Run continues a run that was running; finished work is not redone).",
+            path, cause);
+
     /// <summary>The one write path: fill a temp file beside the target, fsync, rename over, fsync the directory.</summary>
     private static void ReplaceAtomic(string path, Action<FileStream> fill, Func<string> describe)
     {
@@ -45,20 +92,29 @@ internal static class DurableFile
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, FileOptions.None))
             {
+                FaultPoints.ThrowIfInjected(DurableOp.Write, path);
                 fill(stream);
-                stream.Flush(flushToDisk: true);
+                NativeMethods.FlushFile(stream, path);
             }
 
+            FaultPoints.ThrowIfInjected(DurableOp.Rename, path);
             ReplaceWithRetry(temp, path);
         }
         catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
         {
             TryDelete(temp);
-            throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
-                $"{describe()}: {ex.Message} Nothing was changed; free disk space or fix permissions, then try again.", path, ex);
+            throw Failed(describe(), path, ex, "Nothing was changed.");
         }
 
-        NativeMethods.FlushDirectory(directory);
+        try
+        {
+            NativeMethods.FlushDirectory(directory);
+        }
+        catch (IOException ex)
+        {
+            throw Failed($"'{path}' was written, but its folder could not be flushed to disk", path, ex,
+                "The new file is in place, but a power loss could still undo it, so it does not count as recorded.");
+        }
     }
 
     /// <summary>Readers open with every share mode so that an owner can replace or append meanwhile.</summary>

@@ -34,11 +34,27 @@ internal sealed class JournalWriter : IDisposable
     public JournalWriter(string path, long validLength, long lastSequence)
     {
         Path = path;
-        _stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read | FileShare.Delete, 1, FileOptions.None);
+        try
+        {
+            _stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read | FileShare.Delete, 1, FileOptions.None);
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+        {
+            throw DurableFile.Failed($"Could not open the journal '{path}' for appending", path, ex, "Nothing was recorded.");
+        }
+
         if (_stream.Length != validLength)
         {
-            _stream.SetLength(validLength);
-            _stream.Flush(flushToDisk: true);
+            try
+            {
+                _stream.SetLength(validLength);
+                DurableFile.Sync(_stream, path);
+            }
+            catch (IOException ex)
+            {
+                _stream.Dispose();
+                throw DurableFile.Failed($"Could not cut the unfinished last line off the journal '{path}'", path, ex, "Nothing was recorded.");
+            }
         }
 
         _stream.Position = validLength;
@@ -99,17 +115,25 @@ internal sealed class JournalWriter : IDisposable
         long offset = _length;
         try
         {
+            int injected = FaultPoints.Check(DurableOp.Write, Path);
+            if (injected != 0)
+            {
+                // As a full disk does: part of the line lands, then the write fails.
+                _stream.Write(_line, 0, at / 2);
+                throw NativeMethods.ErrnoException(injected, $"write to '{Path}'", injected: true);
+            }
+
             _stream.Write(_line, 0, at);
             if (durable)
             {
-                _stream.Flush(flushToDisk: true);
+                DurableFile.Sync(_stream, Path);
             }
         }
         catch (IOException ex)
         {
             CutBack(offset);
-            throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
-                $"Could not append to the journal '{Path}': {ex.Message} The event was not recorded and the unit does not count as done; free disk space and resume the run.", Path, ex);
+            throw DurableFile.Failed($"Could not append a '{type}' event to the journal '{Path}'", Path, ex,
+                "The event was not recorded, so its unit does not count as done.");
         }
 
         _length = offset + at;
@@ -118,8 +142,19 @@ internal sealed class JournalWriter : IDisposable
         return (sequence, offset);
     }
 
-    /// <summary>Makes every earlier non-durable append durable.</summary>
-    public void Flush() => _stream.Flush(flushToDisk: true);
+    /// <summary>Makes every earlier non-durable append durable; WriteFailed when the disk refuses.</summary>
+    public void Flush()
+    {
+        try
+        {
+            DurableFile.Sync(_stream, Path);
+        }
+        catch (IOException ex)
+        {
+            throw DurableFile.Failed($"Could not flush the journal '{Path}' to disk", Path, ex,
+                "Events appended since the last flush may be lost in a power loss, so nothing after them counts as done.");
+        }
+    }
 
     public void Dispose()
     {
@@ -133,7 +168,7 @@ internal sealed class JournalWriter : IDisposable
         {
             _stream.SetLength(length);
             _stream.Position = length;
-            _stream.Flush(flushToDisk: true);
+            DurableFile.Sync(_stream, Path);
         }
         catch (IOException)
         {
