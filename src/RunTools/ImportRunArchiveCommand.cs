@@ -83,6 +83,11 @@ public sealed class ImportRunArchiveCommand : RunCmdletBase, IDisposable
             {
                 WriteError(NotFound(pattern));
             }
+            catch (WildcardPatternException ex)
+            {
+                WriteError(ToErrorRecord(new RunToolsException(ErrorIds.InvalidWildcardPattern, RunToolsErrorCategory.InvalidArgument,
+                    $"-Path '{pattern}' is not a valid wildcard pattern ({ex.Message.TrimEnd('.')}). Escape '[' and ']' as '[[]' and '[]]', or pass the path with -LiteralPath.", pattern, ex)));
+            }
         }
 
         return files;

@@ -83,7 +83,7 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
             {
                 engine.RecordStepOutputs(Name, Output);
             }
-            catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.OutputNotFound)
+            catch (RunToolsException ex) when (ex.ErrorId is ErrorIds.OutputNotFound or ErrorIds.NotRegularFile)
             {
                 string message = $"step '{Name}' failed: {ex.Message}";
                 engine.FailStep(Name, message);

@@ -550,6 +550,12 @@ public sealed class RunAttempt : IDisposable
         var files = new List<string>();
         foreach (string pattern in patterns)
         {
+            if (pattern.IndexOf('*') < 0 && pattern.IndexOf('?') < 0 && !string.IsNullOrWhiteSpace(pattern))
+            {
+                // A declared output that is a directory or FIFO is refused by name, not reported as missing.
+                InputFile.RequireRegular(Path.GetFullPath(Path.Combine(_run.Path, pattern)), $"Output of step '{step}'", "Declare the files the step writes (a glob such as 'folder/**' records a folder's files).");
+            }
+
             var found = Migration.OutputPatterns.Expand(_run.Path, pattern);
             if (found.Count == 0)
             {
@@ -579,6 +585,7 @@ public sealed class RunAttempt : IDisposable
     {
         EnsureUsable();
         string full = Path.GetFullPath(sourcePath);
+        InputFile.RequireRegular(full, relativeInRun ? $"Output of step '{_activeStep}'" : "Artifact file", "Record regular files only: write the data to a file first, then record that file.");
         if (!File.Exists(full))
         {
             throw new RunToolsException(ErrorIds.ArtifactNotFound, RunToolsErrorCategory.ObjectNotFound,
