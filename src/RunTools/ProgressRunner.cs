@@ -25,7 +25,9 @@ internal static class ProgressRunner
         }), cancellation);
 
         ProgressRecord? record = null;
-        while (!task.Wait(s_interval))
+        // WaitAny, not Wait: Wait throws an AggregateException when the work fails, and that must
+        // reach the caller as the work's own exception (GetResult below), which it can turn into an error.
+        while (Task.WaitAny(new Task[] { task }, s_interval) < 0)
         {
             long t = Interlocked.Read(ref total);
             long d = Interlocked.Read(ref done);

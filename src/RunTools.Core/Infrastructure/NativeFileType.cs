@@ -126,6 +126,25 @@ internal static class NativeFileType
     }
 }
 
+/// <summary>
+/// A file the format reads (journal, run.json, a stop request) is a directory, FIFO, device or
+/// socket. An IOException, so every reader that already reports unreadable files reports this one
+/// too, instead of blocking on a FIFO.
+/// </summary>
+public sealed class NotRegularFileException : IOException
+{
+    public NotRegularFileException(string path, FileKind kind)
+        : base($"'{path}' is {NativeFileType.Describe(kind)}, not a regular file; it was not opened. Move it aside and restore the file from a backup or archive.")
+    {
+        Path = path;
+        Kind = kind;
+    }
+
+    public string Path { get; }
+
+    public FileKind Kind { get; }
+}
+
 /// <summary>The one check every input path goes through before it is opened.</summary>
 public static class InputFile
 {
