@@ -287,7 +287,30 @@ public sealed class RunAttempt : IDisposable
     }
 
     /// <summary>Records the step as completed; <paramref name="output"/> is kept under steps/&lt;name&gt;/ and replayed on resume.</summary>
-    public void CompleteStep(string name, byte[]? output, string? outputFormat = null)
+    public void CompleteStep(string name, byte[]? output, string? outputFormat = null) => CompleteStep(name, output, null, outputFormat);
+
+    /// <summary>
+    /// A temp file in the step's folder that the step's output is streamed to while it runs, so
+    /// that output of any volume never has to be held in memory; <see cref="CompleteStepFromFile"/>
+    /// records it. After a crash the next owner removes it with the other temp files.
+    /// </summary>
+    public string NewStepOutputFile(string name)
+    {
+        EnsureActiveStep(name);
+        string folder = Path.Combine(_run.Path, RunFormat.StepsFolder, name);
+        RequireFolder(Path.Combine(_run.Path, RunFormat.StepsFolder));
+        Directory.CreateDirectory(folder);
+        return Path.Combine(folder, ".output" + DurableFile.TempMarker + Guid.NewGuid().ToString("N").Substring(0, 12));
+    }
+
+    /// <summary>As <see cref="CompleteStep(string, byte[], string)"/>, the output being the file <paramref name="outputFile"/> (from <see cref="NewStepOutputFile"/>), which is consumed.</summary>
+    public void CompleteStepFromFile(string name, string outputFile, string? outputFormat) => CompleteStep(name, null, outputFile, outputFormat);
+
+    /// <summary>The full path of a completed step's recorded output; null when it recorded none.</summary>
+    public string? StepOutputFile(string name) =>
+        State.FindStep(name)?.Output is { } output ? Integrity.ResolvePath(_run.Path, output.Path) : null;
+
+    private void CompleteStep(string name, byte[]? output, string? outputFile, string? outputFormat)
     {
         EnsureActiveStep(name);
         var failedKeys = _ledger.For(name).Failed;
@@ -300,9 +323,10 @@ public sealed class RunAttempt : IDisposable
         }
 
         OutputRecord? record = null;
-        if (output is not null)
+        if (output is not null || outputFile is not null)
         {
             string folder = Path.Combine(_run.Path, RunFormat.StepsFolder, name);
+            RequireFolder(Path.Combine(_run.Path, RunFormat.StepsFolder));
             Directory.CreateDirectory(folder);
             string fileName = "output" + (IsSafeExtension(outputFormat) ? "." + outputFormat : ".bin");
             string relative = $"{RunFormat.StepsFolder}/{name}/{fileName}";
@@ -313,13 +337,27 @@ public sealed class RunAttempt : IDisposable
                 Directory.CreateDirectory(Path.Combine(folder, $"attempt-{Attempt}"));
             }
 
-            DurableFile.WriteAtomic(Integrity.ResolvePath(_run.Path, relative), output);
+            long size;
+            string sha256;
+            if (outputFile is not null)
+            {
+                string destination = Integrity.ResolvePath(_run.Path, relative);
+                DurableFile.CopyAtomic(outputFile, destination);
+                DurableFile.TryDelete(outputFile);
+                (size, sha256) = Integrity.HashFile(destination);
+            }
+            else
+            {
+                DurableFile.WriteAtomic(Integrity.ResolvePath(_run.Path, relative), output!);
+                (size, sha256) = (output!.Length, Integrity.Sha256Hex(output));
+            }
+
             _options.CrashPoint?.Invoke("step_output_written");
             record = new OutputRecord
             {
                 Path = relative,
-                Size = output.Length,
-                Sha256 = Integrity.Sha256Hex(output),
+                Size = size,
+                Sha256 = sha256,
                 Format = outputFormat,
             };
         }
@@ -1090,6 +1128,17 @@ public sealed class RunAttempt : IDisposable
         {
             throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
                 $"Attempt {Attempt} of run '{_run.RunId}' could not write its journal and cannot record more work. Fix the disk, then resume the run.", _run.RunId);
+        }
+    }
+
+    /// <summary>A folder of the format that is a file (or FIFO...) means the run directory is damaged: CorruptState naming it.</summary>
+    private void RequireFolder(string folder)
+    {
+        var kind = NativeFileType.Of(folder);
+        if (kind is not (FileKind.Directory or FileKind.Missing))
+        {
+            throw new RunToolsException(ErrorIds.CorruptState, RunToolsErrorCategory.InvalidData,
+                $"Run '{_run.RunId}' is damaged: '{folder}' should be a folder but is {NativeFileType.Describe(kind)}. Move it aside, then resume the run (or restore the run from a backup or archive).", folder);
         }
     }
 
