@@ -121,6 +121,13 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
             TryDelete(outputFile);
             Terminate(context, ex, Name);
         }
+        catch (Exception ex) when (IsIoError(ex))
+        {
+            // Ends the run here: left to the script, the next step would only report "Steps do not nest".
+            TryDelete(outputFile);
+            Terminate(context, new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
+                $"Step '{Name}' could not record its output: {ex.Message} Free disk space or fix permissions, then resume the run; the step runs again.", Name, ex), Name);
+        }
 
         // Emit what was recorded, so a first run and a replay give later steps the same values.
         try

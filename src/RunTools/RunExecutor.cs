@@ -220,7 +220,7 @@ internal sealed class RunExecutor : IDisposable
             return;
         }
 
-        _scriptLogBytes += line.Length + 1;
+        _scriptLogBytes += line.Length + 32; // with the timestamp the log adds
         if (_scriptLogBytes > MaxScriptLogBytes)
         {
             attempt.Log($"The script's output passed {MaxScriptLogBytes / (1024 * 1024)} MiB; further output is shown but not logged in this attempt.");

@@ -299,6 +299,7 @@ public sealed class RunAttempt : IDisposable
         EnsureActiveStep(name);
         string folder = Path.Combine(_run.Path, RunFormat.StepsFolder, name);
         RequireFolder(Path.Combine(_run.Path, RunFormat.StepsFolder));
+        RequireFolder(folder);
         Directory.CreateDirectory(folder);
         return Path.Combine(folder, ".output" + DurableFile.TempMarker + Guid.NewGuid().ToString("N").Substring(0, 12));
     }
@@ -327,6 +328,7 @@ public sealed class RunAttempt : IDisposable
         {
             string folder = Path.Combine(_run.Path, RunFormat.StepsFolder, name);
             RequireFolder(Path.Combine(_run.Path, RunFormat.StepsFolder));
+            RequireFolder(folder);
             Directory.CreateDirectory(folder);
             string fileName = "output" + (IsSafeExtension(outputFormat) ? "." + outputFormat : ".bin");
             string relative = $"{RunFormat.StepsFolder}/{name}/{fileName}";
