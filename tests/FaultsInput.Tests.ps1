@@ -110,6 +110,13 @@ Describe 'Malformed wildcards' {
         $failure.Exception.Message | Should -Match ([regex]::Escape("'[[]'"))
     }
 
+    It 'tab completion of a half-typed bracket completes literally instead of failing' {
+        $bracketRoot = New-Root
+        $null = Start-Run -Name 'a[b' -ScriptPath (New-Script "param(`$Config) Invoke-RunStep a { 1 }") -Root $bracketRoot 6>$null
+        $line = "Stop-Run -Root '$bracketRoot' -Name a["
+        (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.ListItemText | Should -Be 'a[b'
+    }
+
     It 'an escaped bracket matches literally' {
         @(Get-Run -Name '[[]' -Root $root).Count | Should -Be 0
         @(Get-Run -Name '[w]' -Root $root).Count | Should -Be 1
