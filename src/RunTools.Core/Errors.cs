@@ -86,6 +86,15 @@ public static class ErrorIds
     public const string ArchiveHashMismatch = "ArchiveHashMismatch";
     public const string ArchiveInvalidRunId = "ArchiveInvalidRunId";
     public const string ArchiveRunIdMismatch = "ArchiveRunIdMismatch";
+
+    // Hostile or oversized input (issue 11, items 6-8); see docs/run-format.md, "Error ids".
+    public const string NotRegularFile = "NotRegularFile";
+    public const string InvalidWildcardPattern = "InvalidWildcardPattern";
+    public const string RootNotDirectory = "RootNotDirectory";
+    public const string ConfigTooLarge = "ConfigTooLarge";
+    public const string ArchiveTooLarge = "ArchiveTooLarge";
+    public const string ArchiveTooManyEntries = "ArchiveTooManyEntries";
+    public const string InsufficientSpace = "InsufficientSpace";
 }
 
 /// <summary>

@@ -16,7 +16,18 @@ public class RunIdCompleter : IArgumentCompleter
 
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
     {
-        var pattern = new WildcardPattern((wordToComplete ?? string.Empty).Trim('\'', '"') + "*", WildcardOptions.IgnoreCase);
+        string typed = (wordToComplete ?? string.Empty).Trim('\'', '"');
+        var pattern = new WildcardPattern(typed + "*", WildcardOptions.IgnoreCase);
+        try
+        {
+            pattern.IsMatch(string.Empty);
+        }
+        catch (WildcardPatternException)
+        {
+            // A half-typed bracket ('[a') completes as literal text rather than failing.
+            pattern = new WildcardPattern(WildcardPattern.Escape(typed) + "*", WildcardOptions.IgnoreCase);
+        }
+
         string root = fakeBoundParameters["Root"] is { } given ? (given is IEnumerable e and not string ? e.Cast<object>().First().ToString()! : given.ToString()!)
             : Environment.GetEnvironmentVariable(RunCmdletBase.RootVariable) is { Length: > 0 } env ? env : "runs";
         IEnumerable<string> values;

@@ -30,13 +30,34 @@ public sealed class GetRunCommand : RunCmdletBase
 
     protected override void ProcessRecord()
     {
-        var idPatterns = RunId.Select(p => new WildcardPattern(p, WildcardOptions.IgnoreCase)).ToList();
-        var namePatterns = Name.Select(p => new WildcardPattern(p, WildcardOptions.IgnoreCase)).ToList();
+        List<WildcardPattern> idPatterns, namePatterns;
+        try
+        {
+            idPatterns = WildcardPatterns(RunId, nameof(RunId));
+            namePatterns = WildcardPatterns(Name, nameof(Name));
+        }
+        catch (RunToolsException ex)
+        {
+            ThrowTerminatingError(ToErrorRecord(ex));
+            return;
+        }
+
         var unmatchedLiteralIds = new HashSet<string>(RunId.Where(p => !WildcardPattern.ContainsWildcardCharacters(p)), StringComparer.OrdinalIgnoreCase);
         var roots = Root.Length == 0 ? new[] { ResolveRoot(null) } : Root.Select(ResolveRoot).ToArray();
 
         foreach (string rootPath in roots)
         {
+            try
+            {
+                RequireRootDirectory(rootPath);
+            }
+            catch (RunToolsException ex)
+            {
+                // One bad root does not hide the runs under the others.
+                WriteError(ToErrorRecord(ex));
+                continue;
+            }
+
             var root = new RunsRoot(rootPath);
             var progress = new ProgressRecord(1, "Get-Run", $"Reading runs under {rootPath}");
             WriteProgress(progress);

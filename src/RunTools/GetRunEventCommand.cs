@@ -48,7 +48,7 @@ public sealed class GetRunEventCommand : RunCmdletBase
         try
         {
             var run = FindRun(RunId, Root, InputObject, Path);
-            var patterns = Type.Select(t => new WildcardPattern(t, WildcardOptions.IgnoreCase)).ToList();
+            var patterns = WildcardPatterns(Type, nameof(Type));
             var events = run.ReadEvents().Where(e => (patterns.Count == 0 || patterns.Any(p => p.IsMatch(e.Type))) && (Step is null || e.Step == Step));
             if (Last > 0)
             {

@@ -35,6 +35,16 @@ public sealed class ImportRunArchiveCommand : RunCmdletBase, IDisposable
     [Parameter]
     public SwitchParameter Force { get; set; }
 
+    /// <summary>The most bytes one import extracts; a larger archive is refused (ArchiveTooLarge) before anything is written.</summary>
+    [Parameter]
+    [ValidateRange(1, long.MaxValue)]
+    public long MaximumSize { get; set; } = ArchiveImportOptions.DefaultMaximumSize;
+
+    /// <summary>The most entries an archive may hold; more is refused (ArchiveTooManyEntries) before anything is read.</summary>
+    [Parameter]
+    [ValidateRange(1, int.MaxValue)]
+    public int MaximumEntryCount { get; set; } = ArchiveImportOptions.DefaultMaximumEntryCount;
+
     public void Dispose() => _cancel.Dispose();
 
     protected override void ProcessRecord()
@@ -83,6 +93,11 @@ public sealed class ImportRunArchiveCommand : RunCmdletBase, IDisposable
             {
                 WriteError(NotFound(pattern));
             }
+            catch (WildcardPatternException ex)
+            {
+                WriteError(ToErrorRecord(new RunToolsException(ErrorIds.InvalidWildcardPattern, RunToolsErrorCategory.InvalidArgument,
+                    $"-Path '{pattern}' is not a valid wildcard pattern ({ex.Message.TrimEnd('.')}). Escape '[' and ']' as '[[]' and '[]]', or pass the path with -LiteralPath.", pattern, ex)));
+            }
         }
 
         return files;
@@ -102,6 +117,8 @@ public sealed class ImportRunArchiveCommand : RunCmdletBase, IDisposable
             var run = RunArchive.Import(file, root, new ArchiveImportOptions
             {
                 Force = Force,
+                MaximumSize = MaximumSize,
+                MaximumEntryCount = MaximumEntryCount,
                 Progress = progress.Report,
                 Cancellation = _cancel.Token,
             });

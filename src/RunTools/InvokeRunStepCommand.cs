@@ -43,9 +43,14 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
         {
             case StepAction.Replay:
                 WriteVerbose($"Step '{Name}' completed earlier; emitting its recorded output.");
-                foreach (object? value in Conversion.Deserialize(engine.ReadStepOutput(Name)))
+                try
                 {
-                    WriteObject(value);
+                    EmitRecorded(engine.StepOutputFile(Name));
+                }
+                catch (Exception ex) when (IsIoError(ex))
+                {
+                    Terminate(context, new RunToolsException(ErrorIds.FileUnreadable, RunToolsErrorCategory.ReadError,
+                        $"The recorded output of step '{Name}' could not be read: {ex.Message} Run Test-Run on the run; resuming with -Force after restoring the file replays it.", Name, ex), Name);
                 }
 
                 return;
@@ -57,10 +62,20 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
                 return;
         }
 
-        System.Collections.ObjectModel.Collection<PSObject> output;
+        string outputFile = string.Empty;
         try
         {
-            output = ScriptBlock.Invoke();
+            outputFile = engine.NewStepOutputFile(Name);
+        }
+        catch (Exception ex) when (ex is RunToolsException || IsIoError(ex))
+        {
+            Terminate(context, ex as RunToolsException ?? new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
+                $"Step '{Name}' could not create its output file: {ex.Message} Free disk space or fix permissions, then resume the run.", Name, ex), Name);
+        }
+
+        try
+        {
+            RunStreamed(outputFile);
         }
         catch (Exception ex) when (ex is RuntimeException && RunExecutor.Unwrap(ex) is RunStoppedException stopped)
         {
@@ -70,6 +85,7 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
         }
         catch (Exception ex) when (ex is RuntimeException && ex is not PipelineStoppedException)
         {
+            TryDelete(outputFile);
             string message = $"step '{Name}' failed: {ex.Message}{RunExecutor.Position(ex)}";
             if (engine.ActiveStep == Name)
             {
@@ -86,7 +102,7 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
             {
                 engine.RecordStepOutputs(Name, Output);
             }
-            catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.OutputNotFound)
+            catch (RunToolsException ex) when (ex.ErrorId is ErrorIds.OutputNotFound or ErrorIds.NotRegularFile)
             {
                 string message = $"step '{Name}' failed: {ex.Message}";
                 engine.FailStep(Name, message);
@@ -101,18 +117,99 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
 
         try
         {
-            byte[] recorded = Conversion.Serialize(output);
-            engine.CompleteStep(Name, recorded, "clixml");
-
-            // Emit what was recorded, so a first run and a replay give later steps the same values.
-            foreach (object? value in Conversion.Deserialize(recorded))
-            {
-                WriteObject(value);
-            }
+            engine.CompleteStepFromFile(Name, outputFile, "clixml");
         }
         catch (RunToolsException ex)
         {
+            TryDelete(outputFile);
             Terminate(context, ex, Name);
+        }
+        catch (Exception ex) when (IsIoError(ex))
+        {
+            // Ends the run here: left to the script, the next step would only report "Steps do not nest".
+            TryDelete(outputFile);
+            Terminate(context, new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
+                $"Step '{Name}' could not record its output: {ex.Message} Free disk space or fix permissions, then resume the run; the step runs again.", Name, ex), Name);
+        }
+
+        // Emit what was recorded, so a first run and a replay give later steps the same values.
+        try
+        {
+            EmitRecorded(engine.StepOutputFile(Name));
+        }
+        catch (Exception ex) when (IsIoError(ex))
+        {
+            Terminate(context, new RunToolsException(ErrorIds.FileUnreadable, RunToolsErrorCategory.ReadError,
+                $"The recorded output of step '{Name}' could not be read back: {ex.Message} The step is recorded as completed; run Test-Run on the run.", Name, ex), Name);
+        }
+    }
+
+    // The step's output goes straight to its file as CliXml (Export-Clixml streams), so memory does
+    // not grow with the volume of output; the module-qualified name cannot be shadowed by a function.
+    private const string StreamToFile = (
+        "param($__runToolsBody, $__runToolsPath, $__runToolsDepth) & $__runToolsBody | Microsoft.PowerShell.Utility\\Export-Clixml -LiteralPath $__runToolsPath -Depth $__runToolsDepth -Encoding utf8NoBOM");
+
+    private const string ReadFile = (
+        "param($__runToolsPath, $__runToolsSink) Microsoft.PowerShell.Utility\\Import-Clixml -LiteralPath $__runToolsPath | ForEach-Object { $__runToolsSink.Invoke($_) }");
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            System.IO.File.Delete(path);
+        }
+        catch (Exception ex) when (IsIoError(ex))
+        {
+            // Left for the next owner, which removes temp files when it begins.
+        }
+    }
+
+    private void RunStreamed(string outputFile) => ScriptBlock.Create(StreamToFile).Invoke(ScriptBlock, outputFile, Conversion.OutputDepth);
+
+    /// <summary>
+    /// Emits a recorded output file one object at a time. Each top-level object is one output;
+    /// a file holding a single list (the format before outputs were streamed, and a step whose
+    /// one output is a list) emits the list's elements, as replays always have.
+    /// </summary>
+    private void EmitRecorded(string? path)
+    {
+        if (path is null)
+        {
+            return;
+        }
+
+        int count = 0;
+        object? first = null;
+        ScriptBlock.Create(ReadFile).Invoke(path, new Action<object?>(value =>
+        {
+            count++;
+            if (count == 1)
+            {
+                first = value;
+                return;
+            }
+
+            if (count == 2)
+            {
+                WriteObject(first);
+            }
+
+            WriteObject(value);
+        }));
+
+        if (count == 1)
+        {
+            if (first is PSObject { BaseObject: System.Collections.ArrayList list })
+            {
+                foreach (object? item in list)
+                {
+                    WriteObject(item);
+                }
+            }
+            else
+            {
+                WriteObject(first);
+            }
         }
     }
 

@@ -94,6 +94,7 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
             }
 
             string script = ScriptPath is not null ? ResolvePath(ScriptPath) : state.Script.SourcePath ?? string.Empty;
+            RequireRegularScript(script);
             if (!File.Exists(script))
             {
                 throw new RunToolsException(ErrorIds.ScriptNotFound, RunToolsErrorCategory.ObjectNotFound,

@@ -38,7 +38,49 @@ public abstract class RunCmdletBase : PSCmdlet
             return RunDirectory.Open(ResolvePath(path!));
         }
 
-        return new RunsRoot(ResolveRoot(root)).OpenRun(runId ?? string.Empty);
+        string rootPath = ResolveRoot(root);
+        RequireRootDirectory(rootPath);
+        return new RunsRoot(rootPath).OpenRun(runId ?? string.Empty);
+    }
+
+    /// <summary>
+    /// Throws RootNotDirectory when the runs root exists but is a file (or a FIFO, device...): said
+    /// plainly, instead of "already exists" on creation or an empty listing. A missing root passes.
+    /// </summary>
+    protected static void RequireRootDirectory(string rootPath)
+    {
+        var kind = Core.Infrastructure.InputFile.KindOf(rootPath);
+        if (kind is not (Core.Infrastructure.FileKind.Missing or Core.Infrastructure.FileKind.Directory))
+        {
+            throw new RunToolsException(ErrorIds.RootNotDirectory, RunToolsErrorCategory.InvalidArgument,
+                $"The runs root '{rootPath}' is {Core.Infrastructure.InputFile.Describe(kind)}, not a directory. Pass a directory (or a path that does not exist yet) with -Root or $env:RUNTOOLS_ROOT.", rootPath);
+        }
+    }
+
+    /// <summary>
+    /// The wildcard patterns of a parameter, each parsed now so that a malformed one ('[', '[a')
+    /// is an InvalidWildcardPattern argument error, not a WildcardPatternException mid-listing.
+    /// </summary>
+    protected static List<WildcardPattern> WildcardPatterns(IEnumerable<string> values, string parameter)
+    {
+        var patterns = new List<WildcardPattern>();
+        foreach (string value in values)
+        {
+            var pattern = new WildcardPattern(value, WildcardOptions.IgnoreCase);
+            try
+            {
+                pattern.IsMatch(string.Empty);
+            }
+            catch (WildcardPatternException ex)
+            {
+                throw new RunToolsException(ErrorIds.InvalidWildcardPattern, RunToolsErrorCategory.InvalidArgument,
+                    $"-{parameter} '{value}' is not a valid wildcard pattern ({ex.Message.TrimEnd('.')}). To match '[' or ']' literally, escape each as '[[]' or '[]]' (or with a backtick), e.g. -{parameter} '{value.Replace("[", "[[]")}', or pass the exact value without wildcard characters.", value, ex);
+            }
+
+            patterns.Add(pattern);
+        }
+
+        return patterns;
     }
 
     /// <summary>
@@ -48,8 +90,21 @@ public abstract class RunCmdletBase : PSCmdlet
     /// </summary>
     protected IEnumerable<RunListing> RunsNamed(string[] names, string? root, bool reportNoMatch)
     {
-        var patterns = names.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToList();
-        var runsRoot = new RunsRoot(ResolveRoot(root));
+        List<WildcardPattern> patterns;
+        RunsRoot runsRoot;
+        try
+        {
+            patterns = WildcardPatterns(names, "Name");
+            string rootPath = ResolveRoot(root);
+            RequireRootDirectory(rootPath);
+            runsRoot = new RunsRoot(rootPath);
+        }
+        catch (RunToolsException ex)
+        {
+            ThrowTerminatingError(ToErrorRecord(ex));
+            yield break;
+        }
+
         bool any = false;
         foreach (var listing in runsRoot.ListRuns())
         {
@@ -94,6 +149,7 @@ public abstract class RunCmdletBase : PSCmdlet
             return EffectiveConfig.FromFile(path);
         }
 
+        EffectiveConfig.CheckFile(path);
         if (!File.Exists(path))
         {
             throw new InvalidConfigException($"Config file '{path}' does not exist. Check the path, or pass the config with -Config.", path);
@@ -132,6 +188,7 @@ public abstract class RunCmdletBase : PSCmdlet
         IReadOnlyList<Core.Migration.DeclaredStep> steps = Array.Empty<Core.Migration.DeclaredStep>();
         if (scriptPath is not null)
         {
+            RequireRegularScript(scriptPath);
             if (!File.Exists(scriptPath))
             {
                 throw new RunToolsException(ErrorIds.ScriptNotFound, RunToolsErrorCategory.ObjectNotFound,
@@ -162,6 +219,15 @@ public abstract class RunCmdletBase : PSCmdlet
             Steps = steps,
             Observer = new CmdletObserver(this),
         });
+    }
+
+    /// <summary>A run script must be a regular file: a FIFO would block the read for ever, a directory is not a script.</summary>
+    protected static void RequireRegularScript(string script)
+    {
+        if (script.Length > 0)
+        {
+            Core.Infrastructure.InputFile.RequireRegular(script, "Run script", "Pass the path of a .ps1 file with -ScriptPath.");
+        }
     }
 
     protected static ErrorRecord ToErrorRecord(RunToolsException exception) =>

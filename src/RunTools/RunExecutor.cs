@@ -1,6 +1,7 @@
 using System;
 using System.Collections;
 using System.Collections.Generic;
+using System.IO;
 using System.Linq;
 using System.Management.Automation;
 using System.Management.Automation.Runspaces;
@@ -18,9 +19,27 @@ namespace RunTools;
 /// </summary>
 internal sealed class RunExecutor : IDisposable
 {
+    /// <summary>
+    /// How long a Stop-Run request waits for the next step or item boundary before the owner
+    /// stops the unit in flight as Ctrl+C does (documented in Stop-Run's help).
+    /// </summary>
+    internal static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// The most script output (output, error, warning, verbose and information lines) one attempt
+    /// log takes: 64 MiB; beyond it, lines still reach the host but the log says once that it stops
+    /// recording them (documented in docs/run-format.md).
+    /// </summary>
+    internal const long MaxScriptLogBytes = 64L * 1024 * 1024;
+
+    private static readonly TimeSpan s_stopPoll = TimeSpan.FromMilliseconds(250);
+
     private readonly PSCmdlet _cmdlet;
     private readonly CancellationTokenSource _cancel = new();
     private PowerShell? _pipeline;
+    private long _scriptLogBytes;
+    private StopRequest? _forcedStop;
+    private DateTimeOffset? _stopSeenAt;
 
     public RunExecutor(PSCmdlet cmdlet) => _cmdlet = cmdlet;
 
@@ -99,29 +118,35 @@ internal sealed class RunExecutor : IDisposable
 
         var output = new PSDataCollection<PSObject>();
         var host = _cmdlet.Host.UI;
+        int errors = 0;
+
+        // Each record is taken out of its collection once handled: the collections would otherwise
+        // hold everything a script ever wrote, and an endless writer would exhaust memory.
         output.DataAdded += (_, e) =>
         {
-            switch (output[e.Index]?.BaseObject)
+            var item = output[e.Index];
+            output.RemoveAt(e.Index);
+            switch (item?.BaseObject)
             {
                 case WarningRecord warning:
-                    attempt.Log("WARNING: " + warning.Message);
+                    LogScript(attempt, "WARNING: " + warning.Message);
                     host.WriteWarningLine(warning.Message);
                     break;
                 case VerboseRecord verbose:
-                    attempt.Log("VERBOSE: " + verbose.Message);
+                    LogScript(attempt, "VERBOSE: " + verbose.Message);
                     host.WriteVerboseLine(verbose.Message);
                     break;
                 case InformationRecord information:
-                    attempt.Log("INFO: " + information.MessageData);
+                    LogScript(attempt, "INFO: " + information.MessageData);
                     if (information.Tags.Contains("PSHOST"))
                     {
                         host.WriteLine(information.MessageData?.ToString() ?? string.Empty); // Write-Host; Write-Information stays quiet
                     }
 
                     break;
-                case var item:
+                default:
                     string text = item?.ToString() ?? string.Empty;
-                    attempt.Log("OUTPUT: " + text);
+                    LogScript(attempt, "OUTPUT: " + text);
                     host.WriteLine(text);
                     break;
             }
@@ -129,7 +154,9 @@ internal sealed class RunExecutor : IDisposable
         _pipeline.Streams.Error.DataAdded += (_, e) =>
         {
             var record = _pipeline.Streams.Error[e.Index];
-            attempt.Log("ERROR: " + record);
+            _pipeline.Streams.Error.RemoveAt(e.Index);
+            errors++;
+            LogScript(attempt, "ERROR: " + record);
             host.WriteErrorLine(record.ToString());
         };
 
@@ -137,13 +164,25 @@ internal sealed class RunExecutor : IDisposable
         // mistaken for the script's own exit code.
         _cmdlet.SessionState.PSVariable.Set("global:LASTEXITCODE", null);
         Exception? error = null;
-        try
+        using (new Timer(_ => WatchStop(context.Run), null, s_stopPoll, s_stopPoll))
         {
-            _pipeline.Invoke(null, output);
+            try
+            {
+                _pipeline.Invoke(null, output);
+            }
+            catch (Exception ex) when (ex is RuntimeException || ex is RunToolsException)
+            {
+                error = ex;
+            }
         }
-        catch (Exception ex) when (ex is RuntimeException || ex is RunToolsException)
+
+        bool pipelineStopped = error is PipelineStoppedException || _pipeline.InvocationStateInfo.State == PSInvocationState.Stopped;
+        if (pipelineStopped && Volatile.Read(ref _forcedStop) is { } forced && context.StopRequest is null && context.Failure is null)
         {
-            error = ex;
+            // Stop-Run found no boundary within the grace period: the unit in flight was stopped
+            // like Ctrl+C and is left open (in doubt), but the run ends as Stop-Run asked.
+            attempt.Log($"Stop-Run's request met no step or item boundary within {StopGrace.TotalSeconds:0} s; the unit in flight was stopped.");
+            return attempt.Stop(forced);
         }
 
         // One place decides how the attempt ends: a stop request met at a boundary, a failed step,
@@ -172,9 +211,9 @@ internal sealed class RunExecutor : IDisposable
             return attempt.Fail(Describe(error));
         }
 
-        if (_pipeline.HadErrors && _pipeline.Streams.Error.Count > 0)
+        if (errors > 0)
         {
-            attempt.Log($"The script wrote {_pipeline.Streams.Error.Count} non-terminating error(s).");
+            attempt.Log($"The script wrote {errors} non-terminating error(s).");
         }
 
         int? exitCode = ExitCode(scriptPath);
@@ -227,6 +266,57 @@ internal sealed class RunExecutor : IDisposable
         catch (Exception ex) when (ex is System.IO.IOException || ex is UnauthorizedAccessException)
         {
             return Array.Empty<string>();
+        }
+    }
+
+    /// <summary>Script output into the attempt log, up to <see cref="MaxScriptLogBytes"/>.</summary>
+    private void LogScript(RunAttempt attempt, string line)
+    {
+        long before = _scriptLogBytes;
+        if (before > MaxScriptLogBytes)
+        {
+            return;
+        }
+
+        _scriptLogBytes += line.Length + 32; // with the timestamp the log adds
+        if (_scriptLogBytes > MaxScriptLogBytes)
+        {
+            attempt.Log($"The script's output passed {MaxScriptLogBytes / (1024 * 1024)} MiB; further output is shown but not logged in this attempt.");
+            return;
+        }
+
+        attempt.Log(line);
+    }
+
+    /// <summary>
+    /// On a timer while the script runs: a Stop-Run request (the stop file) is honoured at the next
+    /// boundary by the in-script cmdlets; one that meets no boundary within <see cref="StopGrace"/>
+    /// stops the nested pipeline, as Ctrl+C does.
+    /// </summary>
+    private void WatchStop(RunDirectory run)
+    {
+        try
+        {
+            if (Volatile.Read(ref _forcedStop) is not null || !File.Exists(run.StopPath))
+            {
+                _stopSeenAt = null;
+                return;
+            }
+
+            var now = DateTimeOffset.UtcNow;
+            _stopSeenAt ??= now;
+            if (now - _stopSeenAt.Value < StopGrace)
+            {
+                return;
+            }
+
+            var request = run.ReadStopRequest() ?? new StopRequest { RequestedAt = now, RequestedBy = "unknown" };
+            Volatile.Write(ref _forcedStop, request);
+            _pipeline?.BeginStop(null, null);
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException || ex is RunToolsException || ex is InvalidOperationException || ex is ObjectDisposedException)
+        {
+            // A request that cannot be read now is looked at again on the next tick.
         }
     }
 

@@ -47,12 +47,14 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
 
         try
         {
+            RequireRegularScript(script);
             if (!File.Exists(script))
             {
                 throw new RunToolsException(ErrorIds.ScriptNotFound, RunToolsErrorCategory.ObjectNotFound,
                     $"Run script '{script}' does not exist. Check -ScriptPath.", script);
             }
 
+            RequireRootDirectory(root);
             var config = LoadConfig(Config);
             byte[] scriptBytes = File.ReadAllBytes(script);
             var run = new RunsRoot(root).CreateRun(new RunCreateOptions

@@ -61,6 +61,11 @@ public sealed class TestRunCommand : RunCmdletBase
             {
                 WriteError(ToErrorRecord(ex, target));
             }
+            catch (Exception ex) when (IsIoError(ex))
+            {
+                // One unreadable run is one error; the runs after it are still tested.
+                WriteError(IoErrorRecord(ex, target));
+            }
         }
     }
 

@@ -95,6 +95,18 @@ public sealed class ArchiveImportOptions
     public Action<ArchiveProgress>? Progress { get; set; }
 
     public CancellationToken Cancellation { get; set; }
+
+    /// <summary>The most bytes an import extracts (the sum of the files' sizes); larger archives are refused before extraction (ArchiveTooLarge).</summary>
+    public long MaximumSize { get; set; } = DefaultMaximumSize;
+
+    /// <summary>The most entries an archive may hold; more are refused before anything is read (ArchiveTooManyEntries).</summary>
+    public int MaximumEntryCount { get; set; } = DefaultMaximumEntryCount;
+
+    /// <summary>16 GiB: above most honest runs; a larger one is imported with a raised -MaximumSize.</summary>
+    public const long DefaultMaximumSize = 16L << 30;
+
+    /// <summary>1,000,000 entries.</summary>
+    public const int DefaultMaximumEntryCount = 1_000_000;
 }
 
 /// <summary>
@@ -243,6 +255,7 @@ public static class RunArchive
             Dictionary<string, ZipArchiveEntry> entries;
             try
             {
+                CheckEntryCount(full, zip, options);
                 entries = CheckEntries(full, zip);
             }
             catch (InvalidDataException ex)
@@ -251,6 +264,7 @@ public static class RunArchive
             }
 
             var manifest = ReadManifest(full, entries);
+            long extractedSize = CheckExtractedSize(full, manifest, options);
             string id = manifest.Run.RunId;
             string target = Path.Combine(root.Path, id);
             if (Directory.Exists(target))
@@ -271,6 +285,7 @@ public static class RunArchive
             }
 
             Directory.CreateDirectory(root.Path);
+            CheckFreeSpace(full, root.Path, extractedSize);
             root.RemoveAbandonedStaging();
             string staging = Path.Combine(root.Path, RunFormat.StagingPrefix + id + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
             Directory.CreateDirectory(staging);
@@ -542,6 +557,61 @@ public static class RunArchive
     // ---------------------------------------------------------------- import
 
     /// <summary>Entry names: safe relative paths, no links, no duplicates (also none differing only in case).</summary>
+    /// <summary>Test seam: the free bytes under a root (a full disk cannot be made on every test machine); per thread, so parallel tests do not see it.</summary>
+    [ThreadStatic]
+    internal static Func<string, long>? FreeSpaceProbe;
+
+    private static void CheckEntryCount(string archive, ZipArchive zip, ArchiveImportOptions options)
+    {
+        int count = zip.Entries.Count;
+        if (count > options.MaximumEntryCount)
+        {
+            throw new RunToolsException(ErrorIds.ArchiveTooManyEntries, RunToolsErrorCategory.InvalidData,
+                $"Archive '{archive}' has {count:N0} entries, more than the limit of {options.MaximumEntryCount:N0}; nothing was imported. If you trust the archive, raise the limit with -MaximumEntryCount.", archive);
+        }
+    }
+
+    /// <summary>The bytes an import will write (every listed file's size, which extraction enforces); refused above the limit.</summary>
+    private static long CheckExtractedSize(string archive, ArchiveManifest manifest, ArchiveImportOptions options)
+    {
+        long total = 0;
+        foreach (var file in manifest.Files)
+        {
+            // Saturating: sizes from a hostile manifest must not wrap around to a small total.
+            total = file.Size > long.MaxValue - total ? long.MaxValue : total + file.Size;
+        }
+
+        if (total > options.MaximumSize)
+        {
+            throw new RunToolsException(ErrorIds.ArchiveTooLarge, RunToolsErrorCategory.InvalidData,
+                $"Archive '{archive}' would extract {total:N0} bytes, more than the limit of {options.MaximumSize:N0} bytes; nothing was imported. If you trust the archive, raise the limit with -MaximumSize.", archive);
+        }
+
+        return total;
+    }
+
+    /// <summary>Refuses an import that cannot fit: better than filling the disk and failing half-way.</summary>
+    private static void CheckFreeSpace(string archive, string rootPath, long needed)
+    {
+        long available;
+        try
+        {
+            available = FreeSpaceProbe?.Invoke(rootPath) ?? new DriveInfo(rootPath).AvailableFreeSpace;
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException || ex is ArgumentException || ex is PlatformNotSupportedException)
+        {
+            return; // no way to tell: extraction still stops cleanly if the disk fills
+        }
+
+        // The run's folders and the file system's own blocks take a little more than the files.
+        long margin = Math.Max(1L << 20, needed / 100);
+        if (available < needed + margin)
+        {
+            throw new RunToolsException(ErrorIds.InsufficientSpace, RunToolsErrorCategory.WriteError,
+                $"Importing archive '{archive}' needs about {needed + margin:N0} bytes under '{rootPath}', but only {available:N0} are free; nothing was imported. Free space there, or import under another -Root.", rootPath);
+        }
+    }
+
     private static Dictionary<string, ZipArchiveEntry> CheckEntries(string archive, ZipArchive zip)
     {
         var byName = new Dictionary<string, ZipArchiveEntry>(StringComparer.Ordinal);

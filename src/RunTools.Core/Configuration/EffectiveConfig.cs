@@ -4,6 +4,7 @@ using System.IO;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
+using RunTools.Core.Infrastructure;
 
 namespace RunTools.Core.Configuration;
 
@@ -74,6 +75,7 @@ public sealed class EffectiveConfig
                 fullPath),
         };
 
+        CheckFile(fullPath);
         byte[] bytes;
         try
         {
@@ -99,6 +101,41 @@ public sealed class EffectiveConfig
         }
 
         return FromBytes(bytes, format, ConfigSource.For(fullPath), fullPath);
+    }
+
+    /// <summary>
+    /// The largest config file read (16 MiB). A config is settings, not data: parsing and
+    /// canonicalising take many times the file's size in memory, so a larger file is refused before
+    /// it is read. Put bulk data in a file of its own and name it in the config.
+    /// </summary>
+    public const long MaxFileSize = 16L * 1024 * 1024;
+
+    /// <summary>
+    /// Checks a config file before anything reads it (any format, .psd1 included): it must be a
+    /// regular file (NotRegularFile: a FIFO would block for ever) of at most <see cref="MaxFileSize"/>
+    /// bytes (ConfigTooLarge). A missing file passes; the reader reports it.
+    /// </summary>
+    public static void CheckFile(string fullPath)
+    {
+        InputFile.RequireRegular(fullPath, "Config file", "Pass the path of a .json, .yaml, .yml or .psd1 file, or a hashtable.");
+        long length;
+        try
+        {
+            length = new FileInfo(fullPath).Length;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return;
+        }
+
+        if (length > MaxFileSize)
+        {
+            throw new RunToolsException(
+                ErrorIds.ConfigTooLarge,
+                RunToolsErrorCategory.InvalidArgument,
+                $"Config file '{fullPath}' is {length:N0} bytes; configs are limited to {MaxFileSize:N0} bytes (16 MiB) because parsing takes many times that in memory. Keep settings in the config and put bulk data in a file of its own that the config names.",
+                fullPath);
+        }
     }
 
     /// <summary>

@@ -4,6 +4,7 @@ using System.IO;
 using System.Security.Cryptography;
 using System.Threading;
 using System.Threading.Tasks;
+using RunTools.Core.Infrastructure;
 using RunTools.Core.State;
 
 namespace RunTools.Core.Engine;
@@ -114,6 +115,13 @@ internal static class Integrity
     public static RunProblem? Check(string runPath, string recordedPath, long size, string sha256, string? step, string? key)
     {
         string full = ResolvePath(runPath, recordedPath);
+        var kind = NativeFileType.Of(full);
+        if (kind is not (FileKind.Regular or FileKind.Missing))
+        {
+            // Never opened: a FIFO would block Test-Run for ever.
+            return new RunProblem(RunProblemKind.Unreadable, recordedPath, sha256, NativeFileType.Describe(kind) + ", not a regular file", step, key);
+        }
+
         try
         {
             // Open first and take the size from the handle: one call fewer than stat + open.

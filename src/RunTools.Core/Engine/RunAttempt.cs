@@ -367,7 +367,31 @@ public sealed class RunAttempt : IDisposable
     }
 
     /// <summary>Records the step as completed; <paramref name="output"/> is kept under steps/&lt;name&gt;/ and replayed on resume.</summary>
-    public void CompleteStep(string name, byte[]? output, string? outputFormat = null)
+    public void CompleteStep(string name, byte[]? output, string? outputFormat = null) => CompleteStep(name, output, null, outputFormat);
+
+    /// <summary>
+    /// A temp file in the step's folder that the step's output is streamed to while it runs, so
+    /// that output of any volume never has to be held in memory; <see cref="CompleteStepFromFile"/>
+    /// records it. After a crash the next owner removes it with the other temp files.
+    /// </summary>
+    public string NewStepOutputFile(string name)
+    {
+        EnsureActiveStep(name);
+        string folder = Path.Combine(_run.Path, RunFormat.StepsFolder, name);
+        RequireFolder(Path.Combine(_run.Path, RunFormat.StepsFolder));
+        RequireFolder(folder);
+        Directory.CreateDirectory(folder);
+        return Path.Combine(folder, ".output" + DurableFile.TempMarker + Guid.NewGuid().ToString("N").Substring(0, 12));
+    }
+
+    /// <summary>As <see cref="CompleteStep(string, byte[], string)"/>, the output being the file <paramref name="outputFile"/> (from <see cref="NewStepOutputFile"/>), which is consumed.</summary>
+    public void CompleteStepFromFile(string name, string outputFile, string? outputFormat) => CompleteStep(name, null, outputFile, outputFormat);
+
+    /// <summary>The full path of a completed step's recorded output; null when it recorded none.</summary>
+    public string? StepOutputFile(string name) =>
+        State.FindStep(name)?.Output is { } output ? Integrity.ResolvePath(_run.Path, output.Path) : null;
+
+    private void CompleteStep(string name, byte[]? output, string? outputFile, string? outputFormat)
     {
         ThrowIfUnitWriteFailed(name, null);
         EnsureActiveStep(name);
@@ -381,11 +405,15 @@ public sealed class RunAttempt : IDisposable
         }
 
         OutputRecord? record = null;
-        if (output is not null)
+        if (output is not null || outputFile is not null)
         {
             string folder = Path.Combine(_run.Path, RunFormat.StepsFolder, name);
+            RequireFolder(Path.Combine(_run.Path, RunFormat.StepsFolder));
+            RequireFolder(folder);
             string fileName = "output" + (IsSafeExtension(outputFormat) ? "." + outputFormat : ".bin");
             string relative = $"{RunFormat.StepsFolder}/{name}/{fileName}";
+            long size;
+            string sha256;
             try
             {
                 DurableFile.CreateDirectory(folder);
@@ -396,7 +424,18 @@ public sealed class RunAttempt : IDisposable
                     DurableFile.CreateDirectory(Path.Combine(folder, $"attempt-{Attempt}"));
                 }
 
-                DurableFile.WriteAtomic(Integrity.ResolvePath(_run.Path, relative), output);
+                string destination = Integrity.ResolvePath(_run.Path, relative);
+                if (outputFile is not null)
+                {
+                    DurableFile.CopyAtomic(outputFile, destination);
+                    DurableFile.TryDelete(outputFile);
+                    (size, sha256) = Integrity.HashFile(destination);
+                }
+                else
+                {
+                    DurableFile.WriteAtomic(destination, output!);
+                    (size, sha256) = (output!.Length, Integrity.Sha256Hex(output));
+                }
             }
             catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.WriteFailed)
             {
@@ -408,8 +447,8 @@ public sealed class RunAttempt : IDisposable
             record = new OutputRecord
             {
                 Path = relative,
-                Size = output.Length,
-                Sha256 = Integrity.Sha256Hex(output),
+                Size = size,
+                Sha256 = sha256,
                 Format = outputFormat,
             };
         }
@@ -644,6 +683,12 @@ public sealed class RunAttempt : IDisposable
         var files = new List<string>();
         foreach (string pattern in patterns)
         {
+            if (pattern.IndexOf('*') < 0 && pattern.IndexOf('?') < 0 && !string.IsNullOrWhiteSpace(pattern))
+            {
+                // A declared output that is a directory or FIFO is refused by name, not reported as missing.
+                InputFile.RequireRegular(Path.GetFullPath(Path.Combine(_run.Path, pattern)), $"Output of step '{step}'", "Declare the files the step writes (a glob such as 'folder/**' records a folder's files).");
+            }
+
             var found = Migration.OutputPatterns.Expand(_run.Path, pattern);
             if (found.Count == 0)
             {
@@ -673,6 +718,7 @@ public sealed class RunAttempt : IDisposable
     {
         EnsureUsable();
         string full = Path.GetFullPath(sourcePath);
+        InputFile.RequireRegular(full, relativeInRun ? $"Output of step '{_activeStep}'" : "Artifact file", "Record regular files only: write the data to a file first, then record that file.");
         if (!File.Exists(full))
         {
             throw new RunToolsException(ErrorIds.ArtifactNotFound, RunToolsErrorCategory.ObjectNotFound,
@@ -1282,6 +1328,17 @@ public sealed class RunAttempt : IDisposable
         {
             throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
                 $"Attempt {Attempt} of run '{_run.RunId}' could not write its journal and cannot record more work. Fix the disk, then resume the run.", _run.RunId);
+        }
+    }
+
+    /// <summary>A folder of the format that is a file (or FIFO...) means the run directory is damaged: CorruptState naming it.</summary>
+    private void RequireFolder(string folder)
+    {
+        var kind = NativeFileType.Of(folder);
+        if (kind is not (FileKind.Directory or FileKind.Missing))
+        {
+            throw new RunToolsException(ErrorIds.CorruptState, RunToolsErrorCategory.InvalidData,
+                $"Run '{_run.RunId}' is damaged: '{folder}' should be a folder but is {NativeFileType.Describe(kind)}. Move it aside, then resume the run (or restore the run from a backup or archive).", folder);
         }
     }
 

@@ -47,6 +47,15 @@ internal static class RunTester
     public static RunTestResult Test(RunDirectory run, Action<long, long>? bytesHashed, CancellationToken cancellation)
     {
         var problems = new List<RunProblem>();
+        var journalKind = NativeFileType.Of(run.JournalPath);
+        if (journalKind is not (FileKind.Regular or FileKind.Missing))
+        {
+            // Nothing can be judged without the journal, and opening a FIFO would block.
+            problems.Add(new RunProblem(RunProblemKind.Unreadable, RunFormat.JournalFile, "a regular file", NativeFileType.Describe(journalKind), null, null,
+                note: "The journal is the run's source of truth: move this aside and restore journal.jsonl from a backup or archive."));
+            return new RunTestResult(run, null, problems, 0, 0);
+        }
+
         try
         {
             return Test(run, problems, bytesHashed, cancellation);

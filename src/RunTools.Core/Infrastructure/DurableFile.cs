@@ -117,9 +117,18 @@ internal static class DurableFile
         }
     }
 
-    /// <summary>Readers open with every share mode so that an owner can replace or append meanwhile.</summary>
-    public static FileStream OpenRead(string path, int bufferSize = 4096) =>
-        new(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize, FileOptions.None);
+    /// <summary>Readers open with every share mode so that an owner can replace or append meanwhile.
+    /// A FIFO, device or directory is refused before opening (opening a FIFO blocks until a writer comes).</summary>
+    public static FileStream OpenRead(string path, int bufferSize = 4096)
+    {
+        var kind = NativeFileType.Of(path);
+        if (kind is not (FileKind.Regular or FileKind.Missing))
+        {
+            throw new NotRegularFileException(path, kind);
+        }
+
+        return new(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize, FileOptions.None);
+    }
 
     public static byte[] ReadAllBytes(string path)
     {

@@ -382,13 +382,13 @@ public sealed class EffectiveConfigTests : IDisposable
     }
 
     [Fact]
-    public void DirectoryInsteadOfFileIsFileUnreadable()
+    public void DirectoryInsteadOfFileIsNotRegularFile()
     {
         string path = Path.Combine(_dir, "dir.json");
         Directory.CreateDirectory(path);
         var ex = Assert.Throws<RunToolsException>(() => EffectiveConfig.FromFile(path));
-        Assert.Equal(ErrorIds.FileUnreadable, ex.ErrorId);
-        Assert.Equal(RunToolsErrorCategory.ReadError, ex.Category);
+        Assert.Equal(ErrorIds.NotRegularFile, ex.ErrorId);
+        Assert.Equal(RunToolsErrorCategory.InvalidArgument, ex.Category);
     }
 
     [Fact]
