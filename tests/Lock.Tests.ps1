@@ -85,7 +85,7 @@ Describe 'A .lock that is a symbolic link' {
 
         (Resume-Run -RunId r3 -Root $root -Parameters $parameters).Status | Should -Be 'Completed'
         [IO.File]::ReadAllText($precious) | Should -BeExactly $preciousText
-        (Get-Item (Join-Path $root 'r3/.lock')).LinkTarget | Should -BeNullOrEmpty
+        (Get-Item -Force (Join-Path $root 'r3/.lock')).LinkTarget | Should -BeNullOrEmpty   # -Force: a dot file is hidden
     }
 }
 

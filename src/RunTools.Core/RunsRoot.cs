@@ -131,9 +131,24 @@ public sealed class RunsRoot
         return ids;
     }
 
+    /// <summary>
+    /// Throws RootNotDirectory when the root exists but is a file (or a FIFO, device...): said
+    /// plainly, instead of "already exists" on creation or an empty listing. A missing root passes.
+    /// </summary>
+    public void RequireDirectory()
+    {
+        var kind = Infrastructure.InputFile.KindOf(Path);
+        if (kind is not (Infrastructure.FileKind.Missing or Infrastructure.FileKind.Directory))
+        {
+            throw new RunToolsException(ErrorIds.RootNotDirectory, RunToolsErrorCategory.InvalidArgument,
+                $"The runs root '{Path}' is {Infrastructure.InputFile.Describe(kind)}, not a directory. Pass a directory (or a path that does not exist yet) with -Root or $env:RUNTOOLS_ROOT.", Path);
+        }
+    }
+
     /// <summary>Reads every run's state (on all cores); a run that cannot be read comes back with its error.</summary>
     public IReadOnlyList<RunListing> ListRuns(Func<string, bool>? idFilter = null)
     {
+        RequireDirectory();
         if (!Directory.Exists(Path))
         {
             return Array.Empty<RunListing>();
@@ -196,6 +211,7 @@ public sealed class RunsRoot
     /// </summary>
     public RunDirectory CreateRun(RunCreateOptions options)
     {
+        RequireDirectory();
         string name = ValidateName(options.Name);
         var now = Clock();
         string id = options.RunId is null ? RunId.Generate(name, now, RandomSource) : RunId.Validate(options.RunId);

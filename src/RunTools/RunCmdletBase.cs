@@ -43,19 +43,8 @@ public abstract class RunCmdletBase : PSCmdlet
         return new RunsRoot(rootPath).OpenRun(runId ?? string.Empty);
     }
 
-    /// <summary>
-    /// Throws RootNotDirectory when the runs root exists but is a file (or a FIFO, device...): said
-    /// plainly, instead of "already exists" on creation or an empty listing. A missing root passes.
-    /// </summary>
-    protected static void RequireRootDirectory(string rootPath)
-    {
-        var kind = Core.Infrastructure.InputFile.KindOf(rootPath);
-        if (kind is not (Core.Infrastructure.FileKind.Missing or Core.Infrastructure.FileKind.Directory))
-        {
-            throw new RunToolsException(ErrorIds.RootNotDirectory, RunToolsErrorCategory.InvalidArgument,
-                $"The runs root '{rootPath}' is {Core.Infrastructure.InputFile.Describe(kind)}, not a directory. Pass a directory (or a path that does not exist yet) with -Root or $env:RUNTOOLS_ROOT.", rootPath);
-        }
-    }
+    /// <summary>RootNotDirectory when the runs root exists but is not a directory (see RunsRoot.RequireDirectory).</summary>
+    protected static void RequireRootDirectory(string rootPath) => new RunsRoot(rootPath).RequireDirectory();
 
     /// <summary>
     /// The wildcard patterns of a parameter, each parsed now so that a malformed one ('[', '[a')

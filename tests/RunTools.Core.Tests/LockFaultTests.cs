@@ -235,7 +235,9 @@ public sealed class LockFaultTests : IDisposable
     public void ALockTakenOnARunRemovedMeanwhileIsGivenUpAsRunNotFound()
     {
         var run = InterruptedRun("r1");
-        string movedTo = _dir.Combine("moved-away");
+        // Under another root but keeping its name: a run's directory is named by its run id.
+        Directory.CreateDirectory(_dir.Combine("elsewhere"));
+        string movedTo = _dir.Combine("elsewhere", "r1");
         RunLock.AfterLockTaken = _ =>
         {
             RunLock.AfterLockTaken = null;

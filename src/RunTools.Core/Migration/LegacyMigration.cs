@@ -70,6 +70,7 @@ public static class LegacyMigration
     public static LegacyFormat Resolve(string path, LegacyFormat format, bool haveSteps)
     {
         string root = Path.GetFullPath(path);
+        RequireDirectory(root, path);
         EnsureNotARun(root);
         var found = Detect(root);
         if (format == LegacyFormat.Auto)
@@ -111,14 +112,19 @@ public static class LegacyMigration
     }
 
     /// <summary>Converts the legacy directory at <paramref name="path"/> into a run (in place).</summary>
-    public static MigrationResult Convert(string path, MigrationOptions options)
+    private static void RequireDirectory(string root, string path)
     {
-        string root = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar);
         if (!Directory.Exists(root))
         {
             throw new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
                 $"There is no directory '{root}' to convert. Check the path.", path);
         }
+    }
+
+    public static MigrationResult Convert(string path, MigrationOptions options)
+    {
+        string root = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar);
+        RequireDirectory(root, path);
 
         string runId = Path.GetFileName(root);
         if (RunId.Explain(runId) is { } why)
