@@ -431,4 +431,4 @@ function Test-CorpusOutcome($Case, $Outcome, $Manifest) {
     $null
 }
 
-Export-ModuleMember -Function Get-CorpusManifest, Get-CorpusCase, Get-Prop, Initialize-CorpusTemplate, Invoke-CorpusCase, Test-CorpusOutcome, Get-CorpusPath, Expand-CorpusText, Use-Config
+Export-ModuleMember -Function Get-CorpusManifest, Get-CorpusCase, Get-CorpusCommand, Get-Prop, Initialize-CorpusTemplate, Invoke-CorpusCase, Test-CorpusOutcome, Get-CorpusPath, Expand-CorpusText, Use-Config
