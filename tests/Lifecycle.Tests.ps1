@@ -250,7 +250,9 @@ Describe 'A real crash: a child pwsh is killed (SIGKILL) in the middle of its it
         $repeated | Where-Object { $_ -notin $inDoubt } | Should -BeNullOrEmpty -Because 'only a key in doubt may be repeated'
         if ($Policy -eq 'Retry') {
             $counts.Count | Should -Be 50
-            $repeated | Should -Be $inDoubt
+            # k010 had done its side effect when it was killed, so Retry repeats it; a random kill
+            # may land before an in-doubt item's side effect, which then happens once.
+            if ($Kill -eq 'mid-item') { $repeated | Should -Be @('k010') }
         } else {
             $repeated.Count | Should -Be 0
             $counts.Count | Should -Be (50 - @($inDoubt | Where-Object { -not $counts.ContainsKey($_) }).Count)
