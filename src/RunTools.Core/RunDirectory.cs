@@ -195,8 +195,14 @@ public sealed class RunDirectory
         return File.Exists(StopPath) ? RunStatus.Stopping : RunStatus.Running;
     }
 
-    /// <summary>Snapshot + tail (or a rebuild); the status is as stored. CorruptState when the files name another run.</summary>
-    internal RunState ReadStoredState(out bool rebuilt)
+    /// <summary>
+    /// Snapshot + tail (or a rebuild); the status is as stored. CorruptState when run.json (or, for
+    /// a rebuild, the journal) names another run. With <paramref name="checkJournal"/> the journal's
+    /// run_created is read too when the snapshot is used as is: listing does not pay that extra
+    /// read per run (it doubled Get-Run's cost); attempts fold the whole journal and Test-Run
+    /// reports the mismatch, so a journal copied in from another run is still refused there.
+    /// </summary>
+    internal RunState ReadStoredState(out bool rebuilt, bool checkJournal = false)
     {
         var state = ReadStoredStateUnchecked(out rebuilt, out var snapshotRunId);
         if (snapshotRunId is not null)
@@ -205,7 +211,7 @@ public sealed class RunDirectory
         }
 
         EnsureOwnRunId(state.RunId, rebuilt ? RunFormat.JournalFile : RunFormat.StateFile);
-        if (!rebuilt && File.Exists(JournalPath)
+        if (checkJournal && !rebuilt && File.Exists(JournalPath)
             && JournalScanner.ReadEventAt(JournalPath, 0) is { Type: JournalEventTypes.RunCreated } created
             && created.Data["run_id"] is JsonValue createdId && createdId.TryGetValue(out string? journalRunId))
         {

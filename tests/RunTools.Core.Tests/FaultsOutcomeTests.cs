@@ -327,7 +327,9 @@ public sealed class OutcomeRecordTests : IDisposable
         var r2 = Runs.Create(root, "r2");
         File.Copy(r1.JournalPath, r2.JournalPath, overwrite: true); // same length: the snapshot is used as is
 
-        Assert.Equal(ErrorIds.CorruptState, Assert.Throws<RunToolsException>(() => r2.ReadState()).ErrorId);
+        // Listing does not read the journal (Get-Run would pay a second read per run); an attempt
+        // and Test-Run do, and refuse or report it.
+        Assert.Equal(ErrorIds.CorruptState, Assert.Throws<RunToolsException>(() => r2.BeginAttempt()).ErrorId);
         Assert.Single(r2.Test(cancellation: TestContext.Current.CancellationToken).Problems, p => p.Kind == RunProblemKind.RunIdMismatch && p.Path.StartsWith("journal.jsonl", StringComparison.Ordinal));
     }
 

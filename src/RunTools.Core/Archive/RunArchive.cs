@@ -167,7 +167,7 @@ public static class RunArchive
         }
 
         using var runLock = LockForExport(run);
-        var state = run.ReadStoredState(out _);
+        var state = run.ReadStoredState(out _, checkJournal: true);
 
         // The lock is ours, so a state that says running has no live owner: it was interrupted.
         var status = state.Status == RunStatus.Running ? RunStatus.Interrupted : state.Status;
