@@ -107,7 +107,7 @@ public sealed class RunsRoot
         if (setAside)
         {
             // A replacement was cut short by a crash: finish it, then list again.
-            RecoverReplaced();
+            RunReplacement.Recover(Path);
             return EnumerateRunIdsOnce();
         }
 
@@ -193,7 +193,7 @@ public sealed class RunsRoot
         string path = System.IO.Path.Combine(Path, runId);
         if (!Directory.Exists(path))
         {
-            RecoverReplaced();
+            RunReplacement.Recover(Path);
         }
 
         if (!Directory.Exists(path) || !RunDirectory.IsRunDirectory(path))
@@ -237,7 +237,7 @@ public sealed class RunsRoot
 
         DurableFile.CreateDirectory(Path);
         RemoveAbandonedStaging();
-        string staging = System.IO.Path.Combine(Path, RunFormat.StagingPrefix + id + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
+        string staging = NewStagingPath(id);
         try
         {
             // The staging folder's own entries are flushed once, below, before it is renamed into place.
@@ -393,50 +393,14 @@ public sealed class RunsRoot
             TryDeleteDirectory(folder);
         }
 
-        RecoverReplaced();
+        RunReplacement.Recover(Path);
     }
 
-    /// <summary>
-    /// Finishes a replacement a crash cut short: a run set aside (<c>.replaced-&lt;id&gt;-&lt;8 hex&gt;</c>)
-    /// goes back under its id when nothing took its place, and is deleted when something did.
-    /// </summary>
-    internal void RecoverReplaced()
-    {
-        if (!Directory.Exists(Path))
-        {
-            return;
-        }
+    /// <summary>A fresh folder name under the root to assemble run <paramref name="id"/> in before it is renamed into place.</summary>
+    internal string NewStagingPath(string id) => System.IO.Path.Combine(Path, RunFormat.StagingPrefix + id + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
 
-        foreach (string folder in Directory.EnumerateDirectories(Path, RunFormat.ReplacedPrefix + "*"))
-        {
-            string name = System.IO.Path.GetFileName(folder);
-            int dash = name.LastIndexOf('-');
-            if (dash <= RunFormat.ReplacedPrefix.Length)
-            {
-                continue;
-            }
-
-            string id = name.Substring(RunFormat.ReplacedPrefix.Length, dash - RunFormat.ReplacedPrefix.Length);
-            string target = System.IO.Path.Combine(Path, id);
-            if (Directory.Exists(target))
-            {
-                TryDeleteDirectory(folder);
-                continue;
-            }
-
-            try
-            {
-                Directory.Move(folder, target);
-                NativeMethods.FlushDirectory(Path);
-            }
-            catch (IOException)
-            {
-                // Another process restored it, or took the id, at the same moment.
-            }
-        }
-    }
-
-    private static void TryDeleteDirectory(string path)
+    /// <summary>Best effort: what is left is removed by the next <see cref="RemoveAbandonedStaging"/> or <see cref="RunReplacement.Recover"/>.</summary>
+    internal static void TryDeleteDirectory(string path)
     {
         try
         {

@@ -287,7 +287,7 @@ public static class RunArchive
             Directory.CreateDirectory(root.Path);
             CheckFreeSpace(full, root.Path, extractedSize);
             root.RemoveAbandonedStaging();
-            string staging = Path.Combine(root.Path, RunFormat.StagingPrefix + id + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
+            string staging = root.NewStagingPath(id);
             Directory.CreateDirectory(staging);
             try
             {
@@ -297,7 +297,7 @@ public static class RunArchive
             }
             catch (Exception ex)
             {
-                TryDeleteDirectory(staging);
+                RunsRoot.TryDeleteDirectory(staging);
                 if (ex is IOException || ex is UnauthorizedAccessException)
                 {
                     throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
@@ -958,8 +958,8 @@ public static class RunArchive
     }
 
     /// <summary>
-    /// Renames the staged run into place. With Force an existing run is first renamed aside (under
-    /// its lock, so never a running one) and deleted only after the new one is in place.
+    /// Renames the staged run into place. With Force an existing run is replaced through
+    /// <see cref="RunReplacement"/>, which a crash half-way cannot leave without a run.
     /// </summary>
     private static void PlaceRun(RunsRoot root, string staging, string target, string id, bool force, string archive)
     {
@@ -984,45 +984,7 @@ public static class RunArchive
             throw RunExists(id, root.Path, archive);
         }
 
-        // Set aside, not doomed: if a crash comes before the new run is in place, the next reader
-        // of this root (RunsRoot.RecoverReplaced) puts the old run back.
-        string doomed = Path.Combine(root.Path, RunFormat.ReplacedPrefix + id + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
-        var runLock = new RunDirectory(target, id).AcquireLock(DateTimeOffset.UtcNow);
-
-        try
-        {
-            if (NativeMethods.IsWindows)
-            {
-                // Windows cannot rename a folder holding an open file; the window is a few microseconds.
-                runLock.Dispose();
-            }
-
-            Directory.Move(target, doomed);
-        }
-        finally
-        {
-            runLock.Dispose();
-        }
-
-        try
-        {
-            Directory.Move(staging, target);
-        }
-        catch
-        {
-            try
-            {
-                Directory.Move(doomed, target);
-            }
-            catch (IOException)
-            {
-            }
-
-            throw;
-        }
-
-        NativeMethods.FlushDirectory(root.Path);
-        TryDeleteDirectory(doomed);
+        RunReplacement.Replace(root.Path, staging, target, id);
     }
 
     private static byte[] ReadCapped(Stream stream, long cap)
@@ -1063,21 +1025,4 @@ public static class RunArchive
 
     private static RunToolsException SizeMismatch(string archive, string name, long expected, string found) => new(ErrorIds.ArchiveSizeMismatch, RunToolsErrorCategory.InvalidData,
         $"Entry '{name}' of archive '{archive}' should be {expected} bytes per the manifest, but {found}. Nothing was imported; the archive was altered or damaged: use another copy or export the run again.", archive);
-
-    private static void TryDeleteDirectory(string path)
-    {
-        try
-        {
-            if (Directory.Exists(path))
-            {
-                Directory.Delete(path, recursive: true);
-            }
-        }
-        catch (IOException)
-        {
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
-    }
 }
