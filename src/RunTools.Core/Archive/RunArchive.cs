@@ -194,11 +194,11 @@ public static class RunArchive
         }
 
         string folder = Path.GetDirectoryName(target)!;
-        Directory.CreateDirectory(folder);
         string temp = Path.Combine(folder, "." + Path.GetFileName(target) + DurableFile.TempMarker + Guid.NewGuid().ToString("N").Substring(0, 12));
         bool done = false;
         try
         {
+            Directory.CreateDirectory(folder); // a destination that cannot be created is a write failure
             WriteArchive(temp, run.RunId, files, manifest, options, cancel);
             MoveIntoPlace(temp, target, options.Force);
             done = true;
@@ -206,12 +206,12 @@ public static class RunArchive
         catch (IOException ex)
         {
             throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
-                $"Could not export run '{run.RunId}' to '{target}': {ex.Message} Nothing was written under that name; fix the cause (disk space, permissions) and try again.", target, ex);
+                $"Could not export run '{run.RunId}' to '{target}': {ex.Message.TrimEnd().TrimEnd('.')}. Nothing was written under that name. Free disk space there, remount it read-write or fix its permissions, then export again, or pass another -DestinationPath.", target, ex);
         }
         catch (UnauthorizedAccessException ex)
         {
             throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.PermissionDenied,
-                $"Could not export run '{run.RunId}' to '{target}': {ex.Message} Fix the permissions and try again.", target, ex);
+                $"Could not export run '{run.RunId}' to '{target}': {ex.Message.TrimEnd().TrimEnd('.')}. Fix the permissions and try again, or pass another -DestinationPath.", target, ex);
         }
         finally
         {
@@ -284,13 +284,22 @@ public static class RunArchive
                 RunLock.ThrowIfHeld(target, id);
             }
 
-            Directory.CreateDirectory(root.Path);
+            try
+            {
+                Directory.CreateDirectory(root.Path);
+            }
+            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+            {
+                throw ImportWriteFailed(full, root.Path, ex);
+            }
+
             CheckFreeSpace(full, root.Path, extractedSize);
             root.RemoveAbandonedStaging();
             string staging = Path.Combine(root.Path, RunFormat.StagingPrefix + id + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
-            Directory.CreateDirectory(staging);
             try
             {
+                // Inside the try: a root that cannot take the staging folder (read-only, full) is a write failure.
+                Directory.CreateDirectory(staging);
                 Extract(full, entries, manifest, staging, options);
                 CheckStagedRun(full, staging, id);
                 PlaceRun(root, staging, target, id, options.Force, full);
@@ -300,8 +309,7 @@ public static class RunArchive
                 TryDeleteDirectory(staging);
                 if (ex is IOException || ex is UnauthorizedAccessException)
                 {
-                    throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
-                        $"Could not import '{full}' under '{root.Path}': {ex.Message} Nothing was left behind; fix the cause (disk space, permissions) and try again.", full, ex);
+                    throw ImportWriteFailed(full, root.Path, ex);
                 }
 
                 throw;
@@ -310,6 +318,10 @@ public static class RunArchive
             return new RunDirectory(target, id);
         }
     }
+
+    private static RunToolsException ImportWriteFailed(string archive, string root, Exception ex) =>
+        new(ErrorIds.WriteFailed, ex is UnauthorizedAccessException ? RunToolsErrorCategory.PermissionDenied : RunToolsErrorCategory.WriteError,
+            $"Could not import '{archive}' under '{root}': {ex.Message.TrimEnd().TrimEnd('.')}. Nothing was left behind. Free disk space there, remount it read-write or fix its permissions, then import again, or import under another -Root.", archive, ex);
 
     // ---------------------------------------------------------------- export
 
