@@ -224,3 +224,136 @@ Describe 'Test-Run on a forged completion' {
         $row.Expected | Should -Be 'completed'
     }
 }
+
+# Issue 12 (errors inside steps): run scripts run under $ErrorActionPreference = 'Stop' unless they
+# say otherwise, and a failure keeps its real ErrorId and the failing line.
+Describe 'Errors inside steps and items' {
+    It 'fails the step and the run on a non-terminating error, with its ErrorId and line, and leaves the caller''s preference alone' {
+        $root = New-Root
+        $script = New-Script "Invoke-RunStep prepare { 'ok' }`nInvoke-RunStep copy {`n    Copy-Item -LiteralPath '/nonexistent/runtools-x' -Destination '$TestDrive/x'`n    'copied'`n}`nInvoke-RunStep after { 'never' }"
+        $ErrorActionPreference = 'Continue'
+        $run = Start-Run -Name copy -ScriptPath $script -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue 6>$null
+        $ErrorActionPreference | Should -Be 'Continue'
+        $run.Status | Should -Be 'Failed'
+        $run.StepsCompleted | Should -Be 1
+        $stepFailed = (Get-RunEvent -RunId $run.RunId -Root $root -Type step_failed).Data.error
+        $stepFailed | Should -BeLike "step 'copy' failed: Cannot find path*(ErrorId: PathNotFound,Microsoft.PowerShell.Commands.CopyItemCommand; at ${script}:3)"
+        $errors[0].FullyQualifiedErrorId | Should -Be 'RunFailed,RunTools.StartRunCommand'
+        $errors[0].Exception.Message | Should -BeLike "*at ${script}:3). Fix the cause*"
+        $inner = $errors[0].Exception.InnerException
+        $inner.ErrorRecord.FullyQualifiedErrorId | Should -Be 'PathNotFound,Microsoft.PowerShell.Commands.CopyItemCommand'
+        $inner.ErrorRecord.InvocationInfo.ScriptLineNumber | Should -Be 3
+        $inner.InnerException | Should -BeOfType [System.Management.Automation.ItemNotFoundException]
+    }
+
+    It 'fails the run on <Case>, with the failing line and the inner ErrorId' -ForEach @(
+        @{ Case = 'Write-Error'; Body = "Invoke-RunStep s {`n    Write-Error 'soft'`n}"; Id = $null; Line = 2 }
+        @{ Case = 'Add-RunArtifact of a missing file'; Body = "Invoke-RunStep s {`n    Add-RunArtifact -Path ./absent.bin`n}"; Id = 'ArtifactNotFound'; Line = 2 }
+        @{ Case = 'a parameter binding error'; Body = "Invoke-RunStep '' { 1 }"; Id = 'ParameterArgumentValidationError'; Line = 1 }
+    ) {
+        $root = New-Root
+        $script = New-Script $Body
+        $run = Start-Run -Name e -ScriptPath $script -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue 6>$null 2>$null
+        $run.Status | Should -Be 'Failed'
+        $errors[0].FullyQualifiedErrorId | Should -BeLike 'RunFailed*'
+        $inner = $errors[0].Exception.InnerException
+        if ($Id) {
+            $found = $null
+            for ($e = $inner; $e; $e = $e.InnerException) { if ($e.PSObject.Properties['ErrorId']) { $found = $e.ErrorId; break } }
+            $found | Should -Be $Id
+        }
+        $run.Error | Should -BeLike "*at ${script}:$Line)"
+        (Get-RunEvent -RunId $run.RunId -Root $root -Type run_failed).Data.error | Should -Be $run.Error
+    }
+
+    It 'keeps errors non-terminating where the script says so: <Case>' -ForEach @(
+        @{ Case = 'the script sets its preference'; Body = "`$ErrorActionPreference = 'Continue'`nInvoke-RunStep s { Write-Error 'soft'; 'went on' }" }
+        @{ Case = '-ErrorAction Continue on the command'; Body = "Invoke-RunStep s { Write-Error 'soft' -ErrorAction Continue; 'went on' }" }
+        @{ Case = 'the step sets its preference'; Body = "Invoke-RunStep s { `$ErrorActionPreference = 'SilentlyContinue'; Write-Error 'soft'; 'went on' }" }
+    ) {
+        $root = New-Root
+        $script = New-Script $Body
+        $run = Start-Run -Name e -ScriptPath $script -Root $root 6>$null 2>$null
+        $run.Status | Should -Be 'Completed'
+        Get-ChildItem (Join-Path $run.Path 'steps/s') -Filter 'output.*' | Import-Clixml | Should -Be 'went on'
+    }
+
+    It 'records a failed item with its ErrorId and line; -ErrorAction Continue on Invoke-RunItem lets the other items run' {
+        $root = New-Root
+        $effects = Join-Path $TestDrive 'items.txt'
+        $script = New-Script "param([string] `$Effects)`nInvoke-RunStep work {`n    'a', 'b', 'c' | Invoke-RunItem -Key { `$_ } -ErrorAction Continue {`n        if (`$_ -eq 'b') { Get-Item -LiteralPath '/nonexistent/runtools-b' }`n        Add-Content -LiteralPath `$Effects -Value `$_`n    }`n}"
+        $run = Start-Run -Name items -ScriptPath $script -Root $root -Parameters @{ Effects = $effects } -ErrorAction SilentlyContinue 6>$null 2>$null
+        $run.Status | Should -Be 'Failed'
+        Get-Content $effects | Should -Be @('a', 'c')
+        $failed = Get-RunEvent -RunId $run.RunId -Root $root -Type item_failed
+        $failed.Data.key | Should -Be 'b'
+        $failed.Data.error | Should -BeLike "Cannot find path*(ErrorId: PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand; at ${script}:4)"
+        $run.Error | Should -BeLike "*1 item(s) failed: b. Resume the run to retry them."
+    }
+}
+
+# Issue 11 item 7: a write that fails is WriteFailed (path, cause, next step), never FileUnreadable.
+Describe 'Write failures on a read-only target' {
+    BeforeAll {
+        function Get-MountProblem {
+            if (-not $IsLinux) { return 'mounting a test file system needs Linux' }
+            if ((& id -u) -ne '0') { return "mounting a test file system needs root (running as $(& id -un))" }
+            $probe = Join-Path ([IO.Path]::GetTempPath()) ("runtools-probe-" + [guid]::NewGuid().ToString('N'))
+            $null = New-Item -ItemType Directory $probe
+            try {
+                $output = & mount -t tmpfs -o size=64k tmpfs $probe 2>&1
+                if ($LASTEXITCODE -ne 0) { return "mount is not permitted here: $output" }
+                & umount $probe
+                return $null
+            }
+            finally { Remove-Item -LiteralPath $probe -Force }
+        }
+        $script:mountProblem = Get-MountProblem
+        $script:sourceRoot = New-Root
+        $script:okScript = New-Script "Invoke-RunStep a { 1 }"
+        $script:done = Start-Run -Name done -ScriptPath $okScript -Root $sourceRoot 6>$null
+        $script:archive = Export-RunArchive -RunId $done.RunId -Root $sourceRoot -DestinationPath (Join-Path $TestDrive 'archives')
+
+        # A folder made read-only by a read-only bind mount of itself (root ignores permission bits).
+        function Set-ReadOnly([string] $Path) {
+            & mount --bind $Path $Path
+            if ($LASTEXITCODE -ne 0) { throw "mount --bind $Path failed" }
+            & mount -o remount,bind,ro $Path
+            if ($LASTEXITCODE -ne 0) { & umount $Path; throw "remount ro $Path failed" }
+        }
+    }
+
+    BeforeEach {
+        $readOnly = $null
+        if ($script:mountProblem) { return }
+        $readOnly = Join-Path ([IO.Path]::GetTempPath()) ("runtools-ro-" + [guid]::NewGuid().ToString('N'))
+        $null = New-Item -ItemType Directory $readOnly
+        Copy-Item -Recurse (Join-Path $PSScriptRoot 'fixtures/generic/nightly') (Join-Path $readOnly 'nightly')
+        Set-ReadOnly $readOnly
+    }
+
+    AfterEach {
+        if ($readOnly) {
+            & umount $readOnly 2>$null
+            & mountpoint -q $readOnly
+            if ($LASTEXITCODE -eq 0) { & umount -l $readOnly }
+            Remove-Item -LiteralPath $readOnly -Recurse -Force -ErrorAction SilentlyContinue
+        }
+    }
+
+    It '<Cmdlet> into a read-only folder is WriteFailed naming the folder and what to do' -ForEach @(
+        @{ Cmdlet = 'Export-RunArchive'; Call = { Export-RunArchive -RunId $done.RunId -Root $sourceRoot -DestinationPath (Join-Path $readOnly 'sub') -ErrorVariable e -ErrorAction SilentlyContinue; $e } }
+        @{ Cmdlet = 'Import-RunArchive'; Call = { Import-RunArchive -LiteralPath $archive.FullName -Root (Join-Path $readOnly 'runs') -Confirm:$false -ErrorVariable e -ErrorAction SilentlyContinue; $e } }
+        @{ Cmdlet = 'ConvertTo-Run'; Call = { ConvertTo-Run -Path (Join-Path $readOnly 'nightly') -ScriptPath (Join-Path $PSScriptRoot 'fixtures/generic/nightly.ps1') -Confirm:$false -WarningAction SilentlyContinue -ErrorVariable e -ErrorAction SilentlyContinue; $e } }
+    ) {
+        if ($script:mountProblem) { Set-ItResult -Skipped -Because $script:mountProblem; return }
+        $errors = @(& $Call)
+        $errors.Count | Should -Be 1
+        $errors[0].FullyQualifiedErrorId | Should -Be "WriteFailed,RunTools.$($Cmdlet -replace '-', '')Command"
+        $errors[0].CategoryInfo.Category | Should -Be 'WriteError'
+        $errors[0].Exception.Message | Should -BeLike "*$readOnly*"
+        $errors[0].Exception.Message | Should -BeLike '*Read-only file system*'
+        $errors[0].Exception.Message | Should -BeLike '*Free disk space*read-write*permissions*'
+        @(Get-ChildItem -LiteralPath $readOnly -Force).Name | Should -Be @('nightly')
+    }
+}

@@ -117,10 +117,16 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
         }
         catch (Exception ex) when (ex is RuntimeException && ex is not PipelineStoppedException && RunExecutor.Unwrap(ex) is not RunStoppedException)
         {
-            engine.FailItem(_step, key, ex.Message);
-            WriteError(new ErrorRecord(ex, ErrorIds.ItemFailed, ErrorCategory.NotSpecified, InputObject)
+            // The journal and the error keep the real ErrorId and the failing line; under the run's
+            // default 'Stop' this error ends the step (-ErrorAction Continue lets the other items run).
+            string reason = RunExecutor.Explain(ex, MyInvocation.ScriptName);
+            engine.FailItem(_step, key, reason);
+            var cause = RunExecutor.Cause(ex, MyInvocation.ScriptName);
+            var category = cause is RunToolsException core ? MapCategory(core.Category)
+                : (cause as IContainsErrorRecord)?.ErrorRecord.CategoryInfo.Category ?? ErrorCategory.NotSpecified;
+            WriteError(new ErrorRecord(cause, ErrorIds.ItemFailed, category, InputObject)
             {
-                ErrorDetails = new ErrorDetails($"Item '{key}' of step '{_step}' failed: {ex.Message} It is retried when the run is resumed."),
+                ErrorDetails = new ErrorDetails($"Item '{key}' of step '{_step}' failed: {RunExecutor.Sentence(reason)} It is retried when the run is resumed."),
             });
             return;
         }

@@ -86,13 +86,13 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
         catch (Exception ex) when (ex is RuntimeException && ex is not PipelineStoppedException)
         {
             TryDelete(outputFile);
-            string message = $"step '{Name}' failed: {ex.Message}{RunExecutor.Position(ex)}";
+            string message = $"step '{Name}' failed: {RunExecutor.Explain(ex, MyInvocation.ScriptName)}";
             if (engine.ActiveStep == Name)
             {
                 engine.FailStep(Name, message);
             }
 
-            Fail(context, message, ex);
+            Fail(context, message, RunExecutor.Cause(ex, MyInvocation.ScriptName));
             return;
         }
 

@@ -228,8 +228,18 @@ public abstract class RunCmdletBase : PSCmdlet
     protected static ErrorCategory MapCategory(RunToolsErrorCategory category) =>
         Enum.TryParse(category.ToString(), out ErrorCategory mapped) ? mapped : ErrorCategory.NotSpecified;
 
-    protected static ErrorRecord IoErrorRecord(Exception exception, object? target) =>
-        new(exception, ErrorIds.FileUnreadable, exception is UnauthorizedAccessException ? ErrorCategory.PermissionDenied : ErrorCategory.ReadError, target);
+    /// <summary>
+    /// A raw I/O error that reached a cmdlet. Core reports every failed write (export, import,
+    /// conversion, run state, delete) as WriteFailed with its own path, cause and next step, so
+    /// what is left is a read: FileUnreadable, with the OS's reason and what to check.
+    /// </summary>
+    protected static ErrorRecord IoErrorRecord(Exception exception, object? target)
+    {
+        var category = exception is UnauthorizedAccessException ? RunToolsErrorCategory.PermissionDenied : RunToolsErrorCategory.ReadError;
+        var error = new RunToolsException(ErrorIds.FileUnreadable, category,
+            $"'{target}' could not be read: {RunExecutor.Sentence(exception.Message)} Check the path and its permissions, then try again.", target, exception);
+        return new ErrorRecord(error, ErrorIds.FileUnreadable, MapCategory(category), target);
+    }
 
     protected static bool IsIoError(Exception exception) => exception is IOException || exception is UnauthorizedAccessException;
 }

@@ -165,6 +165,7 @@ internal sealed class RunExecutor : IDisposable
         _cmdlet.SessionState.PSVariable.Set("global:LASTEXITCODE", null);
         Exception? error = null;
         using (new Timer(_ => WatchStop(context.Run), null, s_stopPoll, s_stopPoll))
+        using (new StopPreference(_cmdlet.SessionState))
         {
             try
             {
@@ -207,8 +208,8 @@ internal sealed class RunExecutor : IDisposable
 
         if (error is not null)
         {
-            FailureCause = Unwrap(error);
-            return attempt.Fail(Describe(error));
+            FailureCause = Cause(error, scriptPath);
+            return attempt.Fail(Explain(error, scriptPath));
         }
 
         if (errors > 0)
@@ -320,6 +321,48 @@ internal sealed class RunExecutor : IDisposable
         }
     }
 
+    /// <summary>
+    /// $ErrorActionPreference = 'Stop' for the run script (Invoke-Build's rule), so that a
+    /// non-terminating error inside a step or item fails that unit instead of being recorded as
+    /// done. The script inherits it from the caller's scope, where the nested pipeline runs; the
+    /// script's own assignment (its scope) and -ErrorAction on a command still win. The caller's
+    /// scope is put back exactly as it was, with or without a local variable of that name.
+    /// </summary>
+    private sealed class StopPreference : IDisposable
+    {
+        private const string Local = "local:ErrorActionPreference";
+        private readonly PSVariableIntrinsics _variables;
+        private readonly PSVariable? _saved;
+        private readonly object? _savedValue;
+
+        public StopPreference(SessionState state)
+        {
+            _variables = state.PSVariable;
+            _saved = _variables.Get(Local);
+            _savedValue = _saved?.Value;
+            if (_saved is null)
+            {
+                _variables.Set(Local, ActionPreference.Stop);
+            }
+            else
+            {
+                _saved.Value = ActionPreference.Stop;
+            }
+        }
+
+        public void Dispose()
+        {
+            if (_saved is null)
+            {
+                _variables.Remove(Local);
+            }
+            else
+            {
+                _saved.Value = _savedValue;
+            }
+        }
+    }
+
     internal static Exception Unwrap(Exception ex)
     {
         for (Exception? e = ex; e is not null; e = e.InnerException)
@@ -338,20 +381,128 @@ internal sealed class RunExecutor : IDisposable
         return ex;
     }
 
-    private static string Describe(Exception ex)
+    private static string Describe(Exception ex) => Explain(ex, null);
+
+    /// <summary>
+    /// What a script error says, under which ErrorId and where: "message (ErrorId: id; at
+    /// run.ps1:12)". For an error made terminating by 'Stop' this is the original record's, not
+    /// "The running command stopped because...". A thrown string is its own ErrorId, so it is not
+    /// repeated. When the failing command is outside the run script (a module function), the
+    /// run script's line that led to it is added from the script stack trace.
+    /// </summary>
+    internal static string Explain(Exception ex, string? scriptPath)
     {
-        var inner = Unwrap(ex);
-        if (inner is RunToolsException core)
+        var core = Unwrap(ex) as RunToolsException;
+        var record = (ex as IContainsErrorRecord)?.ErrorRecord;
+        string message = (record?.ErrorDetails?.Message is { Length: > 0 } details ? details : null)
+            ?? core?.Message ?? record?.Exception?.Message ?? ex.Message;
+        if (record is null)
         {
-            return core.Message;
+            return message;
         }
 
-        return ex.Message + Position(ex);
+        var parts = new List<string>();
+        string id = record.FullyQualifiedErrorId ?? string.Empty;
+        if (id.Length > 0 && id != message && id != ex.GetType().FullName)
+        {
+            parts.Add("ErrorId: " + id);
+        }
+
+        if (Where(record, scriptPath) is { } where)
+        {
+            parts.Add(where);
+        }
+
+        return parts.Count == 0 ? message : $"{message} ({string.Join("; ", parts)})";
     }
 
-    /// <summary>" (at script.ps1:12)" when the error knows where it happened.</summary>
-    internal static string Position(Exception ex) =>
-        ex is IContainsErrorRecord { ErrorRecord.InvocationInfo: { } info } && info.ScriptName is { Length: > 0 }
-            ? $" (at {info.ScriptName}:{info.ScriptLineNumber})"
-            : string.Empty;
+    /// <summary>
+    /// The error that failed a unit or the run, as RunFailed's (and ItemFailed's) exception: a
+    /// RunTools error as it is; any other error as a <see cref="ScriptErrorException"/> whose
+    /// message is <see cref="Explain"/>'s and whose ErrorRecord is the original one (its
+    /// FullyQualifiedErrorId, InvocationInfo and ScriptStackTrace), the original exception inside.
+    /// </summary>
+    internal static Exception Cause(Exception ex, string? scriptPath)
+    {
+        if (Unwrap(ex) is RunToolsException core)
+        {
+            return core;
+        }
+
+        var record = (ex as IContainsErrorRecord)?.ErrorRecord;
+        if (record is null)
+        {
+            return ex;
+        }
+
+        // An item's failure raised again at its step by 'Stop' (ItemFailed): the item's error is the cause.
+        // A record made from its own exception holds a ParentContainsErrorRecordException stand-in; the real one is ex.
+        return record.Exception as ScriptErrorException
+            ?? new ScriptErrorException(Explain(ex, scriptPath), record, record.Exception is ParentContainsErrorRecordException ? ex : record.Exception);
+    }
+
+    /// <summary>
+    /// "at file:line" of the failing command, and the run script's line that led to it when the
+    /// command was elsewhere (a module function). The innermost frame of the script stack trace is
+    /// preferred to InvocationInfo, which for Write-Error names the line that called the script.
+    /// </summary>
+    private static string? Where(ErrorRecord record, string? scriptPath)
+    {
+        var frames = new List<(string File, int Line)>();
+        foreach (string frame in (record.ScriptStackTrace ?? string.Empty).Split('\n'))
+        {
+            // "at <name>, <file>: line <n>"; a frame without a file reads "<No file>".
+            int comma = frame.IndexOf(", ", StringComparison.Ordinal);
+            int line = frame.LastIndexOf(": line ", StringComparison.Ordinal);
+            if (comma > 0 && line > comma + 2 && int.TryParse(frame.Substring(line + 7).Trim(), out int number))
+            {
+                frames.Add((frame.Substring(comma + 2, line - comma - 2), number));
+            }
+        }
+
+        var info = record.InvocationInfo;
+        (string? File, int Line) failing = frames.Count > 0 ? frames[0]
+            : info?.ScriptName is { Length: > 0 } name ? (name, info.ScriptLineNumber)
+            : (null, 0);
+        if (failing.File is null)
+        {
+            return null;
+        }
+
+        string where = $"at {failing.File}:{failing.Line}";
+        if (scriptPath is null || string.Equals(failing.File, scriptPath, StringComparison.Ordinal))
+        {
+            return where;
+        }
+
+        foreach (var frame in frames)
+        {
+            if (string.Equals(frame.File, scriptPath, StringComparison.Ordinal))
+            {
+                return $"{where}, called from {scriptPath}:{frame.Line}";
+            }
+        }
+
+        return where;
+    }
+
+    /// <summary>Ends <paramref name="text"/> as a sentence, so that the next one does not run into it.</summary>
+    internal static string Sentence(string text)
+    {
+        string trimmed = text.TrimEnd();
+        return trimmed.Length == 0 || trimmed[trimmed.Length - 1] is '.' or '!' or '?' ? trimmed : trimmed + ".";
+    }
+}
+
+/// <summary>
+/// A PowerShell error that failed a step, an item or the run: the message says what, under which
+/// ErrorId and where; <see cref="RuntimeException.ErrorRecord"/> is the original record, and the
+/// original exception is the inner one.
+/// </summary>
+internal sealed class ScriptErrorException : RuntimeException
+{
+    public ScriptErrorException(string message, ErrorRecord original, Exception inner)
+        : base(message, inner, original)
+    {
+    }
 }

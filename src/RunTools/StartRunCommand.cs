@@ -106,7 +106,7 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
         if (final.Status == RunStatus.Failed)
         {
             var error = new RunToolsException(ErrorIds.RunFailed, RunToolsErrorCategory.NotSpecified,
-                $"Run '{info.RunId}' failed in attempt {info.Attempt}: {final.Error}. Fix the cause, then resume it with Resume-Run -RunId {info.RunId}; finished work is not redone.", info, cause);
+                $"Run '{info.RunId}' failed in attempt {info.Attempt}: {RunExecutor.Sentence(final.Error ?? "no reason recorded")} Fix the cause, then resume it with Resume-Run -RunId {info.RunId}; finished work is not redone.", info, cause);
             cmdlet.WriteError(new ErrorRecord(error, ErrorIds.RunFailed, ErrorCategory.NotSpecified, info));
         }
     }

@@ -90,7 +90,7 @@ public sealed class InScriptCmdletTests
         using var s = new ModuleSession();
         s.Write("fail.flag", "");
         s.Script(
-            "$r = Invoke-RunStep work { @([pscustomobject]@{ Id = 'a' }, [pscustomobject]@{ Id = 'b' }, [pscustomobject]@{ Id = 'c' }) | Invoke-RunItem -Key Id -ErrorVariable ie { if ($_.Id -eq 'b' -and (Test-Path ./fail.flag)) { throw 'b broke' }; Add-Content ./effects.txt $_.Id; \"done $($_.Id)\" }; $ie | ForEach-Object { Write-Host ('ID:' + $_.FullyQualifiedErrorId) } }\n" +
+            "$r = Invoke-RunStep work { @([pscustomobject]@{ Id = 'a' }, [pscustomobject]@{ Id = 'b' }, [pscustomobject]@{ Id = 'c' }) | Invoke-RunItem -Key Id -ErrorAction Continue -ErrorVariable ie { if ($_.Id -eq 'b' -and (Test-Path ./fail.flag)) { throw 'b broke' }; Add-Content ./effects.txt $_.Id; \"done $($_.Id)\" }; $ie | ForEach-Object { Write-Host ('ID:' + $_.FullyQualifiedErrorId) } }\n" +
             "Invoke-RunStep report { $r -join ',' }");
         var first = s.Run("Start-Run job ./run.ps1 -RunId r");
         var info = first.Single<RunInfo>();
@@ -105,6 +105,66 @@ public sealed class InScriptCmdletTests
         Assert.Equal(RunStatus.Completed, resumed.Status);
         Assert.Equal(new[] { "a", "c", "b" }, File.ReadAllLines(s.Combine("effects.txt")));
         Assert.Contains("done a,done b,done c", s.Host.Lines);
+    }
+
+    [Fact]
+    public void ANonTerminatingErrorInAStepFailsItWithItsRealErrorIdAndLineAndTheCallerPreferenceIsKept()
+    {
+        using var s = new ModuleSession();
+        string script = s.Script("Invoke-RunStep a { 'a' }\nInvoke-RunStep copy {\n  Copy-Item ./absent.txt ./copy.txt\n  Add-Content ./after.txt x\n}\nInvoke-RunStep later { Add-Content ./later.txt x }");
+        var result = s.Run("param($s) $ErrorActionPreference = 'SilentlyContinue'; Start-Run job $s -ErrorAction Continue; 'PREF=' + $ErrorActionPreference", script);
+
+        var info = Assert.IsType<RunInfo>(result.Output[0].BaseObject);
+        Assert.Equal("PREF=SilentlyContinue", result.Output[1].ToString());
+        Assert.Equal(RunStatus.Failed, info.Status);
+        Assert.False(File.Exists(s.Combine("after.txt")));
+        Assert.False(File.Exists(s.Combine("later.txt")));
+        const string where = "(ErrorId: PathNotFound,Microsoft.PowerShell.Commands.CopyItemCommand; at ";
+        Assert.StartsWith("step 'copy' failed: Cannot find path", info.Error, System.StringComparison.Ordinal);
+        Assert.EndsWith(where + script + ":3)", info.Error, System.StringComparison.Ordinal);
+        var stepFailed = s.Ok("param($id) (Get-RunEvent $id -Type step_failed).Data.error", info.RunId);
+        Assert.Equal(info.Error, Assert.Single(stepFailed).ToString());
+
+        // RunFailed's inner exception carries the original record: its ErrorId and the failing line.
+        var runFailed = result.SingleError("RunFailed");
+        Assert.Contains(where + script + ":3). Fix the cause", runFailed.Exception.Message, System.StringComparison.Ordinal);
+        var original = Assert.IsAssignableFrom<System.Management.Automation.IContainsErrorRecord>(runFailed.Exception.InnerException).ErrorRecord;
+        Assert.Equal("PathNotFound,Microsoft.PowerShell.Commands.CopyItemCommand", original.FullyQualifiedErrorId);
+        Assert.Equal(3, original.InvocationInfo.ScriptLineNumber);
+        Assert.IsType<System.Management.Automation.ItemNotFoundException>(runFailed.Exception.InnerException!.InnerException);
+    }
+
+    [Theory]
+    [InlineData("$ErrorActionPreference = 'Continue'\nInvoke-RunStep s { Write-Error 'soft'; Add-Content ./after.txt x }")]
+    [InlineData("Invoke-RunStep s { Write-Error 'soft' -ErrorAction Continue; Add-Content ./after.txt x }")]
+    [InlineData("Invoke-RunStep s { $ErrorActionPreference = 'Continue'; Write-Error 'soft'; Add-Content ./after.txt x }")]
+    public void AScriptOrAStepThatSaysOtherwiseKeepsNonTerminatingErrorsNonTerminating(string body)
+    {
+        using var s = new ModuleSession();
+        s.Script(body);
+        var info = s.Run("Start-Run job ./run.ps1").Single<RunInfo>();
+        Assert.Equal(RunStatus.Completed, info.Status);
+        Assert.True(File.Exists(s.Combine("after.txt")));
+        Assert.Contains("ERROR: soft", s.Host.Lines);
+    }
+
+    [Fact]
+    public void AnItemBodyErrorFailsTheItemWithItsLineAndUnderTheDefaultEndsTheStep()
+    {
+        using var s = new ModuleSession();
+        s.Write("fail.flag", "");
+        string script = s.Script("Invoke-RunStep work {\n  'a', 'b', 'c' | Invoke-RunItem -Key { $_ } {\n    if ($_ -eq 'b' -and (Test-Path ./fail.flag)) { Write-Error \"bad $_\" }\n    Add-Content ./effects.txt $_\n  }\n}");
+        var info = s.Run("Start-Run job ./run.ps1 -RunId r").Single<RunInfo>();
+
+        Assert.Equal(RunStatus.Failed, info.Status);
+        Assert.Equal(new[] { "a" }, File.ReadAllLines(s.Combine("effects.txt"))); // 'c' waits for the resume
+        var itemFailed = Assert.Single(s.Ok("Get-RunEvent r -Type item_failed | ForEach-Object { $_.Data.error }")).ToString();
+        Assert.Equal("bad b (ErrorId: Microsoft.PowerShell.Commands.WriteErrorException; at " + script + ":3)", itemFailed);
+        Assert.StartsWith("step 'work' failed: Item 'b' of step 'work' failed: " + itemFailed + ". It is retried when the run is resumed.", info.Error, System.StringComparison.Ordinal);
+
+        File.Delete(s.Combine("fail.flag"));
+        Assert.Equal(RunStatus.Completed, s.Run("Resume-Run r").Single<RunInfo>().Status);
+        Assert.Equal(new[] { "a", "b", "c" }, File.ReadAllLines(s.Combine("effects.txt")));
     }
 
     [Fact]

@@ -57,7 +57,7 @@ public sealed class StartRunTests
     public void ScriptOutputErrorWarningVerboseAndInformationStreamsAreLogged()
     {
         using var s = new ModuleSession();
-        string script = s.Script("Write-Warning 'careful'\nWrite-Error 'soft error'\nWrite-Verbose 'detail' -Verbose\nWrite-Information 'info line'\n'out'");
+        string script = s.Script("Write-Warning 'careful'\nWrite-Error 'soft error' -ErrorAction Continue\nWrite-Verbose 'detail' -Verbose\nWrite-Information 'info line'\n'out'");
         var info = s.Run("param($s) Start-Run job $s", script).Single<RunInfo>();
 
         Assert.Equal(RunStatus.Completed, info.Status);

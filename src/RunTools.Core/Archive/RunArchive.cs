@@ -65,11 +65,11 @@ public static class RunArchive
 
         var writer = new ArchiveWriter(run, state, status);
         string folder = Path.GetDirectoryName(target)!;
-        Directory.CreateDirectory(folder);
         string temp = Path.Combine(folder, "." + Path.GetFileName(target) + DurableFile.TempMarker + Guid.NewGuid().ToString("N").Substring(0, 12));
         bool done = false;
         try
         {
+            Directory.CreateDirectory(folder); // a destination that cannot be created is a write failure
             writer.Write(temp, options);
             ArchiveWriter.MoveIntoPlace(temp, target, options.Force);
             done = true;
@@ -77,12 +77,12 @@ public static class RunArchive
         catch (IOException ex)
         {
             throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
-                $"Could not export run '{run.RunId}' to '{target}': {ex.Message} Nothing was written under that name; fix the cause (disk space, permissions) and try again.", target, ex);
+                $"Could not export run '{run.RunId}' to '{target}': {ex.Message.TrimEnd().TrimEnd('.')}. Nothing was written under that name. Free disk space there, remount it read-write or fix its permissions, then export again, or pass another -DestinationPath.", target, ex);
         }
         catch (UnauthorizedAccessException ex)
         {
             throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.PermissionDenied,
-                $"Could not export run '{run.RunId}' to '{target}': {ex.Message} Fix the permissions and try again.", target, ex);
+                $"Could not export run '{run.RunId}' to '{target}': {ex.Message.TrimEnd().TrimEnd('.')}. Fix the permissions and try again, or pass another -DestinationPath.", target, ex);
         }
         finally
         {
@@ -130,13 +130,22 @@ public static class RunArchive
             RunLock.ThrowIfHeld(target, id);
         }
 
-        Directory.CreateDirectory(root.Path);
+        try
+        {
+            Directory.CreateDirectory(root.Path);
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+        {
+            throw ImportWriteFailed(full, root.Path, ex);
+        }
+
         CheckFreeSpace(full, root.Path, archive.ExtractedSize);
         root.RemoveAbandonedStaging();
         string staging = root.NewStagingPath(id);
-        Directory.CreateDirectory(staging);
         try
         {
+            // Inside the try: a root that cannot take the staging folder (read-only, full) is a write failure.
+            Directory.CreateDirectory(staging);
             archive.ExtractTo(staging, options);
             PlaceRun(root, staging, target, id, options.Force, full);
         }
@@ -145,8 +154,7 @@ public static class RunArchive
             RunsRoot.TryDeleteDirectory(staging);
             if (ex is IOException || ex is UnauthorizedAccessException)
             {
-                throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
-                    $"Could not import '{full}' under '{root.Path}': {ex.Message} Nothing was left behind; fix the cause (disk space, permissions) and try again.", full, ex);
+                throw ImportWriteFailed(full, root.Path, ex);
             }
 
             throw;
@@ -154,6 +162,10 @@ public static class RunArchive
 
         return new RunDirectory(target, id);
     }
+
+    private static RunToolsException ImportWriteFailed(string archive, string root, Exception ex) =>
+        new(ErrorIds.WriteFailed, ex is UnauthorizedAccessException ? RunToolsErrorCategory.PermissionDenied : RunToolsErrorCategory.WriteError,
+            $"Could not import '{archive}' under '{root}': {ex.Message.TrimEnd().TrimEnd('.')}. Nothing was left behind. Free disk space there, remount it read-write or fix its permissions, then import again, or import under another -Root.", archive, ex);
 
     // RunLocked, LockFileInvalid, RunReadOnly (a mounted backup), LockPermissionDenied, ...: see RunLock.Acquire.
     private static RunLock LockForExport(RunDirectory run) => run.AcquireLock(DateTimeOffset.UtcNow);

@@ -181,7 +181,17 @@ public static class LegacyMigration
             import.Verbose($"Step '{step.Name}': {(step.Completed ? "completed" : "pending")}, {step.Items.Count} item(s) completed; {step.Reason}");
         }
 
-        Commit(root, runId, import, options, steps);
+        try
+        {
+            Commit(root, runId, import, options, steps);
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+        {
+            // The legacy files were read; this is the RunTools state that could not be written beside them.
+            throw DurableFile.Failed($"Could not write the RunTools state of '{root}'", root, ex,
+                "It is not a run yet: nothing counts as converted until its journal is in place, and converting again finishes or undoes what was started.");
+        }
+
         var decisions = import.Steps.Select(s => new StepDecision(s.Name, s.Completed ? StepStatus.Completed : StepStatus.Pending, s.Items.Count, s.Reason)).ToList();
         int artifacts = import.Steps.Sum(s => s.Artifacts.Count + s.Items.Sum(i => i.Artifacts.Count));
         return new MigrationResult(RunDirectory.Open(root), format, import.Warnings, decisions, import.Backups, decisions.Sum(d => d.ItemsCompleted), artifacts);
