@@ -117,6 +117,12 @@ internal struct ParsedLine
     public int? Attempt;
     public string? Previous;
 
+    /// <summary>item_resolved / step_resolved: the in-doubt unit was resolved as skip (not retry).</summary>
+    public bool ResolvedAsSkip;
+
+    /// <summary>step_started: the step only runs items, so it is never in doubt itself.</summary>
+    public bool ItemsOnly;
+
     /// <summary>Where the ts value lies in the line (no string is made unless asked for).</summary>
     public int TimestampStart;
     public int TimestampLength;
@@ -183,6 +189,16 @@ internal sealed class JournalLineParser
                 {
                     reader.Read();
                     parsed.Previous = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                }
+                else if (reader.ValueTextEquals("resolution"u8))
+                {
+                    reader.Read();
+                    parsed.ResolvedAsSkip = reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("skip"u8);
+                }
+                else if (reader.ValueTextEquals("items_only"u8))
+                {
+                    reader.Read();
+                    parsed.ItemsOnly = reader.TokenType == JsonTokenType.True;
                 }
                 else if (wantTimestamp && reader.ValueTextEquals("ts"u8))
                 {
