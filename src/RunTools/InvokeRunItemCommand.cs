@@ -10,8 +10,9 @@ namespace RunTools;
 /// <summary>Inside a run script: for each input object runs the script block once per key per run; completed keys are skipped and their output emitted again.</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "RunItem")]
 [OutputType(typeof(object))]
-public sealed class InvokeRunItemCommand : InScriptCmdletBase
+public sealed class InvokeRunItemCommand : InScriptCmdletBase, IDisposable
 {
+    private ParallelItemRunner? _parallel;
     private RunContext? _context;
     private string _step = string.Empty;
     private bool _ownsStep;
@@ -34,6 +35,11 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
 
     [Parameter(Mandatory = true, Position = 0)]
     public ScriptBlock ScriptBlock { get; set; } = null!;
+
+    /// <summary>How many items run at once, each in its own runspace (as ForEach-Object -Parallel); 1, the default, runs them one by one in the script's runspace.</summary>
+    [Parameter]
+    [ValidateRange(1, 64)]
+    public int ThrottleLimit { get; set; } = 1;
 
     protected override void BeginProcessing()
     {
@@ -87,10 +93,17 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
         {
             action = _stepAction == StepAction.Replay
                 ? (engine.IsItemDone(_step, key) ? ItemAction.Replay : ItemAction.Skip)
-                : engine.BeginItem(_step, key, item => Decide(context, item));
+                : ThrottleLimit > 1 ? engine.ClaimItem(_step, key, item => Decide(context, item)) : engine.BeginItem(_step, key, item => Decide(context, item));
         }
         catch (RunToolsException ex)
         {
+            if (_parallel is { } parallel)
+            {
+                // Items in flight finish (or are stopped) before the run script ends.
+                parallel.Complete();
+                parallel.Drain(WriteResult, wait: true);
+            }
+
             Terminate(context, ex, InputObject);
         }
 
@@ -107,6 +120,12 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
         if (action == ItemAction.Skip)
         {
             WriteVerbose($"Item '{key}' was in doubt and is skipped as done.");
+            return;
+        }
+
+        if (ThrottleLimit > 1)
+        {
+            RunInParallel(context, key);
             return;
         }
 
@@ -142,6 +161,16 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
 
     protected override void EndProcessing()
     {
+        if (_parallel is { } parallel)
+        {
+            parallel.Complete();
+            parallel.Drain(WriteResult, wait: true);
+            if (parallel.Fatal is { } fatal)
+            {
+                Terminate(_context!, fatal, _step);
+            }
+        }
+
         WriteProgress(new ProgressRecord(1, $"Step {_step}", "done") { RecordType = ProgressRecordType.Completed });
         if (_ownsStep && _stepAction == StepAction.Run)
         {
@@ -153,6 +182,73 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
             {
                 Terminate(_context!, ex, _step);
             }
+        }
+    }
+
+    /// <summary>Ctrl+C: parallel items in flight are stopped mid-work (left in doubt); those not started stay pending.</summary>
+    protected override void StopProcessing() => _parallel?.Stop();
+
+    public void Dispose()
+    {
+        _parallel?.Dispose();
+        _parallel = null;
+    }
+
+    private void RunInParallel(RunContext context, string key)
+    {
+        try
+        {
+            _parallel ??= new ParallelItemRunner(this, context, _step, ScriptBlock, ThrottleLimit);
+            _parallel.Enqueue(key, InputObject, WriteResult);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new PipelineStoppedException();
+        }
+
+        if (_parallel.Fatal is { } fatal)
+        {
+            // A stop request or a journal failure: let the items in flight finish, then end the run script.
+            _parallel.Complete();
+            _parallel.Drain(WriteResult, wait: true);
+            Terminate(context, fatal, key);
+        }
+    }
+
+    private void WriteResult(ParallelItemRunner.Result result)
+    {
+        foreach (var record in result.Verbose)
+        {
+            WriteVerbose(record.Message);
+        }
+
+        foreach (var record in result.Warnings)
+        {
+            WriteWarning(record.Message);
+        }
+
+        foreach (var record in result.Information)
+        {
+            WriteInformation(record);
+        }
+
+        foreach (var record in result.Errors)
+        {
+            WriteError(record);
+        }
+
+        if (result.Error is { } error)
+        {
+            WriteError(new ErrorRecord(error, ErrorIds.ItemFailed, ErrorCategory.NotSpecified, result.Input)
+            {
+                ErrorDetails = new ErrorDetails($"Item '{result.Key}' of step '{_step}' failed: {error.Message} It is retried when the run is resumed."),
+            });
+            return;
+        }
+
+        foreach (object? value in result.Output)
+        {
+            WriteObject(value);
         }
     }
 
