@@ -48,6 +48,7 @@ internal sealed class RunRecorder : IDisposable
     private int _deferredArmed;
     private long _snapshotSequence = -1;
     private readonly Func<DateTimeOffset> _clock;
+    private readonly Action<string>? _crashPoint;
     private RunToolsException? _fault;
 
     /// <param name="log">The run's log, positioned after its last valid event.</param>
@@ -56,8 +57,10 @@ internal sealed class RunRecorder : IDisposable
     /// <param name="writeSnapshot">Stores a serialized snapshot of the state (the store's run.json).</param>
     /// <param name="snapshotInterval">How often <see cref="MaybeSnapshot"/> rewrites the snapshot.</param>
     /// <param name="clock">The events' timestamps (tests fix it); the system clock when null.</param>
-    public RunRecorder(IRunLog log, RunState state, ItemLedger ledger, Action<RunState, byte[]> writeSnapshot, TimeSpan snapshotInterval, Func<DateTimeOffset>? clock = null)
+    /// <param name="crashPoint">Test seam (<see cref="AttemptOptions.CrashPoint"/>): "journal_flush" before each wait for a flush.</param>
+    public RunRecorder(IRunLog log, RunState state, ItemLedger ledger, Action<RunState, byte[]> writeSnapshot, TimeSpan snapshotInterval, Func<DateTimeOffset>? clock = null, Action<string>? crashPoint = null)
     {
+        _crashPoint = crashPoint;
         _clock = clock ?? (() => DateTimeOffset.UtcNow);
         _log = log;
         _reducer = new StateReducer(state);
@@ -208,6 +211,7 @@ internal sealed class RunRecorder : IDisposable
 
     private void MakeDurable(long sequence)
     {
+        _crashPoint?.Invoke("journal_flush");
         try
         {
             _log.MakeDurable(sequence);

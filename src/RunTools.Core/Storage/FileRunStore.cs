@@ -16,7 +16,7 @@ internal static class FileRunStore
     /// <summary>A recorder for a run folder whose journal is valid up to <paramref name="scan"/>'s end.</summary>
     public static RunRecorder OpenRecorder(string runPath, JournalScanResult scan, RunState state, ItemLedger ledger, TimeSpan snapshotInterval, Action<string>? crashPoint = null) =>
         new(new JournalWriter(Path.Combine(runPath, RunFormat.JournalFile), scan.ValidLength, scan.LastSequence),
-            state, ledger, SnapshotWriter(Path.Combine(runPath, RunFormat.StateFile), crashPoint), snapshotInterval);
+            state, ledger, SnapshotWriter(Path.Combine(runPath, RunFormat.StateFile), crashPoint), snapshotInterval, crashPoint: crashPoint);
 
     /// <summary>A recorder for a new run being assembled in <paramref name="folder"/> (an empty journal).</summary>
     public static RunRecorder CreateRecorder(string folder, string runId, Func<DateTimeOffset>? clock = null) =>
