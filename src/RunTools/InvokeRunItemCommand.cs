@@ -10,7 +10,7 @@ namespace RunTools;
 /// <summary>Inside a run script: for each input object runs the script block once per key per run; completed keys are skipped and their output emitted again.</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "RunItem")]
 [OutputType(typeof(object))]
-public sealed class InvokeRunItemCommand : InScriptCmdletBase, IDisposable
+public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
 {
     private ParallelItemRunner? _parallel;
     private RunContext? _context;
@@ -130,18 +130,51 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase, IDisposable
         }
 
         System.Collections.ObjectModel.Collection<PSObject> output;
-        try
+        for (int tryNumber = 1; ; tryNumber++)
         {
-            output = InvokeWithItem(ScriptBlock, InputObject);
-        }
-        catch (Exception ex) when (ex is RuntimeException && ex is not PipelineStoppedException && RunExecutor.Unwrap(ex) is not RunStoppedException)
-        {
-            engine.FailItem(_step, key, ex.Message);
-            WriteError(new ErrorRecord(ex, ErrorIds.ItemFailed, ErrorCategory.NotSpecified, InputObject)
+            try
             {
-                ErrorDetails = new ErrorDetails($"Item '{key}' of step '{_step}' failed: {ex.Message} It is retried when the run is resumed."),
-            });
-            return;
+                if (tryNumber > 1)
+                {
+                    engine.BeginItem(_step, key, null, tryNumber);
+                }
+            }
+            catch (RunToolsException ex)
+            {
+                Terminate(context, ex, InputObject);
+            }
+
+            try
+            {
+                output = InvokeTimed(ScriptBlock, InputObject, out _);
+                break;
+            }
+            catch (Exception ex) when (IsUnitFailure(ex))
+            {
+                bool timedOut = RunExecutor.Unwrap(ex) is RunToolsException { ErrorId: ErrorIds.UnitTimedOut };
+                TimeSpan? wait = ShouldRetry(ex, tryNumber) ? DelayBefore(tryNumber + 1) : null;
+                engine.FailItem(_step, key, Failure($"Item '{key}' of step '{_step}'", ex, timedOut, tryNumber, wait));
+                if (wait is { } delay)
+                {
+                    WriteVerbose($"Item '{key}' failed on try {tryNumber} of {MaxTries} ({ex.Message}); trying again in {delay.TotalSeconds:0.###} s.");
+                    try
+                    {
+                        WaitBeforeRetry(engine, delay);
+                    }
+                    catch (RunToolsException stop)
+                    {
+                        Terminate(context, stop, InputObject);
+                    }
+
+                    continue;
+                }
+
+                WriteError(new ErrorRecord(ex, ErrorIds.ItemFailed, ErrorCategory.NotSpecified, InputObject)
+                {
+                    ErrorDetails = new ErrorDetails($"Item '{key}' of step '{_step}' failed{(tryNumber > 1 ? $" on all {tryNumber} tries" : string.Empty)}: {ex.Message}{RunExecutor.Position(ex)} It is retried when the run is resumed."),
+                });
+                return;
+            }
         }
 
         try
@@ -186,7 +219,16 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase, IDisposable
     }
 
     /// <summary>Ctrl+C: parallel items in flight are stopped mid-work (left in doubt); those not started stay pending.</summary>
-    protected override void StopProcessing() => _parallel?.Stop();
+    protected override void StopProcessing()
+    {
+        base.StopProcessing();
+        _parallel?.Stop();
+    }
+
+    /// <summary>An error of the item's own work (not a stop): it fails the try.</summary>
+    internal static bool IsUnitFailure(Exception ex) =>
+        (ex is RuntimeException && ex is not PipelineStoppedException && RunExecutor.Unwrap(ex) is not RunStoppedException)
+        || ex is RunToolsException { ErrorId: ErrorIds.UnitTimedOut };
 
     public void Dispose()
     {

@@ -29,12 +29,16 @@ internal sealed class ParallelItemRunner : IDisposable
     private readonly BlockingCollection<Result> _results = new();
     private readonly List<Worker> _workers = new();
     private readonly CancellationTokenSource _stopping = new();
+    private readonly object[]? _retryOn;
     private readonly Dictionary<string, object?> _preferences = new(StringComparer.OrdinalIgnoreCase);
     private RunToolsException? _fatal;
     private int _inFlight;
 
-    public ParallelItemRunner(PSCmdlet cmdlet, RunContext context, string step, ScriptBlock body, int throttleLimit)
+    private readonly UnitCmdletBase _unit;
+
+    public ParallelItemRunner(UnitCmdletBase cmdlet, RunContext context, string step, ScriptBlock body, int throttleLimit)
     {
+        _unit = cmdlet;
         _context = context;
         _step = step;
         _queue = new BlockingCollection<Job>(throttleLimit);
@@ -45,6 +49,10 @@ internal sealed class ParallelItemRunner : IDisposable
         }
 
         string script = WithUsingVariables(body, cmdlet, out var usingValues);
+
+        // Script blocks of -RetryOn are made again in each worker, like the body, so they run there.
+        _retryOn = cmdlet.RetryOn?.Select(r => r is PSObject p ? p.BaseObject : r)!
+            .Select(r => r is ScriptBlock sb ? new ScriptText(WithUsingVariables(sb, cmdlet, out _)) : r).ToArray();
         var modules = LoadedModulePaths(cmdlet);
         for (int i = 0; i < throttleLimit; i++)
         {
@@ -165,6 +173,14 @@ internal sealed class ParallelItemRunner : IDisposable
         return paths.Distinct(StringComparer.Ordinal).ToList();
     }
 
+    /// <summary>A -RetryOn script block's text, made into a script block again inside each worker.</summary>
+    private sealed class ScriptText
+    {
+        public ScriptText(string text) => Text = text;
+
+        public string Text { get; }
+    }
+
     internal sealed class Job
     {
         public Job(string key, object? input)
@@ -197,6 +213,9 @@ internal sealed class ParallelItemRunner : IDisposable
         /// <summary>The error that failed the item (recorded as item_failed); null when it completed.</summary>
         public Exception? Error { get; set; }
 
+        /// <summary>How many tries failed, the last with <see cref="Error"/>.</summary>
+        public int FailedTries { get; set; } = 1;
+
         /// <summary>The item did not run (a stop or a fatal error came first) or was cut off mid-work.</summary>
         public bool Abandoned { get; set; }
 
@@ -220,7 +239,9 @@ internal sealed class ParallelItemRunner : IDisposable
         private readonly Thread _thread;
         private Runspace? _runspace;
         private PowerShell? _shell;
+        private object[]? _retryOn;
         private volatile bool _stopped;
+        private int _timedOut;
 
         public Worker(ParallelItemRunner owner, PSHost host, IReadOnlyList<string> modules, string script, Dictionary<string, object?> usingValues)
         {
@@ -339,12 +360,106 @@ internal sealed class ParallelItemRunner : IDisposable
             _shell.Runspace = _runspace;
 
             // Created inside the worker's runspace, so it runs there and not back in the caller's.
-            var body = (ScriptBlock)_shell.AddScript("param($text) [scriptblock]::Create($text)").AddArgument(_script).Invoke()[0].BaseObject;
-            _shell.Commands.Clear();
+            var body = MakeScriptBlock(_script);
+            _retryOn = _owner._retryOn?.Select(r => r is ScriptText text ? MakeScriptBlock(text.Text) : r).ToArray();
             return body;
         }
 
+        private ScriptBlock MakeScriptBlock(string text)
+        {
+            var shell = _shell!;
+            shell.Commands.Clear();
+            var block = (ScriptBlock)shell.AddScript("param($text) [scriptblock]::Create($text)").AddArgument(text).Invoke()[0].BaseObject;
+            shell.Commands.Clear();
+            return block;
+        }
+
+        /// <summary>Tries the item up to -MaxTries times: each try journaled, a wait with jitter between them.</summary>
         private void Run(RunAttempt engine, ScriptBlock body, Job job, Result result)
+        {
+            var unit = _owner._unit;
+            for (int tryNumber = 1; ; tryNumber++)
+            {
+                if (tryNumber > 1)
+                {
+                    try
+                    {
+                        engine.ThrowIfStopRequested();
+                        if (_stopped || engine.ClaimItem(_owner._step, job.Key) != ItemAction.Run)
+                        {
+                            return;
+                        }
+
+                        engine.StartItem(_owner._step, job.Key, tryNumber);
+                    }
+                    catch (RunToolsException ex)
+                    {
+                        // A stop during the wait: the item stays failed (recorded), and a resume retries it.
+                        engine.ReleaseItem(job.Key);
+                        _owner.SetFatal(ex);
+                        return;
+                    }
+                }
+
+                result.Error = null;
+                RunOnce(engine, body, job, result);
+                if (result.Error is null || result.Abandoned || _owner.Fatal is not null)
+                {
+                    return;
+                }
+
+                bool retry = tryNumber < unit.MaxTries && !_stopped && IsTransient(result.Error);
+                TimeSpan? wait = retry ? unit.DelayBefore(tryNumber + 1) : null;
+                bool timedOut = RunExecutor.Unwrap(result.Error) is RunToolsException { ErrorId: ErrorIds.UnitTimedOut };
+                try
+                {
+                    engine.FailItem(_owner._step, job.Key, UnitCmdletBase.Failure($"Item '{job.Key}' of step '{_owner._step}'", result.Error, timedOut, tryNumber, wait));
+                }
+                catch (RunToolsException ex)
+                {
+                    _owner.SetFatal(ex);
+                    result.Abandoned = true;
+                    return;
+                }
+
+                if (_itemContext.Failure is not null)
+                {
+                    // An in-script cmdlet ended the run (as it would the run script): stop starting items.
+                    _owner.SetFatal(result.Error as RunToolsException ?? new RunToolsException(ErrorIds.ItemFailed, RunToolsErrorCategory.InvalidOperation, _itemContext.Failure, job.Key, result.Error));
+                    return;
+                }
+
+                if (wait is not { } delay)
+                {
+                    result.FailedTries = tryNumber;
+                    return;
+                }
+
+                var until = DateTime.UtcNow + delay;
+                while (DateTime.UtcNow < until && !_stopped && !System.IO.File.Exists(engine.Run.StopPath))
+                {
+                    Thread.Sleep(50);
+                }
+            }
+        }
+
+        private bool IsTransient(Exception error) =>
+            UnitErrors.IsTransient(_retryOn, error, sb =>
+            {
+                var shell = _shell!;
+                shell.Commands.Clear();
+                shell.AddCommand("ForEach-Object").AddParameter("InputObject", UnitErrors.RecordOf(error)).AddParameter("Process", sb);
+                try
+                {
+                    return shell.Invoke();
+                }
+                finally
+                {
+                    shell.Commands.Clear();
+                }
+            });
+
+        private void RunOnce(RunAttempt engine, ScriptBlock body, Job job, Result result)
         {
             var shell = _shell!;
             _itemContext.ItemKey = job.Key;
@@ -352,11 +467,33 @@ internal sealed class ParallelItemRunner : IDisposable
             _itemContext.FailureCause = null;
             _itemContext.StopRequest = null;
             System.Collections.ObjectModel.Collection<PSObject>? output = null;
+            int limit = _owner._unit.TimeoutSec;
+            Interlocked.Exchange(ref _timedOut, 0);
+            using var timer = limit == 0 ? null : new Timer(_ =>
+            {
+                Interlocked.Exchange(ref _timedOut, 1);
+                try
+                {
+                    shell.BeginStop(null, null);
+                }
+                catch (Exception ex) when (ex is InvalidOperationException || ex is ObjectDisposedException)
+                {
+                }
+            }, null, TimeSpan.FromSeconds(limit), Timeout.InfiniteTimeSpan);
             try
             {
                 shell.Commands.Clear();
                 shell.AddCommand("ForEach-Object").AddParameter("InputObject", job.Input).AddParameter("Process", body);
                 output = shell.Invoke();
+                if (Volatile.Read(ref _timedOut) == 1 && shell.InvocationStateInfo.State == PSInvocationState.Stopped)
+                {
+                    throw new PipelineStoppedException();
+                }
+            }
+            catch (Exception ex) when ((ex is RuntimeException || ex is InvalidOperationException) && Volatile.Read(ref _timedOut) == 1 && !_stopped)
+            {
+                result.Error = new RunToolsException(ErrorIds.UnitTimedOut, RunToolsErrorCategory.OperationTimeout,
+                    $"It ran past its time limit of {limit} s and was stopped. Raise -TimeoutSec, or make the work faster.", job.Key);
             }
             catch (Exception ex) when (ex is RuntimeException || ex is InvalidOperationException)
             {
@@ -387,20 +524,13 @@ internal sealed class ParallelItemRunner : IDisposable
                 shell.Streams.ClearStreams();
             }
 
+            if (result.Error is not null)
+            {
+                return;
+            }
+
             try
             {
-                if (result.Error is not null)
-                {
-                    engine.FailItem(_owner._step, job.Key, result.Error.Message);
-                    if (_itemContext.Failure is not null)
-                    {
-                        // An in-script cmdlet ended the run (as it would the run script): stop starting items.
-                        _owner.SetFatal(result.Error as RunToolsException ?? new RunToolsException(ErrorIds.ItemFailed, RunToolsErrorCategory.InvalidOperation, _itemContext.Failure, job.Key, result.Error));
-                    }
-
-                    return;
-                }
-
                 byte[]? recorded = output!.Count == 0 ? null : Conversion.Serialize(output);
                 engine.CompleteItem(_owner._step, job.Key, recorded, recorded is null ? null : "clixml");
                 result.Output = Conversion.Deserialize(recorded).ToList();

@@ -46,12 +46,15 @@ public sealed partial class RunAttempt
     /// case the intent is on disk before this returns. <paramref name="decideInDoubt"/> overrides
     /// the attempt's policy for an item in doubt.
     /// </summary>
-    public ItemAction BeginItem(string step, string key, Func<ItemRef, InDoubtAction>? decideInDoubt = null)
+    public ItemAction BeginItem(string step, string key, Func<ItemRef, InDoubtAction>? decideInDoubt = null) => BeginItem(step, key, decideInDoubt, 1);
+
+    /// <summary>As <see cref="BeginItem(string, string, Func{ItemRef, InDoubtAction})"/>, for try <paramref name="tryNumber"/> of a retried item.</summary>
+    public ItemAction BeginItem(string step, string key, Func<ItemRef, InDoubtAction>? decideInDoubt, int tryNumber)
     {
         var action = ClaimItem(step, key, decideInDoubt);
         if (action == ItemAction.Run)
         {
-            StartItem(step, key);
+            StartItem(step, key, tryNumber);
         }
 
         return action;
@@ -129,14 +132,14 @@ public sealed partial class RunAttempt
     }
 
     /// <summary>Journals a claimed item's intent and returns once it is durable (sharing the flush with concurrent starts). Any thread.</summary>
-    public void StartItem(string step, string key)
+    public void StartItem(string step, string key, int tryNumber = 1)
     {
         long sequence;
         lock (_recorder.SyncRoot)
         {
             EnsureUsable();
             var item = Running(step, key, started: false);
-            sequence = _recorder.Append(RunEvent.ItemStarted(step, key, Attempt, item.Previous)).Sequence;
+            sequence = _recorder.Append(RunEvent.ItemStarted(step, key, Attempt, item.Previous, tryNumber)).Sequence;
             item.Started = Stopwatch.GetTimestamp();
         }
 
@@ -173,18 +176,24 @@ public sealed partial class RunAttempt
     }
 
     /// <summary>Records the item as failed (durable); a resume runs it again. Any thread.</summary>
-    public void FailItem(string step, string key, string error)
+    public void FailItem(string step, string key, string error) => FailItem(step, key, new UnitFailure(error));
+
+    /// <summary>
+    /// Records one failed try of the item (durable). With <see cref="UnitFailure.RetryIn"/> set, the
+    /// caller begins it again after that wait (a crash meanwhile leaves it failed: a resume retries it).
+    /// </summary>
+    public void FailItem(string step, string key, UnitFailure failure)
     {
         long sequence;
         lock (_recorder.SyncRoot)
         {
             EnsureUsable();
             var item = Running(step, key, started: true);
-            sequence = _recorder.Append(RunEvent.ItemFailed(step, key, Attempt, item.ElapsedMilliseconds, error)).Sequence;
+            sequence = _recorder.Append(RunEvent.ItemFailed(step, key, Attempt, item.ElapsedMilliseconds, failure)).Sequence;
             _running.Remove(key);
         }
 
-        Log($"Item '{key}' of step '{step}' failed: {error}");
+        Log($"Item '{key}' of step '{step}' failed{TryText(failure)}: {failure.Error}");
         _recorder.WaitDurable(sequence);
         _recorder.MaybeSnapshot();
     }

@@ -24,7 +24,10 @@ public sealed partial class RunAttempt
     /// overrides the attempt's policy for a step in doubt. <paramref name="itemsOnly"/>: the step
     /// does nothing but run items (Invoke-RunItem -Step), so it is never in doubt itself.
     /// </summary>
-    public StepAction BeginStep(string name, Func<StepRef, InDoubtAction>? decideInDoubt, bool itemsOnly = false)
+    public StepAction BeginStep(string name, Func<StepRef, InDoubtAction>? decideInDoubt, bool itemsOnly = false) => BeginStep(name, decideInDoubt, itemsOnly, 1);
+
+    /// <summary>As <see cref="BeginStep(string, Func{StepRef, InDoubtAction}, bool)"/>, for try <paramref name="tryNumber"/> of a retried step.</summary>
+    public StepAction BeginStep(string name, Func<StepRef, InDoubtAction>? decideInDoubt, bool itemsOnly, int tryNumber)
     {
         EnsureUsable();
         RunId.Validate(name, "step name", ErrorIds.InvalidStepName);
@@ -81,7 +84,7 @@ public sealed partial class RunAttempt
 
         // Durable: the intent is on disk before the step's work starts, so a crash inside the step
         // leaves it in doubt rather than silently unstarted.
-        Record(RunEvent.StepStarted(name, Attempt, itemsOnly, previous));
+        Record(RunEvent.StepStarted(name, Attempt, itemsOnly, previous, tryNumber));
         _activeStep = name;
         ClearWriteFailures();
         _stepClock.Restart();
@@ -123,15 +126,23 @@ public sealed partial class RunAttempt
 
     public string? StepOutputFormat(string name) => State.FindStep(name)?.Output?.Format;
 
-    public void FailStep(string name, string error)
+    public void FailStep(string name, string error) => FailStep(name, new UnitFailure(error));
+
+    /// <summary>Records one failed try of the step; with <see cref="UnitFailure.RetryIn"/> set the caller begins it again after that wait.</summary>
+    public void FailStep(string name, UnitFailure failure)
     {
         EnsureActiveStep(name);
         long duration = _stepClock.ElapsedMilliseconds;
-        Record(RunEvent.StepFailed(name, Attempt, duration, error));
+        Record(RunEvent.StepFailed(name, Attempt, duration, failure));
         _activeStep = null;
-        Log($"Step '{name}' failed: {error}");
+        Log($"Step '{name}' failed{TryText(failure)}: {failure.Error}");
         _recorder.Snapshot();
     }
+
+    private static string TryText(UnitFailure failure) =>
+        (failure.Try > 1 ? $" (try {failure.Try})" : string.Empty)
+        + (failure.TimedOut ? " by running past its time limit" : string.Empty)
+        + (failure.RetryIn is { } wait ? $"; trying again in {wait.TotalSeconds:0.###} s" : string.Empty);
 
     private void CompleteStep(string name, byte[]? output, string? outputFile, string? outputFormat)
     {

@@ -214,11 +214,12 @@ internal readonly struct RunEvent
     // ---- steps --------------------------------------------------------------------------------
 
     /// <summary><paramref name="itemsOnly"/>: the step only runs items, so it is never in doubt itself.</summary>
-    public static RunEvent StepStarted(string step, int attempt, bool itemsOnly, string? previous) =>
+    public static RunEvent StepStarted(string step, int attempt, bool itemsOnly, string? previous, int tryNumber = 1) =>
         new(JournalEventTypes.StepStarted, w =>
         {
             w.WriteString("step", step);
             w.WriteNumber("attempt", attempt);
+            WriteTry(w, tryNumber);
             if (itemsOnly)
             {
                 w.WriteBoolean("items_only", true);
@@ -252,13 +253,13 @@ internal readonly struct RunEvent
             w.WriteBoolean("migrated", true);
         });
 
-    public static RunEvent StepFailed(string step, int attempt, long durationMs, string error) =>
+    public static RunEvent StepFailed(string step, int attempt, long durationMs, UnitFailure failure) =>
         new(JournalEventTypes.StepFailed, w =>
         {
             w.WriteString("step", step);
             w.WriteNumber("attempt", attempt);
             w.WriteNumber("duration_ms", durationMs);
-            w.WriteString("error", error);
+            WriteFailure(w, failure);
         });
 
     public static RunEvent StepGated(string step, int attempt) =>
@@ -285,12 +286,13 @@ internal readonly struct RunEvent
 
     // ---- items --------------------------------------------------------------------------------
 
-    public static RunEvent ItemStarted(string step, string key, int attempt, string? previous) =>
+    public static RunEvent ItemStarted(string step, string key, int attempt, string? previous, int tryNumber = 1) =>
         new(JournalEventTypes.ItemStarted, w =>
         {
             w.WriteString("step", step);
             w.WriteString("key", key);
             w.WriteNumber("attempt", attempt);
+            WriteTry(w, tryNumber);
             if (previous is not null)
             {
                 w.WriteString("previous", previous);
@@ -324,14 +326,14 @@ internal readonly struct RunEvent
             w.WriteBoolean("migrated", true);
         });
 
-    public static RunEvent ItemFailed(string step, string key, int attempt, long durationMs, string error) =>
+    public static RunEvent ItemFailed(string step, string key, int attempt, long durationMs, UnitFailure failure) =>
         new(JournalEventTypes.ItemFailed, w =>
         {
             w.WriteString("step", step);
             w.WriteString("key", key);
             w.WriteNumber("attempt", attempt);
             w.WriteNumber("duration_ms", durationMs);
-            w.WriteString("error", error);
+            WriteFailure(w, failure);
         });
 
     public static RunEvent ItemResolved(string step, string key, int attempt, bool skip) =>
@@ -374,6 +376,35 @@ internal readonly struct RunEvent
 
             w.WriteNumber("attempt", attempt);
         });
+
+    /// <summary>"try" only from the second try on: a first try is what every unit has.</summary>
+    private static void WriteTry(Utf8JsonWriter w, int tryNumber)
+    {
+        if (tryNumber > 1)
+        {
+            w.WriteNumber("try", tryNumber);
+        }
+    }
+
+    private static void WriteFailure(Utf8JsonWriter w, UnitFailure failure)
+    {
+        w.WriteString("error", failure.Error);
+        if (failure.ErrorId is not null)
+        {
+            w.WriteString("error_id", failure.ErrorId);
+        }
+
+        if (failure.TimedOut)
+        {
+            w.WriteBoolean("timed_out", true);
+        }
+
+        WriteTry(w, failure.Try);
+        if (failure.RetryIn is { } retryIn)
+        {
+            w.WriteNumber("retry_in_ms", (long)retryIn.TotalMilliseconds);
+        }
+    }
 
     private static void WriteStop(Utf8JsonWriter w, StopRequest request)
     {
