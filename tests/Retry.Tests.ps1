@@ -195,3 +195,28 @@ Invoke-RunStep after { 'not reached' }
         { Invoke-RunStep s -MaxTries 0 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunStepCommand'
     }
 }
+
+Describe 'The time limit of an attempt' {
+    It 'asks the run to stop at Start-Run -TimeoutSec: it ends Stopped at the next boundary and a resume finishes the rest' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'limited.ps1'
+        Set-Content $script @'
+1..40 | Invoke-RunItem -Step work -Key { $_ } {
+    Add-Content (Join-Path (Get-RunContext).Path 'effects.txt') $_
+    Start-Sleep -Milliseconds 100
+}
+'@
+        $info = Start-Run -Name limited -ScriptPath $script -Root $root -TimeoutSec 1
+        $info.Status | Should -Be 'Stopped'
+        $info.ItemsCompleted | Should -BeLessThan 40
+        $stopped = Get-RunEvent -Root $root -RunId $info.RunId | Where-Object Type -EQ 'run_stopped'
+        $stopped.Data['requested_by'] | Should -Be 'time limit'
+        $stopped.Data['reason'] | Should -Match 'time limit of 1 s'
+
+        $final = Resume-Run -Root $root -RunId $info.RunId
+        $final.Status | Should -Be 'Completed'
+        $effects = @(Get-Content (Join-Path $info.Path 'effects.txt'))
+        $effects.Count | Should -Be 40 -Because 'no item ran twice'
+        ($effects | Sort-Object -Unique).Count | Should -Be 40
+    }
+}
