@@ -13,6 +13,7 @@ namespace RunTools;
 public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
 {
     private ParallelItemRunner? _parallel;
+    private ItemKeyReader? _keyReader;
     private RunContext? _context;
     private string _step = string.Empty;
     private bool _ownsStep;
@@ -296,17 +297,8 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
 
     private string ComputeKey()
     {
-        object? value;
-        if (Key is System.Management.Automation.ScriptBlock block)
-        {
-            var result = InvokeWithItem(block, InputObject);
-            value = result.Count == 1 ? result[0]?.BaseObject : string.Join(",", result.Select(r => r?.ToString()));
-        }
-        else
-        {
-            value = PSObject.AsPSObject(InputObject ?? string.Empty).Properties[(string)Key]?.Value;
-        }
-
+        _keyReader ??= new ItemKeyReader(Key);
+        object? value = _keyReader.Read(InputObject, InvokeWithItem);
         string? key = value?.ToString();
         if (string.IsNullOrEmpty(key))
         {

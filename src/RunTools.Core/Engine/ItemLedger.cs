@@ -68,7 +68,7 @@ internal sealed class ItemLedger : IJournalVisitor
             {
                 var ledger = For(line.Step ?? string.Empty);
                 ledger.Open.Remove(line.Key);
-                ledger.Completed[line.Key] = new CompletedItem(locator, line.Attempt ?? 0);
+                ledger.Completed[line.Key] = new CompletedItem(locator, line.Attempt ?? 0, line.HasOutput);
                 break;
             }
 
@@ -155,11 +155,15 @@ internal sealed class ItemLedger : IJournalVisitor
 
     internal readonly struct CompletedItem
     {
-        public CompletedItem(long locator, int attempt)
+        public CompletedItem(long locator, int attempt, bool hasOutput)
         {
             Locator = locator;
             Attempt = attempt;
+            HasOutput = hasOutput;
         }
+
+        /// <summary>Whether the completion recorded an output: a replay of an item without one reads nothing.</summary>
+        public bool HasOutput { get; }
 
         /// <summary>Where the run log finds the completion event again (<see cref="Storage.IRunLog.ReadEvent"/>).</summary>
         public long Locator { get; }

@@ -204,7 +204,7 @@ public sealed partial class RunAttempt
         ItemLedger.CompletedItem done;
         lock (_recorder.SyncRoot)
         {
-            if (!Ledger.For(step).Completed.TryGetValue(key, out done))
+            if (!Ledger.For(step).Completed.TryGetValue(key, out done) || !done.HasOutput)
             {
                 return null;
             }

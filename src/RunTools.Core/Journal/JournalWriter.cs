@@ -32,6 +32,10 @@ internal sealed class JournalWriter : IRunLog
     private readonly MemoryStream _buffer = new(512);
     private readonly Utf8JsonWriter _json;
     private readonly object _writeLock = new();
+    private readonly object _readLock = new();
+    private readonly JournalLineParser _readParser = new();
+    private byte[] _readBuffer = new byte[4096];
+    private FileStream? _reader;
     private readonly object _flushGate = new();
     private byte[] _line = new byte[1024];
     private long _length;
@@ -286,7 +290,36 @@ internal sealed class JournalWriter : IRunLog
         }
     }
 
-    public JournalEvent? ReadEvent(long locator) => JournalScanner.ReadEventAt(Path, locator);
+    /// <summary>Reads an event back through one kept-open handle: a resume replays many item outputs.</summary>
+    public JournalEvent? ReadEvent(long locator)
+    {
+        lock (_readLock)
+        {
+            _reader ??= DurableFile.OpenRead(Path, 1);
+            int filled = 0;
+            while (true)
+            {
+                _reader.Position = locator + filled;
+                int read = _reader.Read(_readBuffer, filled, _readBuffer.Length - filled);
+                if (read == 0)
+                {
+                    return null;
+                }
+
+                int newline = Array.IndexOf(_readBuffer, (byte)'\n', filled, read);
+                filled += read;
+                if (newline >= 0)
+                {
+                    return JournalScanner.ParseEvent(_readParser, new ReadOnlySpan<byte>(_readBuffer, 0, newline), locator);
+                }
+
+                if (filled == _readBuffer.Length)
+                {
+                    Array.Resize(ref _readBuffer, _readBuffer.Length * 2);
+                }
+            }
+        }
+    }
 
     private void ThrowIfFlushFailed()
     {
@@ -303,6 +336,10 @@ internal sealed class JournalWriter : IRunLog
     {
         _json.Dispose();
         _stream.Dispose();
+        lock (_readLock)
+        {
+            _reader?.Dispose();
+        }
     }
 
     private void CutBack(long length)
