@@ -20,6 +20,7 @@ public enum RunToolsErrorCategory
     OperationStopped,
     PermissionDenied,
     InvalidResult,
+    OperationTimeout,
 }
 
 /// <summary>Stable error identifiers; the cmdlets use them as FullyQualifiedErrorId.</summary>
@@ -63,6 +64,9 @@ public static class ErrorIds
     public const string RunNotRunning = "RunNotRunning";
     public const string RunNested = "RunNested";
     public const string ItemFailed = "ItemFailed";
+
+    /// <summary>A step or item ran past its -TimeoutSec and was stopped; it counts as a failure (retried if allowed).</summary>
+    public const string UnitTimedOut = "UnitTimedOut";
     public const string UnknownLegacyLayout = "UnknownLegacyLayout";
     public const string LegacyFileConflict = "LegacyFileConflict";
     public const string OutputNotFound = "OutputNotFound";

@@ -10,6 +10,7 @@ using RunTools.Core.Engine;
 using RunTools.Core.Infrastructure;
 using RunTools.Core.Journal;
 using RunTools.Core.State;
+using RunTools.Core.Storage;
 
 namespace RunTools.Core;
 
@@ -254,22 +255,12 @@ public sealed class RunsRoot
             string? scriptSource = options.ScriptSourcePath is null ? null : System.IO.Path.GetFullPath(options.ScriptSourcePath);
             var declared = (options.DeclaredSteps ?? Array.Empty<string>()).Select(s => RunId.Validate(s, "step name", ErrorIds.InvalidStepName)).ToList();
 
-            var state = new RunState { RunId = id };
-            var reducer = new StateReducer(state);
-            var parser = new JournalLineParser();
-            using (var journal = new JournalWriter(System.IO.Path.Combine(staging, RunFormat.JournalFile), 0, 0))
+            using (var recorder = FileRunStore.CreateRecorder(staging, id, () => now))
             {
-                var (_, offset) = journal.Append(JournalEventTypes.RunCreated, now, RunCreatedPayload(id, name, options, scriptHash, scriptSource, declared));
-                if (parser.TryParse(journal.LastLine, true, out var parsed, out _))
-                {
-                    reducer.Visit(in parsed, offset, journal.LastLine);
-                }
-
-                state.UpdatedAt = now;
-                state.Journal = new JournalPosition { Sequence = journal.LastSequence, Length = journal.Length };
+                recorder.Record(RunEvent.RunCreated(id, name, options, scriptHash, scriptSource, declared), Durability.Lazy);
+                recorder.Snapshot();
             }
 
-            DurableFile.WriteAtomic(System.IO.Path.Combine(staging, RunFormat.StateFile), JsonSerializer.SerializeToUtf8Bytes(state, RunFormat.JsonOptions));
             NativeMethods.FlushDirectory(staging);
             try
             {
@@ -305,52 +296,6 @@ public sealed class RunsRoot
 
         return new RunDirectory(target, id);
     }
-
-    /// <summary>The payload of <c>run_created</c>; migration writes the same event for an adopted directory.</summary>
-    internal static Action<Utf8JsonWriter> RunCreatedPayload(string id, string name, RunCreateOptions options, string scriptHash, string? scriptSource, IReadOnlyList<string> declared) => w =>
-    {
-        w.WriteString("run_id", id);
-        w.WriteString("name", name);
-        w.WriteNumber("format_version", RunFormat.Version);
-        w.WriteStartObject("config");
-        w.WriteString("hash", options.Config.Hash);
-        w.WriteString("format", RunFormat.EnumText(options.Config.Format));
-        if (options.Config.SourcePath is null)
-        {
-            w.WriteNull("source_path");
-        }
-        else
-        {
-            w.WriteString("source_path", options.Config.SourcePath);
-        }
-
-        w.WriteEndObject();
-        w.WriteStartObject("script");
-        w.WriteString("hash", scriptHash);
-        if (scriptSource is null)
-        {
-            w.WriteNull("source_path");
-        }
-        else
-        {
-            w.WriteString("source_path", scriptSource);
-        }
-
-        w.WriteEndObject();
-        w.WriteBoolean("migrated", options.Migrated);
-        if (options.SourceFormat is not null)
-        {
-            w.WriteString("source_format", options.SourceFormat);
-        }
-
-        w.WriteStartArray("declared_steps");
-        foreach (string step in declared)
-        {
-            w.WriteStringValue(step);
-        }
-
-        w.WriteEndArray();
-    };
 
     /// <summary>config.json (canonical) and, when the config came from a file, that file as config.source.&lt;ext&gt;.</summary>
     internal static void WriteConfigFiles(string runPath, EffectiveConfig config)

@@ -29,7 +29,10 @@ public sealed class AddRunArtifactCommand : InScriptCmdletBase
         var context = RequireContext();
         try
         {
-            var record = context.Engine.AddArtifact(ResolvePath(Path), Name, Reference ? ArtifactMode.Reference : ArtifactMode.Copy);
+            var mode = Reference ? ArtifactMode.Reference : ArtifactMode.Copy;
+            var record = context.ItemKey is { } item
+                ? context.Engine.AddItemArtifact(item, ResolvePath(Path), Name, mode)
+                : context.Engine.AddArtifact(ResolvePath(Path), Name, mode);
             WriteObject(new RunArtifact(context.Run, record));
         }
         catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.WriteFailed)

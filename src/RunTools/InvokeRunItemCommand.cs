@@ -10,8 +10,10 @@ namespace RunTools;
 /// <summary>Inside a run script: for each input object runs the script block once per key per run; completed keys are skipped and their output emitted again.</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "RunItem")]
 [OutputType(typeof(object))]
-public sealed class InvokeRunItemCommand : InScriptCmdletBase
+public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
 {
+    private ParallelItemRunner? _parallel;
+    private ItemKeyReader? _keyReader;
     private RunContext? _context;
     private string _step = string.Empty;
     private bool _ownsStep;
@@ -34,6 +36,11 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
 
     [Parameter(Mandatory = true, Position = 0)]
     public ScriptBlock ScriptBlock { get; set; } = null!;
+
+    /// <summary>How many items run at once, each in its own runspace (as ForEach-Object -Parallel); 1, the default, runs them one by one in the script's runspace.</summary>
+    [Parameter]
+    [ValidateRange(1, 64)]
+    public int ThrottleLimit { get; set; } = 1;
 
     protected override void BeginProcessing()
     {
@@ -87,10 +94,17 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
         {
             action = _stepAction == StepAction.Replay
                 ? (engine.IsItemDone(_step, key) ? ItemAction.Replay : ItemAction.Skip)
-                : engine.BeginItem(_step, key, item => Decide(context, item));
+                : ThrottleLimit > 1 ? engine.ClaimItem(_step, key, item => Decide(context, item)) : engine.BeginItem(_step, key, item => Decide(context, item));
         }
         catch (RunToolsException ex)
         {
+            if (_parallel is { } parallel)
+            {
+                // Items in flight finish (or are stopped) before the run script ends.
+                parallel.Complete();
+                parallel.Drain(WriteResult, wait: true);
+            }
+
             Terminate(context, ex, InputObject);
         }
 
@@ -110,25 +124,56 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
             return;
         }
 
-        System.Collections.ObjectModel.Collection<PSObject> output;
-        try
+        if (ThrottleLimit > 1)
         {
-            output = InvokeWithItem(ScriptBlock, InputObject);
-        }
-        catch (Exception ex) when (ex is RuntimeException && ex is not PipelineStoppedException && RunExecutor.Unwrap(ex) is not RunStoppedException)
-        {
-            // The journal and the error keep the real ErrorId and the failing line; under the run's
-            // default 'Stop' this error ends the step (-ErrorAction Continue lets the other items run).
-            string reason = RunExecutor.Explain(ex, MyInvocation.ScriptName);
-            engine.FailItem(_step, key, reason);
-            var cause = RunExecutor.Cause(ex, MyInvocation.ScriptName);
-            var category = cause is RunToolsException core ? MapCategory(core.Category)
-                : (cause as IContainsErrorRecord)?.ErrorRecord.CategoryInfo.Category ?? ErrorCategory.NotSpecified;
-            WriteError(new ErrorRecord(cause, ErrorIds.ItemFailed, category, InputObject)
-            {
-                ErrorDetails = new ErrorDetails($"Item '{key}' of step '{_step}' failed: {RunExecutor.Sentence(reason)} It is retried when the run is resumed."),
-            });
+            RunInParallel(context, key);
             return;
+        }
+
+        System.Collections.ObjectModel.Collection<PSObject> output;
+        for (int tryNumber = 1; ; tryNumber++)
+        {
+            try
+            {
+                if (tryNumber > 1)
+                {
+                    engine.BeginItem(_step, key, null, tryNumber);
+                }
+            }
+            catch (RunToolsException ex)
+            {
+                Terminate(context, ex, InputObject);
+            }
+
+            try
+            {
+                output = InvokeTimed(ScriptBlock, InputObject, out _);
+                break;
+            }
+            catch (Exception ex) when (IsUnitFailure(ex))
+            {
+                bool timedOut = RunExecutor.Unwrap(ex) is RunToolsException { ErrorId: ErrorIds.UnitTimedOut };
+                TimeSpan? wait = ShouldRetry(ex, tryNumber) ? DelayBefore(tryNumber + 1) : null;
+                engine.FailItem(_step, key, Failure(RunExecutor.Explain(ex, MyInvocation.ScriptName), ex, timedOut, tryNumber, wait));
+                if (wait is { } delay)
+                {
+                    WriteVerbose($"Item '{key}' failed on try {tryNumber} of {MaxTries} ({ex.Message}); trying again in {delay.TotalSeconds:0.###} s.");
+                    try
+                    {
+                        WaitBeforeRetry(engine, delay);
+                    }
+                    catch (RunToolsException stop)
+                    {
+                        Terminate(context, stop, InputObject);
+                    }
+
+                    continue;
+                }
+
+                // Under the run's default 'Stop' this error ends the step (-ErrorAction Continue lets the other items run).
+                WriteError(ItemFailedRecord(ex, key, InputObject, tryNumber));
+                return;
+            }
         }
 
         try
@@ -148,6 +193,16 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
 
     protected override void EndProcessing()
     {
+        if (_parallel is { } parallel)
+        {
+            parallel.Complete();
+            parallel.Drain(WriteResult, wait: true);
+            if (parallel.Fatal is { } fatal)
+            {
+                Terminate(_context!, fatal, _step);
+            }
+        }
+
         WriteProgress(new ProgressRecord(1, $"Step {_step}", "done") { RecordType = ProgressRecordType.Completed });
         if (_ownsStep && _stepAction == StepAction.Run)
         {
@@ -162,19 +217,96 @@ public sealed class InvokeRunItemCommand : InScriptCmdletBase
         }
     }
 
-    private string ComputeKey()
+    /// <summary>Ctrl+C: parallel items in flight are stopped mid-work (left in doubt); those not started stay pending.</summary>
+    protected override void StopProcessing()
     {
-        object? value;
-        if (Key is System.Management.Automation.ScriptBlock block)
+        base.StopProcessing();
+        _parallel?.Stop();
+    }
+
+    /// <summary>An error of the item's own work (not a stop): it fails the try.</summary>
+    internal static bool IsUnitFailure(Exception ex) =>
+        (ex is RuntimeException && ex is not PipelineStoppedException && RunExecutor.Unwrap(ex) is not RunStoppedException)
+        || ex is RunToolsException { ErrorId: ErrorIds.UnitTimedOut };
+
+    public void Dispose()
+    {
+        _parallel?.Dispose();
+        _parallel = null;
+    }
+
+    private void RunInParallel(RunContext context, string key)
+    {
+        try
         {
-            var result = InvokeWithItem(block, InputObject);
-            value = result.Count == 1 ? result[0]?.BaseObject : string.Join(",", result.Select(r => r?.ToString()));
+            _parallel ??= new ParallelItemRunner(this, context, _step, ScriptBlock, ThrottleLimit);
+            _parallel.Enqueue(key, InputObject, WriteResult);
         }
-        else
+        catch (OperationCanceledException)
         {
-            value = PSObject.AsPSObject(InputObject ?? string.Empty).Properties[(string)Key]?.Value;
+            throw new PipelineStoppedException();
         }
 
+        if (_parallel.Fatal is { } fatal)
+        {
+            // A stop request or a journal failure: let the items in flight finish, then end the run script.
+            _parallel.Complete();
+            _parallel.Drain(WriteResult, wait: true);
+            Terminate(context, fatal, key);
+        }
+    }
+
+    private void WriteResult(ParallelItemRunner.Result result)
+    {
+        foreach (var record in result.Verbose)
+        {
+            WriteVerbose(record.Message);
+        }
+
+        foreach (var record in result.Warnings)
+        {
+            WriteWarning(record.Message);
+        }
+
+        foreach (var record in result.Information)
+        {
+            WriteInformation(record);
+        }
+
+        foreach (var record in result.Errors)
+        {
+            WriteError(record);
+        }
+
+        if (result.Error is { } error)
+        {
+            WriteError(ItemFailedRecord(error, result.Key, result.Input, result.FailedTries));
+            return;
+        }
+
+        foreach (object? value in result.Output)
+        {
+            WriteObject(value);
+        }
+    }
+
+    /// <summary>ItemFailed for an item whose last try failed: the real error (its ErrorId, category and line) inside, a message that says what happens next.</summary>
+    private ErrorRecord ItemFailedRecord(Exception ex, string key, object? input, int tries)
+    {
+        string reason = RunExecutor.Explain(ex, MyInvocation.ScriptName);
+        var cause = RunExecutor.Cause(ex, MyInvocation.ScriptName);
+        var category = cause is RunToolsException core ? MapCategory(core.Category)
+            : (cause as IContainsErrorRecord)?.ErrorRecord.CategoryInfo.Category ?? ErrorCategory.NotSpecified;
+        return new ErrorRecord(cause, ErrorIds.ItemFailed, category, input)
+        {
+            ErrorDetails = new ErrorDetails($"Item '{key}' of step '{_step}' failed{(tries > 1 ? $" on all {tries} tries" : string.Empty)}: {RunExecutor.Sentence(reason)} It is retried when the run is resumed."),
+        };
+    }
+
+    private string ComputeKey()
+    {
+        _keyReader ??= new ItemKeyReader(Key);
+        object? value = _keyReader.Read(InputObject, InvokeWithItem);
         string? key = value?.ToString();
         if (string.IsNullOrEmpty(key))
         {

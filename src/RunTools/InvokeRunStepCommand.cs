@@ -8,7 +8,7 @@ namespace RunTools;
 /// <summary>Inside a run script: runs a named step once per run; on resume a completed step is skipped and its recorded output emitted again.</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "RunStep")]
 [OutputType(typeof(object))]
-public sealed class InvokeRunStepCommand : InScriptCmdletBase
+public sealed class InvokeRunStepCommand : UnitCmdletBase
 {
     [Parameter(Mandatory = true, Position = 0)]
     [ValidateNotNullOrEmpty]
@@ -63,37 +63,73 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
         }
 
         string outputFile = string.Empty;
-        try
+        for (int tryNumber = 1; ; tryNumber++)
         {
-            outputFile = engine.NewStepOutputFile(Name);
-        }
-        catch (Exception ex) when (ex is RunToolsException || IsIoError(ex))
-        {
-            Terminate(context, ex as RunToolsException ?? new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
-                $"Step '{Name}' could not create its output file: {ex.Message} Free disk space or fix permissions, then resume the run.", Name, ex), Name);
-        }
-
-        try
-        {
-            RunStreamed(outputFile);
-        }
-        catch (Exception ex) when (ex is RuntimeException && RunExecutor.Unwrap(ex) is RunStoppedException stopped)
-        {
-            // A stop met at an item boundary inside this step: the step stays pending.
-            Terminate(context, stopped, Name);
-            return;
-        }
-        catch (Exception ex) when (ex is RuntimeException && ex is not PipelineStoppedException)
-        {
-            TryDelete(outputFile);
-            string message = $"step '{Name}' failed: {RunExecutor.Explain(ex, MyInvocation.ScriptName)}";
-            if (engine.ActiveStep == Name)
+            if (tryNumber > 1)
             {
-                engine.FailStep(Name, message);
+                try
+                {
+                    if (engine.BeginStep(Name, null, itemsOnly: false, tryNumber) != StepAction.Run)
+                    {
+                        return;
+                    }
+                }
+                catch (RunToolsException ex)
+                {
+                    Terminate(context, ex, Name);
+                }
             }
 
-            Fail(context, message, RunExecutor.Cause(ex, MyInvocation.ScriptName));
-            return;
+            try
+            {
+                outputFile = engine.NewStepOutputFile(Name);
+            }
+            catch (Exception ex) when (ex is RunToolsException || IsIoError(ex))
+            {
+                Terminate(context, ex as RunToolsException ?? new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
+                    $"Step '{Name}' could not create its output file: {ex.Message} Free disk space or fix permissions, then resume the run.", Name, ex), Name);
+            }
+
+            try
+            {
+                RunStreamed(outputFile);
+                break;
+            }
+            catch (Exception ex) when (ex is RuntimeException && RunExecutor.Unwrap(ex) is RunStoppedException stopped)
+            {
+                // A stop met at an item boundary inside this step: the step stays pending.
+                Terminate(context, stopped, Name);
+                return;
+            }
+            catch (Exception ex) when (InvokeRunItemCommand.IsUnitFailure(ex))
+            {
+                TryDelete(outputFile);
+                bool timedOut = RunExecutor.Unwrap(ex) is RunToolsException { ErrorId: ErrorIds.UnitTimedOut };
+                TimeSpan? wait = engine.ActiveStep == Name && ShouldRetry(ex, tryNumber) ? DelayBefore(tryNumber + 1) : null;
+                var failure = Failure($"step '{Name}' failed: {RunExecutor.Explain(ex, MyInvocation.ScriptName)}", ex, timedOut, tryNumber, wait);
+                if (engine.ActiveStep == Name)
+                {
+                    engine.FailStep(Name, failure);
+                }
+
+                if (wait is { } delay)
+                {
+                    WriteVerbose($"Step '{Name}' failed on try {tryNumber} of {MaxTries} ({ex.Message}); trying again in {delay.TotalSeconds:0.###} s.");
+                    try
+                    {
+                        WaitBeforeRetry(engine, delay);
+                    }
+                    catch (RunToolsException stop)
+                    {
+                        Terminate(context, stop, Name);
+                    }
+
+                    continue;
+                }
+
+                Fail(context, failure.Error, RunExecutor.Cause(ex, MyInvocation.ScriptName));
+                return;
+            }
         }
 
         if (Output.Length > 0)
@@ -164,7 +200,18 @@ public sealed class InvokeRunStepCommand : InScriptCmdletBase
         }
     }
 
-    private void RunStreamed(string outputFile) => ScriptBlock.Create(StreamToFile).Invoke(ScriptBlock, outputFile, Conversion.OutputDepth);
+    private void RunStreamed(string outputFile)
+    {
+        if (TimeoutSec == 0)
+        {
+            ScriptBlock.Create(StreamToFile).Invoke(ScriptBlock, outputFile, Conversion.OutputDepth);
+            return;
+        }
+
+        using var shell = PowerShell.Create(RunspaceMode.CurrentRunspace);
+        shell.AddScript(StreamToFile).AddArgument(ScriptBlock).AddArgument(outputFile).AddArgument(Conversion.OutputDepth);
+        InvokeNested(shell, out _);
+    }
 
     /// <summary>
     /// Emits a recorded output file one object at a time. Each top-level object is one output;

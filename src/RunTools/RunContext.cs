@@ -43,7 +43,7 @@ public sealed class RunContext
 
     public string? CurrentStep => Engine.ActiveStep;
 
-    public string? CurrentItem => Engine.ActiveItem;
+    public string? CurrentItem => ItemKey ?? Engine.ActiveItem;
 
     /// <summary>logs/attempt-N.log of this attempt.</summary>
     public string LogPath => Engine.LogPath;
@@ -60,6 +60,9 @@ public sealed class RunContext
 
     /// <summary>Resume-Run's -InDoubt: an InDoubtAction or a script block that decides per item.</summary>
     internal object? InDoubt { get; }
+
+    /// <summary>In a worker runspace of Invoke-RunItem -ThrottleLimit: the key of the item it runs now.</summary>
+    internal string? ItemKey { get; set; }
 
     /// <summary>Set by an in-script cmdlet that met a stop request; the executor records Stopped.</summary>
     internal StopRequest? StopRequest { get; set; }
@@ -81,4 +84,15 @@ public sealed class RunContext
     }
 
     internal static void Leave() => s_current.Remove(Runspace.DefaultRunspace);
+
+    internal static void Enter(Runspace runspace, RunContext context)
+    {
+        s_current.Remove(runspace);
+        s_current.Add(runspace, context);
+    }
+
+    internal static void Leave(Runspace runspace) => s_current.Remove(runspace);
+
+    /// <summary>The same run for a worker runspace of parallel items, with its own current item and outcome.</summary>
+    internal RunContext ForParallelItems() => new(Run, Engine, Config, InDoubt);
 }

@@ -28,7 +28,29 @@ public abstract class RunExecutionCmdletBase : RunCmdletBase
     [ValidateNotNullOrEmpty]
     public string? ToStep { get; set; }
 
-    internal RunExecutor? Executor { get; set; }
+    /// <summary>
+    /// Seconds this attempt may run; at the limit the run is asked to stop, as Stop-Run asks
+    /// (at the next step or item boundary, or after a grace period by stopping the unit in
+    /// flight), and ends Stopped: resume it later. 0 (the default): no limit.
+    /// </summary>
+    [Parameter]
+    [ValidateRange(0, int.MaxValue)]
+    public int TimeoutSec { get; set; }
+
+    private RunExecutor? _executor;
+
+    internal RunExecutor? Executor
+    {
+        get => _executor;
+        set
+        {
+            _executor = value;
+            if (value is not null && TimeoutSec > 0)
+            {
+                value.TimeLimit = TimeSpan.FromSeconds(TimeoutSec);
+            }
+        }
+    }
 
     internal StepGate? Gate =>
         Step.Length == 0 && FromStep is null && ToStep is null ? null : new StepGate { Only = Step.Length == 0 ? null : Step.ToList(), From = FromStep, To = ToStep };

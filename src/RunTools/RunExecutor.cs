@@ -41,7 +41,12 @@ internal sealed class RunExecutor : IDisposable
     private StopRequest? _forcedStop;
     private DateTimeOffset? _stopSeenAt;
 
+    private DateTimeOffset? _deadline;
+
     public RunExecutor(PSCmdlet cmdlet) => _cmdlet = cmdlet;
+
+    /// <summary>How long the attempt may run (Start-Run/Resume-Run -TimeoutSec); at the limit the run is asked to stop.</summary>
+    public TimeSpan? TimeLimit { get; set; }
 
     public CancellationToken Cancellation => _cancel.Token;
 
@@ -164,6 +169,7 @@ internal sealed class RunExecutor : IDisposable
         // mistaken for the script's own exit code.
         _cmdlet.SessionState.PSVariable.Set("global:LASTEXITCODE", null);
         Exception? error = null;
+        _deadline = TimeLimit is { } limit ? DateTimeOffset.UtcNow + limit : null;
         using (new Timer(_ => WatchStop(context.Run), null, s_stopPoll, s_stopPoll))
         using (new StopPreference(_cmdlet.SessionState))
         {
@@ -298,6 +304,13 @@ internal sealed class RunExecutor : IDisposable
     {
         try
         {
+            if (_deadline is { } deadline && DateTimeOffset.UtcNow >= deadline && Volatile.Read(ref _forcedStop) is null && !File.Exists(run.StopPath))
+            {
+                // The attempt's time limit: a stop request like Stop-Run's, honoured the same way.
+                _deadline = null;
+                run.RequestStop($"the attempt's time limit of {TimeLimit!.Value.TotalSeconds:0} s was reached", "time limit");
+            }
+
             if (Volatile.Read(ref _forcedStop) is not null || !File.Exists(run.StopPath))
             {
                 _stopSeenAt = null;

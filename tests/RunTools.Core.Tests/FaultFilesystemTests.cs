@@ -369,7 +369,8 @@ public sealed class FaultFilesystemTests
             return false;
         });
 
-        var error = Assert.Throws<RunToolsException>(() => attempt.CompleteItem("s", "a", null));
+        // FailItem is durable before it returns (a completion waits for the next flush).
+        var error = Assert.Throws<RunToolsException>(() => attempt.FailItem("s", "a", "boom"));
 
         Assert.Equal(ErrorIds.WriteFailed, error.ErrorId);
         Assert.Contains("Read-only file system", error.Message, StringComparison.Ordinal);

@@ -363,14 +363,22 @@ public sealed class FaultInjectionTests
         long before = new FileInfo(run.JournalPath).Length;
         injector.FailNth(1, DurableOp.FileSync, RunFormat.JournalFile);
 
-        var error = Assert.Throws<RunToolsException>(() => attempt.CompleteItem("s", "a", null));
+        // A completion is made durable with the next item's intent (or by the deferred flush
+        // shortly after): the failed fsync surfaces there, and nothing after it counts.
+        attempt.CompleteItem("s", "a", null);
+        var error = Assert.Throws<RunToolsException>(() => attempt.BeginItem("s", "b"));
 
         Assert.Equal(ErrorIds.WriteFailed, error.ErrorId);
         Assert.Contains("Read-only file system", error.Message, StringComparison.Ordinal);
         Assert.Contains(run.JournalPath, error.Message, StringComparison.Ordinal);
         Assert.Equal(before, new FileInfo(run.JournalPath).Length); // the unacknowledged line was cut back off
         Assert.DoesNotContain(run.ReadEvents(), e => e.Type == JournalEventTypes.ItemCompleted);
-        Assert.Equal(ErrorIds.WriteFailed, Assert.Throws<RunToolsException>(() => attempt.BeginItem("s", "b")).ErrorId);
+        Assert.Equal(ErrorIds.WriteFailed, Assert.Throws<RunToolsException>(() => attempt.BeginItem("s", "c")).ErrorId);
+        attempt.Dispose();
+
+        // The item whose completion never became durable is in doubt, not silently done or lost.
+        using var next = run.BeginAttempt();
+        Assert.Equal("a", Assert.Single(next.Plan.InDoubt).Key);
     }
 
     [Fact]

@@ -175,7 +175,7 @@ public static class CrashWorkload
         /// <summary>The side effect is durable, item_completed is not written.</summary>
         public const string ItemEffect = "item_effect";
 
-        /// <summary>CompleteItem returned: item_completed is durable.</summary>
+        /// <summary>CompleteItem returned: item_completed is written (a kill cannot take it back; fsync follows with the next intent).</summary>
         public const string ItemCompleted = "item_completed";
 
         /// <summary>Inside CompleteStep("prepare"): the output file is written, step_completed is not.</summary>

@@ -5,9 +5,10 @@ using RunTools.Core.Journal;
 namespace RunTools.Core.Engine;
 
 /// <summary>
-/// Per step, which item keys are completed (with the offset of their completion line, so the
+/// Per step, which item keys are completed (with the locator of their completion event, so the
 /// recorded output is read only when asked for), skipped, failed, or open. Built by one scan of
-/// the journal; the run directory itself holds no file per item.
+/// the journal at resume and kept current by <see cref="RunRecorder"/> with the same rules; the
+/// run directory itself holds no file per item.
 /// </summary>
 internal sealed class ItemLedger : IJournalVisitor
 {
@@ -45,11 +46,11 @@ internal sealed class ItemLedger : IJournalVisitor
         _steps.TryGetValue(step, out var ledger)
         && (ledger.Completed.Count > 0 || ledger.Open.Count > 0 || ledger.Failed.Count > 0 || ledger.Skipped.Count > 0);
 
-    public void Visit(in ParsedLine line, long offset, ReadOnlySpan<byte> raw)
+    public void Visit(in ParsedLine line, long locator, ReadOnlySpan<byte> raw)
     {
         if (line.Key is null)
         {
-            VisitStep(in line, raw);
+            VisitStep(in line);
             return;
         }
 
@@ -67,7 +68,7 @@ internal sealed class ItemLedger : IJournalVisitor
             {
                 var ledger = For(line.Step ?? string.Empty);
                 ledger.Open.Remove(line.Key);
-                ledger.Completed[line.Key] = new CompletedItem(offset, line.Attempt ?? 0);
+                ledger.Completed[line.Key] = new CompletedItem(locator, line.Attempt ?? 0, line.HasOutput);
                 break;
             }
 
@@ -81,7 +82,7 @@ internal sealed class ItemLedger : IJournalVisitor
 
             case JournalEventTypes.ItemResolved:
                 // Only "skip" changes the ledger; "retry" is followed by a new item_started.
-                if (raw.IndexOf("\"resolution\":\"skip\""u8) >= 0)
+                if (line.ResolvedAsSkip)
                 {
                     var ledger = For(line.Step ?? string.Empty);
                     ledger.Open.Remove(line.Key);
@@ -100,7 +101,7 @@ internal sealed class ItemLedger : IJournalVisitor
         }
     }
 
-    private void VisitStep(in ParsedLine line, ReadOnlySpan<byte> raw)
+    private void VisitStep(in ParsedLine line)
     {
         if (line.Step is null)
         {
@@ -110,7 +111,7 @@ internal sealed class ItemLedger : IJournalVisitor
         switch (line.Type)
         {
             case JournalEventTypes.StepStarted:
-                if (raw.IndexOf("\"items_only\":true"u8) >= 0)
+                if (line.ItemsOnly)
                 {
                     OpenSteps.Remove(line.Step);
                 }
@@ -129,7 +130,7 @@ internal sealed class ItemLedger : IJournalVisitor
 
             case JournalEventTypes.StepResolved:
                 // "retry" is followed by a new step_started, which reopens the step in its attempt.
-                if (raw.IndexOf("\"resolution\":\"skip\""u8) >= 0)
+                if (line.ResolvedAsSkip)
                 {
                     OpenSteps.Remove(line.Step);
                 }
@@ -154,13 +155,18 @@ internal sealed class ItemLedger : IJournalVisitor
 
     internal readonly struct CompletedItem
     {
-        public CompletedItem(long offset, int attempt)
+        public CompletedItem(long locator, int attempt, bool hasOutput)
         {
-            Offset = offset;
+            Locator = locator;
             Attempt = attempt;
+            HasOutput = hasOutput;
         }
 
-        public long Offset { get; }
+        /// <summary>Whether the completion recorded an output: a replay of an item without one reads nothing.</summary>
+        public bool HasOutput { get; }
+
+        /// <summary>Where the run log finds the completion event again (<see cref="Storage.IRunLog.ReadEvent"/>).</summary>
+        public long Locator { get; }
 
         public int Attempt { get; }
     }

@@ -117,6 +117,15 @@ internal struct ParsedLine
     public int? Attempt;
     public string? Previous;
 
+    /// <summary>item_resolved / step_resolved: the in-doubt unit was resolved as skip (not retry).</summary>
+    public bool ResolvedAsSkip;
+
+    /// <summary>step_started: the step only runs items, so it is never in doubt itself.</summary>
+    public bool ItemsOnly;
+
+    /// <summary>item_completed: the line carries a recorded output (read only when a replay asks for it).</summary>
+    public bool HasOutput;
+
     /// <summary>Where the ts value lies in the line (no string is made unless asked for).</summary>
     public int TimestampStart;
     public int TimestampLength;
@@ -183,6 +192,22 @@ internal sealed class JournalLineParser
                 {
                     reader.Read();
                     parsed.Previous = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                }
+                else if (reader.ValueTextEquals("resolution"u8))
+                {
+                    reader.Read();
+                    parsed.ResolvedAsSkip = reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("skip"u8);
+                }
+                else if (reader.ValueTextEquals("output"u8))
+                {
+                    parsed.HasOutput = true;
+                    reader.Read();
+                    reader.Skip();
+                }
+                else if (reader.ValueTextEquals("items_only"u8))
+                {
+                    reader.Read();
+                    parsed.ItemsOnly = reader.TokenType == JsonTokenType.True;
                 }
                 else if (wantTimestamp && reader.ValueTextEquals("ts"u8))
                 {
@@ -444,13 +469,19 @@ internal static class JournalScanner
     {
         var parser = new JournalLineParser();
         using var reader = new JournalLineReader(path, offset, 64 * 1024);
-        if (reader.MoveNext() && reader.LineOffset == offset && parser.TryParse(reader.Line, true, out var parsed, out _))
+        return reader.MoveNext() && reader.LineOffset == offset ? ParseEvent(parser, reader.Line, offset) : null;
+    }
+
+    /// <summary>One verified line (without its newline) as an event, or null when it does not verify.</summary>
+    public static JournalEvent? ParseEvent(JournalLineParser parser, ReadOnlySpan<byte> line, long offset)
+    {
+        if (!parser.TryParse(line, true, out var parsed, out _))
         {
-            byte[] raw = reader.Line.ToArray();
-            return new JournalEvent(parsed.Sequence, JournalEvent.ParseTimestamp(parsed.TimestampText(raw)), parsed.Type,
-                parsed.Step, parsed.Key, parsed.Attempt, offset, raw);
+            return null;
         }
 
-        return null;
+        byte[] raw = line.ToArray();
+        return new JournalEvent(parsed.Sequence, JournalEvent.ParseTimestamp(parsed.TimestampText(raw)), parsed.Type,
+            parsed.Step, parsed.Key, parsed.Attempt, offset, raw);
     }
 }

@@ -3,16 +3,20 @@ using System.Globalization;
 using System.IO;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using System.Threading;
 using RunTools.Core.Infrastructure;
+using RunTools.Core.State;
+using RunTools.Core.Storage;
 
 namespace RunTools.Core.Journal;
 
 /// <summary>
-/// Appends events to journal.jsonl. Each line is one JSON object whose last member is
-/// <c>"crc"</c>: CRC-32 of the line with that member removed. A durable append is flushed to
-/// disk before it returns; a failed append is cut back off, so the journal never keeps half a line.
+/// The file store's run log: appends events to journal.jsonl. Each line is one JSON object whose
+/// last member is <c>"crc"</c>: CRC-32 of the line with that member removed. A failed append is
+/// cut back off, so the journal never keeps half a line. Durability is group-committed: an fsync
+/// covers every line written before it started, and callers waiting meanwhile share the next one.
 /// </summary>
-internal sealed class JournalWriter : IDisposable
+internal sealed class JournalWriter : IRunLog
 {
     internal const string CrcMember = ",\"crc\":\"";
     internal const int CrcSuffixLength = 18; // ,"crc":"xxxxxxxx"}
@@ -27,9 +31,22 @@ internal sealed class JournalWriter : IDisposable
     private readonly FileStream _stream;
     private readonly MemoryStream _buffer = new(512);
     private readonly Utf8JsonWriter _json;
+    private readonly object _writeLock = new();
+    private readonly object _readLock = new();
+    private readonly JournalLineParser _readParser = new();
+    private byte[] _readBuffer = new byte[4096];
+    private FileStream? _reader;
+    private readonly object _flushGate = new();
     private byte[] _line = new byte[1024];
     private long _length;
     private int _lastLineLength;
+    private long _lastSequence;
+
+    // Guarded by _flushGate.
+    private long _durableSequence;
+    private long _durableLength;
+    private bool _flushing;
+    private RunToolsException? _flushFailure;
 
     public JournalWriter(string path, long validLength, long lastSequence)
     {
@@ -59,15 +76,19 @@ internal sealed class JournalWriter : IDisposable
 
         _stream.Position = validLength;
         _length = validLength;
-        LastSequence = lastSequence;
+        _lastSequence = lastSequence;
+        _durableSequence = lastSequence;
+        _durableLength = validLength;
         _json = new Utf8JsonWriter(_buffer, s_writerOptions);
     }
 
     public string Path { get; }
 
-    public long LastSequence { get; private set; }
+    public long LastSequence => Volatile.Read(ref _lastSequence);
 
-    public long Length => _length;
+    public long Length => Volatile.Read(ref _length);
+
+    public JournalPosition Position => new() { Sequence = LastSequence, Length = Length };
 
     /// <summary>The line the last Append wrote, without its newline.</summary>
     public ReadOnlySpan<byte> LastLine => new(_line, 0, _lastLineLength);
@@ -75,10 +96,47 @@ internal sealed class JournalWriter : IDisposable
     public static string FormatTimestamp(DateTimeOffset value) =>
         value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
 
-    /// <summary>Appends one event; returns its sequence number and the offset of its line.</summary>
-    public (long Sequence, long Offset) Append(string type, DateTimeOffset timestamp, Action<Utf8JsonWriter>? payload, bool durable = true)
+    /// <summary>Appends one event and makes it durable; returns its sequence number and the offset of its line.</summary>
+    public (long Sequence, long Locator) AppendDurable(RunEvent runEvent, DateTimeOffset timestamp)
     {
-        long sequence = LastSequence + 1;
+        var appended = Append(runEvent, timestamp);
+        MakeDurable(appended.Sequence);
+        return appended;
+    }
+
+    /// <summary>Appends one event (not yet durable); returns its sequence number and the offset of its line.</summary>
+    public (long Sequence, long Locator) Append(RunEvent runEvent, DateTimeOffset timestamp)
+    {
+        lock (_writeLock)
+        {
+            return AppendLocked(runEvent.Type, timestamp, runEvent.Members);
+        }
+    }
+
+    /// <summary>
+    /// Appends a line of any type and members: only for tests and benchmarks that forge or
+    /// synthesize journals. The engine records through <see cref="RunEvent"/>, the schema's home.
+    /// </summary>
+    internal (long Sequence, long Offset) Append(string type, DateTimeOffset timestamp, Action<Utf8JsonWriter>? payload, bool durable = true)
+    {
+        (long Sequence, long Offset) appended;
+        lock (_writeLock)
+        {
+            appended = AppendLocked(type, timestamp, payload);
+        }
+
+        if (durable)
+        {
+            MakeDurable(appended.Sequence);
+        }
+
+        return appended;
+    }
+
+    private (long Sequence, long Offset) AppendLocked(string type, DateTimeOffset timestamp, Action<Utf8JsonWriter>? payload)
+    {
+        ThrowIfFlushFailed();
+        long sequence = _lastSequence + 1;
         _buffer.SetLength(0);
         _json.Reset(_buffer);
         _json.WriteStartObject();
@@ -124,10 +182,6 @@ internal sealed class JournalWriter : IDisposable
             }
 
             _stream.Write(_line, 0, at);
-            if (durable)
-            {
-                DurableFile.Sync(_stream, Path);
-            }
         }
         catch (IOException ex)
         {
@@ -136,23 +190,145 @@ internal sealed class JournalWriter : IDisposable
                 "The event was not recorded, so its unit does not count as done.");
         }
 
-        _length = offset + at;
         _lastLineLength = at - 1;
-        LastSequence = sequence;
+        Volatile.Write(ref _length, offset + at);
+        Volatile.Write(ref _lastSequence, sequence);
         return (sequence, offset);
     }
 
-    /// <summary>Makes every earlier non-durable append durable; WriteFailed when the disk refuses.</summary>
-    public void Flush()
+    /// <summary>Makes every append so far durable; WriteFailed when the disk refuses.</summary>
+    public void Flush() => MakeDurable(LastSequence);
+
+    public void MakeDurable(long sequence)
     {
+        lock (_flushGate)
+        {
+            while (true)
+            {
+                if (_flushFailure is not null)
+                {
+                    throw _flushFailure;
+                }
+
+                if (_durableSequence >= sequence)
+                {
+                    return;
+                }
+
+                if (!_flushing)
+                {
+                    break;
+                }
+
+                Monitor.Wait(_flushGate);
+            }
+
+            _flushing = true;
+        }
+
+        // Every line counted here was fully written before the fsync starts, so the fsync covers
+        // it; lines written while it runs wait for the next one. The write lock is not held:
+        // appends go on during the flush (fsync on the descriptor is safe beside write()).
+        long targetSequence;
+        long targetLength;
+        lock (_writeLock)
+        {
+            targetSequence = _lastSequence;
+            targetLength = _length;
+        }
+
+        RunToolsException? failure = null;
         try
         {
             DurableFile.Sync(_stream, Path);
         }
         catch (IOException ex)
         {
-            throw DurableFile.Failed($"Could not flush the journal '{Path}' to disk", Path, ex,
-                "Events appended since the last flush may be lost in a power loss, so nothing after them counts as done.");
+            failure = DurableFile.Failed($"Could not flush the journal '{Path}' to disk", Path, ex,
+                "Events since the last good flush may be lost in a power loss, so none of them counts as done.");
+        }
+
+        if (failure is not null)
+        {
+            // What was not durable is cut back off (best effort): after a failed fsync the kernel
+            // may have dropped those pages, so the journal must not claim them later.
+            lock (_writeLock)
+            {
+                long keep;
+                lock (_flushGate)
+                {
+                    keep = _durableLength;
+                }
+
+                CutBack(keep);
+                _length = keep;
+            }
+        }
+
+        lock (_flushGate)
+        {
+            _flushing = false;
+            if (failure is null)
+            {
+                if (targetSequence > _durableSequence)
+                {
+                    _durableSequence = targetSequence;
+                    _durableLength = targetLength;
+                }
+            }
+            else
+            {
+                _flushFailure = failure;
+            }
+
+            Monitor.PulseAll(_flushGate);
+        }
+
+        if (failure is not null)
+        {
+            throw failure;
+        }
+    }
+
+    /// <summary>Reads an event back through one kept-open handle: a resume replays many item outputs.</summary>
+    public JournalEvent? ReadEvent(long locator)
+    {
+        lock (_readLock)
+        {
+            _reader ??= DurableFile.OpenRead(Path, 1);
+            int filled = 0;
+            while (true)
+            {
+                _reader.Position = locator + filled;
+                int read = _reader.Read(_readBuffer, filled, _readBuffer.Length - filled);
+                if (read == 0)
+                {
+                    return null;
+                }
+
+                int newline = Array.IndexOf(_readBuffer, (byte)'\n', filled, read);
+                filled += read;
+                if (newline >= 0)
+                {
+                    return JournalScanner.ParseEvent(_readParser, new ReadOnlySpan<byte>(_readBuffer, 0, newline), locator);
+                }
+
+                if (filled == _readBuffer.Length)
+                {
+                    Array.Resize(ref _readBuffer, _readBuffer.Length * 2);
+                }
+            }
+        }
+    }
+
+    private void ThrowIfFlushFailed()
+    {
+        lock (_flushGate)
+        {
+            if (_flushFailure is not null)
+            {
+                throw _flushFailure;
+            }
         }
     }
 
@@ -160,6 +336,10 @@ internal sealed class JournalWriter : IDisposable
     {
         _json.Dispose();
         _stream.Dispose();
+        lock (_readLock)
+        {
+            _reader?.Dispose();
+        }
     }
 
     private void CutBack(long length)

@@ -10,6 +10,7 @@ using RunTools.Core.Engine;
 using RunTools.Core.Infrastructure;
 using RunTools.Core.Journal;
 using RunTools.Core.State;
+using RunTools.Core.Storage;
 
 namespace RunTools.Core.Migration;
 
@@ -325,63 +326,37 @@ public static class LegacyMigration
         moves.AddRange(Directory.EnumerateFiles(staging, RunFormat.ConfigSourcePrefix + ".*").Select(Path.GetFileName)!);
         DurableFile.WriteAtomic(Path.Combine(staging, RunFormat.ScriptFile), script);
 
-        var now = DateTimeOffset.UtcNow;
-        var state = new RunState { RunId = runId };
-        var reducer = new StateReducer(state);
-        var parser = new JournalLineParser();
-        using (var journal = new JournalWriter(Path.Combine(staging, RunFormat.JournalFile), 0, 0))
+        using (var recorder = FileRunStore.CreateRecorder(staging, runId))
         {
-            void Append(string type, Action<Utf8JsonWriter> payload)
-            {
-                var (_, offset) = journal.Append(type, now, payload, durable: false);
-                if (parser.TryParse(journal.LastLine, true, out var parsed, out _))
-                {
-                    reducer.Visit(in parsed, offset, journal.LastLine);
-                }
-            }
-
-            Append(JournalEventTypes.RunCreated, RunsRoot.RunCreatedPayload(runId, name, create, Integrity.Sha256Hex(script), scriptSource, declared));
-            Append(JournalEventTypes.RunMigrated, w => WriteMigrated(w, root, import));
+            // One flush at the end: until the journal is moved into place, nothing here is a run.
+            recorder.Record(RunEvent.RunCreated(runId, name, create, Integrity.Sha256Hex(script), scriptSource, declared), Durability.Lazy);
+            recorder.Record(RunEvent.RunMigrated(root, import), Durability.Lazy);
             foreach (var step in import.Steps)
             {
                 foreach (var item in step.Items)
                 {
                     foreach (var artifact in item.Artifacts)
                     {
-                        Append(JournalEventTypes.ArtifactAdded, w => WriteArtifact(w, artifact, step.Name, item.Key));
+                        recorder.Record(MigratedArtifact(artifact, step.Name, item.Key), Durability.Lazy);
                     }
 
-                    Append(JournalEventTypes.ItemCompleted, w =>
-                    {
-                        w.WriteString("step", step.Name);
-                        w.WriteString("key", item.Key);
-                        w.WriteNumber("attempt", 0);
-                        w.WriteBoolean("migrated", true);
-                    });
+                    recorder.Record(RunEvent.ItemMigrated(step.Name, item.Key), Durability.Lazy);
                 }
 
                 foreach (var artifact in step.Artifacts)
                 {
-                    Append(JournalEventTypes.ArtifactAdded, w => WriteArtifact(w, artifact, step.Name, null));
+                    recorder.Record(MigratedArtifact(artifact, step.Name, null), Durability.Lazy);
                 }
 
                 if (step.Completed)
                 {
-                    Append(JournalEventTypes.StepCompleted, w =>
-                    {
-                        w.WriteString("step", step.Name);
-                        w.WriteNumber("attempt", 0);
-                        w.WriteBoolean("migrated", true);
-                    });
+                    recorder.Record(RunEvent.StepMigrated(step.Name), Durability.Lazy);
                 }
             }
 
-            journal.Flush();
-            state.UpdatedAt = now;
-            state.Journal = new JournalPosition { Sequence = journal.LastSequence, Length = journal.Length };
+            recorder.Snapshot();
         }
 
-        DurableFile.WriteAtomic(Path.Combine(staging, RunFormat.StateFile), JsonSerializer.SerializeToUtf8Bytes(state, RunFormat.JsonOptions));
         DurableFile.WriteAtomic(Path.Combine(staging, MovesFile), JsonSerializer.SerializeToUtf8Bytes(moves));
         NativeMethods.FlushDirectory(staging);
         Stage(import, "staged");
@@ -432,81 +407,8 @@ public static class LegacyMigration
         return folder;
     }
 
-    private static void WriteArtifact(Utf8JsonWriter w, ImportedArtifact artifact, string step, string? key)
-    {
-        w.WriteString("name", artifact.Name);
-        w.WriteString("path", artifact.Path);
-        w.WriteString("mode", RunFormat.EnumText(ArtifactMode.Reference));
-        w.WriteNumber("size", artifact.Size);
-        w.WriteString("sha256", artifact.Sha256);
-        w.WriteString("step", step);
-        if (key is not null)
-        {
-            w.WriteString("key", key);
-        }
-
-        w.WriteNumber("attempt", 0);
-    }
-
-    private static void WriteMigrated(Utf8JsonWriter w, string root, LegacyImport import)
-    {
-        w.WriteString("source_format", SourceFormatName(import.Format));
-        w.WriteString("source_path", root);
-        if (import.LegacyRunId is null)
-        {
-            w.WriteNull("legacy_run_id");
-        }
-        else
-        {
-            w.WriteString("legacy_run_id", import.LegacyRunId);
-        }
-
-        w.WritePropertyName("legacy");
-        import.Legacy.WriteTo(w);
-        w.WriteStartArray("steps");
-        foreach (var step in import.Steps)
-        {
-            w.WriteStartObject();
-            w.WriteString("step", step.Name);
-            w.WriteString("status", step.Completed ? "completed" : "pending");
-            w.WriteNumber("items_completed", step.Items.Count);
-            w.WriteString("reason", step.Reason);
-            w.WriteEndObject();
-        }
-
-        w.WriteEndArray();
-        w.WriteStartArray("warnings");
-        foreach (var warning in import.Warnings)
-        {
-            w.WriteStartObject();
-            w.WriteString("code", warning.Code);
-            w.WriteString("found", warning.Found);
-            w.WriteString("assumed", warning.Assumed);
-            w.WriteString("action", warning.Action);
-            if (warning.Path is null)
-            {
-                w.WriteNull("path");
-            }
-            else
-            {
-                w.WriteString("path", warning.Path);
-            }
-
-            w.WriteEndObject();
-        }
-
-        w.WriteEndArray();
-        w.WriteStartArray("backups");
-        foreach (var backup in import.Backups)
-        {
-            w.WriteStartObject();
-            w.WriteString("path", backup.Path);
-            w.WriteString("backup", backup.Backup);
-            w.WriteEndObject();
-        }
-
-        w.WriteEndArray();
-    }
+    private static RunEvent MigratedArtifact(ImportedArtifact artifact, string step, string? key) =>
+        RunEvent.ArtifactAdded(artifact.Name, artifact.Path, ArtifactMode.Reference, artifact.Size, artifact.Sha256, step, key, attempt: 0);
 
     /// <summary>Reads a legacy JSON object; a damaged one is backed up, rebuilt as far as possible and warned about.</summary>
     internal static JsonObject? ReadLegacyJson(LegacyImport import, string relative, string code, string consequence, out bool complete)

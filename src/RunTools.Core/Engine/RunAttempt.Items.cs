@@ -1,0 +1,285 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+using System.Text.Json;
+using RunTools.Core.Journal;
+using RunTools.Core.State;
+
+namespace RunTools.Core.Engine;
+
+/// <summary>
+/// Items of the running step, keyed. Several may run at once: one thread decides and claims each
+/// key (<see cref="ClaimItem"/>: the pipeline's), any thread starts, completes or fails a claimed
+/// one. Every intent (item_started) is durable before the item's work begins, and concurrent
+/// intents share one flush; a completion is made durable with the next intent or within
+/// <see cref="RunRecorder.DeferredFlushDelay"/>, so one flush per item is enough when they run one by one.
+/// </summary>
+public sealed partial class RunAttempt
+{
+    // Guarded by _recorder.SyncRoot.
+    private readonly Dictionary<string, RunningItem> _running = new(StringComparer.Ordinal);
+
+    /// <summary>The item running in this attempt when exactly one is; null when none or several are.</summary>
+    public string? ActiveItem
+    {
+        get
+        {
+            lock (_recorder.SyncRoot)
+            {
+                return _running.Count == 1 ? _running.Keys.First() : null;
+            }
+        }
+    }
+
+    /// <summary>The keys claimed or running in this attempt.</summary>
+    public IReadOnlyList<string> RunningItems()
+    {
+        lock (_recorder.SyncRoot)
+        {
+            return _running.Keys.ToList();
+        }
+    }
+
+    /// <summary>
+    /// Decides an item: Replay (done earlier), Skip (in doubt, resolved as skip) or Run, in which
+    /// case the intent is on disk before this returns. <paramref name="decideInDoubt"/> overrides
+    /// the attempt's policy for an item in doubt.
+    /// </summary>
+    public ItemAction BeginItem(string step, string key, Func<ItemRef, InDoubtAction>? decideInDoubt = null) => BeginItem(step, key, decideInDoubt, 1);
+
+    /// <summary>As <see cref="BeginItem(string, string, Func{ItemRef, InDoubtAction})"/>, for try <paramref name="tryNumber"/> of a retried item.</summary>
+    public ItemAction BeginItem(string step, string key, Func<ItemRef, InDoubtAction>? decideInDoubt, int tryNumber)
+    {
+        var action = ClaimItem(step, key, decideInDoubt);
+        if (action == ItemAction.Run)
+        {
+            StartItem(step, key, tryNumber);
+        }
+
+        return action;
+    }
+
+    /// <summary>
+    /// Decides an item as <see cref="BeginItem"/> does, but for Run only reserves the key: nothing
+    /// of its work is on disk until <see cref="StartItem"/> (from any thread). A claimed item that
+    /// never starts is released with <see cref="ReleaseItem"/> and stays pending.
+    /// </summary>
+    public ItemAction ClaimItem(string step, string key, Func<ItemRef, InDoubtAction>? decideInDoubt = null)
+    {
+        EnsureUsable();
+        ValidateKey(key);
+        if (!string.Equals(_activeStep, step, StringComparison.Ordinal))
+        {
+            throw new RunToolsException(ErrorIds.StepNotRunning, RunToolsErrorCategory.InvalidOperation,
+                $"Item '{key}' names step '{step}', which is not the running step ({_activeStep ?? "none"}). Begin the step first.", key);
+        }
+
+        ThrowIfStopRequested();
+        string? previous;
+        lock (_recorder.SyncRoot)
+        {
+            ThrowIfRunning(step, key);
+            var ledger = Ledger.For(step);
+            if (ledger.Completed.ContainsKey(key))
+            {
+                return ItemAction.Replay;
+            }
+
+            if (ledger.Skipped.Contains(key))
+            {
+                return ItemAction.Skip;
+            }
+
+            previous = ledger.Failed.Contains(key) ? "failed" : null;
+            if (!ledger.Open.TryGetValue(key, out int startedIn))
+            {
+                _running[key] = new RunningItem(previous);
+                return ItemAction.Run;
+            }
+
+            if (startedIn == Attempt)
+            {
+                throw new RunToolsException(ErrorIds.StepNested, RunToolsErrorCategory.InvalidOperation,
+                    $"Item '{key}' of step '{step}' was already started in this attempt and not finished.", key);
+            }
+        }
+
+        // In doubt: decided outside the lock, since the decision may run the caller's code.
+        var itemRef = new ItemRef { Step = step, Key = key };
+        var action = decideInDoubt?.Invoke(itemRef) ?? _options.InDoubt;
+        if (action == InDoubtAction.Fail)
+        {
+            throw new InDoubtItemsException(_run.RunId, new[] { itemRef });
+        }
+
+        bool skip = action == InDoubtAction.Skip;
+        Record(RunEvent.ItemResolved(step, key, Attempt, skip), skip ? Durability.Durable : Durability.Lazy);
+        if (skip)
+        {
+            Log($"Item '{key}' of step '{step}' was in doubt and is skipped (assumed done).");
+            return ItemAction.Skip;
+        }
+
+        Log($"Item '{key}' of step '{step}' was in doubt and is retried.");
+        lock (_recorder.SyncRoot)
+        {
+            ThrowIfRunning(step, key);
+            _running[key] = new RunningItem("in_doubt");
+        }
+
+        return ItemAction.Run;
+    }
+
+    /// <summary>Journals a claimed item's intent and returns once it is durable (sharing the flush with concurrent starts). Any thread.</summary>
+    public void StartItem(string step, string key, int tryNumber = 1)
+    {
+        long sequence;
+        lock (_recorder.SyncRoot)
+        {
+            EnsureUsable();
+            var item = Running(step, key, started: false);
+            sequence = _recorder.Append(RunEvent.ItemStarted(step, key, Attempt, item.Previous, tryNumber)).Sequence;
+            item.Started = Stopwatch.GetTimestamp();
+        }
+
+        ClearWriteFailure(step, key);
+        _recorder.WaitDurable(sequence);
+    }
+
+    /// <summary>Gives up a claim that never started: the item stays pending, not in doubt.</summary>
+    public void ReleaseItem(string key)
+    {
+        lock (_recorder.SyncRoot)
+        {
+            if (_running.TryGetValue(key, out var item) && item.Started == 0)
+            {
+                _running.Remove(key);
+            }
+        }
+    }
+
+    /// <summary>Records the item as completed; from here on it is never run again in this run. Any thread.</summary>
+    public void CompleteItem(string step, string key, byte[]? output, string? outputFormat = null)
+    {
+        ThrowIfUnitWriteFailed(step, key);
+        lock (_recorder.SyncRoot)
+        {
+            EnsureUsable();
+            var item = Running(step, key, started: true);
+            _recorder.Append(RunEvent.ItemCompleted(step, key, Attempt, item.ElapsedMilliseconds, output, outputFormat));
+            _running.Remove(key);
+        }
+
+        _recorder.FlushSoon();
+        _recorder.MaybeSnapshot();
+    }
+
+    /// <summary>Records the item as failed (durable); a resume runs it again. Any thread.</summary>
+    public void FailItem(string step, string key, string error) => FailItem(step, key, new UnitFailure(error));
+
+    /// <summary>
+    /// Records one failed try of the item (durable). With <see cref="UnitFailure.RetryIn"/> set, the
+    /// caller begins it again after that wait (a crash meanwhile leaves it failed: a resume retries it).
+    /// </summary>
+    public void FailItem(string step, string key, UnitFailure failure)
+    {
+        long sequence;
+        lock (_recorder.SyncRoot)
+        {
+            EnsureUsable();
+            var item = Running(step, key, started: true);
+            sequence = _recorder.Append(RunEvent.ItemFailed(step, key, Attempt, item.ElapsedMilliseconds, failure)).Sequence;
+            _running.Remove(key);
+        }
+
+        Log($"Item '{key}' of step '{step}' failed{TryText(failure)}: {failure.Error}");
+        _recorder.WaitDurable(sequence);
+        _recorder.MaybeSnapshot();
+    }
+
+    /// <summary>The output recorded for a completed item, or null when it recorded none.</summary>
+    public byte[]? ReadItemOutput(string step, string key)
+    {
+        ItemLedger.CompletedItem done;
+        lock (_recorder.SyncRoot)
+        {
+            if (!Ledger.For(step).Completed.TryGetValue(key, out done) || !done.HasOutput)
+            {
+                return null;
+            }
+        }
+
+        var completion = _recorder.ReadEvent(done.Locator);
+        if (completion is null)
+        {
+            return null;
+        }
+
+        using var document = JsonDocument.Parse(completion.RawBytes.ToArray());
+        return document.RootElement.TryGetProperty("output", out var output) && output.ValueKind == JsonValueKind.String
+            ? output.GetBytesFromBase64()
+            : null;
+    }
+
+    /// <summary>Whether an item is already done (completed or skipped) in this run.</summary>
+    public bool IsItemDone(string step, string key)
+    {
+        lock (_recorder.SyncRoot)
+        {
+            var ledger = Ledger.For(step);
+            return ledger.Completed.ContainsKey(key) || ledger.Skipped.Contains(key);
+        }
+    }
+
+    /// <summary>Drops a running item from this attempt without a record: interrupted mid-work, it stays open, in doubt.</summary>
+    private void ForgetItem(string key)
+    {
+        lock (_recorder.SyncRoot)
+        {
+            _running.Remove(key);
+        }
+    }
+
+    private RunningItem Running(string step, string key, bool started)
+    {
+        if (!string.Equals(_activeStep, step, StringComparison.Ordinal) || !_running.TryGetValue(key, out var item) || (item.Started != 0) != started)
+        {
+            throw new RunToolsException(ErrorIds.StepNotRunning, RunToolsErrorCategory.InvalidOperation,
+                started ? $"Item '{key}' of step '{step}' is not running." : $"Item '{key}' of step '{step}' was not claimed, or has started already.", key);
+        }
+
+        return item;
+    }
+
+    private void ThrowIfRunning(string step, string key)
+    {
+        if (_running.ContainsKey(key))
+        {
+            throw new RunToolsException(ErrorIds.StepNested, RunToolsErrorCategory.InvalidOperation,
+                $"Item '{key}' of step '{step}' is already running in this attempt. Give each item a unique key.", key);
+        }
+    }
+
+    private static void ValidateKey(string key)
+    {
+        if (string.IsNullOrEmpty(key) || key.Length > 1024)
+        {
+            throw new RunToolsException(ErrorIds.InvalidItemKey, RunToolsErrorCategory.InvalidArgument,
+                $"Item key '{key}' is not valid: a key is 1 to 1024 characters. Derive keys from a stable, unique property of each item.", key);
+        }
+    }
+
+    private sealed class RunningItem
+    {
+        public RunningItem(string? previous) => Previous = previous;
+
+        /// <summary>Why it runs again ("failed", "in_doubt"), recorded in item_started.</summary>
+        public string? Previous { get; }
+
+        /// <summary>Stopwatch timestamp of item_started; 0 while only claimed.</summary>
+        public long Started { get; set; }
+
+        public long ElapsedMilliseconds => (Stopwatch.GetTimestamp() - Started) * 1000 / Stopwatch.Frequency;
+    }
+}

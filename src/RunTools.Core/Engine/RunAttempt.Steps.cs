@@ -1,0 +1,241 @@
+using System;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using RunTools.Core.Infrastructure;
+using RunTools.Core.Journal;
+using RunTools.Core.State;
+
+namespace RunTools.Core.Engine;
+
+/// <summary>Steps: one at a time, journaled before they run, their output kept under steps/&lt;name&gt;/.</summary>
+public sealed partial class RunAttempt
+{
+    private readonly Stopwatch _stepClock = new();
+    private volatile string? _activeStep;
+
+    public string? ActiveStep => _activeStep;
+
+    public StepAction BeginStep(string name) => BeginStep(name, null, itemsOnly: false);
+
+    /// <summary>
+    /// Decides a step: Replay (done earlier), GatedOut, Skip (in doubt, resolved as skip) or Run, in
+    /// which case step_started is on disk before this returns. <paramref name="decideInDoubt"/>
+    /// overrides the attempt's policy for a step in doubt. <paramref name="itemsOnly"/>: the step
+    /// does nothing but run items (Invoke-RunItem -Step), so it is never in doubt itself.
+    /// </summary>
+    public StepAction BeginStep(string name, Func<StepRef, InDoubtAction>? decideInDoubt, bool itemsOnly = false) => BeginStep(name, decideInDoubt, itemsOnly, 1);
+
+    /// <summary>As <see cref="BeginStep(string, Func{StepRef, InDoubtAction}, bool)"/>, for try <paramref name="tryNumber"/> of a retried step.</summary>
+    public StepAction BeginStep(string name, Func<StepRef, InDoubtAction>? decideInDoubt, bool itemsOnly, int tryNumber)
+    {
+        EnsureUsable();
+        RunId.Validate(name, "step name", ErrorIds.InvalidStepName);
+        if (_activeStep is not null)
+        {
+            throw new RunToolsException(ErrorIds.StepNested, RunToolsErrorCategory.InvalidOperation,
+                $"Step '{name}' was started inside step '{_activeStep}'. Steps do not nest: end '{_activeStep}' first, or use items inside it.", name);
+        }
+
+        ThrowIfStopRequested();
+        if (!_encountered.Contains(name))
+        {
+            _encountered.Add(name);
+        }
+
+        var step = State.FindStep(name);
+        if (step is not null && step.Status == StepStatus.Completed)
+        {
+            Log($"Step '{name}' completed earlier; replaying its recorded output.");
+            return StepAction.Replay;
+        }
+
+        if (!_gate.Admits(name))
+        {
+            // Journaled so that the step is known (pending) and the run cannot read as complete.
+            Record(RunEvent.StepGated(name, Attempt), Durability.Lazy);
+            Log($"Step '{name}' is outside the step gate; not run.");
+            return StepAction.GatedOut;
+        }
+
+        string? previous = null;
+        if (Ledger.OpenSteps.TryGetValue(name, out int startedIn) && startedIn != Attempt
+            && Plan.InDoubtSteps.Any(s => s.Step == name))
+        {
+            var stepRef = new StepRef { Step = name, Attempt = startedIn };
+            var action = decideInDoubt?.Invoke(stepRef) ?? _options.InDoubt;
+            if (action == InDoubtAction.Fail)
+            {
+                throw new InDoubtItemsException(_run.RunId, Array.Empty<ItemRef>(), new[] { stepRef });
+            }
+
+            bool skip = action == InDoubtAction.Skip;
+            Record(RunEvent.StepResolved(name, Attempt, skip), skip ? Durability.Durable : Durability.Lazy);
+            if (skip)
+            {
+                Log($"Step '{name}' was in doubt and is skipped (assumed done; it has no output to replay).");
+                _recorder.Snapshot();
+                return StepAction.Skip;
+            }
+
+            previous = "in_doubt";
+            Log($"Step '{name}' was in doubt and is run again.");
+        }
+
+        // Durable: the intent is on disk before the step's work starts, so a crash inside the step
+        // leaves it in doubt rather than silently unstarted.
+        Record(RunEvent.StepStarted(name, Attempt, itemsOnly, previous, tryNumber));
+        _activeStep = name;
+        ClearWriteFailures();
+        _stepClock.Restart();
+        Log($"Step '{name}' started.");
+        return StepAction.Run;
+    }
+
+    /// <summary>Records the step as completed; <paramref name="output"/> is kept under steps/&lt;name&gt;/ and replayed on resume.</summary>
+    public void CompleteStep(string name, byte[]? output, string? outputFormat = null) => CompleteStep(name, output, null, outputFormat);
+
+    /// <summary>
+    /// A temp file in the step's folder that the step's output is streamed to while it runs, so
+    /// that output of any volume never has to be held in memory; <see cref="CompleteStepFromFile"/>
+    /// records it. After a crash the next owner removes it with the other temp files.
+    /// </summary>
+    public string NewStepOutputFile(string name)
+    {
+        EnsureActiveStep(name);
+        string folder = Path.Combine(_run.Path, RunFormat.StepsFolder, name);
+        RequireFolder(Path.Combine(_run.Path, RunFormat.StepsFolder));
+        RequireFolder(folder);
+        Directory.CreateDirectory(folder);
+        return Path.Combine(folder, ".output" + DurableFile.TempMarker + Guid.NewGuid().ToString("N").Substring(0, 12));
+    }
+
+    /// <summary>As <see cref="CompleteStep(string, byte[], string)"/>, the output being the file <paramref name="outputFile"/> (from <see cref="NewStepOutputFile"/>), which is consumed.</summary>
+    public void CompleteStepFromFile(string name, string outputFile, string? outputFormat) => CompleteStep(name, null, outputFile, outputFormat);
+
+    /// <summary>The full path of a completed step's recorded output; null when it recorded none.</summary>
+    public string? StepOutputFile(string name) =>
+        State.FindStep(name)?.Output is { } output ? Integrity.ResolvePath(_run.Path, output.Path) : null;
+
+    /// <summary>The output recorded for a completed step, or null when it recorded none.</summary>
+    public byte[]? ReadStepOutput(string name)
+    {
+        var output = State.FindStep(name)?.Output;
+        return output is null ? null : DurableFile.ReadAllBytes(Integrity.ResolvePath(_run.Path, output.Path));
+    }
+
+    public string? StepOutputFormat(string name) => State.FindStep(name)?.Output?.Format;
+
+    public void FailStep(string name, string error) => FailStep(name, new UnitFailure(error));
+
+    /// <summary>Records one failed try of the step; with <see cref="UnitFailure.RetryIn"/> set the caller begins it again after that wait.</summary>
+    public void FailStep(string name, UnitFailure failure)
+    {
+        EnsureActiveStep(name);
+        long duration = _stepClock.ElapsedMilliseconds;
+        Record(RunEvent.StepFailed(name, Attempt, duration, failure));
+        _activeStep = null;
+        Log($"Step '{name}' failed{TryText(failure)}: {failure.Error}");
+        _recorder.Snapshot();
+    }
+
+    private static string TryText(UnitFailure failure) =>
+        (failure.Try > 1 ? $" (try {failure.Try})" : string.Empty)
+        + (failure.TimedOut ? " by running past its time limit" : string.Empty)
+        + (failure.RetryIn is { } wait ? $"; trying again in {wait.TotalSeconds:0.###} s" : string.Empty);
+
+    private void CompleteStep(string name, byte[]? output, string? outputFile, string? outputFormat)
+    {
+        ThrowIfUnitWriteFailed(name, null);
+        EnsureActiveStep(name);
+        var failedKeys = Ledger.For(name).Failed;
+        if (failedKeys.Count > 0)
+        {
+            string error = $"{failedKeys.Count} item(s) failed: {string.Join(", ", failedKeys.Take(10))}{(failedKeys.Count > 10 ? ", ..." : string.Empty)}";
+            FailStep(name, error);
+            throw new RunToolsException(ErrorIds.ItemsFailed, RunToolsErrorCategory.InvalidResult,
+                $"Step '{name}' did not complete: {error}. Resume the run to retry them.", name);
+        }
+
+        OutputRecord? record = null;
+        if (output is not null || outputFile is not null)
+        {
+            record = WriteStepOutput(name, output, outputFile, outputFormat);
+        }
+
+        long duration = _stepClock.ElapsedMilliseconds;
+        Record(RunEvent.StepCompleted(name, Attempt, duration, record));
+        _activeStep = null;
+        _gate.Completed(name);
+        Log($"Step '{name}' completed in {duration} ms.");
+        _recorder.Snapshot();
+    }
+
+    private OutputRecord WriteStepOutput(string name, byte[]? output, string? outputFile, string? outputFormat)
+    {
+        string folder = Path.Combine(_run.Path, RunFormat.StepsFolder, name);
+        RequireFolder(Path.Combine(_run.Path, RunFormat.StepsFolder));
+        RequireFolder(folder);
+        string fileName = "output" + (IsSafeExtension(outputFormat) ? "." + outputFormat : ".bin");
+        string relative = $"{RunFormat.StepsFolder}/{name}/{fileName}";
+        long size;
+        string sha256;
+        try
+        {
+            DurableFile.CreateDirectory(folder);
+            if (File.Exists(Integrity.ResolvePath(_run.Path, relative)))
+            {
+                // A step that runs again keeps the earlier attempt's output beside the new one.
+                relative = $"{RunFormat.StepsFolder}/{name}/attempt-{Attempt}/{fileName}";
+                DurableFile.CreateDirectory(Path.Combine(folder, $"attempt-{Attempt}"));
+            }
+
+            string destination = Integrity.ResolvePath(_run.Path, relative);
+            if (outputFile is not null)
+            {
+                DurableFile.CopyAtomic(outputFile, destination);
+                DurableFile.TryDelete(outputFile);
+                (size, sha256) = Integrity.HashFile(destination);
+            }
+            else
+            {
+                DurableFile.WriteAtomic(destination, output!);
+                (size, sha256) = (output!.Length, Integrity.Sha256Hex(output));
+            }
+        }
+        catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.WriteFailed)
+        {
+            FailUnitForWrite(name, null, ex);
+            throw;
+        }
+
+        _options.CrashPoint?.Invoke("step_output_written");
+        return new OutputRecord
+        {
+            Path = relative,
+            Size = size,
+            Sha256 = sha256,
+            Format = outputFormat,
+        };
+    }
+
+    private static bool IsSafeExtension(string? format) =>
+        format is { Length: > 0 and <= 16 } && format.All(c => (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'));
+
+    private void EnsureActiveStep(string name)
+    {
+        EnsureUsable();
+        if (!string.Equals(_activeStep, name, StringComparison.Ordinal))
+        {
+            throw new RunToolsException(ErrorIds.StepNotRunning, RunToolsErrorCategory.InvalidOperation,
+                $"Step '{name}' is not running (running: {_activeStep ?? "none"}).", name);
+        }
+
+        var running = RunningItems();
+        if (running.Count > 0)
+        {
+            throw new RunToolsException(ErrorIds.StepNotRunning, RunToolsErrorCategory.InvalidOperation,
+                $"Step '{name}' cannot end while item '{running[0]}' is running.", name);
+        }
+    }
+}

@@ -1,0 +1,266 @@
+using System;
+using System.Collections.ObjectModel;
+using System.Linq;
+using System.Management.Automation;
+using System.Threading;
+using RunTools.Core;
+using RunTools.Core.Engine;
+
+namespace RunTools;
+
+/// <summary>
+/// Invoke-RunStep and Invoke-RunItem: the unit cmdlets, with the same retry and time-limit
+/// parameters. A failed try is journaled (with its ErrorId, whether it timed out, and the wait
+/// before the next try); only the last failure fails the unit.
+/// </summary>
+public abstract class UnitCmdletBase : InScriptCmdletBase
+{
+    private static readonly ThreadLocal<Random> s_jitter = new(() => new Random());
+    private volatile bool _stopping;
+    private PowerShell? _timed;
+
+    /// <summary>Tries in all, the first included; 1 (the default) does not retry. ("Attempt" is one Start-Run or Resume-Run of the whole run.)</summary>
+    [Parameter]
+    [ValidateRange(1, 1000)]
+    [Alias("MaxAttempts")]
+    public int MaxTries { get; set; } = 1;
+
+    /// <summary>The wait before the second try (a TimeSpan, or a number of seconds); doubled before each later try, at most 5 minutes, with jitter.</summary>
+    [Parameter]
+    [SecondsToTimeSpan]
+    public TimeSpan RetryDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Which errors are worth another try: exception types (or their names) anywhere in the
+    /// error's exception chain, or a script block that gets the ErrorRecord as $_ and answers
+    /// $true. Without it every error is retried (up to -MaxTries).
+    /// </summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public object[]? RetryOn { get; set; }
+
+    /// <summary>Seconds one try may run; past it the try is stopped (as Ctrl+C stops a pipeline) and counts as a failure. 0 (the default): no limit.</summary>
+    [Parameter]
+    [ValidateRange(0, int.MaxValue)]
+    public int TimeoutSec { get; set; }
+
+    internal RetryPolicy Retry => new() { MaxTries = MaxTries, Delay = RetryDelay };
+
+    /// <summary>Ctrl+C: a retry wait ends at once, a timed try is stopped.</summary>
+    protected override void StopProcessing()
+    {
+        _stopping = true;
+        try
+        {
+            _timed?.BeginStop(null, null);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException || ex is ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>Whether another try may follow a failure with <paramref name="error"/> on try <paramref name="tryNumber"/>.</summary>
+    internal bool ShouldRetry(Exception error, int tryNumber) =>
+        tryNumber < MaxTries && !_stopping && UnitErrors.IsTransient(RetryOn, error, sb => InvokeWithItem(sb, UnitErrors.RecordOf(error)));
+
+    internal TimeSpan DelayBefore(int nextTry) => Retry.DelayBefore(nextTry, s_jitter.Value!);
+
+    /// <summary>Waits before the next try, in short slices: Ctrl+C and Stop-Run end the wait (the unit stays failed, so a resume retries it).</summary>
+    internal void WaitBeforeRetry(RunAttempt engine, TimeSpan delay)
+    {
+        var until = DateTime.UtcNow + delay;
+        while (true)
+        {
+            if (_stopping)
+            {
+                throw new PipelineStoppedException();
+            }
+
+            engine.ThrowIfStopRequested();
+            var left = until - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero)
+            {
+                return;
+            }
+
+            Thread.Sleep(left < TimeSpan.FromMilliseconds(100) ? left : TimeSpan.FromMilliseconds(100));
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> with $_ = <paramref name="input"/>; under -TimeoutSec in a nested
+    /// pipeline of this runspace, which a timer stops at the limit. <paramref name="timedOut"/> says it did.
+    /// </summary>
+    internal Collection<PSObject> InvokeTimed(ScriptBlock body, object? input, out bool timedOut)
+    {
+        timedOut = false;
+        if (TimeoutSec == 0)
+        {
+            return InvokeWithItem(body, input);
+        }
+
+        using var shell = PowerShell.Create(RunspaceMode.CurrentRunspace);
+        shell.AddCommand("ForEach-Object").AddParameter("InputObject", input).AddParameter("Process", body);
+        return InvokeNested(shell, out timedOut);
+    }
+
+    /// <summary>Invokes a nested pipeline of this runspace under -TimeoutSec, forwarding its streams.</summary>
+    internal Collection<PSObject> InvokeNested(PowerShell shell, out bool timedOut)
+    {
+        int fired = 0;
+        _timed = shell;
+        using var timer = new Timer(_ =>
+        {
+            Interlocked.Exchange(ref fired, 1);
+            try
+            {
+                shell.BeginStop(null, null);
+            }
+            catch (Exception ex) when (ex is InvalidOperationException || ex is ObjectDisposedException)
+            {
+            }
+        }, null, TimeSpan.FromSeconds(TimeoutSec), Timeout.InfiniteTimeSpan);
+        try
+        {
+            var output = shell.Invoke();
+            timedOut = Volatile.Read(ref fired) == 1 && shell.InvocationStateInfo.State == PSInvocationState.Stopped;
+            if (timedOut)
+            {
+                throw TimedOut();
+            }
+
+            return output;
+        }
+        catch (RuntimeException) when (Volatile.Read(ref fired) == 1 && !_stopping)
+        {
+            timedOut = true;
+            throw TimedOut();
+        }
+        finally
+        {
+            _timed = null;
+            timer.Dispose();
+            foreach (var record in shell.Streams.Warning)
+            {
+                WriteWarning(record.Message);
+            }
+
+            foreach (var record in shell.Streams.Verbose)
+            {
+                WriteVerbose(record.Message);
+            }
+
+            foreach (var record in shell.Streams.Information)
+            {
+                WriteInformation(record);
+            }
+
+            foreach (var record in shell.Streams.Error)
+            {
+                WriteError(record);
+            }
+        }
+    }
+
+    /// <summary>The failure of one try: <paramref name="message"/> (with the ErrorId and script line, see RunExecutor.Explain) and its facts.</summary>
+    internal static UnitFailure Failure(string message, Exception error, bool timedOut, int tryNumber, TimeSpan? retryIn) =>
+        new(message)
+        {
+            ErrorId = UnitErrors.IdOf(error),
+            TimedOut = timedOut,
+            Try = tryNumber,
+            RetryIn = retryIn,
+        };
+
+    private RunToolsException TimedOut() =>
+        new(ErrorIds.UnitTimedOut, RunToolsErrorCategory.OperationTimeout,
+            $"It ran past its time limit of {TimeoutSec} s and was stopped. Raise -TimeoutSec, or make the work faster.");
+}
+
+/// <summary>What the unit cmdlets (and the parallel item workers) need to know about an error.</summary>
+internal static class UnitErrors
+{
+    /// <summary>Whether <paramref name="retryOn"/> (types, type names, or script blocks asked through <paramref name="ask"/>) calls <paramref name="error"/> transient. Null: every error is.</summary>
+    public static bool IsTransient(object[]? retryOn, Exception error, Func<ScriptBlock, Collection<PSObject>> ask)
+    {
+        if (retryOn is null || retryOn.Length == 0)
+        {
+            return true;
+        }
+
+        var chain = Chain(error).ToList();
+        foreach (object? rule in retryOn.Select(r => r is PSObject p ? p.BaseObject : r))
+        {
+            switch (rule)
+            {
+                case Type type when chain.Any(type.IsInstanceOfType):
+                    return true;
+                case string name when chain.Any(e => IsNamed(e.GetType(), name)):
+                    return true;
+                case ScriptBlock decide when LanguagePrimitives.IsTrue(ask(decide).Select(o => o?.BaseObject).LastOrDefault()):
+                    return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>The error record a script block sees as $_ (the error's own, or one made for it).</summary>
+    public static ErrorRecord RecordOf(Exception error) =>
+        error is IContainsErrorRecord { ErrorRecord: { } record } ? record : new ErrorRecord(error, IdOf(error) ?? "UnitFailed", ErrorCategory.NotSpecified, null);
+
+    /// <summary>The error's ErrorId: a RunTools id, or PowerShell's FullyQualifiedErrorId.</summary>
+    public static string? IdOf(Exception error)
+    {
+        var inner = RunExecutor.Unwrap(error);
+        if (inner is RunToolsException core)
+        {
+            return core.ErrorId;
+        }
+
+        return error is IContainsErrorRecord { ErrorRecord: { } record } ? record.FullyQualifiedErrorId : null;
+    }
+
+    private static System.Collections.Generic.IEnumerable<Exception> Chain(Exception error)
+    {
+        for (Exception? e = error; e is not null; e = e.InnerException)
+        {
+            yield return e;
+            if (e is IContainsErrorRecord { ErrorRecord.Exception: { } recorded } && !ReferenceEquals(recorded, e))
+            {
+                yield return recorded;
+            }
+        }
+    }
+
+    private static bool IsNamed(Type type, string name)
+    {
+        for (Type? t = type; t is not null; t = t.BaseType)
+        {
+            if (string.Equals(t.FullName, name, StringComparison.OrdinalIgnoreCase) || string.Equals(t.Name, name, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}
+
+/// <summary>Lets a TimeSpan parameter take a plain number as seconds (-RetryDelay 2), as -TimeoutSec does.</summary>
+[AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
+internal sealed class SecondsToTimeSpanAttribute : ArgumentTransformationAttribute
+{
+    public override object Transform(EngineIntrinsics engineIntrinsics, object inputData)
+    {
+        object value = inputData is PSObject p ? p.BaseObject : inputData;
+        return value switch
+        {
+            int seconds => TimeSpan.FromSeconds(seconds),
+            long seconds => TimeSpan.FromSeconds(seconds),
+            double seconds => TimeSpan.FromSeconds(seconds),
+            decimal seconds => TimeSpan.FromSeconds((double)seconds),
+            _ => inputData,
+        };
+    }
+}

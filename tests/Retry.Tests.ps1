@@ -1,0 +1,222 @@
+BeforeAll {
+    Import-Module $env:RUNTOOLS_MODULE_PATH -Force
+    Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force
+
+    function New-Root { Join-Path $TestDrive ([guid]::NewGuid().ToString('N').Substring(0, 8)) }
+
+    # Writes a run script and starts it; returns the final RunInfo (a failed run is returned, not thrown).
+    function Invoke-Job([string] $Body, [string] $Root = (New-Root)) {
+        $script = Join-Path $TestDrive "job-$([guid]::NewGuid().ToString('N').Substring(0, 6)).ps1"
+        Set-Content $script $Body
+        $info = Start-Run -Name retry -ScriptPath $script -Root $Root -ErrorAction SilentlyContinue -ErrorVariable runErrors
+        if (-not $info) { $info = Get-Run -Root $Root | Select-Object -First 1 }
+        [pscustomobject]@{ Info = $info; Errors = $runErrors; Script = $script; Root = $Root }
+    }
+
+    function Get-Events($Job, [string] $Type) {
+        Get-RunEvent -Root $Job.Root -RunId $Job.Info.RunId | Where-Object Type -EQ $Type
+    }
+
+    # Counts the lines a unit appended to a file in the run directory (one per try).
+    function Get-Tries($Job, [string] $Name) { @(Get-Content (Join-Path $Job.Info.Path $Name) -ErrorAction SilentlyContinue).Count }
+}
+
+Describe 'Retries' {
+    It 'retries a failing item up to -MaxTries, journaling each failed try with its ErrorId and the wait before the next' {
+        $job = Invoke-Job @'
+1..3 | Invoke-RunItem -Step work -Key { $_ } -MaxTries 3 -RetryDelay 0.05 {
+    $tries = Join-Path (Get-RunContext).Path "tries-$_.txt"
+    Add-Content $tries 'x'
+    if ($_ -eq 2 -and @(Get-Content $tries).Count -lt 3) { throw [System.TimeoutException]::new('busy, try later') }
+    "done $_"
+}
+'@
+        $job.Info.Status | Should -Be 'Completed'
+        $job.Info.ItemsCompleted | Should -Be 3
+        Get-Tries $job 'tries-2.txt' | Should -Be 3
+        Get-Tries $job 'tries-1.txt' | Should -Be 1
+        $failed = @(Get-Events $job 'item_failed')
+        $failed.Count | Should -Be 2
+        $failed | ForEach-Object { $_.Key | Should -Be '2' }
+        $failed[0].Data['error_id'] | Should -Not -BeNullOrEmpty
+        $failed[0].Data['retry_in_ms'] | Should -BeGreaterThan 0
+        $failed[1].Data['try'] | Should -Be 2
+        $started = @(Get-Events $job 'item_started' | Where-Object Key -EQ '2')
+        ($started | ForEach-Object { if ($_.Data['try']) { [int]$_.Data['try'] } else { 1 } }) | Should -Be @(1, 2, 3)
+    }
+
+    It 'does not retry an error -RetryOn does not name, and fails the unit with the real error and its script line' {
+        $job = Invoke-Job @'
+1..2 | Invoke-RunItem -Step work -Key { $_ } -MaxTries 5 -RetryDelay 0.05 -RetryOn ([System.IO.IOException]) {
+    Add-Content (Join-Path (Get-RunContext).Path "tries-$_.txt") 'x'
+    if ($_ -eq 1) { throw [System.ArgumentException]::new('bad input, not transient') }
+    "done $_"
+}
+'@
+        $job.Info.Status | Should -Be 'Failed'
+        Get-Tries $job 'tries-1.txt' | Should -Be 1
+        $failed = @(Get-Events $job 'item_failed')
+        $failed.Count | Should -Be 1
+        $failed[0].Data['error'] | Should -Match 'bad input, not transient'
+        $failed[0].Data['error'] | Should -Match ([regex]::Escape((Split-Path $job.Script -Leaf)) + ':3')
+        $failed[0].Data.Contains('retry_in_ms') | Should -BeFalse
+    }
+
+    It 'takes -RetryOn as a script block that sees the ErrorRecord as $_, and as exception type names' {
+        $job = Invoke-Job @'
+Invoke-RunStep first -MaxTries 3 -RetryDelay 0.05 -RetryOn { $_.Exception.Message -like '*again*' } {
+    Add-Content (Join-Path (Get-RunContext).Path 'first.txt') 'x'
+    if (@(Get-Content (Join-Path (Get-RunContext).Path 'first.txt')).Count -lt 3) { throw 'try again' }
+    'first ok'
+}
+Invoke-RunStep second -MaxTries 3 -RetryDelay 0.05 -RetryOn 'IOException' {
+    Add-Content (Join-Path (Get-RunContext).Path 'second.txt') 'x'
+    if (@(Get-Content (Join-Path (Get-RunContext).Path 'second.txt')).Count -lt 2) { throw [System.IO.FileNotFoundException]::new('gone for now') }
+    'second ok'
+}
+'@
+        $job.Info.Status | Should -Be 'Completed'
+        Get-Tries $job 'first.txt' | Should -Be 3
+        Get-Tries $job 'second.txt' | Should -Be 2
+        @(Get-Events $job 'step_failed').Count | Should -Be 3
+        (Get-Events $job 'step_completed' | Where-Object Step -EQ 'first').Data['attempt'] | Should -Be 1
+    }
+
+    It 'retries parallel items the same way' {
+        $job = Invoke-Job @'
+1..6 | Invoke-RunItem -Step work -Key { $_ } -ThrottleLimit 3 -MaxTries 2 -RetryDelay 0.05 {
+    $tries = Join-Path (Get-RunContext).Path "tries-$_.txt"
+    Add-Content $tries 'x'
+    if ($_ % 2 -eq 0 -and @(Get-Content $tries).Count -lt 2) { throw "flaky $_" }
+    "done $_"
+}
+'@
+        $job.Info.Status | Should -Be 'Completed'
+        $job.Info.ItemsCompleted | Should -Be 6
+        2, 4, 6 | ForEach-Object { Get-Tries $job "tries-$_.txt" | Should -Be 2 }
+        @(Get-Events $job 'item_failed').Key | Sort-Object | Should -Be @('2', '4', '6')
+    }
+
+    It 'accepts -MaxAttempts as an alias and -RetryDelay as a TimeSpan' {
+        $command = Get-Command Invoke-RunItem
+        $command.Parameters['MaxTries'].Aliases | Should -Contain 'MaxAttempts'
+        $job = Invoke-Job @'
+Invoke-RunStep s -MaxAttempts 2 -RetryDelay ([TimeSpan]::FromMilliseconds(20)) {
+    Add-Content (Join-Path (Get-RunContext).Path 's.txt') 'x'
+    if (@(Get-Content (Join-Path (Get-RunContext).Path 's.txt')).Count -lt 2) { throw 'once' }
+}
+'@
+        $job.Info.Status | Should -Be 'Completed'
+        Get-Tries $job 's.txt' | Should -Be 2
+    }
+
+    It 'ends a retry wait at Stop-Run: the run is Stopped, the item stays failed, and a resume retries it' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'slow-retry.ps1'
+        Set-Content $script @'
+Invoke-RunItem -Step work -Key { $_ } -InputObject 1 -MaxTries 3 -RetryDelay 600 {
+    Add-Content (Join-Path (Get-RunContext).Path 'tries.txt') 'x'
+    if (-not (Test-Path (Join-Path (Get-RunContext).Path 'fixed.txt'))) { throw 'not yet' }
+    'done'
+}
+'@
+        $child = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Command "Start-Run -Name wait -ScriptPath '$script' -Root '$root' | Out-Null"
+        try {
+            $deadline = [DateTime]::UtcNow.AddSeconds(60)
+            do {
+                Start-Sleep -Milliseconds 100
+                $run = Get-Run -Root $root | Select-Object -First 1
+                $failed = if ($run) { @(Get-RunEvent -Root $root -RunId $run.RunId | Where-Object Type -EQ 'item_failed') } else { @() }
+            } until ($failed.Count -ge 1 -or [DateTime]::UtcNow -gt $deadline)
+            $failed.Count | Should -Be 1 -Because 'the first try failed and the 600 s wait began'
+            $sw = [Diagnostics.Stopwatch]::StartNew()
+            Stop-Run -Root $root -RunId $run.RunId | Out-Null
+            Wait-ChildPwsh $child -TimeoutSec 30 | Out-Null
+            $sw.Elapsed.TotalSeconds | Should -BeLessThan 20
+        }
+        finally { Stop-ChildPwsh $child }
+
+        (Get-Run -Root $root -RunId $run.RunId).Status | Should -Be 'Stopped'
+        Set-Content (Join-Path $run.Path 'fixed.txt') 'ok'
+        $resumed = Resume-Run -Root $root -RunId $run.RunId
+        $resumed.Status | Should -Be 'Completed'
+        @(Get-Content (Join-Path $run.Path 'tries.txt')).Count | Should -Be 2
+        (Test-Run -Root $root -RunId $run.RunId).IsValid | Should -BeTrue
+    }
+}
+
+Describe 'Time limits' {
+    It 'stops an item past -TimeoutSec, records it as timed out with UnitTimedOut, and retries it' {
+        $job = Invoke-Job @'
+1..2 | Invoke-RunItem -Step work -Key { $_ } -TimeoutSec 1 -MaxTries 2 -RetryDelay 0.05 {
+    $tries = Join-Path (Get-RunContext).Path "tries-$_.txt"
+    Add-Content $tries 'x'
+    if ($_ -eq 2 -and @(Get-Content $tries).Count -lt 2) { Start-Sleep -Seconds 30 }
+    "done $_"
+}
+'@
+        $job.Info.Status | Should -Be 'Completed'
+        $failed = @(Get-Events $job 'item_failed')
+        $failed.Count | Should -Be 1
+        $failed[0].Key | Should -Be '2'
+        $failed[0].Data['timed_out'] | Should -BeTrue
+        $failed[0].Data['error_id'] | Should -Be 'UnitTimedOut'
+        $failed[0].Data['duration_ms'] | Should -BeLessThan 10000
+    }
+
+    It 'fails a step past -TimeoutSec when no try is left, naming the limit' {
+        $job = Invoke-Job @'
+Invoke-RunStep slow -TimeoutSec 1 { Start-Sleep -Seconds 30; 'never' }
+Invoke-RunStep after { 'not reached' }
+'@
+        $job.Info.Status | Should -Be 'Failed'
+        $job.Info.Error | Should -Match 'time limit of 1 s'
+        $failed = Get-Events $job 'step_failed'
+        $failed.Data['timed_out'] | Should -BeTrue
+        @(Get-Events $job 'step_started' | Where-Object Step -EQ 'after').Count | Should -Be 0
+    }
+
+    It 'stops a parallel item past -TimeoutSec while the others complete' {
+        $job = Invoke-Job @'
+1..4 | Invoke-RunItem -Step work -Key { $_ } -ThrottleLimit 4 -TimeoutSec 2 {
+    if ($_ -eq 3) { Start-Sleep -Seconds 30 }
+    "done $_"
+}
+'@
+        $job.Info.Status | Should -Be 'Failed'
+        $job.Info.ItemsCompleted | Should -Be 3
+        $failed = @(Get-Events $job 'item_failed')
+        $failed.Key | Should -Be '3'
+        $failed[0].Data['timed_out'] | Should -BeTrue
+    }
+
+    It 'rejects a negative -TimeoutSec and -MaxTries 0 as parameter errors' {
+        { Invoke-RunItem -Step s -Key { $_ } -InputObject 1 -TimeoutSec -1 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunItemCommand'
+        { Invoke-RunStep s -MaxTries 0 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunStepCommand'
+    }
+}
+
+Describe 'The time limit of an attempt' {
+    It 'asks the run to stop at Start-Run -TimeoutSec: it ends Stopped at the next boundary and a resume finishes the rest' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'limited.ps1'
+        Set-Content $script @'
+1..40 | Invoke-RunItem -Step work -Key { $_ } {
+    Add-Content (Join-Path (Get-RunContext).Path 'effects.txt') $_
+    Start-Sleep -Milliseconds 100
+}
+'@
+        $info = Start-Run -Name limited -ScriptPath $script -Root $root -TimeoutSec 1
+        $info.Status | Should -Be 'Stopped'
+        $info.ItemsCompleted | Should -BeLessThan 40
+        $stopped = Get-RunEvent -Root $root -RunId $info.RunId | Where-Object Type -EQ 'run_stopped'
+        $stopped.Data['requested_by'] | Should -Be 'time limit'
+        $stopped.Data['reason'] | Should -Match 'time limit of 1 s'
+
+        $final = Resume-Run -Root $root -RunId $info.RunId
+        $final.Status | Should -Be 'Completed'
+        $effects = @(Get-Content (Join-Path $info.Path 'effects.txt'))
+        $effects.Count | Should -Be 40 -Because 'no item ran twice'
+        ($effects | Sort-Object -Unique).Count | Should -Be 40
+    }
+}
