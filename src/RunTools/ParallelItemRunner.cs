@@ -357,6 +357,13 @@ internal sealed class ParallelItemRunner : IDisposable
                 shell.Commands.Clear();
                 shell.AddCommand("ForEach-Object").AddParameter("InputObject", job.Input).AddParameter("Process", body);
                 output = shell.Invoke();
+                if (shell.InvocationStateInfo.State == PSInvocationState.Stopped)
+                {
+                    // A stopped pipeline in a runspace on its own thread returns normally, with
+                    // what it had written so far: the item was cut off, its outcome is unknown.
+                    result.Abandoned = true;
+                    return;
+                }
             }
             catch (Exception ex) when (ex is RuntimeException || ex is InvalidOperationException)
             {
