@@ -169,6 +169,38 @@ Describe 'Stop-Run and a real kill during a parallel step' {
         (Test-Run -RunId pstop -Root $root).IsValid | Should -BeTrue
     }
 
+    It 'Ctrl+C stops the items in flight and leaves them in doubt; the run ends Stopped and resumes to the end' {
+        $root = New-Root
+        $effects = Join-Path $TestDrive 'ctrlc'
+        $ps = [powershell]::Create()
+        $null = $ps.AddScript("Import-Module '$env:RUNTOOLS_MODULE_PATH'; Start-Run -Name pctrlc -RunId pctrlc -ScriptPath '$parallelScript' -Root '$root' -Parameters @{ EffectsDir = '$effects'; Count = 64; DelayMilliseconds = 2000 }")
+        $handle = $ps.BeginInvoke()
+        try {
+            # Every item sleeps 2 s after its side effect: with 8 effects done, 8 items are mid-work.
+            Wait-Until { (Get-EffectCounts $effects).Count -ge 8 }
+            $ps.Stop()   # what Ctrl+C does to the running pipeline
+        } finally {
+            try { $null = $ps.EndInvoke($handle) } catch { }
+            $ps.Dispose()
+        }
+        $run = Get-Run -RunId pctrlc -Root $root
+        $run.Status | Should -Be 'Stopped'
+        (Get-RunEvent -RunId pctrlc -Root $root -Type run_stopped).Data.requested_by | Should -Be 'Ctrl+C'
+        (Test-Run -RunId pctrlc -Root $root).IsValid | Should -BeTrue
+        $before = Get-EffectCounts $effects
+        $inDoubt = Get-OpenKeys pctrlc $root
+        $inDoubt.Count | Should -BeGreaterThan 0 -Because 'the items cut off mid-work are in doubt'
+        $inDoubt.Count | Should -BeLessOrEqual 8
+        $inDoubt | Where-Object { -not $before.ContainsKey($_) } | Should -BeNullOrEmpty -Because 'an item in doubt here had done its side effect and was sleeping'
+
+        $final = Resume-Run -RunId pctrlc -Root $root -InDoubt Skip -Parameters @{ EffectsDir = $effects; Count = 64; DelayMilliseconds = 0 } -WarningAction SilentlyContinue
+        $final.Status | Should -Be 'Completed'
+        $counts = Get-EffectCounts $effects
+        $counts.Count | Should -Be 64
+        @($counts.Keys | Where-Object { $counts[$_] -ne 1 }) | Should -BeNullOrEmpty -Because 'under Skip the in-doubt items are not run again, the rest run once'
+        @((Get-RunEvent -RunId pctrlc -Root $root -Type item_resolved).Key | Sort-Object) | Should -Be $inDoubt
+    }
+
     It 'a SIGKILL with 8 items in flight leaves at most 8 in doubt; Resume-Run -InDoubt <Policy> completes, repeating only those' -ForEach @(
         @{ Policy = 'Retry' }, @{ Policy = 'Skip' }
     ) {
