@@ -244,6 +244,9 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
         }
         catch (OperationCanceledException)
         {
+            // Ctrl+C while waiting for a free worker: the claimed item never started, so it stays
+            // pending and is not reported as the item the stop interrupted.
+            context.Engine.ReleaseItem(key);
             throw new PipelineStoppedException();
         }
 

@@ -32,6 +32,7 @@ internal sealed class ParallelItemRunner : IDisposable
     private readonly object[]? _retryOn;
     private readonly Dictionary<string, object?> _preferences = new(StringComparer.OrdinalIgnoreCase);
     private RunToolsException? _fatal;
+    private volatile bool _stopStarting;
     private int _inFlight;
 
     private readonly UnitCmdletBase _unit;
@@ -86,7 +87,19 @@ internal sealed class ParallelItemRunner : IDisposable
             if (_results.TryTake(out var result, wait && Volatile.Read(ref _inFlight) > 0 ? 50 : 0))
             {
                 Interlocked.Decrement(ref _inFlight);
-                write(result);
+                try
+                {
+                    write(result);
+                }
+                catch (Exception ex) when (ex is RuntimeException)
+                {
+                    // Writing made the run script stop (an item's error under 'Stop'): no new item
+                    // starts, the ones in flight finish and are recorded, then the error goes on.
+                    _stopStarting = true;
+                    Drain(_ => { }, wait: true);
+                    throw;
+                }
+
                 continue;
             }
 
@@ -296,7 +309,7 @@ internal sealed class ParallelItemRunner : IDisposable
                     var result = new Result(job.Key, job.Input);
                     try
                     {
-                        if (_stopped || _owner.Fatal is not null)
+                        if (_stopped || _owner._stopStarting || _owner.Fatal is not null)
                         {
                             engine.ReleaseItem(job.Key);
                             result.Abandoned = true;
@@ -487,9 +500,18 @@ internal sealed class ParallelItemRunner : IDisposable
                 shell.Commands.Clear();
                 shell.AddCommand("ForEach-Object").AddParameter("InputObject", job.Input).AddParameter("Process", body);
                 output = shell.Invoke();
-                if (Volatile.Read(ref _timedOut) == 1 && shell.InvocationStateInfo.State == PSInvocationState.Stopped)
+                if (shell.InvocationStateInfo.State == PSInvocationState.Stopped)
                 {
-                    throw new PipelineStoppedException();
+                    if (Volatile.Read(ref _timedOut) == 1 && !_stopped)
+                    {
+                        // Stopped by its time limit: a failure of this try (below), not an interruption.
+                        throw new PipelineStoppedException();
+                    }
+
+                    // A stopped pipeline in a runspace on its own thread returns normally, with
+                    // what it had written so far: the item was cut off, its outcome is unknown.
+                    result.Abandoned = true;
+                    return;
                 }
             }
             catch (Exception ex) when ((ex is RuntimeException || ex is InvalidOperationException) && Volatile.Read(ref _timedOut) == 1 && !_stopped)

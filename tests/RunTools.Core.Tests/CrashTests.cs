@@ -16,16 +16,17 @@ internal static class CrashInvariants
     public static string Key(int index) => "k" + index.ToString("D3", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Resumes the run to the end in this process and checks it; returns how many items were resolved in doubt and how many side effects ran twice.</summary>
-    public static (int InDoubt, int Repeats) ResumeAndCheck(string root, string effects, InDoubtAction policy, int kills)
+    /// <param name="parallel">Items in flight at once in the killed attempts (and the resume): each kill may leave that many in doubt, so repeat that many.</param>
+    public static (int InDoubt, int Repeats) ResumeAndCheck(string root, string effects, InDoubtAction policy, int kills, int items = Items, int parallel = 1)
     {
         var output = new StringWriter();
-        int exit = CrashWorkload.Drive(root, "run", Items, effects, policy, output);
+        int exit = CrashWorkload.Drive(root, "run", items, effects, policy, output, null, parallel);
         Assert.True(exit == 0, output.ToString());
 
         var run = new RunsRoot(root).OpenRun("run");
         var state = run.ReadState();
         Assert.Equal(RunStatus.Completed, state.Status);
-        Assert.Equal(Items, state.ItemsCompleted + state.FindStep("work")!.ItemsSkipped);
+        Assert.Equal(items, state.ItemsCompleted + state.FindStep("work")!.ItemsSkipped);
 
         var events = run.ReadEvents().ToList();
         var scan = run.ScanJournal();
@@ -45,7 +46,7 @@ internal static class CrashInvariants
 
         Assert.Single(events, e => e.Type == JournalEventTypes.RunCompleted);
 
-        // Side effects: a repeat only for an item that was in doubt, at most one per kill. The same
+        // Side effects: a repeat only for an item that was in doubt, at most one per kill and item in flight. The same
         // item can be in doubt twice (killed during its work, retried, killed again), so each key's
         // extra runs are bounded by the times it was resolved as in doubt.
         var resolutions = events.Where(e => e.Type == JournalEventTypes.ItemResolved).GroupBy(e => e.Key!).ToDictionary(g => g.Key, g => g.Count());
@@ -59,7 +60,7 @@ internal static class CrashInvariants
         int extraStepRuns = stepRuns.Values.Sum(c => c - 1);
         Assert.All(stepRuns.Where(p => p.Value > 1), p => Assert.True(p.Value - 1 <= stepResolutions.GetValueOrDefault(p.Key),
             $"step {p.Key} ran {p.Value} times but was in doubt {stepResolutions.GetValueOrDefault(p.Key)} time(s)"));
-        Assert.True(extraRuns + extraStepRuns <= kills, $"{extraRuns} repeated item and {extraStepRuns} repeated step side effects after {kills} kill(s)");
+        Assert.True(extraRuns + extraStepRuns <= kills * parallel, $"{extraRuns} repeated item and {extraStepRuns} repeated step side effects after {kills} kill(s) with {parallel} in flight");
         foreach (string step in PlainSteps)
         {
             if (policy == InDoubtAction.Skip)
@@ -79,13 +80,13 @@ internal static class CrashInvariants
         if (policy == InDoubtAction.Skip)
         {
             Assert.Empty(repeated);
-            var missing = Enumerable.Range(0, Items).Select(Key).Where(key => !effectCounts.ContainsKey(key)).ToList();
+            var missing = Enumerable.Range(0, items).Select(Key).Where(key => !effectCounts.ContainsKey(key)).ToList();
             Assert.All(missing, key => Assert.Contains(key, resolutions.Keys)); // skipped on the policy's word
             Assert.Equal(resolutions.Count, state.FindStep("work")!.ItemsSkipped);
         }
         else
         {
-            Assert.Equal(Items, effectCounts.Count);
+            Assert.Equal(items, effectCounts.Count);
         }
 
         // The next owner removes temp files a kill left behind; a run completed before the kill has no next owner.
@@ -124,6 +125,7 @@ public abstract class CrashTestsBase : IDisposable
     private int _kills;
     private int _killsBeforeRun;
     private int _killsMidItem;
+    private int _killsManyInFlight;
     private int _inDoubt;
     private int _repeats;
     private int _interruptedAfterKill;
@@ -135,6 +137,15 @@ public abstract class CrashTestsBase : IDisposable
     protected const double MidItemShare = 0.10;
 
     protected CrashTestsBase(ITestOutputHelper output) => _output = output;
+
+    /// <summary>Work items the driver runs at once (its parallel=N); 1 runs them one by one.</summary>
+    protected virtual int Parallel => 1;
+
+    /// <summary>Work items in the workload.</summary>
+    protected virtual int ItemCount => CrashInvariants.Items;
+
+    /// <summary>Kills that found two or more items of the killed attempt in flight.</summary>
+    protected int KillsManyInFlight => _killsManyInFlight;
 
     public void Dispose() => _dir.Dispose();
 
@@ -160,7 +171,7 @@ public abstract class CrashTestsBase : IDisposable
             }
         }
 
-        _output.WriteLine($"{trials} trials ({policy}): {_kills} kills; {_killsBeforeRun} left no run yet, {_interruptedAfterKill} left it Interrupted, {_killsMidItem} landed mid-item; {_inDoubt} items in doubt; {_repeats} side effects repeated.");
+        _output.WriteLine($"{trials} trials ({policy}, {Parallel} in flight): {_kills} kills; {_killsBeforeRun} left no run yet, {_interruptedAfterKill} left it Interrupted, {_killsMidItem} landed mid-item ({_killsManyInFlight} with 2 or more in flight); {_inDoubt} items in doubt; {_repeats} side effects repeated.");
         int minimum = (int)Math.Floor(_kills * midItemShare);
         Assert.True(_killsMidItem >= minimum,
             $"only {_killsMidItem} of {_kills} kills landed mid-item (at least {minimum} expected): the random trials no longer exercise in-doubt items");
@@ -174,7 +185,7 @@ public abstract class CrashTestsBase : IDisposable
         int kills = random.Next(1, 3);
         for (int k = 0; k < kills; k++)
         {
-            using var child = new Driver("drive", root, "run", CrashInvariants.Items.ToString(), effects, policy.ToString());
+            using var child = new Driver("drive", root, "run", ItemCount.ToString(), effects, policy.ToString(), "", "parallel=" + Parallel);
             switch (random.Next(4))
             {
                 case 0:
@@ -189,7 +200,7 @@ public abstract class CrashTestsBase : IDisposable
                 default:
                     // Aimed at the work step: shortly after a random item began (the child may finish first,
                     // or never run that item because an earlier attempt completed it).
-                    string key = CrashInvariants.Key(random.Next(CrashInvariants.Items));
+                    string key = CrashInvariants.Key(random.Next(ItemCount));
                     Assert.True(child.WaitFor("ITEM " + key, TimeSpan.FromSeconds(60)) || child.WaitFor("DONE", TimeSpan.Zero), child.Describe());
                     System.Threading.Thread.Sleep(random.Next(0, 3));
                     break;
@@ -201,7 +212,7 @@ public abstract class CrashTestsBase : IDisposable
             AssertReadableAfterKill(root);
         }
 
-        var (inDoubt, repeats) = CrashInvariants.ResumeAndCheck(root, effects, policy, kills);
+        var (inDoubt, repeats) = CrashInvariants.ResumeAndCheck(root, effects, policy, kills, ItemCount, Parallel);
         _inDoubt += inDoubt;
         _repeats += repeats;
     }
@@ -225,14 +236,22 @@ public abstract class CrashTestsBase : IDisposable
             _interruptedAfterKill++;
         }
 
-        Assert.True(state.FindStep("work") is null || state.FindStep("work")!.ItemsOpen.Count <= 1 + state.ResumeHistory.Count);
+        // Each attempt leaves at most as many items open as it runs at once.
+        Assert.True(state.FindStep("work") is null || state.FindStep("work")!.ItemsOpen.Count <= Parallel * (1 + state.ResumeHistory.Count));
 
-        // Mid-item: in the killed attempt, the last item event is a start that never completed.
-        var killedAttempt = run.ReadEvents().Reverse().TakeWhile(e => e.Type != JournalEventTypes.AttemptStarted);
-        var lastItemEvent = killedAttempt.FirstOrDefault(e => e.Type is JournalEventTypes.ItemStarted or JournalEventTypes.ItemCompleted);
-        if (lastItemEvent?.Type == JournalEventTypes.ItemStarted)
+        // Mid-item: in the killed attempt, an item started and never completed.
+        var killedAttempt = run.ReadEvents().Reverse().TakeWhile(e => e.Type != JournalEventTypes.AttemptStarted).ToList();
+        var finished = killedAttempt.Where(e => e.Type is JournalEventTypes.ItemCompleted or JournalEventTypes.ItemFailed).Select(e => e.Key).ToHashSet();
+        int inFlight = killedAttempt.Count(e => e.Type == JournalEventTypes.ItemStarted && !finished.Contains(e.Key));
+        Assert.True(inFlight <= Parallel, $"{inFlight} items in flight at the kill, more than {Parallel}");
+        if (inFlight > 0)
         {
             _killsMidItem++;
+        }
+
+        if (inFlight > 1)
+        {
+            _killsManyInFlight++;
         }
     }
 }

@@ -14,9 +14,10 @@ namespace RunTools.TestDriver;
 // A child process for the crash and lock tests. It drives runs through RunTools.Core exactly as an
 // embedding program would, and prints one line per milestone so the parent knows when to kill it.
 //
-//   drive <root> <runId> <items> <sideEffectFile> [inDoubt] [killPoint]
+//   drive <root> <runId> <items> <sideEffectFile> [inDoubt] [killPoint] [parallel=N]
 //                                                             create (or resume) and run to the end; at
-//                                                             killPoint (see CrashWorkload) say AT and hang
+//                                                             killPoint (see CrashWorkload) say AT and hang;
+//                                                             parallel=N runs up to N work items at once
 //   hold <runPath> <milliseconds>                             own a run, say OWNER, wait, exit without finishing
 //   race <runPath> <goFile>                                   wait for goFile, try to own the run, print OWNER or LOCKED
 //   convert <legacyDir> <stage>                               convert a legacy directory; print STAGE lines, hang at <stage>
@@ -31,9 +32,17 @@ internal static class Program
     {
         try
         {
+            // parallel=N may trail any drive command line; the positional arguments keep their places.
+            int parallel = 1;
+            if (args[0] == "drive" && args[^1].StartsWith("parallel=", StringComparison.Ordinal))
+            {
+                parallel = int.Parse(args[^1].Substring("parallel=".Length), System.Globalization.CultureInfo.InvariantCulture);
+                args = args[..^1];
+            }
+
             return args[0] switch
             {
-                "drive" => CrashWorkload.Drive(args[1], args[2], int.Parse(args[3]), args[4], args.Length > 5 ? Enum.Parse<InDoubtAction>(args[5]) : InDoubtAction.Retry, Console.Out, args.Length > 6 ? args[6] : null),
+                "drive" => CrashWorkload.Drive(args[1], args[2], int.Parse(args[3]), args[4], args.Length > 5 ? Enum.Parse<InDoubtAction>(args[5]) : InDoubtAction.Retry, Console.Out, args.Length > 6 && args[6].Length > 0 ? args[6] : null, parallel),
                 "hold" => Hold(args[1], int.Parse(args[2])),
                 "race" => Race(args[1], args[2]),
                 "convert" => Convert(args[1], args[2]),
@@ -195,15 +204,33 @@ public static class CrashWorkload
 
         /// <summary>CompleteStep returned: step_completed is durable.</summary>
         public const string StepCompleted = "step_completed";
+
+        /// <summary>
+        /// Parallel mode only, "journal_flush:N": the N-th wait for an intent's flush in the work step
+        /// (a StartItem on a worker, whose item_started is written and shares a group flush with the
+        /// other workers' intents). The kill lands before that flush returns: the item's side effect has not happened.
+        /// </summary>
+        public const string JournalFlush = "journal_flush";
     }
 
     /// <summary>Where a driver records the side effects of its plain steps (one line per run of a step).</summary>
     public static string StepEffectsFile(string sideEffectFile) => sideEffectFile + ".steps";
 
-    public static int Drive(string root, string runId, int items, string sideEffectFile, InDoubtAction inDoubt, TextWriter output, string? killPoint = null)
+    /// <param name="parallel">How many work items run at once: 1 runs them one by one on this thread; more claims each key here and runs the item on one of that many worker threads.</param>
+    public static int Drive(string root, string runId, int items, string sideEffectFile, InDoubtAction inDoubt, TextWriter output, string? killPoint = null, int parallel = 1)
     {
+        if (parallel > 1)
+        {
+            output = TextWriter.Synchronized(output);
+        }
+
+        // Once one thread stopped dead at the kill point, the other workers stop at their next
+        // milestone too, so the kill finds every item in flight at a known place.
+        int frozen = 0;
+
         void StopDeadAt(string point)
         {
+            Volatile.Write(ref frozen, 1);
             output.WriteLine("AT " + point);
             output.Flush();
             Thread.Sleep(Timeout.Infinite);
@@ -215,7 +242,21 @@ public static class CrashWorkload
             {
                 StopDeadAt(killPoint);
             }
+
+            FreezeIfStopped();
         }
+
+        void FreezeIfStopped()
+        {
+            if (parallel > 1 && Volatile.Read(ref frozen) == 1)
+            {
+                Thread.Sleep(Timeout.Infinite);
+            }
+        }
+
+        // The key whose StartItem runs on this thread (parallel mode), to count intent flushes.
+        var starting = new ThreadLocal<string?>();
+        int intentFlushes = 0;
 
         var runs = new RunsRoot(root);
         RunDirectory run;
@@ -246,6 +287,18 @@ public static class CrashWorkload
                     || (name == "snapshot_unrenamed" && killPoint == KillPoints.FinalSnapshot && current?.IsFinished == true))
                 {
                     StopDeadAt(killPoint);
+                }
+
+                if (name == "journal_flush" && starting.Value is { } key)
+                {
+                    int n = Interlocked.Increment(ref intentFlushes);
+                    if (killPoint == KillPoints.JournalFlush + ":" + n.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                    {
+                        output.WriteLine("FLUSH " + key);
+                        StopDeadAt(killPoint);
+                    }
+
+                    FreezeIfStopped();
                 }
             };
         }
@@ -281,7 +334,13 @@ public static class CrashWorkload
         PlainStep("prepare", Encoding.UTF8.GetBytes("prepared"));
 
         // Items only: the step's work is its items, whose doubt is kept per key.
-        if (attempt.BeginStep("work", null, itemsOnly: true) == StepAction.Run)
+        var work = attempt.BeginStep("work", null, itemsOnly: true);
+        if (work == StepAction.Run && parallel > 1)
+        {
+            RunItemsInParallel();
+            attempt.CompleteStep("work", null);
+        }
+        else if (work == StepAction.Run)
         {
             for (int i = 0; i < items; i++)
             {
@@ -307,6 +366,49 @@ public static class CrashWorkload
             attempt.CompleteStep("work", null);
         }
 
+        // The work step with up to `parallel` items in flight: keys are decided and claimed here, in
+        // order, and each item's intent, side effect and completion happen on a worker thread.
+        void RunItemsInParallel()
+        {
+            using var slots = new SemaphoreSlim(parallel);
+            var workers = new List<Thread>();
+            for (int i = 0; i < items; i++)
+            {
+                string key = "k" + i.ToString("D3");
+                int index = i;
+                slots.Wait();
+                if (attempt.ClaimItem("work", key) != ItemAction.Run)
+                {
+                    slots.Release();
+                    continue;
+                }
+
+                var worker = new Thread(() =>
+                {
+                    FreezeIfStopped();
+                    starting.Value = key;
+                    attempt.StartItem("work", key);
+                    starting.Value = null;
+                    output.WriteLine("ITEM " + key);
+                    output.Flush();
+                    At(KillPoints.ItemStarted, index);
+                    AppendLine(sideEffectFile, key);
+                    At(KillPoints.ItemEffect, index);
+                    attempt.CompleteItem("work", key, Encoding.UTF8.GetBytes("out-" + key));
+                    At(KillPoints.ItemCompleted, index);
+                    slots.Release();
+                })
+                { IsBackground = true, Name = "item " + key };
+                workers.Add(worker);
+                worker.Start();
+            }
+
+            foreach (var worker in workers)
+            {
+                worker.Join();
+            }
+        }
+
         PlainStep("finish", null);
 
         attempt.Complete();
@@ -314,12 +416,19 @@ public static class CrashWorkload
         return 0;
     }
 
+    // FileMode.Append seeks to the end and writes there (no O_APPEND), so concurrent workers
+    // would overwrite each other's lines: one append at a time.
+    private static readonly object s_appendGate = new();
+
     private static void AppendLine(string path, string text)
     {
-        using var effect = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
-        byte[] line = Encoding.UTF8.GetBytes(text + "\n");
-        effect.Write(line, 0, line.Length);
-        effect.Flush(true);
+        lock (s_appendGate)
+        {
+            using var effect = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+            byte[] line = Encoding.UTF8.GetBytes(text + "\n");
+            effect.Write(line, 0, line.Length);
+            effect.Flush(true);
+        }
     }
 }
 

@@ -1,0 +1,238 @@
+BeforeAll {
+    Import-Module $env:RUNTOOLS_MODULE_PATH -Force
+    $script:parallelScript = Join-Path $PSScriptRoot 'scripts/parallel-items.ps1'
+    Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force
+
+    function New-Root { Join-Path $TestDrive ([guid]::NewGuid().ToString('N').Substring(0, 8)) }
+
+    function Start-Child([string] $Command) { Start-ChildPwsh -Command $Command -ModulePath $env:RUNTOOLS_MODULE_PATH }
+
+    # Waits for a condition; with -Child, fails at once if the child exits first, and says what it printed.
+    function Wait-Until([scriptblock] $Condition, [int] $Seconds = 60, $Child) {
+        $deadline = [DateTime]::UtcNow.AddSeconds($Seconds)
+        while (-not (& $Condition)) {
+            $exited = $Child -and $Child.Process.HasExited
+            if ($exited -or [DateTime]::UtcNow -gt $deadline) {
+                $why = if ($exited) { "the child exited with code $($Child.Process.ExitCode) before" } else { "timed out after $Seconds s" }
+                $printed = if ($Child) { Stop-ChildPwsh $Child; "`nThe child printed:`n$(Get-ChildPwshOutput $Child)" } else { '' }
+                throw "$why waiting for: $Condition$printed"
+            }
+            Start-Sleep -Milliseconds 50
+        }
+    }
+
+    # key -> how many times its side effect ran (scripts/parallel-items.ps1 writes one file per key).
+    function Get-EffectCounts([string] $Dir) {
+        $counts = @{}
+        if (Test-Path $Dir) { Get-ChildItem $Dir -File | ForEach-Object { $counts[$_.Name] = @(Get-Content $_.FullName | Where-Object { $_ }).Count } }
+        $counts
+    }
+
+    # Keys started and not completed (nor failed) in the journal: the items in doubt after a kill or stop.
+    function Get-OpenKeys([string] $RunId, [string] $Root) {
+        $events = @(Get-RunEvent -RunId $RunId -Root $Root | Where-Object Type -In 'item_started', 'item_completed', 'item_failed', 'item_resolved')
+        $open = [Collections.Generic.HashSet[string]]::new()
+        foreach ($e in $events) { if ($e.Type -eq 'item_started') { $null = $open.Add($e.Key) } else { $null = $open.Remove($e.Key) } }
+        @($open | Sort-Object)
+    }
+}
+
+Describe 'Invoke-RunItem -ThrottleLimit' {
+    It 'runs items in worker runspaces with $using: and $_; Get-RunContext and Add-RunArtifact know the item' {
+        $root = New-Root
+        $out = Join-Path $TestDrive 'using.json'
+        $script = Join-Path $TestDrive 'using.ps1'
+        Set-Content $script @'
+param($Config, [string] $OutPath)
+$prefix = 'p'
+$results = @(1..6 | Invoke-RunItem -Key { "i$_" } -Step work -ThrottleLimit 3 {
+    $file = Join-Path ([IO.Path]::GetDirectoryName($using:OutPath)) "art-$_.txt"
+    Set-Content $file "artifact $_"
+    $null = Add-RunArtifact $file -Name "art-$_"
+    "$($using:prefix)$_|$((Get-RunContext).CurrentItem)|$([runspace]::DefaultRunspace.InstanceId)"
+})
+Set-Content $OutPath $results
+'@
+        $run = Start-Run -Name using -ScriptPath $script -Root $root -Parameters @{ OutPath = $out }
+        $run.Status | Should -Be 'Completed'
+        $seen = @(Get-Content $out | ForEach-Object { $v, $c, $r = $_ -split '\|'; [pscustomobject]@{ Value = $v; Current = $c; Runspace = $r } })
+        @($seen.Value | Sort-Object) | Should -Be @(1..6 | ForEach-Object { "p$_" })
+        foreach ($s in $seen) { $s.Current | Should -Be ('i' + $s.Value.Substring(1)) -Because 'CurrentItem is the key of the item running in that runspace' }
+        @($seen.Runspace | Sort-Object -Unique).Count | Should -BeGreaterThan 1 -Because 'the items ran in several worker runspaces'
+        $seen.Runspace | Should -Not -Contain ([string][runspace]::DefaultRunspace.InstanceId)
+
+        $artifacts = @(Get-RunEvent -RunId $run.RunId -Root $root -Type artifact_added)
+        $artifacts.Count | Should -Be 6
+        foreach ($a in $artifacts) { $a.Key | Should -Be ('i' + ($a.Data.name -replace '^art-')) -Because 'each artifact is recorded for the item that added it' }
+        (Test-Run -RunId $run.RunId -Root $root).IsValid | Should -BeTrue
+    }
+
+    It 'writes output in completion order, and replays every output on resume' {
+        $root = New-Root
+        $out = Join-Path $TestDrive 'order.txt'
+        $flag = Join-Path $TestDrive 'order.fail'
+        $gate = Join-Path $TestDrive 'order-gate'
+        $null = New-Item -ItemType Directory $gate
+        Set-Content $flag 'fail once'
+        $script = Join-Path $TestDrive 'order.ps1'
+        Set-Content $script @'
+param($Config, [string] $OutPath, [string] $Flag, [string] $Gate)
+$results = 4, 3, 2, 1 | Invoke-RunItem -Key { "n$_" } -Step sleepers -ThrottleLimit 4 {
+    # All four start together (worker runspaces open at different speeds), then sleep 400..100 ms.
+    Set-Content (Join-Path $using:Gate $_) $_
+    $deadline = [DateTime]::UtcNow.AddSeconds(60)
+    while (@(Get-ChildItem $using:Gate).Count -lt 4 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 10 }
+    Start-Sleep -Milliseconds ($_ * 100)
+    Add-Content -Path "$($using:OutPath).effects" -Value $_
+    "out$_"
+}
+Add-Content -Path $OutPath -Value ($results -join ',')
+Invoke-RunStep after { if (Test-Path $Flag) { throw 'after fails once' } }
+'@
+        $params = @{ OutPath = $out; Flag = $flag; Gate = $gate }
+        $first = Start-Run -Name order -ScriptPath $script -Root $root -Parameters $params -ErrorAction SilentlyContinue
+        $first.Status | Should -Be 'Failed'
+        Remove-Item $flag
+        $final = Resume-Run -RunId $first.RunId -Root $root -Parameters $params
+        $final.Status | Should -Be 'Completed'
+        $lines = @(Get-Content $out)
+        $lines[0] | Should -Be 'out1,out2,out3,out4' -Because 'the shortest item finished first'
+        $lines[1] | Should -Be 'out4,out3,out2,out1' -Because 'on resume every output is replayed (in input order), none run again'
+        @(Get-Content "$out.effects").Count | Should -Be 4
+    }
+
+    It 'fails the step when one item fails while the others complete; a resume runs only the failed one' {
+        $root = New-Root
+        $effects = Join-Path $TestDrive 'failing'
+        $flag = Join-Path $TestDrive 'failing.flag'
+        Set-Content $flag 'fail'
+        $script = Join-Path $TestDrive 'failing.ps1'
+        Set-Content $script @'
+param($Config, [string] $EffectsDir, [string] $Flag)
+$null = New-Item -ItemType Directory -Force $EffectsDir
+1..8 | Invoke-RunItem -Key { "f$_" } -Step work -ThrottleLimit 4 {
+    Add-Content (Join-Path $using:EffectsDir "f$_") 'ran'
+    if ($_ -eq 3 -and (Test-Path $using:Flag)) { throw "item 3 failed on purpose" }
+    Start-Sleep -Milliseconds 50
+}
+'@
+        $params = @{ EffectsDir = $effects; Flag = $flag }
+        $first = Start-Run -Name failing -ScriptPath $script -Root $root -Parameters $params -ErrorAction SilentlyContinue
+        $first.Status | Should -Be 'Failed'
+        $failed = @(Get-RunEvent -RunId $first.RunId -Root $root -Type item_failed)
+        $failed.Key | Should -Be @('f3')
+        $failed[0].Data.error | Should -Match 'item 3 failed on purpose' -Because 'the real error is kept'
+        @(Get-RunEvent -RunId $first.RunId -Root $root -Type item_completed).Count | Should -Be 7 -Because 'the other items complete'
+        (Get-RunEvent -RunId $first.RunId -Root $root -Type step_failed).Step | Should -Be 'work'
+
+        Remove-Item $flag
+        $final = Resume-Run -RunId $first.RunId -Root $root -Parameters $params
+        $final.Status | Should -Be 'Completed'
+        $counts = Get-EffectCounts $effects
+        $counts.Count | Should -Be 8
+        foreach ($key in $counts.Keys) { $counts[$key] | Should -Be ($(if ($key -eq 'f3') { 2 } else { 1 })) -Because "$key runs again only if it failed" }
+        (Test-Run -RunId $first.RunId -Root $root).IsValid | Should -BeTrue
+    }
+
+    It 'rejects -ThrottleLimit <Limit> as a parameter validation error' -ForEach @(@{ Limit = 0 }, @{ Limit = 65 }) {
+        $root = New-Root
+        $script = Join-Path $TestDrive "limit$Limit.ps1"
+        Set-Content $script "`$ErrorActionPreference = 'Stop'; 1 | Invoke-RunItem -Key { `$_ } -Step s -ThrottleLimit $Limit { `$_ }"
+        $run = Start-Run -Name limit -ScriptPath $script -Root $root -ErrorAction SilentlyContinue
+        $run.Status | Should -Be 'Failed'
+        $run.Error | Should -Match 'ThrottleLimit'
+        @(Get-RunEvent -RunId $run.RunId -Root $root -Type item_started).Count | Should -Be 0
+        { 1 | Invoke-RunItem -Key { $_ } -Step s -ThrottleLimit $Limit { $_ } } | Should -Throw -ErrorId 'ParameterArgumentValidationError*'
+    }
+}
+
+Describe 'Stop-Run and a real kill during a parallel step' {
+    It 'Stop-Run lets the items in flight finish, the run ends Stopped, and a resume completes it' {
+        $root = New-Root
+        $effects = Join-Path $TestDrive 'stop'
+        $child = Start-Child "Start-Run -Name pstop -RunId pstop -ScriptPath '$parallelScript' -Root '$root' -Parameters @{ EffectsDir = '$effects'; Count = 64; DelayMilliseconds = 200 }"
+        Wait-Until { (Get-EffectCounts $effects).Count -ge 12 } -Child $child
+        $null = Stop-Run -RunId pstop -Root $root -Reason 'maintenance'
+        Wait-ChildPwsh $child -TimeoutSec 120 | Should -Be 0
+        $stopped = Get-Run -RunId pstop -Root $root
+        $stopped.Status | Should -Be 'Stopped'
+        $stopped.ItemsCompleted | Should -BeLessThan 64
+        (Test-Run -RunId pstop -Root $root).IsValid | Should -BeTrue
+        $inDoubt = Get-OpenKeys pstop $root
+        $inDoubt.Count | Should -Be 0 -Because 'items in flight at a Stop-Run finish and are recorded'
+
+        $final = Resume-Run -RunId pstop -Root $root -Parameters @{ EffectsDir = $effects; Count = 64 }
+        $final.Status | Should -Be 'Completed'
+        $counts = Get-EffectCounts $effects
+        $counts.Count | Should -Be 64
+        @($counts.Keys | Where-Object { $counts[$_] -ne 1 }) | Should -BeNullOrEmpty -Because 'every side effect ran exactly once'
+        (Test-Run -RunId pstop -Root $root).IsValid | Should -BeTrue
+    }
+
+    It 'Ctrl+C stops the items in flight and leaves them in doubt; the run ends Stopped and resumes to the end' {
+        $root = New-Root
+        $effects = Join-Path $TestDrive 'ctrlc'
+        $ps = [powershell]::Create()
+        $null = $ps.AddScript("Import-Module '$env:RUNTOOLS_MODULE_PATH'; Start-Run -Name pctrlc -RunId pctrlc -ScriptPath '$parallelScript' -Root '$root' -Parameters @{ EffectsDir = '$effects'; Count = 64; DelayMilliseconds = 2000 }")
+        $handle = $ps.BeginInvoke()
+        try {
+            # Every item sleeps 2 s after its side effect: with 8 effects done, 8 items are mid-work.
+            Wait-Until { (Get-EffectCounts $effects).Count -ge 8 }
+            $ps.Stop()   # what Ctrl+C does to the running pipeline
+        } finally {
+            try { $null = $ps.EndInvoke($handle) } catch { }
+            $ps.Dispose()
+        }
+        $run = Get-Run -RunId pctrlc -Root $root
+        $run.Status | Should -Be 'Stopped'
+        (Get-RunEvent -RunId pctrlc -Root $root -Type run_stopped).Data.requested_by | Should -Be 'Ctrl+C'
+        (Test-Run -RunId pctrlc -Root $root).IsValid | Should -BeTrue
+        $before = Get-EffectCounts $effects
+        $inDoubt = Get-OpenKeys pctrlc $root
+        $inDoubt.Count | Should -BeGreaterThan 0 -Because 'the items cut off mid-work are in doubt'
+        $inDoubt.Count | Should -BeLessOrEqual 8
+        $inDoubt | Where-Object { -not $before.ContainsKey($_) } | Should -BeNullOrEmpty -Because 'an item in doubt here had done its side effect and was sleeping'
+
+        $final = Resume-Run -RunId pctrlc -Root $root -InDoubt Skip -Parameters @{ EffectsDir = $effects; Count = 64; DelayMilliseconds = 0 } -WarningAction SilentlyContinue
+        $final.Status | Should -Be 'Completed'
+        $counts = Get-EffectCounts $effects
+        $counts.Count | Should -Be 64
+        @($counts.Keys | Where-Object { $counts[$_] -ne 1 }) | Should -BeNullOrEmpty -Because 'under Skip the in-doubt items are not run again, the rest run once'
+        @((Get-RunEvent -RunId pctrlc -Root $root -Type item_resolved).Key | Sort-Object) | Should -Be $inDoubt
+    }
+
+    It 'a SIGKILL with 8 items in flight leaves at most 8 in doubt; Resume-Run -InDoubt <Policy> completes, repeating only those' -ForEach @(
+        @{ Policy = 'Retry' }, @{ Policy = 'Skip' }
+    ) {
+        $root = New-Root
+        $effects = Join-Path $TestDrive "kill-$Policy"
+        $child = Start-Child "Start-Run -Name pkill -RunId pkill -ScriptPath '$parallelScript' -Root '$root' -Parameters @{ EffectsDir = '$effects'; Count = 64; DelayMilliseconds = 300 }"
+        Wait-Until { (Get-EffectCounts $effects).Count -ge 20 } -Child $child
+        Stop-ChildPwsh $child   # SIGKILL: no cleanup, no finally
+        $before = Get-EffectCounts $effects
+        $completedBefore = @((Get-RunEvent -RunId pkill -Root $root -Type item_completed).Key)
+        $inDoubt = Get-OpenKeys pkill $root
+        $inDoubt.Count | Should -BeGreaterThan 0 -Because 'items sleep 300 ms after their side effect, so the kill lands with items in flight'
+        $inDoubt.Count | Should -BeLessOrEqual 8
+        (Get-Run -RunId pkill -Root $root).Status | Should -Be 'Interrupted'
+
+        $final = Resume-Run -RunId pkill -Root $root -InDoubt $Policy -Parameters @{ EffectsDir = $effects; Count = 64 } -WarningAction SilentlyContinue
+        $final.Status | Should -Be 'Completed'
+        (Test-Run -RunId pkill -Root $root).IsValid | Should -BeTrue
+        @((Get-RunEvent -RunId pkill -Root $root -Type item_resolved).Key | Sort-Object) | Should -Be $inDoubt -Because 'every key in doubt, and only those, is resolved by the policy'
+        $counts = Get-EffectCounts $effects
+        $repeated = @($counts.Keys | Where-Object { $counts[$_] -gt 1 })
+        $repeated | Where-Object { $_ -notin $inDoubt } | Should -BeNullOrEmpty -Because 'only a key in doubt may be repeated'
+        $completedBefore | Where-Object { $counts[$_] -ne 1 } | Should -BeNullOrEmpty -Because 'a completed item is never redone'
+        (Get-RunEvent -RunId pkill -Root $root -Type item_completed | Group-Object Key | Where-Object Count -gt 1) | Should -BeNullOrEmpty
+        if ($Policy -eq 'Retry') {
+            $counts.Count | Should -Be 64
+            # An in-doubt key that had done its side effect runs once more; one killed before it, once.
+            foreach ($key in $inDoubt) { $counts[$key] | Should -Be (1 + [int]$before[$key]) }
+        } else {
+            $repeated.Count | Should -Be 0
+            foreach ($key in $inDoubt) { [int]$counts[$key] | Should -Be ([int]$before[$key]) -Because 'Skip never runs a key in doubt again' }
+            $counts.Count | Should -Be (64 - @($inDoubt | Where-Object { -not $before.ContainsKey($_) }).Count)
+        }
+    }
+}
