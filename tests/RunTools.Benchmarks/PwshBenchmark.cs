@@ -177,6 +177,8 @@ internal sealed class PwshBenchmark
         double feRate = items / Measure.Median(fe);
         _report.AddDetail(section, $"sequential Invoke-RunItem, {Measure.Number(sequentialItems)} items (fewer than the parallel sides, to keep the run short; throughput is per item): {Measure.List(seq, Measure.Time)} (median {Rate(seqRate)})");
         _report.AddDetail(section, $"ForEach-Object -Parallel -ThrottleLimit 8, {Measure.Number(items)} items: {Measure.List(fe, Measure.Time)} (median {Rate(feRate)}; the ideal is {8000.0 / 50:0} items/s)");
+        _report.AddDetail(section, $"CPU time of the pwsh process per item (2 cores): sequential {Measure.List(PerItem(Samples(json, "sequential_cpu"), sequentialItems), Measure.Time)}; ForEach-Object -Parallel {Measure.List(PerItem(Samples(json, "foreach_parallel_cpu"), items), Measure.Time)}"
+            + (available ? $"; -ThrottleLimit 8 {Measure.List(PerItem(Samples(json, "parallel_cpu"), items), Measure.Time)}" : string.Empty));
         string nameSeq = $"P3a. I/O-bound fan-out: {Measure.Number(items)} items of Start-Sleep 50 ms, Invoke-RunItem -ThrottleLimit 8 vs sequential; ratio = throughput, {rounds} rounds";
         string nameFe = $"P3b. The same vs ForEach-Object -Parallel -ThrottleLimit 8 (no durability); ratio = throughput";
         if (!available)
@@ -236,7 +238,7 @@ internal sealed class PwshBenchmark
             journalBytes = SynthesizeKilledRun(Path.Combine(dir, "r" + r.ToString(CultureInfo.InvariantCulture)), runId, scriptPath, script, items);
         }
 
-        _report.AddDetail(section, $"set-up: {rounds} copies of a run created with CreateRun whose journal then holds attempt_started, step_started 'work' and {Measure.Number(items)} items started and completed, written with JournalWriter(durable: false); the attempt never ends and a .lock file no process holds is left, as after a kill, so run.json (from CreateRun) is stale; {Measure.Number(journalBytes)} B of journal each; made in {Measure.Time(sw.Elapsed.TotalSeconds)}");
+        _report.AddDetail(section, $"set-up: {rounds} identical runs (one per round, as the resume completes it), each created with CreateRun, its journal then extended with attempt_started, step_started 'work' and {Measure.Number(items)} items started and completed, written with JournalWriter(durable: false); the attempt never ends and a .lock file no process holds is left, as after a kill, so run.json (from CreateRun) is stale; {Measure.Number(journalBytes)} B of journal each; made in {Measure.Time(sw.Elapsed.TotalSeconds)}");
         _report.AddDetail(section, $"the recorded script runs Invoke-RunStep work {{ 1..(N + 8) | Invoke-RunItem -Key {{ $_ }} {{ ... }} }}: the {Measure.Number(items)} done keys are skipped, the first new item's body stores a Stopwatch timestamp");
         var json = Child(section, "Resume.ps1", ("Work", dir), ("RunId", runId), ("Items", items), ("WarmItems", 1000), ("Rounds", rounds));
         Note(section, json);

@@ -36,18 +36,28 @@ $null = Invoke-BenchRun $root $runScript @{ N = 16; Throttle = 0 }
 if ($available) { $null = Invoke-BenchRun $root $runScript @{ N = 16; Throttle = $Throttle } }
 $null = Invoke-ForEachParallel 16
 
+# This process's CPU time per side: a side that should mostly sleep but is CPU-bound shows here.
+function Get-Cpu { [Diagnostics.Process]::GetCurrentProcess().TotalProcessorTime.TotalSeconds }
+
 $sequential = @(); $parallel = @(); $parallelTotal = @(); $forEachParallel = @()
+$sequentialCpu = @(); $parallelCpu = @(); $forEachParallelCpu = @()
 for ($r = 0; $r -lt $Rounds; $r++) {
     Settle
+    $cpu = Get-Cpu
     $sequential += (Invoke-BenchRun $root $runScript @{ N = $SequentialItems; Throttle = 0 }).Inside
+    $sequentialCpu += (Get-Cpu) - $cpu
     if ($available) {
         Settle
+        $cpu = Get-Cpu
         $run = Invoke-BenchRun $root $runScript @{ N = $Items; Throttle = $Throttle }
+        $parallelCpu += (Get-Cpu) - $cpu
         if ($run.Info.ItemsCompleted -ne $Items) { throw "run completed $($run.Info.ItemsCompleted) items, not $Items" }
         $parallel += $run.Inside; $parallelTotal += $run.Total
     }
     Settle
+    $cpu = Get-Cpu
     $forEachParallel += Invoke-ForEachParallel $Items
+    $forEachParallelCpu += (Get-Cpu) - $cpu
     Say ("  round {0}: sequential {1:0.000} s ({2} items), ForEach-Object -Parallel {3:0.000} s ({4} items){5}" -f ($r + 1), $sequential[-1], $SequentialItems, $forEachParallel[-1], $Items,
         $(if ($available) { ", -ThrottleLimit {0:0.000} s" -f $parallel[-1] } else { '' }))
 }
@@ -55,4 +65,5 @@ for ($r = 0; $r -lt $Rounds; $r++) {
 Write-BenchResult @{
     available = $available; items = $Items; sequential_items = $SequentialItems; rounds = $Rounds; throttle = $Throttle; sleep_ms = $SleepMs
     parallel = $parallel; parallel_start_run_total = $parallelTotal; sequential = $sequential; foreach_parallel = $forEachParallel
+    sequential_cpu = $sequentialCpu; parallel_cpu = $parallelCpu; foreach_parallel_cpu = $forEachParallelCpu
 }
