@@ -49,6 +49,9 @@ internal static class Program
                     }
 
                     break;
+                case "--only":
+                    Console.Error.WriteLine("--only takes core, pwsh, or pwsh: and a list of pwsh benchmarks (pwsh:P1,P5)");
+                    return 2;
                 case "-h":
                 case "--help":
                     Console.WriteLine(Usage);
