@@ -9,17 +9,23 @@ using System.Runtime.InteropServices;
 namespace RunTools.Benchmarks;
 
 /// <summary>
-/// A plain benchmark harness for the run directory. Every measurement runs beside its baseline in
-/// the same process, interleaved over several rounds; medians and ratios are reported.
-/// Usage: dotnet run -c Release --project tests/RunTools.Benchmarks -- [--quick] [--write-doc docs/performance.md] [--work-dir DIR]
+/// A plain benchmark harness. Every measurement runs beside its baseline in the same process,
+/// interleaved over several rounds; medians and ratios are reported. Two families: "core"
+/// measures RunTools.Core in this process; "pwsh" measures the built module in the pinned pwsh,
+/// each benchmark in a child pwsh beside a baseline taken in that same pwsh.
+/// Usage: dotnet run -c Release --project tests/RunTools.Benchmarks -- [--quick] [--only core|pwsh|pwsh:P1,P5] [--write-doc docs/performance.md] [--work-dir DIR]
 /// </summary>
 internal static class Program
 {
+    private const string Usage = "usage: RunTools.Benchmarks [--quick] [--only core|pwsh|pwsh:P1,P5] [--write-doc docs/performance.md] [--work-dir DIR]";
+
     public static int Main(string[] args)
     {
         bool quick = false;
         string? doc = null;
         string? workDir = null;
+        string? only = null;
+        string[]? pwshSelection = null;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -33,9 +39,22 @@ internal static class Program
                 case "--work-dir" when i + 1 < args.Length:
                     workDir = args[++i];
                     break;
+                case "--only" when i + 1 < args.Length && (args[i + 1] is "core" or "pwsh" || args[i + 1].StartsWith("pwsh:", StringComparison.Ordinal)):
+                    only = args[++i];
+                    if (only.StartsWith("pwsh:", StringComparison.Ordinal))
+                    {
+                        // pwsh:P4,P5 runs only those pwsh benchmarks.
+                        pwshSelection = only.Substring(5).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                        only = "pwsh";
+                    }
+
+                    break;
+                case "--only":
+                    Console.Error.WriteLine("--only takes core, pwsh, or pwsh: and a list of pwsh benchmarks (pwsh:P1,P5)");
+                    return 2;
                 case "-h":
                 case "--help":
-                    Console.WriteLine("usage: RunTools.Benchmarks [--quick] [--write-doc docs/performance.md] [--work-dir DIR]");
+                    Console.WriteLine(Usage);
                     return 0;
                 default:
                     Console.Error.WriteLine($"unknown argument '{args[i]}'; see --help");
@@ -43,33 +62,62 @@ internal static class Program
             }
         }
 
-        int scale = quick ? 10 : 1;
+        bool core = only is null or "core";
+        bool pwsh = only is null or "pwsh";
+        string repo = RepositoryRoot();
+        string? module = null;
+        if (pwsh)
+        {
+            // Fail before the long Core family runs, not after it.
+            module = PwshBenchmark.FindModule(repo, out string reason);
+            if (module is null)
+            {
+                Console.Error.WriteLine(reason);
+                return 1;
+            }
+        }
+
         string work = Path.GetFullPath(Path.Combine(workDir ?? Path.GetTempPath(), "runtools-bench-" + Guid.NewGuid().ToString("N")));
         Directory.CreateDirectory(work);
         var total = Stopwatch.StartNew();
-        var report = new Report();
+        var coreReport = new Report();
+        var pwshReport = new Report();
         try
         {
-            Console.Error.WriteLine($"RunTools benchmarks{(quick ? " (quick)" : string.Empty)}; work directory {work}");
+            Console.Error.WriteLine($"RunTools benchmarks{(quick ? " (quick)" : string.Empty)}, {(only is null ? "both families" : "only " + only)}; work directory {work}");
             double fsync = Measure.FsyncLatency(work, quick ? 100 : 500);
-            report.AddFact($"date: {DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)}; mode: {(quick ? "--quick (sizes ÷10, not for the record)" : "full")}; build: {BuildConfiguration()}");
-            report.AddFact($"OS: {RuntimeInformation.OSDescription} ({RuntimeInformation.OSArchitecture})");
-            report.AddFact($"CPU: {CpuModel()}; Environment.ProcessorCount = {Environment.ProcessorCount}");
-            report.AddFact($".NET: {RuntimeInformation.FrameworkDescription}; GC: {(GCSettings.IsServerGC ? "server" : "workstation")}");
-            report.AddFact($"fsync latency (64-byte append + Flush(flushToDisk: true), median of {(quick ? 100 : 500)}): {Measure.Micros(fsync)}");
+            foreach (var report in new[] { coreReport, pwshReport })
+            {
+                string shrunk = report == coreReport ? "sizes ÷10" : "sizes ÷4 to ÷10";
+                report.AddFact($"date: {DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)}; mode: {(quick ? $"--quick ({shrunk}, not for the record)" : "full")}; build: {BuildConfiguration()}");
+                report.AddFact($"OS: {RuntimeInformation.OSDescription} ({RuntimeInformation.OSArchitecture})");
+                report.AddFact($"CPU: {CpuModel()}; Environment.ProcessorCount = {Environment.ProcessorCount}");
+                report.AddFact($".NET: {RuntimeInformation.FrameworkDescription}; GC: {(GCSettings.IsServerGC ? "server" : "workstation")}");
+                report.AddFact($"fsync latency (64-byte append + Flush(flushToDisk: true), median of {(quick ? 100 : 500)}): {Measure.Micros(fsync)}");
+            }
 
-            Console.Error.WriteLine("1/6 durable commit ...");
-            CommitBenchmark.Run(report, work, units: 2000 / scale, rounds: 5);
-            Console.Error.WriteLine("2/6 resume planning ...");
-            PlanBenchmark.Run(report, work, items: 1_000_000 / scale, rounds: 3);
-            Console.Error.WriteLine("3/6 listing runs ...");
-            ListBenchmark.Run(report, work, runs: 10_000 / scale, tailEvery: 33, rounds: 5);
-            Console.Error.WriteLine("4/6 file count ...");
-            FileCountBenchmark.Run(report, work, fewItems: 10, manyItems: 10_000 / scale);
-            Console.Error.WriteLine("5/6 Test-Run hashing vs sha256sum ...");
-            HashBenchmark.Run(report, work, largeBytes: (1L << 30) / scale, smallFiles: 10_000 / scale, smallBytes: 4096, rounds: 3);
-            Console.Error.WriteLine("6/6 archive export vs zip -r ...");
-            ArchiveBenchmark.Run(report, work, manyFiles: 5_000 / scale, largeBytes: (256L << 20) / scale, rounds: 3);
+            if (core)
+            {
+                var family = Stopwatch.StartNew();
+                RunCore(coreReport, work, quick);
+                coreReport.AddFact($"harness wall time (Core family): {Measure.Time(family.Elapsed.TotalSeconds)}");
+            }
+
+            if (pwsh)
+            {
+                var family = Stopwatch.StartNew();
+                try
+                {
+                    PwshBenchmark.Run(pwshReport, work, quick, repo, module!, pwshSelection);
+                }
+                catch (InvalidOperationException ex)
+                {
+                    Console.Error.WriteLine("The pwsh benchmarks could not run: " + ex.Message);
+                    return 1;
+                }
+
+                pwshReport.AddFact($"harness wall time (pwsh family): {Measure.Time(family.Elapsed.TotalSeconds)}");
+            }
         }
         finally
         {
@@ -83,19 +131,67 @@ internal static class Program
             }
         }
 
-        report.AddFact($"harness wall time: {Measure.Time(total.Elapsed.TotalSeconds)}");
-        string markdown = report.ToMarkdown();
-        Console.WriteLine();
-        Console.WriteLine(markdown);
-        if (doc is not null)
+        int missed = 0;
+        if (core)
         {
-            Report.WriteDoc(doc, markdown);
-            Console.Error.WriteLine($"results written to {doc}");
+            string markdown = coreReport.ToMarkdown();
+            Console.WriteLine();
+            Console.WriteLine(markdown);
+            if (doc is not null)
+            {
+                Report.WriteDoc(doc, markdown);
+                Console.Error.WriteLine($"Core results written to {doc}");
+            }
+
+            missed += coreReport.Rows.Count(r => r.Met == false);
         }
 
-        int missed = report.Rows.Count(r => r.Met == false);
-        Console.Error.WriteLine(missed == 0 ? "all goals met" : $"{missed} goal(s) missed");
+        if (pwsh)
+        {
+            string markdown = pwshReport.ToMarkdown();
+            Console.WriteLine();
+            Console.WriteLine(markdown);
+            if (doc is not null)
+            {
+                Report.WriteDoc(doc, markdown, Report.PwshStartMarker, Report.PwshEndMarker, "Results: through the module under pwsh");
+                Console.Error.WriteLine($"pwsh results written to {doc}");
+            }
+
+            missed += pwshReport.Rows.Count(r => r.Met == false);
+        }
+
+        Console.Error.WriteLine($"done in {Measure.Time(total.Elapsed.TotalSeconds)}; " + (missed == 0 ? "all goals met" : $"{missed} goal(s) missed"));
         return 0;
+    }
+
+    private static void RunCore(Report report, string work, bool quick)
+    {
+        int scale = quick ? 10 : 1;
+        Console.Error.WriteLine("1/6 durable commit ...");
+        CommitBenchmark.Run(report, work, units: 2000 / scale, rounds: 5);
+        Console.Error.WriteLine("2/6 resume planning ...");
+        PlanBenchmark.Run(report, work, items: 1_000_000 / scale, rounds: 3);
+        Console.Error.WriteLine("3/6 listing runs ...");
+        ListBenchmark.Run(report, work, runs: 10_000 / scale, tailEvery: 33, rounds: 5);
+        Console.Error.WriteLine("4/6 file count ...");
+        FileCountBenchmark.Run(report, work, fewItems: 10, manyItems: 10_000 / scale);
+        Console.Error.WriteLine("5/6 Test-Run hashing vs sha256sum ...");
+        HashBenchmark.Run(report, work, largeBytes: (1L << 30) / scale, smallFiles: 10_000 / scale, smallBytes: 4096, rounds: 3);
+        Console.Error.WriteLine("6/6 archive export vs zip -r ...");
+        ArchiveBenchmark.Run(report, work, manyFiles: 5_000 / scale, largeBytes: (256L << 20) / scale, rounds: 3);
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "RunTools.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("RunTools.sln not found above " + AppContext.BaseDirectory);
     }
 
     private static string BuildConfiguration()

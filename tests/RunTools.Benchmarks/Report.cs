@@ -38,6 +38,10 @@ internal sealed class Report
     public const string StartMarker = "<!-- results:start -->";
     public const string EndMarker = "<!-- results:end -->";
 
+    /// <summary>The pwsh family's own block, so that one family's run leaves the other's results as they are.</summary>
+    public const string PwshStartMarker = "<!-- pwsh-results:start -->";
+    public const string PwshEndMarker = "<!-- pwsh-results:end -->";
+
     private readonly List<ResultRow> _rows = new();
     private readonly List<string> _facts = new();
     private readonly List<(string Section, string Line)> _details = new();
@@ -93,20 +97,26 @@ internal sealed class Report
     }
 
     /// <summary>Replaces the text between the result markers; the rest of the file is left as written.</summary>
-    public static void WriteDoc(string path, string markdown)
+    public static void WriteDoc(string path, string markdown) => WriteDoc(path, markdown, StartMarker, EndMarker, "Results");
+
+    /// <summary>
+    /// Replaces the text between <paramref name="startMarker"/> and <paramref name="endMarker"/>;
+    /// without them, appends a section <paramref name="heading"/> that has them.
+    /// </summary>
+    public static void WriteDoc(string path, string markdown, string startMarker, string endMarker, string heading)
     {
-        string block = StartMarker + "\n" + markdown.Replace("\r\n", "\n", StringComparison.Ordinal).TrimEnd('\n') + "\n" + EndMarker;
+        string block = startMarker + "\n" + markdown.Replace("\r\n", "\n", StringComparison.Ordinal).TrimEnd('\n') + "\n" + endMarker;
         string text = File.Exists(path) ? File.ReadAllText(path) : "# Performance\n";
         // Only markers on a line of their own count, so prose may mention them.
-        int start = FindMarkerLine(text, StartMarker, 0);
-        int end = start < 0 ? -1 : FindMarkerLine(text, EndMarker, start + StartMarker.Length);
+        int start = FindMarkerLine(text, startMarker, 0);
+        int end = start < 0 ? -1 : FindMarkerLine(text, endMarker, start + startMarker.Length);
         if (start >= 0 && end > start)
         {
-            text = text.Substring(0, start) + block + text.Substring(end + EndMarker.Length);
+            text = text.Substring(0, start) + block + text.Substring(end + endMarker.Length);
         }
         else
         {
-            text = text.TrimEnd('\n') + "\n\n## Results\n\n" + block + "\n";
+            text = text.TrimEnd('\n') + "\n\n## " + heading + "\n\n" + block + "\n";
         }
 
         File.WriteAllText(path, text, new UTF8Encoding(false));
