@@ -101,7 +101,35 @@ Invoke-RunStep after { if (Test-Path $Flag) { throw 'after fails once' } }
         @(Get-Content "$out.effects").Count | Should -Be 4
     }
 
-    It 'fails the step when one item fails while the others complete; a resume runs only the failed one' {
+    It 'under the run script''s default Stop, a failed item starts no new item; those in flight finish and nothing is left in doubt' {
+        $root = New-Root
+        $effects = Join-Path $TestDrive 'stopping'
+        $script = Join-Path $TestDrive 'stopping.ps1'
+        Set-Content $script @'
+param($Config, [string] $EffectsDir)
+$null = New-Item -ItemType Directory -Force $EffectsDir
+1..40 | Invoke-RunItem -Key { "s$_" } -Step work -ThrottleLimit 4 {
+    Add-Content (Join-Path $using:EffectsDir "s$_") 'ran'
+    if ($_ -eq 3 -and (Get-RunContext).Attempt -eq 1) { throw "item 3 failed on purpose" }
+    Start-Sleep -Milliseconds 200
+}
+'@
+        $first = Start-Run -Name stopping -ScriptPath $script -Root $root -Parameters @{ EffectsDir = $effects } -ErrorAction SilentlyContinue
+        $first.Status | Should -Be 'Failed'
+        $events = @(Get-RunEvent -RunId $first.RunId -Root $root)
+        $started = @($events | Where-Object Type -EQ item_started | ForEach-Object Key | Sort-Object -Unique)
+        $ended = @($events | Where-Object Type -In item_completed, item_failed | ForEach-Object Key | Sort-Object -Unique)
+        $started.Count | Should -BeLessThan 40 -Because 'no new item starts after the failure'
+        $ended | Should -Be $started -Because 'every item that started finished and was recorded: none in doubt'
+
+        $final = Resume-Run -RunId $first.RunId -Root $root -Parameters @{ EffectsDir = $effects }
+        $final.Status | Should -Be 'Completed'
+        $counts = Get-EffectCounts $effects
+        $counts.Count | Should -Be 40
+        foreach ($key in $counts.Keys) { $counts[$key] | Should -Be ($(if ($key -eq 's3') { 2 } else { 1 })) }
+    }
+
+    It 'with -ErrorAction Continue, fails the step when one item fails while the others complete; a resume runs only the failed one' {
         $root = New-Root
         $effects = Join-Path $TestDrive 'failing'
         $flag = Join-Path $TestDrive 'failing.flag'
@@ -110,7 +138,7 @@ Invoke-RunStep after { if (Test-Path $Flag) { throw 'after fails once' } }
         Set-Content $script @'
 param($Config, [string] $EffectsDir, [string] $Flag)
 $null = New-Item -ItemType Directory -Force $EffectsDir
-1..8 | Invoke-RunItem -Key { "f$_" } -Step work -ThrottleLimit 4 {
+1..8 | Invoke-RunItem -Key { "f$_" } -Step work -ThrottleLimit 4 -ErrorAction Continue {
     Add-Content (Join-Path $using:EffectsDir "f$_") 'ran'
     if ($_ -eq 3 -and (Test-Path $using:Flag)) { throw "item 3 failed on purpose" }
     Start-Sleep -Milliseconds 50
