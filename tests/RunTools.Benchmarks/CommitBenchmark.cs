@@ -13,8 +13,9 @@ using RunTools.Core.State;
 namespace RunTools.Benchmarks;
 
 /// <summary>
-/// Benchmark 1: the durable commit of one unit (BeginItem + CompleteItem: two journal lines,
-/// each flushed to disk) against a raw append + fsync loop writing lines of the same length.
+/// Benchmark 1: the durable commit of one unit (BeginItem + CompleteItem: two journal lines and
+/// one flush, the completion riding on the next intent's) against a raw loop writing lines of
+/// the same length with one fsync per unit.
 /// </summary>
 internal static class CommitBenchmark
 {
@@ -53,7 +54,7 @@ internal static class CommitBenchmark
         double c = Measure.Median(writer);
         report.AddDetail(section, $"{units} units × {rounds} rounds, a fresh run per round, interleaved in 8 blocks per round; per-unit time per round:");
         report.AddDetail(section, $"RunAttempt BeginItem+CompleteItem: {Measure.List(engine, Measure.Micros)} (median {Measure.Micros(a)})");
-        report.AddDetail(section, $"raw FileStream append + Flush(true) ×2: {Measure.List(raw, Measure.Micros)} (median {Measure.Micros(b)})");
+        report.AddDetail(section, $"raw FileStream append ×2 + Flush(true) ×1: {Measure.List(raw, Measure.Micros)} (median {Measure.Micros(b)})");
         report.AddDetail(section, $"JournalWriter.Append(durable) ×2 alone: {Measure.List(writer, Measure.Micros)} (median {Measure.Micros(c)}, {Measure.Ratio(c / b)} of raw)");
 
         var pairRatios = engine.Zip(raw, (x, y) => x / y).ToList();
@@ -61,9 +62,9 @@ internal static class CommitBenchmark
         CpuBreakdown(report, section, work, keys, startedLength, completedLength);
 
         report.AddRow(new ResultRow(
-            $"1. Durable commit of one unit (BeginItem + CompleteItem, 2 fsyncs), {Measure.Number(units)} units × {rounds} rounds",
+            $"1. Durable commit of one unit (BeginItem + CompleteItem, 1 fsync), {Measure.Number(units)} units × {rounds} rounds",
             Measure.Micros(a) + " / unit",
-            Measure.Micros(b) + " / unit (raw append + fsync ×2)",
+            Measure.Micros(b) + " / unit (raw append ×2 + fsync ×1)",
             a / b,
             "≤ 1.10×",
             a / b <= 1.10));
@@ -161,7 +162,7 @@ internal static class CommitBenchmark
         return sw.Elapsed.TotalSeconds;
     }
 
-    /// <summary>The baseline: a FileStream opened for append, two lines per unit, each flushed to disk.</summary>
+    /// <summary>The baseline: a FileStream opened for append, two lines per unit, one flush to disk per unit.</summary>
     private static double RawRound(string path, int units, int startedLength, int completedLength)
     {
         byte[] started = Line(startedLength);
@@ -173,9 +174,9 @@ internal static class CommitBenchmark
             stream.Write(started, 0, started.Length);
             stream.Flush(flushToDisk: true);
             stream.Write(completed, 0, completed.Length);
-            stream.Flush(flushToDisk: true);
         }
 
+        stream.Flush(flushToDisk: true);
         sw.Stop();
         return sw.Elapsed.TotalSeconds;
     }

@@ -75,7 +75,6 @@ public sealed partial class RunAttempt
                 $"Item '{key}' names step '{step}', which is not the running step ({_activeStep ?? "none"}). Begin the step first.", key);
         }
 
-        ThrowIfStopRequested();
         string? previous;
         lock (_recorder.SyncRoot)
         {
@@ -90,6 +89,14 @@ public sealed partial class RunAttempt
             {
                 return ItemAction.Skip;
             }
+        }
+
+        // A stop boundary before new work (not before a replay, which does none).
+        ThrowIfStopRequested();
+        lock (_recorder.SyncRoot)
+        {
+            ThrowIfRunning(step, key);
+            var ledger = Ledger.For(step);
 
             previous = ledger.Failed.Contains(key) ? "failed" : null;
             if (!ledger.Open.TryGetValue(key, out int startedIn))
