@@ -153,7 +153,16 @@ public sealed class InvokeRunStepCommand : UnitCmdletBase
 
         try
         {
-            engine.CompleteStepFromFile(Name, outputFile, "clixml");
+            if (IsEmptyOutput(outputFile))
+            {
+                // A step that wrote nothing records no output file: no copy, hash and flushes for it.
+                TryDelete(outputFile);
+                engine.CompleteStep(Name, null);
+            }
+            else
+            {
+                engine.CompleteStepFromFile(Name, outputFile, "clixml");
+            }
         }
         catch (RunToolsException ex)
         {
@@ -187,6 +196,19 @@ public sealed class InvokeRunStepCommand : UnitCmdletBase
 
     private const string ReadFile = (
         "param($__runToolsPath, $__runToolsSink) Microsoft.PowerShell.Utility\\Import-Clixml -LiteralPath $__runToolsPath | ForEach-Object { $__runToolsSink.Invoke($_) }");
+
+    /// <summary>Whether Export-Clixml wrote a document of no objects (&lt;Objs ... /&gt;).</summary>
+    private static bool IsEmptyOutput(string path)
+    {
+        var info = new System.IO.FileInfo(path);
+        if (!info.Exists || info.Length > 256)
+        {
+            return false;
+        }
+
+        string text = System.IO.File.ReadAllText(path).Trim();
+        return text.Length == 0 || (text.StartsWith("<Objs ", StringComparison.Ordinal) && text.EndsWith("/>", StringComparison.Ordinal) && text.IndexOf('<', 1) < 0);
+    }
 
     private static void TryDelete(string path)
     {

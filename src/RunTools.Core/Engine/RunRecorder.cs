@@ -33,8 +33,11 @@ internal enum Durability
 /// </summary>
 internal sealed class RunRecorder : IDisposable
 {
-    /// <summary>The longest a <see cref="Durability.Deferred"/> event waits for a flush of its own.</summary>
-    public static readonly TimeSpan DeferredFlushDelay = TimeSpan.FromMilliseconds(20);
+    /// <summary>
+    /// The timer period for <see cref="Durability.Deferred"/> events: a deferred event is durable
+    /// at most two periods (20 ms) after it was written, usually much sooner, with the next intent.
+    /// </summary>
+    public static readonly TimeSpan DeferredFlushDelay = TimeSpan.FromMilliseconds(10);
 
     private readonly object _gate = new();
     private readonly object _snapshotGate = new();
@@ -46,6 +49,7 @@ internal sealed class RunRecorder : IDisposable
     private readonly TimeSpan _snapshotInterval;
     private readonly Timer _deferredFlush;
     private int _deferredArmed;
+    private long _deferredTarget;
     private long _snapshotSequence = -1;
     private readonly Func<DateTimeOffset> _clock;
     private readonly Action<string>? _crashPoint;
@@ -142,19 +146,12 @@ internal sealed class RunRecorder : IDisposable
     /// <summary>Returns once the event <paramref name="sequence"/> (and all before it) is durable. Never call it holding <see cref="SyncRoot"/>.</summary>
     public void WaitDurable(long sequence) => MakeDurable(sequence);
 
-    /// <summary>Makes what was appended durable within <see cref="DeferredFlushDelay"/>, unless a durable event does it first.</summary>
+    /// <summary>Makes what was appended durable within two <see cref="DeferredFlushDelay"/> periods, unless a durable event does it first.</summary>
     public void FlushSoon()
     {
         if (Interlocked.Exchange(ref _deferredArmed, 1) == 0)
         {
-            try
-            {
-                _deferredFlush.Change(DeferredFlushDelay, Timeout.InfiniteTimeSpan);
-            }
-            catch (ObjectDisposedException)
-            {
-                // Disposed: the attempt's end already flushed everything it recorded.
-            }
+            Arm(_log.LastSequence);
         }
     }
 
@@ -223,9 +220,40 @@ internal sealed class RunRecorder : IDisposable
         }
     }
 
+    private void Arm(long target)
+    {
+        Interlocked.Exchange(ref _deferredTarget, target);
+        try
+        {
+            _deferredFlush.Change(DeferredFlushDelay, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposed: the attempt's end already flushed everything it recorded.
+        }
+    }
+
+    /// <summary>
+    /// A period after arming: what was deferred then is flushed unless an intent's flush covered it
+    /// meanwhile (units flowing one after another never pay a flush of their own). Events deferred
+    /// since get one more period.
+    /// </summary>
     private void FlushDeferred()
     {
+        long target = Interlocked.Read(ref _deferredTarget);
+        long durable = _log.DurableSequence;
+        if (durable >= target && _log.LastSequence > durable)
+        {
+            Arm(_log.LastSequence);
+            return;
+        }
+
         Volatile.Write(ref _deferredArmed, 0);
+        if (durable >= _log.LastSequence)
+        {
+            return;
+        }
+
         try
         {
             MakeDurable(_log.LastSequence);

@@ -88,6 +88,17 @@ internal sealed class JournalWriter : IRunLog
 
     public long Length => Volatile.Read(ref _length);
 
+    public long DurableSequence
+    {
+        get
+        {
+            lock (_flushGate)
+            {
+                return _durableSequence;
+            }
+        }
+    }
+
     public JournalPosition Position => new() { Sequence = LastSequence, Length = Length };
 
     /// <summary>The line the last Append wrote, without its newline.</summary>

@@ -17,6 +17,9 @@ internal interface IRunLog : IDisposable
     /// <summary>Where a reader of a snapshot taken now continues folding (recorded in run.json).</summary>
     JournalPosition Position { get; }
 
+    /// <summary>The sequence number of the last event known to be durable.</summary>
+    long DurableSequence { get; }
+
     /// <summary>The line the last <see cref="Append"/> wrote; valid until the next append. Callers serialize appends.</summary>
     ReadOnlySpan<byte> LastLine { get; }
 
