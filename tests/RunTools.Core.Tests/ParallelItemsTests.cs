@@ -191,4 +191,32 @@ public sealed class ParallelItemsTests : IDisposable
         var resolved = run.ReadEvents().Where(e => e.Type == JournalEventTypes.ItemResolved).Select(e => e.Key!).OrderBy(k => k, StringComparer.Ordinal);
         Assert.Equal(started, resolved);
     }
+
+    [Fact]
+    public void FailRecordsOnlyTheCallingThreadsItemAsFailedAndLeavesOtherThreadsItemsInDoubt()
+    {
+        var run = Runs.Create(_root);
+        using (var attempt = run.BeginAttempt())
+        {
+            attempt.BeginStep("work", null, itemsOnly: true);
+            Assert.Equal(ItemAction.Run, attempt.ClaimItem("work", "elsewhere"));
+            var worker = new Thread(() => attempt.StartItem("work", "elsewhere"));
+            worker.Start();
+            Assert.True(worker.Join(TimeSpan.FromSeconds(30)));
+            Assert.Equal(ItemAction.Run, attempt.ClaimItem("work", "claimed"));
+            Assert.Equal(ItemAction.Run, attempt.BeginItem("work", "here"));
+
+            // Without unitInterrupted: the failing thread's own item failed; the others' outcome is unknown.
+            Assert.Equal(RunStatus.Failed, attempt.Fail("boom").Status);
+        }
+
+        var events = run.ReadEvents().ToList();
+        var failed = Assert.Single(events, e => e.Type == JournalEventTypes.ItemFailed);
+        Assert.Equal("here", failed.Key);
+        Assert.DoesNotContain(events, e => e.Key == "claimed");
+        Assert.Equal(new[] { "elsewhere" }, run.ReadState().FindStep("work")!.ItemsOpen);
+
+        using var next = run.BeginAttempt(new AttemptOptions { InDoubt = InDoubtAction.Skip });
+        Assert.Equal("elsewhere", Assert.Single(next.Plan.InDoubt).Key);
+    }
 }

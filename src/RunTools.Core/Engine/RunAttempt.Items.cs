@@ -41,6 +41,15 @@ public sealed partial class RunAttempt
         }
     }
 
+    /// <summary>Each claimed or running item: whether it started, and on which thread.</summary>
+    private List<(string Key, bool Started, int Thread)> RunningItemStates()
+    {
+        lock (_recorder.SyncRoot)
+        {
+            return _running.Select(p => (p.Key, p.Value.Started != 0, p.Value.Thread)).ToList();
+        }
+    }
+
     /// <summary>
     /// Decides an item: Replay (done earlier), Skip (in doubt, resolved as skip) or Run, in which
     /// case the intent is on disk before this returns. <paramref name="decideInDoubt"/> overrides
@@ -148,6 +157,7 @@ public sealed partial class RunAttempt
             var item = Running(step, key, started: false);
             sequence = _recorder.Append(RunEvent.ItemStarted(step, key, Attempt, item.Previous, tryNumber)).Sequence;
             item.Started = Stopwatch.GetTimestamp();
+            item.Thread = Environment.CurrentManagedThreadId;
         }
 
         ClearWriteFailure(step, key);
@@ -286,6 +296,9 @@ public sealed partial class RunAttempt
 
         /// <summary>Stopwatch timestamp of item_started; 0 while only claimed.</summary>
         public long Started { get; set; }
+
+        /// <summary>The thread that started it: only that thread's failure of the attempt knows the item failed.</summary>
+        public int Thread { get; set; }
 
         public long ElapsedMilliseconds => (Stopwatch.GetTimestamp() - Started) * 1000 / Stopwatch.Frequency;
     }

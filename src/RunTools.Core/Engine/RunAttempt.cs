@@ -211,9 +211,11 @@ public sealed partial class RunAttempt : IDisposable
     }
 
     /// <summary>
-    /// Ends the attempt as Failed; a running unit is recorded as failed with the same error.
+    /// Ends the attempt as Failed; the item running on the calling thread is recorded as failed
+    /// with the same error. Items started on other threads (parallel items still in flight) have
+    /// an unknown outcome and stay open, in doubt; items only claimed stay pending.
     /// <paramref name="unitInterrupted"/>: the running units were cut off mid-work (their outcome
-    /// is unknown), so items stay open (in doubt) and only the step is recorded as failed.
+    /// is unknown), so every item stays open (in doubt) and only the step is recorded as failed.
     /// </summary>
     public RunState Fail(string error, bool unitInterrupted = false)
     {
@@ -224,9 +226,13 @@ public sealed partial class RunAttempt : IDisposable
 
         try
         {
-            foreach (string key in RunningItems())
+            foreach (var (key, started, thread) in RunningItemStates())
             {
-                if (unitInterrupted)
+                if (!started)
+                {
+                    ReleaseItem(key);
+                }
+                else if (unitInterrupted || thread != Environment.CurrentManagedThreadId)
                 {
                     ForgetItem(key);
                 }
