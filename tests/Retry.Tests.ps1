@@ -190,9 +190,13 @@ Invoke-RunStep after { 'not reached' }
         $failed[0].Data['timed_out'] | Should -BeTrue
     }
 
-    It 'rejects a negative -TimeoutSec and -MaxTries 0 as parameter errors' {
+    It 'rejects a negative -TimeoutSec, -MaxTries 0, a -RetryOn rule that is no type, name or script block, and a -RetryDelay outside 0 to 1 day as parameter errors' {
         { Invoke-RunItem -Step s -Key { $_ } -InputObject 1 -TimeoutSec -1 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunItemCommand'
         { Invoke-RunStep s -MaxTries 0 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunStepCommand'
+        { Invoke-RunStep s -MaxTries 2 -RetryOn 42 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunStepCommand'
+        { Invoke-RunItem -Step s -Key { $_ } -InputObject 1 -RetryOn ([System.IO.IOException]), 3.5 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunItemCommand'
+        { Invoke-RunStep s -RetryDelay -1 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunStepCommand'
+        { Invoke-RunItem -Step s -Key { $_ } -InputObject 1 -RetryDelay ([TimeSpan]::FromDays(2)) { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunItemCommand'
     }
 }
 

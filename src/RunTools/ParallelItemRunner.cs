@@ -450,10 +450,18 @@ internal sealed class ParallelItemRunner : IDisposable
                     return;
                 }
 
-                var until = DateTime.UtcNow + delay;
-                while (DateTime.UtcNow < until && !_stopped && !System.IO.File.Exists(engine.Run.StopPath))
+                try
                 {
-                    Thread.Sleep(50);
+                    if (!engine.WaitBeforeRetry(delay, () => _stopped))
+                    {
+                        return;
+                    }
+                }
+                catch (RunToolsException ex)
+                {
+                    // A stop during the wait: the item stays failed (recorded), and a resume retries it.
+                    _owner.SetFatal(ex);
+                    return;
                 }
             }
         }

@@ -28,6 +28,7 @@ public abstract class UnitCmdletBase : InScriptCmdletBase
     /// <summary>The wait before the second try (a TimeSpan, or a number of seconds); doubled before each later try, at most 5 minutes, with jitter.</summary>
     [Parameter]
     [SecondsToTimeSpan]
+    [ValidateRetryDelay]
     public TimeSpan RetryDelay { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
@@ -37,6 +38,7 @@ public abstract class UnitCmdletBase : InScriptCmdletBase
     /// </summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ValidateRetryRule]
     public object[]? RetryOn { get; set; }
 
     /// <summary>Seconds one try may run; past it the try is stopped (as Ctrl+C stops a pipeline) and counts as a failure. 0 (the default): no limit.</summary>
@@ -65,25 +67,12 @@ public abstract class UnitCmdletBase : InScriptCmdletBase
 
     internal TimeSpan DelayBefore(int nextTry) => Retry.DelayBefore(nextTry, s_jitter.Value!);
 
-    /// <summary>Waits before the next try, in short slices: Ctrl+C and Stop-Run end the wait (the unit stays failed, so a resume retries it).</summary>
+    /// <summary>Waits before the next try (RunAttempt.WaitBeforeRetry): Ctrl+C ends the wait, Stop-Run throws; the unit stays failed, so a resume retries it.</summary>
     internal void WaitBeforeRetry(RunAttempt engine, TimeSpan delay)
     {
-        var until = DateTime.UtcNow + delay;
-        while (true)
+        if (!engine.WaitBeforeRetry(delay, () => _stopping))
         {
-            if (_stopping)
-            {
-                throw new PipelineStoppedException();
-            }
-
-            engine.ThrowIfStopRequested();
-            var left = until - DateTime.UtcNow;
-            if (left <= TimeSpan.Zero)
-            {
-                return;
-            }
-
-            Thread.Sleep(left < TimeSpan.FromMilliseconds(100) ? left : TimeSpan.FromMilliseconds(100));
+            throw new PipelineStoppedException();
         }
     }
 
@@ -262,5 +251,33 @@ internal sealed class SecondsToTimeSpanAttribute : ArgumentTransformationAttribu
             decimal seconds => TimeSpan.FromSeconds((double)seconds),
             _ => inputData,
         };
+    }
+}
+
+/// <summary>-RetryOn takes exception types, type names or script blocks; anything else could never match, so it is refused when bound.</summary>
+[AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
+internal sealed class ValidateRetryRuleAttribute : ValidateEnumeratedArgumentsAttribute
+{
+    protected override void ValidateElement(object element)
+    {
+        object value = element is PSObject p ? p.BaseObject : element;
+        if (value is not (Type or ScriptBlock) && (value is not string name || string.IsNullOrWhiteSpace(name)))
+        {
+            throw new ValidationMetadataException(
+                $"'{value}' ({value?.GetType().Name ?? "null"}) is not a rule -RetryOn takes: give exception types ([System.IO.IOException]), their names ('IOException'), or a script block that gets the error as $_ and answers $true.");
+        }
+    }
+}
+
+/// <summary>-RetryDelay is a wait: not negative, and at most a day (a longer wait is a schedule, not a retry).</summary>
+[AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
+internal sealed class ValidateRetryDelayAttribute : ValidateArgumentsAttribute
+{
+    protected override void Validate(object arguments, EngineIntrinsics engineIntrinsics)
+    {
+        if (arguments is TimeSpan delay && (delay < TimeSpan.Zero || delay > TimeSpan.FromDays(1)))
+        {
+            throw new ValidationMetadataException($"-RetryDelay {delay} is out of range: give a wait from 0 to 1 day (a TimeSpan, or a number of seconds).");
+        }
     }
 }

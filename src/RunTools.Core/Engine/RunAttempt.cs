@@ -136,6 +136,34 @@ public sealed partial class RunAttempt : IDisposable
         }
     }
 
+    /// <summary>
+    /// Waits <paramref name="delay"/> before a unit's next try, in short slices: returns false at
+    /// once when <paramref name="abandoned"/> says the caller gave up (Ctrl+C), and throws
+    /// <see cref="RunStoppedException"/> when a stop is requested. The failed try is already
+    /// journaled, so a wait cut short leaves the unit failed and a resume retries it.
+    /// </summary>
+    public bool WaitBeforeRetry(TimeSpan delay, Func<bool> abandoned)
+    {
+        var slice = TimeSpan.FromMilliseconds(50);
+        var until = DateTime.UtcNow + delay;
+        while (true)
+        {
+            if (abandoned())
+            {
+                return false;
+            }
+
+            ThrowIfStopRequested();
+            var left = until - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero)
+            {
+                return true;
+            }
+
+            System.Threading.Thread.Sleep(left < slice ? left : slice);
+        }
+    }
+
     /// <summary>Writes a line to this attempt's log (not durable; logs are for people). Any thread.</summary>
     public void Log(string message)
     {
