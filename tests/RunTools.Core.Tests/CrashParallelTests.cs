@@ -69,6 +69,8 @@ public sealed class CrashParallelPointTests(ITestOutputHelper output) : IDisposa
     [InlineData(CrashWorkload.KillPoints.ItemCompleted, 20, InDoubtAction.Retry)]
     [InlineData(CrashWorkload.KillPoints.JournalFlush, 20, InDoubtAction.Retry)]
     [InlineData(CrashWorkload.KillPoints.JournalFlush, 20, InDoubtAction.Skip)]
+    [InlineData(CrashWorkload.KillPoints.RetryWait, 20, InDoubtAction.Retry)]
+    [InlineData(CrashWorkload.KillPoints.RetryWait, 20, InDoubtAction.Skip)]
     public void AKillAmongEightItemsInFlightResumesAsThePolicySays(string point, int index, InDoubtAction policy)
     {
         string root = _dir.Combine("root");
@@ -112,6 +114,13 @@ public sealed class CrashParallelPointTests(ITestOutputHelper output) : IDisposa
                 Assert.Contains(key, open);
                 Assert.Equal(1, effectsBefore.GetValueOrDefault(key));
                 break;
+            case CrashWorkload.KillPoints.RetryWait:
+                // Failed with a retry pending, not in doubt: a resume tries it again under either policy.
+                var failed = Assert.Single(before, e => e.Type == JournalEventTypes.ItemFailed && e.Key == key);
+                Assert.Equal((long)CrashWorkload.RetryWaitDelay.TotalMilliseconds, failed.Data["retry_in_ms"]!.GetValue<long>());
+                Assert.DoesNotContain(key, open);
+                Assert.False(effectsBefore.ContainsKey(key), "the failed try did the side effect");
+                break;
             default:
                 Assert.Contains(key, completedBefore);
                 Assert.DoesNotContain(key, open);
@@ -120,7 +129,7 @@ public sealed class CrashParallelPointTests(ITestOutputHelper output) : IDisposa
         }
 
         // At most 8 in doubt; no completed item is open; every side effect so far belongs to a started item, once.
-        Assert.InRange(open.Count, point == CrashWorkload.KillPoints.ItemCompleted ? 0 : 1, CrashParallelTestsBase.InFlight);
+        Assert.InRange(open.Count, point is CrashWorkload.KillPoints.ItemCompleted or CrashWorkload.KillPoints.RetryWait ? 0 : 1, CrashParallelTestsBase.InFlight);
         Assert.Empty(open.Intersect(completedBefore));
         Assert.All(effectsBefore, p => Assert.Equal(1, p.Value));
         Assert.All(completedBefore, k => Assert.True(effectsBefore.ContainsKey(k), $"{k} completed without its side effect"));
@@ -150,6 +159,12 @@ public sealed class CrashParallelPointTests(ITestOutputHelper output) : IDisposa
         if (point == CrashWorkload.KillPoints.ItemCompleted)
         {
             Assert.Equal(1, Assert.Single(events, e => e.Type == JournalEventTypes.ItemCompleted && e.Key == key).Attempt);
+        }
+
+        if (point == CrashWorkload.KillPoints.RetryWait)
+        {
+            Assert.DoesNotContain(resolved, e => e.Key == key);
+            Assert.Equal(2, Assert.Single(events, e => e.Type == JournalEventTypes.ItemCompleted && e.Key == key).Attempt);
         }
     }
 }

@@ -348,6 +348,38 @@ public sealed class CrashPointTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// A kill while an item waits between its tries: its failed try is recorded with the wait, it
+    /// is failed, not in doubt, so a resume tries it again under either policy and no key repeats.
+    /// </summary>
+    [Theory]
+    [InlineData(InDoubtAction.Retry)]
+    [InlineData(InDoubtAction.Skip)]
+    public void AKillDuringARetryWaitLeavesTheItemFailedAndAResumeTriesItOnce(InDoubtAction policy)
+    {
+        const int index = 7;
+        string key = CrashInvariants.Key(index);
+        var (run, effects, last) = KillAt(CrashWorkload.KillPoints.RetryWait + ":" + index, policy);
+
+        // The kill landed in the wait: the last event is the failed try, asking for a retry.
+        Assert.Equal(JournalEventTypes.ItemFailed, last.Type);
+        Assert.Equal(key, last.Key);
+        Assert.Null(last.Data["try"]); // the first try is written without a number
+        Assert.Equal("DriverTransient", last.Data["error_id"]!.GetValue<string>());
+        Assert.Equal((long)CrashWorkload.RetryWaitDelay.TotalMilliseconds, last.Data["retry_in_ms"]!.GetValue<long>());
+        Assert.False(CrashInvariants.EffectCounts(effects).ContainsKey(key), "the failed try did the side effect");
+        Assert.Equal(RunStatus.Interrupted, run.ReadState().Status);
+        Assert.Empty(run.ReadState().FindStep("work")!.ItemsOpen);
+
+        var (inDoubt, repeats) = CrashInvariants.ResumeAndCheck(Path.GetDirectoryName(run.Path)!, effects, policy, 1);
+        Assert.Equal(0, inDoubt);
+        Assert.Equal(0, repeats);
+        var events = run.ReadEvents().ToList();
+        Assert.DoesNotContain(events, e => e.Type == JournalEventTypes.ItemResolved);
+        Assert.Equal(1, CrashInvariants.EffectCounts(effects)[key]);
+        Assert.Equal(2, Assert.Single(events, e => e.Type == JournalEventTypes.ItemCompleted && e.Key == key).Attempt);
+    }
+
     [Fact]
     public void AKillBetweenAStepsOutputAndItsCompletionRunsTheStepAgain()
     {

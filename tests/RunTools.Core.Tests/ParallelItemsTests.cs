@@ -138,6 +138,98 @@ public sealed class ParallelItemsTests : IDisposable
         Assert.Equal(51, run.ReadState().ItemsCompleted);
     }
 
+    /// <summary>
+    /// A completion is written at once but made durable lazily: with no next intent to carry it,
+    /// the deferred flush must reach the disk on its own, within two 10 ms periods. The bound
+    /// asserted is loose (a loaded CI machine) but a missing or stuck timer fails it.
+    /// </summary>
+    [Fact]
+    public void ALastCompletionReachesTheDiskOnItsOwnWithinTheDeferredBound()
+    {
+        var run = Runs.Create(_root);
+        using var injector = new FaultInjector(run.Path);
+        var syncs = new ConcurrentQueue<long>();
+        injector.FailWhen((_, op, path) =>
+        {
+            if (op == DurableOp.FileSync && path == run.JournalPath)
+            {
+                syncs.Enqueue(System.Diagnostics.Stopwatch.GetTimestamp());
+            }
+
+            return false;
+        });
+
+        var lags = new List<double>();
+        using (var attempt = run.BeginAttempt())
+        {
+            Assert.Equal(StepAction.Run, attempt.BeginStep("work", null, itemsOnly: true));
+            for (int i = 0; i < 20; i++)
+            {
+                string key = "k" + i;
+                Assert.Equal(ItemAction.Run, attempt.BeginItem("work", key));
+                while (syncs.TryDequeue(out _))
+                {
+                }
+
+                attempt.CompleteItem("work", key, null);
+                long completed = System.Diagnostics.Stopwatch.GetTimestamp();
+                long synced;
+                var waited = System.Diagnostics.Stopwatch.StartNew();
+                while (!syncs.TryPeek(out synced))
+                {
+                    Assert.True(waited.Elapsed < TimeSpan.FromSeconds(2), $"item {key}'s completion never reached the disk without a next intent");
+                    Thread.Sleep(1);
+                }
+
+                lags.Add(Math.Max(0, synced - completed) * 1000.0 / System.Diagnostics.Stopwatch.Frequency);
+            }
+
+            attempt.CompleteStep("work", null);
+            attempt.Complete();
+        }
+
+        lags.Sort();
+        _output.WriteLine($"deferred completion to fsync: median {lags[lags.Count / 2]:0.0} ms, max {lags[^1]:0.0} ms (bound 2 x {RunRecorder.DeferredFlushDelay.TotalMilliseconds} ms)");
+        Assert.True(lags[lags.Count / 2] <= 2 * RunRecorder.DeferredFlushDelay.TotalMilliseconds + 30, $"median lag {lags[lags.Count / 2]:0.0} ms is far past the 20 ms bound");
+        Assert.Equal(20, run.ReadState().ItemsCompleted);
+    }
+
+    /// <summary>Items one after another pay one journal flush each: a completion rides on the next intent's flush.</summary>
+    [Fact]
+    public void SequentialItemsTakeOneJournalFlushEach()
+    {
+        const int items = 300;
+        var run = Runs.Create(_root);
+        using var injector = new FaultInjector(run.Path);
+        int journalSyncs = 0;
+        injector.FailWhen((_, op, path) =>
+        {
+            if (op == DurableOp.FileSync && path == run.JournalPath)
+            {
+                Interlocked.Increment(ref journalSyncs);
+            }
+
+            return false;
+        });
+
+        using var attempt = run.BeginAttempt();
+        Assert.Equal(StepAction.Run, attempt.BeginStep("work", null, itemsOnly: true));
+        int before = Volatile.Read(ref journalSyncs);
+        for (int i = 0; i < items; i++)
+        {
+            Assert.Equal(ItemAction.Run, attempt.BeginItem("work", "k" + i));
+            attempt.CompleteItem("work", "k" + i, Runs.Bytes("k" + i));
+        }
+
+        int syncs = Volatile.Read(ref journalSyncs) - before;
+        _output.WriteLine($"{items} sequential items took {syncs} journal fsyncs");
+
+        // Each intent needs its own flush; completions add none, except when a deferred timer wins a race.
+        Assert.InRange(syncs, items, items + (items / 10));
+        attempt.CompleteStep("work", null);
+        attempt.Complete();
+    }
+
     public static TheoryData<string> Ends() => new() { "stop", "fail" };
 
     [Theory]

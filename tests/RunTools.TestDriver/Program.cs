@@ -211,7 +211,17 @@ public static class CrashWorkload
         /// other workers' intents). The kill lands before that flush returns: the item's side effect has not happened.
         /// </summary>
         public const string JournalFlush = "journal_flush";
+
+        /// <summary>
+        /// "retry_wait:N": item N fails its first try before its side effect (item_failed with a
+        /// retry wait is durable) and the driver then sits in RunAttempt.WaitBeforeRetry when the
+        /// kill lands. The item is failed, not in doubt: a resume tries it again under any policy.
+        /// </summary>
+        public const string RetryWait = "retry_wait";
     }
+
+    /// <summary>The wait a retry_wait item asks for: longer than any test waits to kill it.</summary>
+    public static readonly TimeSpan RetryWaitDelay = TimeSpan.FromSeconds(120);
 
     /// <summary>Where a driver records the side effects of its plain steps (one line per run of a step).</summary>
     public static string StepEffectsFile(string sideEffectFile) => sideEffectFile + ".steps";
@@ -252,6 +262,33 @@ public static class CrashWorkload
             {
                 Thread.Sleep(Timeout.Infinite);
             }
+        }
+
+        // retry_wait:N: the item's first try fails (before its side effect), the failure is recorded
+        // with the wait before the next try, and the kill lands inside that wait.
+        void FailFirstTryAndWait(RunAttempt attempt, string key, int index)
+        {
+            if (killPoint != KillPoints.RetryWait + ":" + index.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            {
+                return;
+            }
+
+            attempt.FailItem("work", key, new UnitFailure("transient failure (driver)") { ErrorId = "DriverTransient", Try = 1, RetryIn = RetryWaitDelay });
+            Volatile.Write(ref frozen, 1);
+
+            // Said from the wait's second poll, so the kill lands inside WaitBeforeRetry itself.
+            int polls = 0;
+            attempt.WaitBeforeRetry(RetryWaitDelay, () =>
+            {
+                if (++polls == 2)
+                {
+                    output.WriteLine("AT " + killPoint);
+                    output.Flush();
+                }
+
+                return false;
+            });
+            Thread.Sleep(Timeout.Infinite);
         }
 
         // The key whose StartItem runs on this thread (parallel mode), to count intent flushes.
@@ -353,6 +390,7 @@ public static class CrashWorkload
                 // Tells the parent which item is under way, so that random kills can aim at the work step.
                 output.WriteLine("ITEM " + key);
                 output.Flush();
+                FailFirstTryAndWait(attempt, key, i);
                 At(KillPoints.ItemStarted, i);
 
                 // The side effect: durable, like an order sent or a file uploaded.
@@ -391,6 +429,7 @@ public static class CrashWorkload
                     starting.Value = null;
                     output.WriteLine("ITEM " + key);
                     output.Flush();
+                    FailFirstTryAndWait(attempt, key, index);
                     At(KillPoints.ItemStarted, index);
                     AppendLine(sideEffectFile, key);
                     At(KillPoints.ItemEffect, index);
