@@ -143,6 +143,73 @@ Invoke-RunItem -Step work -Key { $_ } -InputObject 1 -MaxTries 3 -RetryDelay 600
         @(Get-Content (Join-Path $run.Path 'tries.txt')).Count | Should -Be 2
         (Test-Run -Root $root -RunId $run.RunId).IsValid | Should -BeTrue
     }
+
+    Context 'a retry wait cut short' {
+        BeforeAll {
+            # One item whose first try fails and then waits 600 s; fixed.txt makes the next try succeed.
+            $script:waitScript = Join-Path $TestDrive 'cut-wait.ps1'
+            Set-Content $script:waitScript @'
+Invoke-RunItem -Step work -Key { $_ } -InputObject 1 -MaxTries 3 -RetryDelay 600 {
+    Add-Content (Join-Path (Get-RunContext).Path 'tries.txt') 'x'
+    if (-not (Test-Path (Join-Path (Get-RunContext).Path 'fixed.txt'))) { throw 'not yet' }
+    'done'
+}
+'@
+            function Wait-FirstFailure([string] $Root) {
+                $deadline = [DateTime]::UtcNow.AddSeconds(60)
+                do {
+                    Start-Sleep -Milliseconds 100
+                    $run = Get-Run -Root $Root | Select-Object -First 1
+                    $failed = if ($run) { @(Get-RunEvent -Root $Root -RunId $run.RunId -Type item_failed) } else { @() }
+                } until ($failed.Count -ge 1 -or [DateTime]::UtcNow -gt $deadline)
+                $failed.Count | Should -Be 1 -Because 'the first try failed and the 600 s wait began'
+                $failed[0].Data['retry_in_ms'] | Should -BeGreaterThan 0
+                $run
+            }
+
+            # After the cut: the item is failed, not in doubt, so a resume tries it once more, whatever -InDoubt says.
+            function Assert-ResumesWithOneMoreTry($Run, [string] $Root) {
+                Set-Content (Join-Path $Run.Path 'fixed.txt') 'ok'
+                $resumed = Resume-Run -Root $Root -RunId $Run.RunId -InDoubt Skip
+                $resumed.Status | Should -Be 'Completed'
+                @(Get-Content (Join-Path $Run.Path 'tries.txt')).Count | Should -Be 2
+                @(Get-RunEvent -Root $Root -RunId $Run.RunId -Type item_resolved) | Should -BeNullOrEmpty -Because 'nothing was in doubt'
+                (Test-Run -Root $Root -RunId $Run.RunId).IsValid | Should -BeTrue
+            }
+        }
+
+        It 'ends at Ctrl+C within a second: the run is Stopped by Ctrl+C and a resume tries the item again' {
+            $root = New-Root
+            $ps = [powershell]::Create()
+            $null = $ps.AddScript("Import-Module '$env:RUNTOOLS_MODULE_PATH'; Start-Run -Name ctrlc -ScriptPath '$script:waitScript' -Root '$root'")
+            $handle = $ps.BeginInvoke()
+            try {
+                $run = Wait-FirstFailure $root
+                $sw = [Diagnostics.Stopwatch]::StartNew()
+                $ps.Stop()   # what Ctrl+C does to the running pipeline
+                $sw.Elapsed.TotalSeconds | Should -BeLessThan 5 -Because 'the wait is cut in 50 ms slices, not slept through'
+            }
+            finally {
+                try { $null = $ps.EndInvoke($handle) } catch { }
+                $ps.Dispose()
+            }
+
+            $after = Get-Run -Root $root -RunId $run.RunId
+            $after.Status | Should -Be 'Stopped'
+            (Get-RunEvent -Root $root -RunId $run.RunId -Type run_stopped).Data['requested_by'] | Should -Be 'Ctrl+C'
+            Assert-ResumesWithOneMoreTry $run $root
+        }
+
+        It 'survives a SIGKILL of the real pwsh: the run is Interrupted and a resume tries the item again' {
+            $root = New-Root
+            $child = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Command "Start-Run -Name killed -ScriptPath '$script:waitScript' -Root '$root' | Out-Null"
+            try { $run = Wait-FirstFailure $root }
+            finally { Stop-ChildPwsh $child }
+
+            (Get-Run -Root $root -RunId $run.RunId).Status | Should -Be 'Interrupted'
+            Assert-ResumesWithOneMoreTry $run $root
+        }
+    }
 }
 
 Describe 'Time limits' {
@@ -222,5 +289,32 @@ Describe 'The time limit of an attempt' {
         $effects = @(Get-Content (Join-Path $info.Path 'effects.txt'))
         $effects.Count | Should -Be 40 -Because 'no item ran twice'
         ($effects | Sort-Object -Unique).Count | Should -Be 40
+    }
+
+    It 'applies Resume-Run -TimeoutSec to the resumed attempt: it stops again at the limit, and a last resume finishes' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'limited-resume.ps1'
+        Set-Content $script @'
+1..60 | Invoke-RunItem -Step work -Key { $_ } {
+    Add-Content (Join-Path (Get-RunContext).Path 'effects.txt') $_
+    Start-Sleep -Milliseconds 100
+}
+'@
+        $first = Start-Run -Name limited2 -ScriptPath $script -Root $root -TimeoutSec 1
+        $first.Status | Should -Be 'Stopped'
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        $second = Resume-Run -Root $root -RunId $first.RunId -TimeoutSec 1
+        $sw.Elapsed.TotalSeconds | Should -BeLessThan 4.5 -Because 'the resumed attempt stops at its own 1 s limit, not after the remaining 4 s of items'
+        $second.Status | Should -Be 'Stopped'
+        $second.ItemsCompleted | Should -BeGreaterThan $first.ItemsCompleted
+        $second.ItemsCompleted | Should -BeLessThan 60
+        $stops = @(Get-RunEvent -Root $root -RunId $first.RunId -Type run_stopped)
+        $stops.Count | Should -Be 2
+        $stops[1].Data['requested_by'] | Should -Be 'time limit'
+        $second.Attempt | Should -Be 2
+
+        (Resume-Run -Root $root -RunId $first.RunId).Status | Should -Be 'Completed'
+        $effects = @(Get-Content (Join-Path $first.Path 'effects.txt'))
+        $effects.Count | Should -Be 60 -Because 'no item ran twice'
     }
 }
