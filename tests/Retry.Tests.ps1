@@ -97,6 +97,24 @@ Invoke-RunStep second -MaxTries 3 -RetryDelay 0.05 -RetryOn 'IOException' {
         @(Get-Events $job 'item_failed').Key | Sort-Object | Should -Be @('2', '4', '6')
     }
 
+    It 'names the run script''s file and line for an error inside a parallel item, as for a sequential one' {
+        $job = Invoke-Job @'
+$limit = 3
+1..4 | Invoke-RunItem -Step work -Key { $_ } -ThrottleLimit 2 -RetryOn { $_.Exception.Message -match $using:limit } {
+    if ($_ -eq 3) {
+        throw [System.ArgumentException]::new("bad item $_ of $using:limit")
+    }
+    "done $_"
+} -ErrorAction Continue
+'@
+        $job.Info.Status | Should -Be 'Failed'
+        $failed = @(Get-Events $job 'item_failed')
+        $failed.Count | Should -Be 1
+        $failed[0].Data['error'] | Should -Match 'bad item 3 of 3'
+        $failed[0].Data['error'] | Should -Match ([regex]::Escape($job.Script) + ':4\b') -Because 'the throw is on line 4 of the run script'
+        @(Get-Events $job 'item_completed').Count | Should -Be 3
+    }
+
     It 'accepts -MaxAttempts as an alias and -RetryDelay as a TimeSpan' {
         $command = Get-Command Invoke-RunItem
         $command.Parameters['MaxTries'].Aliases | Should -Contain 'MaxAttempts'

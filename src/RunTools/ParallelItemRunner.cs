@@ -51,11 +51,11 @@ internal sealed class ParallelItemRunner : IDisposable
             _preferences[preference] = cmdlet.SessionState.PSVariable.GetValue(preference);
         }
 
-        string script = WithUsingVariables(body, cmdlet, out var usingValues);
+        var script = WithUsingVariables(body, cmdlet, out var usingValues);
 
         // Script blocks of -RetryOn are made again in each worker, like the body, so they run there.
         _retryOn = cmdlet.RetryOn?.Select(r => r is PSObject p ? p.BaseObject : r)!
-            .Select(r => r is ScriptBlock sb ? new ScriptText(WithUsingVariables(sb, cmdlet, out _)) : r).ToArray();
+            .Select(r => r is ScriptBlock sb ? WithUsingVariables(sb, cmdlet, out _) : r).ToArray();
         var modules = LoadedModulePaths(cmdlet);
         for (int i = 0; i < throttleLimit; i++)
         {
@@ -141,19 +141,23 @@ internal sealed class ParallelItemRunner : IDisposable
 
     /// <summary>
     /// The body's text with each <c>$using:x</c> replaced by a variable set in the worker, and the
-    /// values taken from the caller's scope now, as ForEach-Object -Parallel copies them.
+    /// values taken from the caller's scope now, as ForEach-Object -Parallel copies them. The text
+    /// is padded to its place in its file (no replacement adds a line), so that an error inside a
+    /// parallel item names the run script's file and line, as it does in a sequential one.
     /// </summary>
-    private static string WithUsingVariables(ScriptBlock body, PSCmdlet cmdlet, out Dictionary<string, object?> values)
+    private static ScriptText WithUsingVariables(ScriptBlock body, PSCmdlet cmdlet, out Dictionary<string, object?> values)
     {
         values = new Dictionary<string, object?>(StringComparer.OrdinalIgnoreCase);
         var ast = body.Ast;
         string text = ast.Extent.Text;
         int baseOffset = ast.Extent.StartOffset;
+        int column = ast.Extent.StartColumnNumber - 1;
         if (ast is ScriptBlockAst { Parent: ScriptBlockExpressionAst } || text.StartsWith("{", StringComparison.Ordinal))
         {
             // The body is written as { ... }: drop the braces.
             text = text.Substring(1, text.Length - 2);
             baseOffset++;
+            column++;
         }
 
         var usings = ast.FindAll(a => a is UsingExpressionAst, searchNestedScriptBlocks: true).Cast<UsingExpressionAst>()
@@ -169,7 +173,9 @@ internal sealed class ParallelItemRunner : IDisposable
             text = text.Substring(0, start) + replacement + text.Substring(start + length);
         }
 
-        return text;
+        return ast.Extent.File is { Length: > 0 } file
+            ? new ScriptText(new string('\n', ast.Extent.StartLineNumber - 1) + new string(' ', column) + text, file)
+            : new ScriptText(text, null);
     }
 
     private static List<string> LoadedModulePaths(PSCmdlet cmdlet)
@@ -188,12 +194,19 @@ internal sealed class ParallelItemRunner : IDisposable
         return paths.Distinct(StringComparer.Ordinal).ToList();
     }
 
-    /// <summary>A -RetryOn script block's text, made into a script block again inside each worker.</summary>
-    private sealed class ScriptText
+    /// <summary>A script block's text (the body, a -RetryOn rule) and its file, made into a script block again inside each worker.</summary>
+    internal sealed class ScriptText
     {
-        public ScriptText(string text) => Text = text;
+        public ScriptText(string text, string? file)
+        {
+            Text = text;
+            File = file;
+        }
 
         public string Text { get; }
+
+        /// <summary>The file the text was written in, at the same lines; null for a script block made from a string.</summary>
+        public string? File { get; }
     }
 
     internal sealed class Job
@@ -248,7 +261,7 @@ internal sealed class ParallelItemRunner : IDisposable
         private readonly ParallelItemRunner _owner;
         private readonly PSHost _host;
         private readonly IReadOnlyList<string> _modules;
-        private readonly string _script;
+        private readonly ScriptText _script;
         private readonly Dictionary<string, object?> _usingValues;
         private readonly RunContext _itemContext;
         private readonly Thread _thread;
@@ -258,7 +271,7 @@ internal sealed class ParallelItemRunner : IDisposable
         private volatile bool _stopped;
         private int _timedOut;
 
-        public Worker(ParallelItemRunner owner, PSHost host, IReadOnlyList<string> modules, string script, Dictionary<string, object?> usingValues)
+        public Worker(ParallelItemRunner owner, PSHost host, IReadOnlyList<string> modules, ScriptText script, Dictionary<string, object?> usingValues)
         {
             _owner = owner;
             _host = host;
@@ -376,15 +389,19 @@ internal sealed class ParallelItemRunner : IDisposable
 
             // Created inside the worker's runspace, so it runs there and not back in the caller's.
             var body = MakeScriptBlock(_script);
-            _retryOn = _owner._retryOn?.Select(r => r is ScriptText text ? MakeScriptBlock(text.Text) : r).ToArray();
+            _retryOn = _owner._retryOn?.Select(r => r is ScriptText text ? MakeScriptBlock(text) : r).ToArray();
             return body;
         }
 
-        private ScriptBlock MakeScriptBlock(string text)
+        private ScriptBlock MakeScriptBlock(ScriptText script)
         {
             var shell = _shell!;
             shell.Commands.Clear();
-            var block = (ScriptBlock)shell.AddScript("param($text) [scriptblock]::Create($text)").AddArgument(text).Invoke()[0].BaseObject;
+
+            // Parsed under its file's name, so positions in errors and $PSCommandPath read as in the run script.
+            const string Make = "param($text, $file) if (-not $file) { return [scriptblock]::Create($text) }; $t = $e = $null; "
+                + "[System.Management.Automation.Language.Parser]::ParseInput($text, $file, [ref]$t, [ref]$e).GetScriptBlock()";
+            var block = (ScriptBlock)shell.AddScript(Make).AddArgument(script.Text).AddArgument(script.File).Invoke()[0].BaseObject;
             shell.Commands.Clear();
             return block;
         }
