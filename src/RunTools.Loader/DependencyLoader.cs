@@ -91,13 +91,12 @@ public sealed class DependencyLoader : IModuleAssemblyInitializer
         var contextType = Type.GetType("System.Runtime.Loader.AssemblyLoadContext, System.Runtime.Loader", throwOnError: true)!;
         object context = contextType.GetConstructor(new[] { typeof(string), typeof(bool) })!.Invoke(new object[] { "RunTools", false });
         var loadFromPath = contextType.GetMethod("LoadFromAssemblyPath", new[] { typeof(string) })!;
-        var platform = PlatformVersions();
+        var platform = PlatformAssemblyPaths();
         var loaded = new Dictionary<string, Assembly>(StringComparer.OrdinalIgnoreCase);
         foreach (string file in Directory.GetFiles(s_folder, "*.dll"))
         {
             var name = AssemblyName.GetAssemblyName(file);
-            bool hostHasIt = platform.TryGetValue(name.Name!, out var hostVersion) && hostVersion >= name.Version;
-            if (s_alwaysPrivate.Contains(name.Name!) || !hostHasIt)
+            if (s_alwaysPrivate.Contains(name.Name!) || !HostHasAtLeast(platform, name))
             {
                 // Loaded up front: the private context then binds these names to its own copies first.
                 loaded[name.Name!] = (Assembly)loadFromPath.Invoke(context, new object[] { file })!;
@@ -107,33 +106,44 @@ public sealed class DependencyLoader : IModuleAssemblyInitializer
         return loaded;
     }
 
-    /// <summary>The host's own assemblies (the trusted platform assemblies) and their versions.</summary>
-    private static Dictionary<string, Version> PlatformVersions()
+    /// <summary>
+    /// The host's own assemblies (the trusted platform assemblies) by simple name. Only paths: reading
+    /// every one's metadata (about 230 files in pwsh) cost most of the module's import time.
+    /// </summary>
+    private static Dictionary<string, string> PlatformAssemblyPaths()
     {
-        var versions = new Dictionary<string, Version>(StringComparer.OrdinalIgnoreCase);
+        var paths = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         if (AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES") is string list)
         {
             foreach (string path in list.Split(Path.PathSeparator))
             {
-                try
-                {
-                    var name = AssemblyName.GetAssemblyName(path);
-                    versions[name.Name!] = name.Version!;
-                }
-                catch (Exception ex) when (ex is BadImageFormatException || ex is IOException)
-                {
-                }
+                // A platform assembly's file is named after it (System.Text.Json.dll is System.Text.Json).
+                paths[Path.GetFileNameWithoutExtension(path)] = path;
             }
         }
 
-        return versions;
+        return paths;
     }
 
-    /// <summary>
-    /// Whether the assembly asking is one of RunTools' own: RunTools.dll or this loader (beside
-    /// RunTools.psd1), Core or a library loaded from Dependencies/. Judged by the file it was
-    /// loaded from, which also covers Dependencies/ assemblies that the host loaded by probing.
-    /// </summary>
+    /// <summary>Whether the host ships <paramref name="name"/> at its version or later; only that one file's metadata is read.</summary>
+    private static bool HostHasAtLeast(Dictionary<string, string> platform, AssemblyName name)
+    {
+        if (!platform.TryGetValue(name.Name!, out string? path))
+        {
+            return false;
+        }
+
+        try
+        {
+            var host = AssemblyName.GetAssemblyName(path);
+            return string.Equals(host.Name, name.Name, StringComparison.OrdinalIgnoreCase) && host.Version >= name.Version;
+        }
+        catch (Exception ex) when (ex is BadImageFormatException || ex is IOException)
+        {
+            return false;
+        }
+    }
+
     private static bool IsOwn(Assembly requester)
     {
         if (requester.IsDynamic)
