@@ -31,6 +31,12 @@ public static class ErrorIds
     public const string InvalidItemKey = "InvalidItemKey";
     public const string InvalidRunName = "InvalidRunName";
     public const string InvalidConfig = "InvalidConfig";
+
+    /// <summary>On resume, the run script's parameters differ from the ones saved with the run (use -Force).</summary>
+    public const string ParametersDrift = "ParametersDrift";
+
+    /// <summary>A -Parameters value that cannot be saved with the run (a script block, a live object).</summary>
+    public const string InvalidParameters = "InvalidParameters";
     public const string RunNotFound = "RunNotFound";
     public const string RunExists = "RunExists";
     public const string RunLocked = "RunLocked";

@@ -126,6 +126,14 @@ public sealed class RunDirectory
             ? EffectiveConfig.FromCanonicalJson(System.Text.Encoding.UTF8.GetString(DurableFile.ReadAllBytes(ConfigPath)))
             : EffectiveConfig.Empty;
 
+    public string ParametersPath => Combine(RunFormat.ParametersFile);
+
+    /// <summary>The saved parameters of the run script; null for a run that saved none (created before they were saved).</summary>
+    public EffectiveConfig? ReadParameters() =>
+        File.Exists(ParametersPath)
+            ? EffectiveConfig.FromCanonicalJson(System.Text.Encoding.UTF8.GetString(DurableFile.ReadAllBytes(ParametersPath)))
+            : null;
+
     public byte[] ReadScript() => File.Exists(ScriptPath) ? DurableFile.ReadAllBytes(ScriptPath) : Array.Empty<byte>();
 
     /// <summary>Plans a resume without taking the lock: what is done, what is in doubt, what must be redone.</summary>

@@ -14,6 +14,9 @@ public static class RunFormat
     public const string ConfigFile = "config.json";
     public const string ConfigSourcePrefix = "config.source";
     public const string ScriptFile = "script.ps1";
+
+    /// <summary>The run script's parameters (Start-Run -Parameters), RFC 8785 canonical JSON like config.json.</summary>
+    public const string ParametersFile = "parameters.json";
     public const string StepsFolder = "steps";
     public const string ArtifactsFolder = "artifacts";
     public const string LogsFolder = "logs";

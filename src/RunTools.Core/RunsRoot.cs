@@ -24,6 +24,9 @@ public sealed class RunCreateOptions
 
     public EffectiveConfig Config { get; set; } = EffectiveConfig.Empty;
 
+    /// <summary>The run script's parameters, kept as parameters.json and hashed; null: none saved.</summary>
+    public EffectiveConfig? Parameters { get; set; }
+
     /// <summary>The run script's bytes, kept as script.ps1 and hashed.</summary>
     public byte[] Script { get; set; } = Array.Empty<byte>();
 
@@ -250,6 +253,11 @@ public sealed class RunsRoot
             }
 
             WriteConfigFiles(staging, options.Config);
+            if (options.Parameters is { } parameters)
+            {
+                WriteParametersFile(staging, parameters);
+            }
+
             DurableFile.WriteAtomic(System.IO.Path.Combine(staging, RunFormat.ScriptFile), options.Script);
             string scriptHash = Integrity.Sha256Hex(options.Script);
             string? scriptSource = options.ScriptSourcePath is null ? null : System.IO.Path.GetFullPath(options.ScriptSourcePath);
@@ -307,6 +315,9 @@ public sealed class RunsRoot
             DurableFile.CopyAtomic(source, System.IO.Path.Combine(runPath, RunFormat.ConfigSourcePrefix + extension));
         }
     }
+
+    internal static void WriteParametersFile(string runPath, EffectiveConfig parameters) =>
+        DurableFile.WriteAtomic(System.IO.Path.Combine(runPath, RunFormat.ParametersFile), Encoding.UTF8.GetBytes(parameters.CanonicalJson));
 
     internal static string ValidateName(string? name)
     {

@@ -46,15 +46,6 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
     [ValidateNotNullOrEmpty]
     public string? ScriptPath { get; set; }
 
-    /// <summary>Continue despite config or script drift; the drift is journaled.</summary>
-    [Parameter]
-    public SwitchParameter Force { get; set; }
-
-    /// <summary>Retry, Skip, Fail, or a script block that gets the item as $_ and answers Retry/Skip/Fail ($true = it happened, skip it).</summary>
-    [Parameter]
-    [ValidateNotNull]
-    public object InDoubt { get; set; } = InDoubtAction.Retry;
-
     protected override void ProcessRecord()
     {
         RunDirectory run;
@@ -69,11 +60,13 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
         }
         catch (RunToolsException ex)
         {
+            SetExitCode(null);
             WriteError(ToErrorRecord(ex, (object?)InputObject ?? Path ?? RunId));
             return;
         }
         catch (Exception ex) when (IsIoError(ex))
         {
+            SetExitCode(null);
             WriteError(IoErrorRecord(ex, Path));
             return;
         }
@@ -84,6 +77,7 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
             if (state.Status == RunStatus.Completed && run.Plan().IntegrityProblems.Count == 0)
             {
                 WriteWarning($"Run '{run.RunId}' is already completed; nothing was done.");
+                SetExitCode(RunStatus.Completed);
                 WriteObject(RunInfo.From(run, state));
                 return;
             }
@@ -93,47 +87,18 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
                 return;
             }
 
-            string script = ScriptPath is not null ? ResolvePath(ScriptPath) : state.Script.SourcePath ?? string.Empty;
-            RequireRegularScript(script);
-            if (!File.Exists(script))
-            {
-                throw new RunToolsException(ErrorIds.ScriptNotFound, RunToolsErrorCategory.ObjectNotFound,
-                    $"The run script of '{run.RunId}' ('{script}') no longer exists. Pass -ScriptPath (its recorded copy is {run.ScriptPath}).", run.RunId);
-            }
-
-            object inDoubt = NormalizeInDoubt(InDoubt);
-            EffectiveConfig? config = Config is not null ? LoadConfig(Config)
-                : state.Config.SourcePath is { } source ? LoadRecordedConfig(run.RunId, source)
-                : null; // a hashtable config has only its snapshot
-            Executor = new RunExecutor(this);
-            var options = new AttemptOptions
-            {
-                Config = config,
-                Script = File.ReadAllBytes(script),
-                ScriptSourcePath = script,
-                Force = Force,
-                InDoubt = inDoubt is InDoubtAction action ? action : InDoubtAction.Retry,
-                InDoubtDecidedPerItem = inDoubt is ScriptBlock,
-                Gate = Gate,
-                Cancellation = Executor.Cancellation,
-                Observer = new CmdletObserver(this),
-            };
-            RunState final;
-            using (var attempt = run.BeginAttempt(options))
-            {
-                final = Executor.Execute(run, attempt, script, Parameters, inDoubt);
-            }
-
-            var info = RunInfo.From(run, run.ReadState());
-            StartRunCommand.WriteFailureIfAny(this, info, final, Executor.FailureCause);
+            var info = ContinueRun(run, state, ScriptPath, Config, null);
+            SetExitCode(info.Status);
             WriteObject(info);
         }
         catch (RunToolsException ex)
         {
+            SetExitCode(null);
             WriteError(ToErrorRecord(ex, run.RunId));
         }
         catch (Exception ex) when (IsIoError(ex))
         {
+            SetExitCode(null);
             WriteError(IoErrorRecord(ex, run.RunId));
         }
         finally
@@ -170,29 +135,5 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
 
         WriteVerbose($"Converted '{path}' from {result.SourceFormat}: {result.ItemsCompleted} item(s) imported as completed; resuming it.");
         return true;
-    }
-
-    /// <summary>-InDoubt as typed: Retry/Skip/Fail (any case) or a script block.</summary>
-    private static object NormalizeInDoubt(object value)
-    {
-        value = Conversion.Unwrap(value) ?? InDoubtAction.Retry;
-        return value switch
-        {
-            InDoubtAction or ScriptBlock => value,
-            string text when Enum.TryParse(text, ignoreCase: true, out InDoubtAction parsed) && Enum.IsDefined(typeof(InDoubtAction), parsed) => parsed,
-            _ => throw new RunToolsException(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
-                $"-InDoubt takes Retry, Skip, Fail or a script block that decides per item; it was given '{value}'.", value),
-        };
-    }
-
-    private EffectiveConfig LoadRecordedConfig(string runId, string source)
-    {
-        if (!File.Exists(source))
-        {
-            throw new InvalidConfigException(
-                $"The config file of run '{runId}' ('{source}') no longer exists, so drift cannot be checked. Pass -Config with the config to use.", source);
-        }
-
-        return LoadConfigFile(source);
     }
 }

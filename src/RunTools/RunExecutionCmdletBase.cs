@@ -1,15 +1,37 @@
 using System;
 using System.Collections;
+using System.IO;
 using System.Linq;
 using System.Management.Automation;
+using RunTools.Core;
+using RunTools.Core.Configuration;
+using RunTools.Core.Engine;
 using RunTools.Core.State;
 
 namespace RunTools;
 
-/// <summary>What Start-Run and Resume-Run share: the script's parameters, the step gate, and Ctrl+C.</summary>
+/// <summary>
+/// What Start-Run and Resume-Run share: the script's parameters, the step gate, Ctrl+C, the resume
+/// of an existing run (Resume-Run, Start-Run -Resume) and the exit code they leave in $LASTEXITCODE.
+/// </summary>
 public abstract class RunExecutionCmdletBase : RunCmdletBase
 {
-    /// <summary>Parameters passed to the run script (splatted).</summary>
+    /// <summary>$LASTEXITCODE after a run that completed.</summary>
+    internal const int ExitCompleted = 0;
+
+    /// <summary>$LASTEXITCODE after a run that failed.</summary>
+    internal const int ExitFailed = 1;
+
+    /// <summary>$LASTEXITCODE after a run that stopped (Stop-Run, -TimeoutSec, the step gate): resumable.</summary>
+    internal const int ExitStopped = 3;
+
+    /// <summary>$LASTEXITCODE when no attempt ran: the run is locked by another process, drift, a bad argument...</summary>
+    internal const int ExitRefused = 4;
+
+    /// <summary>
+    /// Parameters passed to the run script (splatted). They are saved with the run and used again
+    /// by a resume that passes none; a Config entry is the run's config.
+    /// </summary>
     [Parameter]
     public Hashtable? Parameters { get; set; }
 
@@ -37,6 +59,19 @@ public abstract class RunExecutionCmdletBase : RunCmdletBase
     [ValidateRange(0, int.MaxValue)]
     public int TimeoutSec { get; set; }
 
+    /// <summary>On a resume: continue despite config, parameter or script drift; the drift is journaled.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    /// <summary>On a resume: Retry, Skip, Fail, or a script block that gets the item as $_ and answers Retry/Skip/Fail ($true = it happened, skip it).</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public object InDoubt { get; set; } = InDoubtAction.Retry;
+
+    /// <summary>On a resume: Retry (default) runs items that failed earlier again; Skip sets them aside for good (journaled per key).</summary>
+    [Parameter]
+    public FailedItemAction Failed { get; set; } = FailedItemAction.Retry;
+
     private RunExecutor? _executor;
 
     internal RunExecutor? Executor
@@ -57,4 +92,171 @@ public abstract class RunExecutionCmdletBase : RunCmdletBase
 
     /// <summary>Ctrl+C: honoured at the next boundary, and the run script's pipeline is stopped.</summary>
     protected override void StopProcessing() => Executor?.Stop();
+
+    /// <summary>
+    /// -Parameters split in two: a Config entry (the run's config, checked as -Config is) and the
+    /// rest, which is saved with the run. Null rest: no parameters were given.
+    /// </summary>
+    internal (object? Config, Hashtable? Others) SplitParameters()
+    {
+        if (Parameters is null)
+        {
+            return (null, null);
+        }
+
+        object? config = null;
+        var rest = new Hashtable(StringComparer.OrdinalIgnoreCase);
+        foreach (DictionaryEntry entry in Parameters)
+        {
+            string key = Conversion.Unwrap(entry.Key)?.ToString() ?? string.Empty;
+            if (string.Equals(key, "Config", StringComparison.OrdinalIgnoreCase))
+            {
+                config = entry.Value;
+            }
+            else
+            {
+                rest[key] = entry.Value;
+            }
+        }
+
+        return (config, rest.Count == 0 ? null : rest);
+    }
+
+    /// <summary>
+    /// The parameters in the form saved with the run (canonical JSON, hashed like the config). A
+    /// value that JSON cannot carry back (a script block, a live object) is refused, because a
+    /// resume could not pass it again.
+    /// </summary>
+    internal static EffectiveConfig SaveableParameters(Hashtable parameters)
+    {
+        var plain = new Hashtable(StringComparer.OrdinalIgnoreCase);
+        foreach (DictionaryEntry entry in parameters)
+        {
+            object? value = Conversion.Unwrap(entry.Value);
+            plain[entry.Key] = value is SwitchParameter flag ? flag.IsPresent : entry.Value;
+        }
+
+        try
+        {
+            return EffectiveConfig.FromDictionary(Conversion.UnwrapDictionary(plain));
+        }
+        catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.InvalidConfig)
+        {
+            throw new RunToolsException(ErrorIds.InvalidParameters, RunToolsErrorCategory.InvalidArgument,
+                $"-Parameters cannot be saved with the run, so a resume could not pass them again: {ex.Message.Replace("Config value at", "the value of")} Pass plain values (a path rather than a file object) and build live objects inside the run script.", parameters, ex);
+        }
+    }
+
+    /// <summary>
+    /// One attempt on an existing run (Resume-Run, Start-Run -Resume): the script and config as
+    /// recorded unless given, the parameters as saved unless given (both drift-checked), -InDoubt
+    /// and -Failed as given. Returns the run's final RunInfo (RunFailed is written for a failure).
+    /// </summary>
+    internal RunInfo ContinueRun(RunDirectory run, RunState state, string? scriptPath, object? configArgument, string? startedBy)
+    {
+        string script = scriptPath is not null ? ResolvePath(scriptPath) : state.Script.SourcePath ?? string.Empty;
+        RequireRegularScript(script);
+        if (!File.Exists(script))
+        {
+            throw new RunToolsException(ErrorIds.ScriptNotFound, RunToolsErrorCategory.ObjectNotFound,
+                $"The run script of '{run.RunId}' ('{script}') no longer exists. Pass -ScriptPath (its recorded copy is {run.ScriptPath}).", run.RunId);
+        }
+
+        object inDoubt = NormalizeInDoubt(InDoubt);
+        var (parameterConfig, rest) = SplitParameters();
+        configArgument ??= parameterConfig;
+        EffectiveConfig? config = configArgument is not null ? LoadConfig(configArgument)
+            : state.Config.SourcePath is { } source ? LoadRecordedConfig(run.RunId, source)
+            : null; // a hashtable config has only its snapshot
+        EffectiveConfig? parameters = rest is null ? null : SaveableParameters(rest);
+        IDictionary? arguments = rest;
+        if (rest is null && run.ReadParameters() is { } saved)
+        {
+            arguments = saved.ToDictionary();
+            WriteVerbose($"Run '{run.RunId}': the run script gets the parameters saved at its start ({string.Join(", ", arguments.Keys.Cast<object>())}).");
+        }
+
+        Executor = new RunExecutor(this);
+        var options = new AttemptOptions
+        {
+            Config = config,
+            Parameters = parameters,
+            Script = File.ReadAllBytes(script),
+            ScriptSourcePath = script,
+            Force = Force,
+            InDoubt = inDoubt is InDoubtAction action ? action : InDoubtAction.Retry,
+            InDoubtDecidedPerItem = inDoubt is ScriptBlock,
+            FailedItems = Failed,
+            DecidedBy = Failed == FailedItemAction.Skip ? DecidedBy() : null,
+            StartedBy = startedBy,
+            Gate = Gate,
+            Cancellation = Executor.Cancellation,
+            Observer = new CmdletObserver(this),
+        };
+        RunState final;
+        using (var attempt = run.BeginAttempt(options))
+        {
+            final = Executor.Execute(run, attempt, script, arguments, inDoubt);
+        }
+
+        var info = RunInfo.From(run, run.ReadState());
+        WriteFailureIfAny(this, info, final, Executor.FailureCause);
+        return info;
+    }
+
+    /// <summary>
+    /// The exit-code contract (about_RunTools): $global:LASTEXITCODE says how the run ended, so a
+    /// job script run by <c>pwsh -File</c> ends with <c>exit $LASTEXITCODE</c>.
+    /// </summary>
+    internal void SetExitCode(RunStatus? status)
+    {
+        int code = status switch
+        {
+            RunStatus.Completed => ExitCompleted,
+            RunStatus.Failed => ExitFailed,
+            RunStatus.Stopped or RunStatus.Stopping => ExitStopped,
+            _ => ExitRefused,
+        };
+        SessionState.PSVariable.Set("global:LASTEXITCODE", code);
+    }
+
+    /// <summary>
+    /// A failed run also writes RunFailed so that scheduled tasks see a failure; the error that
+    /// failed it (with its own ErrorId, when it is RunTools') is the inner exception.
+    /// </summary>
+    internal static void WriteFailureIfAny(PSCmdlet cmdlet, RunInfo info, RunState final, Exception? cause)
+    {
+        if (final.Status == RunStatus.Failed)
+        {
+            var error = new RunToolsException(ErrorIds.RunFailed, RunToolsErrorCategory.NotSpecified,
+                $"Run '{info.RunId}' failed in attempt {info.Attempt}: {RunExecutor.Sentence(final.Error ?? "no reason recorded")} Fix the cause, then resume it with Resume-Run -RunId {info.RunId}; finished work is not redone.", info, cause);
+            cmdlet.WriteError(new ErrorRecord(error, ErrorIds.RunFailed, ErrorCategory.NotSpecified, info));
+        }
+    }
+
+    private static string DecidedBy() => $"{Environment.UserName}@{Environment.MachineName}";
+
+    /// <summary>-InDoubt as typed: Retry/Skip/Fail (any case) or a script block.</summary>
+    private static object NormalizeInDoubt(object value)
+    {
+        value = Conversion.Unwrap(value) ?? InDoubtAction.Retry;
+        return value switch
+        {
+            InDoubtAction or ScriptBlock => value,
+            string text when Enum.TryParse(text, ignoreCase: true, out InDoubtAction parsed) && Enum.IsDefined(typeof(InDoubtAction), parsed) => parsed,
+            _ => throw new RunToolsException(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
+                $"-InDoubt takes Retry, Skip, Fail or a script block that decides per item; it was given '{value}'.", value),
+        };
+    }
+
+    private EffectiveConfig LoadRecordedConfig(string runId, string source)
+    {
+        if (!File.Exists(source))
+        {
+            throw new InvalidConfigException(
+                $"The config file of run '{runId}' ('{source}') no longer exists, so drift cannot be checked. Pass -Config with the config to use.", source);
+        }
+
+        return LoadConfigFile(source);
+    }
 }

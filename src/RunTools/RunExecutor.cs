@@ -347,12 +347,14 @@ internal sealed class RunExecutor : IDisposable
         private readonly PSVariableIntrinsics _variables;
         private readonly PSVariable? _saved;
         private readonly object? _savedValue;
+        private readonly object? _inherited;
 
         public StopPreference(SessionState state)
         {
             _variables = state.PSVariable;
             _saved = _variables.Get(Local);
             _savedValue = _saved?.Value;
+            _inherited = _variables.GetValue("ErrorActionPreference");
             if (_saved is null)
             {
                 _variables.Set(Local, ActionPreference.Stop);
@@ -367,7 +369,16 @@ internal sealed class RunExecutor : IDisposable
         {
             if (_saved is null)
             {
-                _variables.Remove(Local);
+                try
+                {
+                    _variables.Remove(Local);
+                }
+                catch (SessionStateException)
+                {
+                    // A script's compiled scope (Start-Run in a job script run with '&') cannot lose
+                    // a variable once it has one: it keeps the value it saw before instead.
+                    _variables.Set(Local, _inherited);
+                }
             }
             else
             {

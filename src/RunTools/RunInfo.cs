@@ -22,6 +22,7 @@ public sealed class RunInfo
         StepsTotal = state.StepsTotal;
         StepsCompleted = state.StepsCompleted;
         ItemsCompleted = state.ItemsCompleted;
+        ItemsSkipped = state.ItemsSkipped;
         CurrentStep = state.CurrentStep;
         ConfigHash = state.Config.Hash;
         ScriptHash = state.Script.Hash;
@@ -59,6 +60,9 @@ public sealed class RunInfo
     public int StepsCompleted { get; }
 
     public long ItemsCompleted { get; }
+
+    /// <summary>Items set aside (in doubt or failed, resolved as skip): not run in this run.</summary>
+    public long ItemsSkipped { get; }
 
     public string? CurrentStep { get; }
 

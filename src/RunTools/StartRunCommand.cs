@@ -1,5 +1,4 @@
 using System;
-using System.Collections;
 using System.IO;
 using System.Linq;
 using System.Management.Automation;
@@ -9,11 +8,17 @@ using RunTools.Core.State;
 
 namespace RunTools;
 
-/// <summary>Creates a run directory and executes the run script in it, in this process.</summary>
+/// <summary>
+/// Creates a run directory and executes the run script in it, in this process; with -Resume,
+/// continues the newest unfinished run of the same name instead, when there is one (the
+/// scheduled-task pattern).
+/// </summary>
 [Cmdlet(VerbsLifecycle.Start, "Run", SupportsShouldProcess = true)]
 [OutputType(typeof(RunInfo))]
 public sealed class StartRunCommand : RunExecutionCmdletBase
 {
+    /// <summary>Written as started_by in attempt_started when -Resume chose what to do.</summary>
+    internal const string StartOrResume = "start-or-resume";
 
     [Parameter(Mandatory = true, Position = 0)]
     [ArgumentCompleter(typeof(RunNameCompleter))]
@@ -36,78 +41,147 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
     [ValidateNotNullOrEmpty]
     public string? RunId { get; set; }
 
+    /// <summary>Continue the newest unfinished run with this name under the root, if there is one; start a new run only when there is none.</summary>
+    [Parameter]
+    public SwitchParameter Resume { get; set; }
+
     protected override void EndProcessing()
     {
         string root = ResolveRoot(Root);
         string script = ResolvePath(ScriptPath);
-        if (!ShouldProcess($"{Name} in {root}", "Start run"))
-        {
-            return;
-        }
-
+        RunStatus? outcome = null;
         try
         {
-            RequireRegularScript(script);
-            if (!File.Exists(script))
+            RequireResumeForResumeOptions();
+            if (Resume && FindUnfinished(root) is { } unfinished)
             {
-                throw new RunToolsException(ErrorIds.ScriptNotFound, RunToolsErrorCategory.ObjectNotFound,
-                    $"Run script '{script}' does not exist. Check -ScriptPath.", script);
+                var (run, state) = unfinished;
+                if (!ShouldProcess($"{run.RunId} ({state.Status}) in {root}", "Resume run"))
+                {
+                    return;
+                }
+
+                WriteVerbose($"Resuming run {run.RunId} (was {state.Status} after attempt {state.Attempt}): the newest unfinished run named '{Name}' under {root}.");
+                var resumed = ContinueRun(run, state, ScriptPath, Config, StartOrResume);
+                outcome = resumed.Status;
+                WriteObject(resumed);
+                return;
             }
 
-            RequireRootDirectory(root);
-            var config = LoadConfig(Config);
-            byte[] scriptBytes = File.ReadAllBytes(script);
-            var run = new RunsRoot(root).CreateRun(new RunCreateOptions
+            if (!ShouldProcess($"{Name} in {root}", "Start run"))
             {
-                Name = Name,
-                RunId = RunId,
-                Config = config,
-                Script = scriptBytes,
-                ScriptSourcePath = script,
-            });
-            WriteVerbose($"Created run {run.RunId} in {run.Path}.");
-            Executor = new RunExecutor(this);
-            var options = new AttemptOptions
-            {
-                Gate = Gate,
-                Cancellation = Executor.Cancellation,
-                Observer = new CmdletObserver(this),
-            };
-            RunState final;
-            using (var attempt = run.BeginAttempt(options))
-            {
-                final = Executor.Execute(run, attempt, script, Parameters, null);
+                return;
             }
 
-            var info = RunInfo.From(run, run.ReadState());
-            WriteFailureIfAny(this, info, final, Executor.FailureCause);
+            if (Resume)
+            {
+                WriteVerbose($"No unfinished run named '{Name}' under {root}; starting a new run.");
+            }
+
+            var info = StartNew(root, script);
+            outcome = info.Status;
             WriteObject(info);
         }
         catch (RunToolsException ex)
         {
+            SetExitCode(null);
             ThrowTerminatingError(ToErrorRecord(ex));
         }
         catch (Exception ex) when (IsIoError(ex))
         {
+            SetExitCode(null);
             ThrowTerminatingError(IoErrorRecord(ex, script));
         }
         finally
         {
+            if (outcome is not null)
+            {
+                SetExitCode(outcome);
+            }
+
             Executor?.Dispose();
         }
     }
 
-    /// <summary>
-    /// A failed run also writes RunFailed so that scheduled tasks see a failure; the error that
-    /// failed it (with its own ErrorId, when it is RunTools') is the inner exception.
-    /// </summary>
-    internal static void WriteFailureIfAny(PSCmdlet cmdlet, RunInfo info, RunState final, Exception? cause)
+    private RunInfo StartNew(string root, string script)
     {
-        if (final.Status == RunStatus.Failed)
+        RequireRegularScript(script);
+        if (!File.Exists(script))
         {
-            var error = new RunToolsException(ErrorIds.RunFailed, RunToolsErrorCategory.NotSpecified,
-                $"Run '{info.RunId}' failed in attempt {info.Attempt}: {RunExecutor.Sentence(final.Error ?? "no reason recorded")} Fix the cause, then resume it with Resume-Run -RunId {info.RunId}; finished work is not redone.", info, cause);
-            cmdlet.WriteError(new ErrorRecord(error, ErrorIds.RunFailed, ErrorCategory.NotSpecified, info));
+            throw new RunToolsException(ErrorIds.ScriptNotFound, RunToolsErrorCategory.ObjectNotFound,
+                $"Run script '{script}' does not exist. Check -ScriptPath.", script);
+        }
+
+        RequireRootDirectory(root);
+        var (parameterConfig, rest) = SplitParameters();
+        if (Config is not null && parameterConfig is not null)
+        {
+            throw new RunToolsException(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
+                "The config was given twice, with -Config and in -Parameters @{Config=...}; pass it once.", Name);
+        }
+
+        var config = LoadConfig(Config ?? parameterConfig);
+        var parameters = rest is null ? null : SaveableParameters(rest);
+        byte[] scriptBytes = File.ReadAllBytes(script);
+        var run = new RunsRoot(root).CreateRun(new RunCreateOptions
+        {
+            Name = Name,
+            RunId = RunId,
+            Config = config,
+            Parameters = parameters,
+            Script = scriptBytes,
+            ScriptSourcePath = script,
+        });
+        WriteVerbose($"Created run {run.RunId} in {run.Path}.");
+        Executor = new RunExecutor(this);
+        var options = new AttemptOptions
+        {
+            Gate = Gate,
+            StartedBy = Resume ? StartOrResume : null,
+            Cancellation = Executor.Cancellation,
+            Observer = new CmdletObserver(this),
+        };
+        RunState final;
+        using (var attempt = run.BeginAttempt(options))
+        {
+            final = Executor.Execute(run, attempt, script, rest, null);
+        }
+
+        var info = RunInfo.From(run, run.ReadState());
+        WriteFailureIfAny(this, info, final, Executor.FailureCause);
+        return info;
+    }
+
+    /// <summary>
+    /// The newest run named <see cref="Name"/> (with -RunId: that run) that is not Completed. A
+    /// Running one is returned too: its attempt is then refused with RunLocked, as Resume-Run's.
+    /// </summary>
+    private (RunDirectory Run, RunState State)? FindUnfinished(string root)
+    {
+        var rootDirectory = new RunsRoot(root);
+        string name = Name.Trim();
+        var candidates = rootDirectory.ListRuns(RunId is null ? null : id => string.Equals(id, RunId, StringComparison.Ordinal))
+            .Where(l => l.State is { } s && string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase) && s.Status != RunStatus.Completed)
+            .OrderByDescending(l => l.State!.CreatedAt).ThenByDescending(l => l.Run.RunId, StringComparer.Ordinal)
+            .ToList();
+        return candidates.Count == 0 ? null : (candidates[0].Run, candidates[0].State!);
+    }
+
+    /// <summary>-Force, -InDoubt and -Failed decide how a run is resumed: without -Resume there is none.</summary>
+    private void RequireResumeForResumeOptions()
+    {
+        if (Resume)
+        {
+            return;
+        }
+
+        foreach (string name in new[] { nameof(Force), nameof(InDoubt), nameof(Failed) })
+        {
+            if (MyInvocation.BoundParameters.ContainsKey(name))
+            {
+                throw new RunToolsException(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
+                    $"-{name} decides how an existing run is resumed; Start-Run uses it only with -Resume.", name);
+            }
         }
     }
 }

@@ -33,6 +33,21 @@ internal static class AttemptDrift
             });
         }
 
+        // A run that saved no parameters (created before they were saved) has nothing to compare with.
+        if (options.Parameters is { } parameters && state.ParametersHash is { } savedHash
+            && !string.Equals(parameters.Hash, savedHash, StringComparison.Ordinal))
+        {
+            var saved = run.ReadParameters() ?? EffectiveConfig.Empty;
+            var changes = ConfigDiff.Compare(saved.Root, parameters.Root);
+            drift.Add(new DriftRecord
+            {
+                Kind = "parameters",
+                OldHash = savedHash,
+                NewHash = parameters.Hash,
+                Changes = changes.Select(c => new ConfigChangeRecord { Path = c.Path, Kind = c.Kind, OldValue = c.OldValue, NewValue = c.NewValue }).ToList(),
+            });
+        }
+
         if (options.Script is { } script)
         {
             string hash = Integrity.Sha256Hex(script);
@@ -54,9 +69,12 @@ internal static class AttemptDrift
         string history = $"{RunFormat.HistoryFolder}/attempt-{attempt - 1}";
         string historyFolder = Path.Combine(run.Path, RunFormat.HistoryFolder, $"attempt-{attempt - 1}");
         DurableFile.CreateDirectory(historyFolder);
-        var toKeep = record.Kind == "config"
-            ? Directory.GetFiles(run.Path, RunFormat.ConfigFile).Concat(Directory.GetFiles(run.Path, RunFormat.ConfigSourcePrefix + ".*"))
-            : Directory.GetFiles(run.Path, RunFormat.ScriptFile);
+        var toKeep = record.Kind switch
+        {
+            "config" => Directory.GetFiles(run.Path, RunFormat.ConfigFile).Concat(Directory.GetFiles(run.Path, RunFormat.ConfigSourcePrefix + ".*")),
+            "parameters" => Directory.GetFiles(run.Path, RunFormat.ParametersFile),
+            _ => Directory.GetFiles(run.Path, RunFormat.ScriptFile),
+        };
         foreach (string file in toKeep)
         {
             string target = Path.Combine(historyFolder, Path.GetFileName(file));
@@ -87,6 +105,11 @@ internal static class AttemptDrift
             RunsRoot.WriteConfigFiles(run.Path, options.Config!);
             warn($"Config drift accepted with -Force: {ConfigDiff.Summarize(record.Changes.Select(ch => new ConfigChange(ch.Path, ch.Kind, ch.OldValue, ch.NewValue)).ToList())}. The previous config is kept in {history}/.");
         }
+        else if (record.Kind == "parameters")
+        {
+            RunsRoot.WriteParametersFile(run.Path, options.Parameters!);
+            warn($"Parameter drift accepted with -Force: {ConfigDiff.Summarize(record.Changes.Select(ch => new ConfigChange(ch.Path, ch.Kind, ch.OldValue, ch.NewValue)).ToList())}. The previous parameters are kept in {history}/.");
+        }
         else
         {
             DurableFile.WriteAtomic(run.ScriptPath, options.Script!);
@@ -101,6 +124,12 @@ internal static class AttemptDrift
             && Integrity.HashFile(run.ConfigPath).Sha256 != config.Hash)
         {
             RunsRoot.WriteConfigFiles(run.Path, config);
+        }
+
+        if (options.Parameters is { } parameters && parameters.Hash == state.ParametersHash && File.Exists(run.ParametersPath)
+            && Integrity.HashFile(run.ParametersPath).Sha256 != parameters.Hash)
+        {
+            RunsRoot.WriteParametersFile(run.Path, parameters);
         }
 
         if (options.Script is { } script && Integrity.Sha256Hex(script) == state.Script.Hash && File.Exists(run.ScriptPath)

@@ -18,6 +18,21 @@ public sealed class AttemptOptions
     /// <summary>The config as it is now; compared with the run's hash. Null: the recorded config is used as is.</summary>
     public EffectiveConfig? Config { get; set; }
 
+    /// <summary>
+    /// The run script's parameters as given now; compared with the run's saved ones (a run that
+    /// saved none is not checked). Null: the saved parameters are used as they are.
+    /// </summary>
+    public EffectiveConfig? Parameters { get; set; }
+
+    /// <summary>Who started the attempt, when it was not a plain resume (e.g. "start-or-resume"); journaled in attempt_started.</summary>
+    public string? StartedBy { get; set; }
+
+    /// <summary>What to do with items that failed in earlier attempts: run them again (default) or set them aside.</summary>
+    public FailedItemAction FailedItems { get; set; } = FailedItemAction.Retry;
+
+    /// <summary>Who decided <see cref="FailedItems"/> (user@host), journaled with each skipped key.</summary>
+    public string? DecidedBy { get; set; }
+
     /// <summary>The script's bytes as they are now; compared with the run's hash. Null: no script check.</summary>
     public byte[]? Script { get; set; }
 
@@ -50,6 +65,16 @@ public sealed class AttemptOptions
 
     /// <summary>How often the snapshot is refreshed while items flow (it is always refreshed at step ends).</summary>
     public TimeSpan SnapshotInterval { get; set; } = TimeSpan.FromSeconds(2);
+}
+
+/// <summary>What a resume does with items that failed in earlier attempts.</summary>
+public enum FailedItemAction
+{
+    /// <summary>Run them again (at-least-once, the default).</summary>
+    Retry,
+
+    /// <summary>Set them aside: each is journaled as skipped (item_resolved, previous "failed") and not run again in this run.</summary>
+    Skip,
 }
 
 /// <summary>What to do with a step.</summary>

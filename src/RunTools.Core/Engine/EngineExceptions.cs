@@ -10,7 +10,7 @@ namespace RunTools.Core.Engine;
 public sealed class DriftException : RunToolsException
 {
     internal DriftException(string runId, IReadOnlyList<DriftRecord> drift, IReadOnlyList<ConfigChange> configChanges)
-        : base(drift.Any(d => d.Kind == "config") ? ErrorIds.ConfigDrift : ErrorIds.ScriptDrift,
+        : base(drift.Any(d => d.Kind == "config") ? ErrorIds.ConfigDrift : drift.Any(d => d.Kind == "parameters") ? ErrorIds.ParametersDrift : ErrorIds.ScriptDrift,
               RunToolsErrorCategory.InvalidData, BuildMessage(runId, drift, configChanges), runId)
     {
         Drift = drift;
@@ -30,6 +30,13 @@ public sealed class DriftException : RunToolsException
         if (config is not null)
         {
             parts.Add($"its config changed (hash {Short(config.OldHash)} -> {Short(config.NewHash)}; {ConfigDiff.Summarize(changes)})");
+        }
+
+        var parameters = drift.FirstOrDefault(d => d.Kind == "parameters");
+        if (parameters is not null)
+        {
+            var changed = parameters.Changes.Select(ch => new ConfigChange(ch.Path, ch.Kind, ch.OldValue, ch.NewValue)).ToList();
+            parts.Add($"its parameters changed (hash {Short(parameters.OldHash)} -> {Short(parameters.NewHash)}; {ConfigDiff.Summarize(changed)})");
         }
 
         var script = drift.FirstOrDefault(d => d.Kind == "script");

@@ -86,6 +86,7 @@ internal sealed class ItemLedger : IJournalVisitor
                 {
                     var ledger = For(line.Step ?? string.Empty);
                     ledger.Open.Remove(line.Key);
+                    ledger.Failed.Remove(line.Key);
                     ledger.Skipped.Add(line.Key);
                 }
 

@@ -278,6 +278,22 @@ public sealed partial class RunAttempt
         }
     }
 
+    /// <summary>
+    /// Resume-Run -Failed Skip, at attempt start: every item whose latest outcome is a failure is
+    /// journaled as skipped (who decided, and why) and is not run again in this run.
+    /// </summary>
+    private void SkipFailedItems()
+    {
+        var failed = Ledger.Steps.SelectMany(s => s.Value.Failed.Select(key => (Step: s.Key, Key: key)))
+            .OrderBy(i => i.Step, StringComparer.Ordinal).ThenBy(i => i.Key, StringComparer.Ordinal).ToList();
+        string by = _options.DecidedBy ?? "unknown";
+        foreach (var (step, key) in failed)
+        {
+            Record(RunEvent.FailedItemSkipped(step, key, Attempt, by, "Resume-Run -Failed Skip"));
+            Warn($"Item '{key}' of step '{step}' failed earlier and is set aside (-Failed Skip, decided by {by}): it is not run again in this run.");
+        }
+    }
+
     private static void ValidateKey(string key)
     {
         if (string.IsNullOrEmpty(key) || key.Length > 1024)

@@ -61,7 +61,7 @@ public sealed partial class RunAttempt
         string newConfigHash = options.Config?.Hash ?? state.Config.Hash;
         string newScriptHash = options.Script is null ? state.Script.Hash : Integrity.Sha256Hex(options.Script);
         Record(RunEvent.AttemptStarted(Attempt, resumed, previousStatus, _lock.Owner, drift.Count > 0, newConfigHash, newScriptHash,
-            _gate.Gate, Plan.InDoubt, Plan.InDoubtSteps));
+            _gate.Gate, Plan.InDoubt, Plan.InDoubtSteps, options.Parameters?.Hash ?? state.ParametersHash, options.StartedBy));
 
         foreach (var record in drift)
         {
@@ -69,6 +69,11 @@ public sealed partial class RunAttempt
         }
 
         AttemptDrift.RepairStoredCopies(run, options, State);
+        if (options.FailedItems == FailedItemAction.Skip)
+        {
+            SkipFailedItems();
+        }
+
         _recorder.Snapshot();
 
         Log(resumed

@@ -6,6 +6,13 @@ public static class JournalEventTypes
     public const string RunCreated = "run_created";
     public const string AttemptStarted = "attempt_started";
     public const string DriftAccepted = "drift_accepted";
+
+    /// <summary>
+    /// Drift of the run script's parameters accepted with Force: drift_accepted's members, under a
+    /// type of its own so that a reader that takes any non-config drift_accepted for script drift
+    /// does not misread it.
+    /// </summary>
+    public const string ParametersDriftAccepted = "parameters_drift_accepted";
     public const string ResumeRefused = "resume_refused";
     public const string StopCleared = "stop_cleared";
     public const string StepStarted = "step_started";
@@ -34,7 +41,7 @@ public static class JournalEventTypes
     // Item events first: they are nearly every line, and the parser matches in this order.
     internal static readonly string[] All =
     {
-        ItemStarted, ItemCompleted, RunCreated, AttemptStarted, DriftAccepted, ResumeRefused, StopCleared,
+        ItemStarted, ItemCompleted, RunCreated, AttemptStarted, DriftAccepted, ParametersDriftAccepted, ResumeRefused, StopCleared,
         StepStarted, StepCompleted, StepFailed, StepInvalidated, StepGated, StepResolved,
         ItemFailed, ItemResolved, ItemInvalidated,
         ArtifactAdded, RunStopped, RunCompleted, RunFailed, JournalRepaired, Warning, RunMigrated,

@@ -42,6 +42,11 @@ internal readonly struct RunEvent
             w.WriteString("hash", scriptHash);
             WriteNullable(w, "source_path", scriptSource);
             w.WriteEndObject();
+            if (options.Parameters is { } parameters)
+            {
+                w.WriteString("parameters_hash", parameters.Hash);
+            }
+
             w.WriteBoolean("migrated", options.Migrated);
             if (options.SourceFormat is not null)
             {
@@ -132,7 +137,8 @@ internal readonly struct RunEvent
     // ---- attempt ------------------------------------------------------------------------------
 
     public static RunEvent AttemptStarted(int attempt, bool resumed, RunStatus previousStatus, OwnerRecord owner, bool forced,
-        string configHash, string scriptHash, StepGate? gate, IReadOnlyList<ItemRef> inDoubt, IReadOnlyList<StepRef> inDoubtSteps) =>
+        string configHash, string scriptHash, StepGate? gate, IReadOnlyList<ItemRef> inDoubt, IReadOnlyList<StepRef> inDoubtSteps,
+        string? parametersHash = null, string? startedBy = null) =>
         new(JournalEventTypes.AttemptStarted, w =>
         {
             w.WriteNumber("attempt", attempt);
@@ -143,6 +149,16 @@ internal readonly struct RunEvent
             w.WriteBoolean("forced", forced);
             w.WriteString("config_hash", configHash);
             w.WriteString("script_hash", scriptHash);
+            if (parametersHash is not null)
+            {
+                w.WriteString("parameters_hash", parametersHash);
+            }
+
+            if (startedBy is not null)
+            {
+                w.WriteString("started_by", startedBy);
+            }
+
             if (gate is not null)
             {
                 w.WritePropertyName("gate");
@@ -179,7 +195,7 @@ internal readonly struct RunEvent
         });
 
     public static RunEvent DriftAccepted(int attempt, DriftRecord record, string history, EffectiveConfigSource? config, string? scriptSource) =>
-        new(JournalEventTypes.DriftAccepted, w =>
+        new(record.Kind == "parameters" ? JournalEventTypes.ParametersDriftAccepted : JournalEventTypes.DriftAccepted, w =>
         {
             w.WriteNumber("attempt", attempt);
             w.WriteString("kind", record.Kind);
@@ -193,7 +209,7 @@ internal readonly struct RunEvent
                 w.WriteString("format", RunFormat.EnumText(source.Format));
                 WriteNullable(w, "source_path", source.SourcePath);
             }
-            else if (record.Kind != "config" && scriptSource is not null)
+            else if (record.Kind == "script" && scriptSource is not null)
             {
                 w.WriteString("source_path", scriptSource);
             }
@@ -343,6 +359,19 @@ internal readonly struct RunEvent
             w.WriteString("key", key);
             w.WriteNumber("attempt", attempt);
             w.WriteString("resolution", skip ? "skip" : "retry");
+        });
+
+    /// <summary>A failed item set aside by the operator (Resume-Run -Failed Skip): not run again in this run.</summary>
+    public static RunEvent FailedItemSkipped(string step, string key, int attempt, string decidedBy, string reason) =>
+        new(JournalEventTypes.ItemResolved, w =>
+        {
+            w.WriteString("step", step);
+            w.WriteString("key", key);
+            w.WriteNumber("attempt", attempt);
+            w.WriteString("resolution", "skip");
+            w.WriteString("previous", "failed");
+            w.WriteString("decided_by", decidedBy);
+            w.WriteString("reason", reason);
         });
 
     public static RunEvent ItemInvalidated(string step, string key, string reason) =>

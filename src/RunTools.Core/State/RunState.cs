@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using System.Text.Json.Serialization;
 using RunTools.Core.Configuration;
 
@@ -48,6 +49,10 @@ public sealed class RunState
     [JsonPropertyName("script")]
     public ScriptRecord Script { get; set; } = new();
 
+    /// <summary>SHA-256 of parameters.json; null for a run that saved no parameters (created before they were saved).</summary>
+    [JsonPropertyName("parameters_hash")]
+    public string? ParametersHash { get; set; }
+
     [JsonPropertyName("migrated")]
     public bool Migrated { get; set; }
 
@@ -73,6 +78,10 @@ public sealed class RunState
 
     [JsonPropertyName("items_completed")]
     public long ItemsCompleted { get; set; }
+
+    /// <summary>Items set aside over all steps (in doubt or failed, resolved as skip); the sum of the steps' counts, not stored.</summary>
+    [JsonIgnore]
+    public long ItemsSkipped => Steps.Sum(s => s.ItemsSkipped);
 
     [JsonPropertyName("steps")]
     public List<StepRecord> Steps { get; set; } = new();

@@ -84,6 +84,7 @@ internal sealed class StateReducer : IJournalVisitor
                     state.Script = new ScriptRecord { Hash = Str(script, "hash") ?? string.Empty, SourcePath = Str(script, "source_path") };
                 }
 
+                state.ParametersHash = Str(e, "parameters_hash");
                 state.Migrated = Bool(e, "migrated") ?? false;
                 state.SourceFormat = Str(e, "source_format");
                 if (e.TryGetProperty("declared_steps", out var declared) && declared.ValueKind == JsonValueKind.Array)
@@ -148,6 +149,7 @@ internal sealed class StateReducer : IJournalVisitor
             }
 
             case JournalEventTypes.DriftAccepted:
+            case JournalEventTypes.ParametersDriftAccepted:
             {
                 var drift = JsonSerializer.Deserialize<DriftRecord>(e.GetRawText(), RunFormat.JsonOptions)!;
                 if (drift.Kind == "config")
@@ -158,6 +160,10 @@ internal sealed class StateReducer : IJournalVisitor
                         state.Config.SourcePath = sourcePath.ValueKind == JsonValueKind.String ? sourcePath.GetString() : null;
                         state.Config.Format = ParseEnum(Str(e, "format"), state.Config.Format);
                     }
+                }
+                else if (line.Type == JournalEventTypes.ParametersDriftAccepted)
+                {
+                    state.ParametersHash = drift.NewHash;
                 }
                 else
                 {
@@ -264,6 +270,11 @@ internal sealed class StateReducer : IJournalVisitor
                 {
                     RemoveOpen(step, line.Key);
                     step.ItemsSkipped++;
+                    if (Str(e, "previous") == "failed")
+                    {
+                        // A failed item set aside by the operator counts once, as skipped.
+                        step.ItemsFailed = Math.Max(0, step.ItemsFailed - 1);
+                    }
                 }
 
                 break;
