@@ -69,7 +69,7 @@ Describe 'A step killed while it runs is in doubt' {
         New-RunKilledInsideAStep $root $effects
         (Get-Run -RunId steps -Root $root).Status | Should -Be 'Interrupted'
 
-        $result = Resume-Run -RunId steps -Root $root -InDoubt Fail -Parameters @{ EffectsPath = $effects } -ErrorVariable errors -ErrorAction SilentlyContinue
+        $result = Resume-Run -RunId steps -Root $root -InDoubt Fail -Parameters @{ EffectsPath = $effects } -Force -ErrorVariable errors -ErrorAction SilentlyContinue
         $result | Should -BeNullOrEmpty
         $errors[0].FullyQualifiedErrorId | Should -BeLike 'InDoubtItems*'
         $errors[0].Exception.Message | Should -BeLike "*'upload', started in attempt 1*"
@@ -82,7 +82,7 @@ Describe 'A step killed while it runs is in doubt' {
         $effects = Join-Path $TestDrive 'retry.txt'
         New-RunKilledInsideAStep $root $effects
 
-        $final = Resume-Run -RunId steps -Root $root -Parameters @{ EffectsPath = $effects } -WarningVariable warnings -WarningAction SilentlyContinue 6>$null
+        $final = Resume-Run -RunId steps -Root $root -Parameters @{ EffectsPath = $effects } -Force -WarningVariable warnings -WarningAction SilentlyContinue 6>$null
         $final.Status | Should -Be 'Completed'
         ($warnings -join "`n") | Should -BeLike "*Step 'upload' is in doubt*Policy: Retry*"
         @(Get-Content $effects).Count | Should -Be 2   # the one repeat the kill allows, reported
@@ -95,7 +95,7 @@ Describe 'A step killed while it runs is in doubt' {
         $effects = Join-Path $TestDrive 'skip.txt'
         New-RunKilledInsideAStep $root $effects
 
-        $final = Resume-Run -RunId steps -Root $root -InDoubt Skip -Parameters @{ EffectsPath = $effects } -WarningAction SilentlyContinue 6>$null
+        $final = Resume-Run -RunId steps -Root $root -InDoubt Skip -Parameters @{ EffectsPath = $effects } -Force -WarningAction SilentlyContinue 6>$null
         $final.Status | Should -Be 'Completed'
         @(Get-Content $effects).Count | Should -Be 1
         (Get-RunEvent -RunId steps -Root $root -Type step_resolved).Data.resolution | Should -Be 'skip'
@@ -110,7 +110,7 @@ Describe 'A step killed while it runs is in doubt' {
         New-RunKilledInsideAStep $root $effects
         $seen = [Collections.Generic.List[object]]::new()
 
-        $final = Resume-Run -RunId steps -Root $root -InDoubt { $seen.Add($_); $_.Kind -eq 'Step' -and $_.Step -eq 'upload' } -Parameters @{ EffectsPath = $effects } -WarningAction SilentlyContinue 6>$null
+        $final = Resume-Run -RunId steps -Root $root -InDoubt { $seen.Add($_); $_.Kind -eq 'Step' -and $_.Step -eq 'upload' } -Parameters @{ EffectsPath = $effects } -Force -WarningAction SilentlyContinue 6>$null
         $final.Status | Should -Be 'Completed'
         $seen.Count | Should -Be 1
         $seen[0].Step | Should -Be 'upload'

@@ -240,7 +240,7 @@ Describe 'A real crash: a child pwsh is killed (SIGKILL) in the middle of its it
         if ($Kill -eq 'mid-item') { $inDoubt | Should -Be @('k010') } else { $inDoubt.Count | Should -BeLessOrEqual 1 }
 
         (Get-Run -RunId crash -Root $root).Status | Should -Be 'Interrupted'
-        $final = Resume-Run -RunId crash -Root $root -InDoubt $Policy -Parameters @{ EffectsPath = $effects; Count = 50 } -WarningAction SilentlyContinue
+        $final = Resume-Run -RunId crash -Root $root -InDoubt $Policy -Parameters @{ EffectsPath = $effects; Count = 50 } -Force -WarningAction SilentlyContinue
         $final.Status | Should -Be 'Completed'
 
         $counts = Get-EffectCounts $effects
@@ -274,7 +274,7 @@ Describe 'Stop-Run' {
         $stopped = Get-Run -RunId stopme -Root $root
         $stopped.Status | Should -Be 'Stopped'
         (Get-RunEvent -RunId stopme -Root $root -Type run_stopped).Data.reason | Should -Be 'maintenance'
-        $final = Resume-Run -RunId stopme -Root $root -Parameters @{ EffectsPath = $effects; Count = 50 }
+        $final = Resume-Run -RunId stopme -Root $root -Parameters @{ EffectsPath = $effects; Count = 50 } -Force -WarningAction SilentlyContinue
         $final.Status | Should -Be 'Completed'
         $counts = Get-EffectCounts $effects
         $counts.Count | Should -Be 50
@@ -314,7 +314,7 @@ Describe 'Stop-Run' {
         $run = Get-Run -RunId ctrlc -Root $root
         $run.Status | Should -Be 'Stopped'
         (Get-RunEvent -RunId ctrlc -Root $root -Type run_stopped).Data.requested_by | Should -Be 'Ctrl+C'
-        $final = Resume-Run -RunId ctrlc -Root $root -Parameters @{ EffectsPath = $effects; Count = 50 } -WarningAction SilentlyContinue
+        $final = Resume-Run -RunId ctrlc -Root $root -Parameters @{ EffectsPath = $effects; Count = 50 } -Force -WarningAction SilentlyContinue
         $final.Status | Should -Be 'Completed'
         (Get-EffectCounts $effects).Count | Should -Be 50
     }

@@ -83,7 +83,7 @@ Describe 'A .lock that is a symbolic link' {
         $precious = Set-LockLink $root 'r3'
         Remove-Item -LiteralPath (Join-Path $root 'r3/.lock') -Force
 
-        (Resume-Run -RunId r3 -Root $root -Parameters $parameters).Status | Should -Be 'Completed'
+        (Resume-Run -RunId r3 -Root $root).Status | Should -Be 'Completed'
         [IO.File]::ReadAllText($precious) | Should -BeExactly $preciousText
         (Get-Item -Force (Join-Path $root 'r3/.lock')).LinkTarget | Should -BeNullOrEmpty   # -Force: a dot file is hidden
     }

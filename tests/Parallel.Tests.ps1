@@ -78,11 +78,12 @@ Set-Content $OutPath $results
         Set-Content $script @'
 param($Config, [string] $OutPath, [string] $Flag, [string] $Gate)
 $results = 4, 3, 2, 1 | Invoke-RunItem -Key { "n$_" } -Step sleepers -ThrottleLimit 4 {
-    # All four start together (worker runspaces open at different speeds), then sleep 400..100 ms.
+    # All four start together (worker runspaces open at different speeds), then sleep 1000..250 ms
+    # (steps of 250 ms, so that the order holds on a loaded machine).
     Set-Content (Join-Path $using:Gate $_) $_
     $deadline = [DateTime]::UtcNow.AddSeconds(60)
     while (@(Get-ChildItem $using:Gate).Count -lt 4 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 10 }
-    Start-Sleep -Milliseconds ($_ * 100)
+    Start-Sleep -Milliseconds ($_ * 250)
     Add-Content -Path "$($using:OutPath).effects" -Value $_
     "out$_"
 }
@@ -189,7 +190,7 @@ Describe 'Stop-Run and a real kill during a parallel step' {
         $inDoubt = Get-OpenKeys pstop $root
         $inDoubt.Count | Should -Be 0 -Because 'items in flight at a Stop-Run finish and are recorded'
 
-        $final = Resume-Run -RunId pstop -Root $root -Parameters @{ EffectsDir = $effects; Count = 64 }
+        $final = Resume-Run -RunId pstop -Root $root -Parameters @{ EffectsDir = $effects; Count = 64 } -Force -WarningAction SilentlyContinue
         $final.Status | Should -Be 'Completed'
         $counts = Get-EffectCounts $effects
         $counts.Count | Should -Be 64
@@ -221,7 +222,7 @@ Describe 'Stop-Run and a real kill during a parallel step' {
         $inDoubt.Count | Should -BeLessOrEqual 8
         $inDoubt | Where-Object { -not $before.ContainsKey($_) } | Should -BeNullOrEmpty -Because 'an item in doubt here had done its side effect and was sleeping'
 
-        $final = Resume-Run -RunId pctrlc -Root $root -InDoubt Skip -Parameters @{ EffectsDir = $effects; Count = 64; DelayMilliseconds = 0 } -WarningAction SilentlyContinue
+        $final = Resume-Run -RunId pctrlc -Root $root -InDoubt Skip -Parameters @{ EffectsDir = $effects; Count = 64; DelayMilliseconds = 0 } -Force -WarningAction SilentlyContinue
         $final.Status | Should -Be 'Completed'
         $counts = Get-EffectCounts $effects
         $counts.Count | Should -Be 64
@@ -244,7 +245,7 @@ Describe 'Stop-Run and a real kill during a parallel step' {
         $inDoubt.Count | Should -BeLessOrEqual 8
         (Get-Run -RunId pkill -Root $root).Status | Should -Be 'Interrupted'
 
-        $final = Resume-Run -RunId pkill -Root $root -InDoubt $Policy -Parameters @{ EffectsDir = $effects; Count = 64 } -WarningAction SilentlyContinue
+        $final = Resume-Run -RunId pkill -Root $root -InDoubt $Policy -Parameters @{ EffectsDir = $effects; Count = 64 } -Force -WarningAction SilentlyContinue
         $final.Status | Should -Be 'Completed'
         (Test-Run -RunId pkill -Root $root).IsValid | Should -BeTrue
         @((Get-RunEvent -RunId pkill -Root $root -Type item_resolved).Key | Sort-Object) | Should -Be $inDoubt -Because 'every key in doubt, and only those, is resolved by the policy'
