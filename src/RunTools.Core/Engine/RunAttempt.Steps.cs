@@ -2,7 +2,6 @@ using System;
 using System.Diagnostics;
 using System.IO;
 using System.Linq;
-using RunTools.Core.Infrastructure;
 using RunTools.Core.Journal;
 using RunTools.Core.State;
 using RunTools.Core.Storage;
@@ -183,22 +182,7 @@ public sealed partial class RunAttempt
         {
             if (outputFile is not null)
             {
-                FileStream staged;
-                try
-                {
-                    staged = DurableFile.OpenRead(outputFile, 1);
-                }
-                catch (IOException ex)
-                {
-                    throw DurableFile.Failed($"Could not read the output of step '{name}' from '{outputFile}'", outputFile, ex, "Nothing was recorded.");
-                }
-
-                using (staged)
-                {
-                    blob = _store.Blobs.WriteStepOutput(name, Attempt, outputFormat, staged);
-                }
-
-                DurableFile.TryDelete(outputFile);
+                blob = _store.Blobs.TakeStagingFile(name, Attempt, outputFormat, outputFile);
             }
             else
             {

@@ -180,6 +180,30 @@ internal sealed class FileRunBlobs : IRunBlobs
         return Path.Combine(folder, ".output" + DurableFile.TempMarker + Guid.NewGuid().ToString("N").Substring(0, 12));
     }
 
+    public StoredBlob TakeStagingFile(string step, int attempt, string? format, string stagingFile)
+    {
+        // The step's folder is checked before the staging file is opened: a damaged run reads as CorruptState, not as a failed write.
+        StepFolder(step);
+        FileStream staged;
+        try
+        {
+            staged = DurableFile.OpenRead(stagingFile, 1);
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+        {
+            throw DurableFile.Failed($"Could not read the output of step '{step}' from '{stagingFile}'", stagingFile, ex, "Nothing was recorded.");
+        }
+
+        StoredBlob blob;
+        using (staged)
+        {
+            blob = WriteStepOutput(step, attempt, format, staged);
+        }
+
+        DurableFile.TryDelete(stagingFile);
+        return blob;
+    }
+
     public Stream OpenRead(string name) => DurableFile.OpenRead(LocalFile(name));
 
     public string LocalFile(string name) => Integrity.ResolvePath(_runPath, name);

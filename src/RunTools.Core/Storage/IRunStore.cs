@@ -120,8 +120,11 @@ internal interface IRunBlobs
     /// <summary>Stores a copy of an artifact named <paramref name="name"/> ('/'-separated, validated). Safe to call from concurrent units: each gets its own name. WriteFailed when it could not be stored.</summary>
     StoredBlob WriteArtifact(string name, int attempt, Stream content);
 
-    /// <summary>A local file a running step streams its output to (output of any volume never sits in memory); <see cref="WriteStepOutput"/> takes it in afterwards. An abandoned one is removed by <see cref="IRunStore.RemoveLeftovers"/>.</summary>
+    /// <summary>A local file a running step streams its output to (output of any volume never sits in memory); <see cref="TakeStagingFile"/> stores it afterwards. An abandoned one is removed by <see cref="IRunStore.RemoveLeftovers"/>.</summary>
     string NewStagingFile(string step);
+
+    /// <summary>As <see cref="WriteStepOutput"/>, the content being <paramref name="stagingFile"/> (from <see cref="NewStagingFile"/>), which is removed once stored.</summary>
+    StoredBlob TakeStagingFile(string step, int attempt, string? format, string stagingFile);
 
     /// <summary>Reads a stored blob; FileNotFoundException when it is not there.</summary>
     Stream OpenRead(string name);

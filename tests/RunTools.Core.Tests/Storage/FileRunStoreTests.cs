@@ -46,6 +46,22 @@ public sealed class FileRunStoreTests : RunStoreContract, IDisposable
     }
 
     [Fact]
+    public void A_steps_folder_that_became_a_file_is_CorruptState_not_a_failed_write()
+    {
+        var store = CreateRun("damaged");
+        string staging = store.Blobs.NewStagingFile("s");
+        File.WriteAllText(staging, "output");
+        string steps = Path.Combine(store.Location, RunFormat.StepsFolder);
+        Directory.Delete(steps, recursive: true);
+        File.WriteAllText(steps, "x");
+
+        var error = Assert.Throws<RunToolsException>(() => store.Blobs.TakeStagingFile("s", 1, "clixml", staging));
+
+        Assert.Equal(ErrorIds.CorruptState, error.ErrorId);
+        Assert.Equal(steps, error.Target);
+    }
+
+    [Fact]
     public void Leftover_temp_files_of_interrupted_writes_are_removed_and_recorded_files_kept()
     {
         var store = CreateRun("leftovers");

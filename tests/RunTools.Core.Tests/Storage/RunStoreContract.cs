@@ -132,6 +132,21 @@ public abstract class RunStoreContract
     }
 
     [Fact]
+    public void A_staged_step_output_is_stored_and_its_staging_file_removed()
+    {
+        var store = CreateRun("staged");
+        string staging = store.Blobs.NewStagingFile("s");
+        byte[] content = RandomBytes(100_000, seed: 6);
+        File.WriteAllBytes(staging, content);
+
+        var blob = store.Blobs.TakeStagingFile("s", 1, "clixml", staging);
+
+        Assert.False(File.Exists(staging));
+        Assert.Equal(Sha256(content), blob.Sha256);
+        Assert.Equal(content, ReadAll(Reopen(store).Blobs, blob.Name));
+    }
+
+    [Fact]
     public void Verify_reports_a_corrupt_blob_and_a_missing_one()
     {
         var store = CreateRun("verify");
