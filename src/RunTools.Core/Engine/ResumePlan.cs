@@ -1,9 +1,9 @@
 using System;
 using System.Collections.Generic;
-using System.IO;
 using System.Linq;
 using RunTools.Core.Journal;
 using RunTools.Core.State;
+using RunTools.Core.Storage;
 
 namespace RunTools.Core.Engine;
 
@@ -78,29 +78,32 @@ internal static class ResumePlanner
         public ResumePlan Plan { get; }
     }
 
+    /// <inheritdoc cref="Plan(IRunStore, bool, bool)"/>
+    public static Result Plan(RunDirectory run, bool verifyArtifacts, bool checkRunId = true) =>
+        Plan(RunStores.Open(run), verifyArtifacts, checkRunId);
+
     /// <summary>One full journal scan (state + ledger), then integrity checks of completed units.</summary>
     /// <param name="checkRunId">Refuse (CorruptState) a journal whose run_created names another run; Test-Run reports it instead.</param>
-    public static Result Plan(RunDirectory run, bool verifyArtifacts, bool checkRunId = true)
+    public static Result Plan(IRunStore store, bool verifyArtifacts, bool checkRunId = true)
     {
-        var state = new RunState { RunId = run.RunId };
+        var state = new RunState { RunId = store.RunId };
         var reducer = new StateReducer(state);
-        long journalLength = File.Exists(run.JournalPath) ? new FileInfo(run.JournalPath).Length : 0;
-        var ledger = new ItemLedger((int)Math.Min(journalLength / 300, 16_000_000)); // ~300 bytes per completed item
-        var scan = JournalScanner.Scan(run.JournalPath, 0, 0, new CompositeVisitor(reducer, ledger));
+        var ledger = new ItemLedger((int)Math.Min(store.LogSizeHint / 300, 16_000_000)); // ~300 bytes per completed item
+        var scan = store.ScanLog(new CompositeVisitor(reducer, ledger));
         if (scan.ValidLines == 0)
         {
             // No journal: fall back to the snapshot alone (throws CorruptState when that is gone too).
-            state = run.ReadStoredState(out _);
+            state = store.Snapshot.ReadStored();
         }
         else
         {
             reducer.Finish(scan);
         }
 
-        RunDirectory.EnsureSupportedVersion(run.RunId, state.FormatVersion);
+        RunDirectory.EnsureSupportedVersion(store.RunId, state.FormatVersion);
         if (checkRunId)
         {
-            run.EnsureOwnRunId(state.RunId, scan.ValidLines == 0 ? RunFormat.StateFile : RunFormat.JournalFile);
+            store.EnsureOwnRunId(state.RunId, fromLog: scan.ValidLines > 0);
         }
 
         var inDoubt = new List<ItemRef>();
@@ -122,12 +125,9 @@ internal static class ResumePlanner
             }
         }
 
-        var problems = verifyArtifacts ? CheckCompletedUnits(run, state, ledger) : new List<RunProblem>();
+        var problems = verifyArtifacts ? store.Blobs.Verify(RecordedFiles(state, ledger, unitsOnly: true)) : new List<RunProblem>();
         return new Result(new ResumePlan(state, scan, ledger, problems, inDoubt, inDoubtSteps));
     }
-
-    private static List<RunProblem> CheckCompletedUnits(RunDirectory run, RunState state, ItemLedger ledger) =>
-        Integrity.CheckAll(run.Path, RecordedFiles(state, ledger, unitsOnly: true));
 
     /// <summary>
     /// The files the journal recorded. With <paramref name="unitsOnly"/>, only those that vouch for a

@@ -5,17 +5,15 @@ using System.Linq;
 using RunTools.Core.Infrastructure;
 using RunTools.Core.Journal;
 using RunTools.Core.State;
+using RunTools.Core.Storage;
 
 namespace RunTools.Core.Engine;
 
-/// <summary>Artifacts: files recorded with their size and SHA-256, copied under artifacts/ or referenced in place.</summary>
+/// <summary>Artifacts: files recorded with their size and SHA-256, copied into the run's store (artifacts/ in a folder) or referenced in place.</summary>
 public sealed partial class RunAttempt
 {
     // Units whose file could not be written: they were recorded as failed and cannot complete. Guarded by _recorder.SyncRoot.
     private readonly Dictionary<(string Step, string? Key), RunToolsException> _writeFailures = new();
-
-    // Artifact paths chosen by copies still in progress, so that concurrent items never pick the same one. Guarded by _recorder.SyncRoot.
-    private readonly HashSet<string> _reservedArtifactPaths = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Records a file with its size and SHA-256: copied under artifacts/ (never over an earlier
@@ -106,36 +104,24 @@ public sealed partial class RunAttempt
         string sha256;
         if (mode == ArtifactMode.Copy)
         {
-            string destination;
-            lock (_recorder.SyncRoot)
-            {
-                recordedPath = FreeArtifactPath(artifactName);
-                _reservedArtifactPaths.Add(recordedPath);
-            }
-
-            destination = Integrity.ResolvePath(_run.Path, recordedPath);
             try
             {
-                DurableFile.CreateDirectory(Path.GetDirectoryName(destination)!);
-                DurableFile.CopyAtomic(full, destination);
-                (size, sha256) = Integrity.HashFile(destination);
-            }
-            catch (Exception ex) when (ex is RunToolsException { ErrorId: ErrorIds.WriteFailed } || ex is IOException)
-            {
-                var failure = ex as RunToolsException ?? DurableFile.Failed($"Could not read back the copy '{destination}'", destination, ex, "It does not count as recorded.");
-                if (step is not null)
+                StoredBlob blob;
+                using (var source = OpenArtifactSource(full))
                 {
-                    FailUnitForWrite(step, itemKey, failure);
+                    blob = _store.Blobs.WriteArtifact(artifactName, Attempt, source);
                 }
 
-                throw failure;
+                (recordedPath, size, sha256) = (blob.Name, blob.Size, blob.Sha256);
             }
-            finally
+            catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.WriteFailed)
             {
-                lock (_recorder.SyncRoot)
+                if (step is not null)
                 {
-                    _reservedArtifactPaths.Remove(recordedPath);
+                    FailUnitForWrite(step, itemKey, ex);
                 }
+
+                throw;
             }
         }
         else
@@ -155,28 +141,18 @@ public sealed partial class RunAttempt
         }
     }
 
-    private string FreeArtifactPath(string name)
+    /// <summary>The file to copy; one that cannot be opened fails the copy like a write would (WriteFailed), so its unit is failed, not left running.</summary>
+    private static FileStream OpenArtifactSource(string path)
     {
-        string candidate = $"{RunFormat.ArtifactsFolder}/{name}";
-        if (IsFree(candidate))
+        try
         {
-            return candidate;
+            return DurableFile.OpenRead(path, 1);
         }
-
-        // Never over an earlier file: later copies of a name go to a per-attempt folder.
-        for (int n = 1; ; n++)
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
         {
-            string folder = n == 1 ? $"attempt-{Attempt}" : $"attempt-{Attempt}-{n}";
-            candidate = $"{RunFormat.ArtifactsFolder}/{folder}/{name}";
-            if (IsFree(candidate))
-            {
-                return candidate;
-            }
+            throw DurableFile.Failed($"Could not read the artifact file '{path}'", path, ex, "It was not recorded.");
         }
     }
-
-    private bool IsFree(string relative) =>
-        !_reservedArtifactPaths.Contains(relative) && !File.Exists(Integrity.ResolvePath(_run.Path, relative));
 
     /// <summary>
     /// A file of a running unit could not be written: the unit is recorded as failed with that

@@ -49,18 +49,18 @@ public sealed partial class RunAttempt
             InvalidateUnit(problem);
         }
 
-        var stop = run.ReadStopRequest();
+        var stop = _store.ReadStopRequest();
         if (stop is not null)
         {
             Record(RunEvent.StopCleared(stop));
-            DurableFile.TryDelete(run.StopPath);
+            _store.ClearStopRequest();
             Warn($"A stop request from {stop.RequestedBy} ({stop.RequestedAt:u}) was left over from an earlier attempt and was cleared.");
         }
 
         bool resumed = previousStatus != RunStatus.Created || state.Attempt > 0;
         string newConfigHash = options.Config?.Hash ?? state.Config.Hash;
         string newScriptHash = options.Script is null ? state.Script.Hash : Integrity.Sha256Hex(options.Script);
-        Record(RunEvent.AttemptStarted(Attempt, resumed, previousStatus, _lock.Owner, drift.Count > 0, newConfigHash, newScriptHash,
+        Record(RunEvent.AttemptStarted(Attempt, resumed, previousStatus, _ownership.Holder, drift.Count > 0, newConfigHash, newScriptHash,
             _gate.Gate, Plan.InDoubt, Plan.InDoubtSteps, options.Parameters?.Hash ?? state.ParametersHash, options.StartedBy));
 
         foreach (var record in drift)

@@ -2,13 +2,13 @@ using System;
 using System.Diagnostics;
 using System.IO;
 using System.Linq;
-using RunTools.Core.Infrastructure;
 using RunTools.Core.Journal;
 using RunTools.Core.State;
+using RunTools.Core.Storage;
 
 namespace RunTools.Core.Engine;
 
-/// <summary>Steps: one at a time, journaled before they run, their output kept under steps/&lt;name&gt;/.</summary>
+/// <summary>Steps: one at a time, journaled before they run, their output kept as a blob of the run's store (steps/&lt;name&gt;/ in a folder).</summary>
 public sealed partial class RunAttempt
 {
     private readonly Stopwatch _stepClock = new();
@@ -96,32 +96,36 @@ public sealed partial class RunAttempt
     public void CompleteStep(string name, byte[]? output, string? outputFormat = null) => CompleteStep(name, output, null, outputFormat);
 
     /// <summary>
-    /// A temp file in the step's folder that the step's output is streamed to while it runs, so
-    /// that output of any volume never has to be held in memory; <see cref="CompleteStepFromFile"/>
-    /// records it. After a crash the next owner removes it with the other temp files.
+    /// A local file that the step's output is streamed to while it runs, so that output of any
+    /// volume never has to be held in memory; <see cref="CompleteStepFromFile"/> records it. After
+    /// a crash the next owner removes it with the store's other leftovers.
     /// </summary>
     public string NewStepOutputFile(string name)
     {
         EnsureActiveStep(name);
-        string folder = Path.Combine(_run.Path, RunFormat.StepsFolder, name);
-        RequireFolder(Path.Combine(_run.Path, RunFormat.StepsFolder));
-        RequireFolder(folder);
-        Directory.CreateDirectory(folder);
-        return Path.Combine(folder, ".output" + DurableFile.TempMarker + Guid.NewGuid().ToString("N").Substring(0, 12));
+        return _store.Blobs.NewStagingFile(name);
     }
 
     /// <summary>As <see cref="CompleteStep(string, byte[], string)"/>, the output being the file <paramref name="outputFile"/> (from <see cref="NewStepOutputFile"/>), which is consumed.</summary>
     public void CompleteStepFromFile(string name, string outputFile, string? outputFormat) => CompleteStep(name, null, outputFile, outputFormat);
 
-    /// <summary>The full path of a completed step's recorded output; null when it recorded none.</summary>
+    /// <summary>A local file holding a completed step's recorded output (for hosts that read by path); null when it recorded none.</summary>
     public string? StepOutputFile(string name) =>
-        State.FindStep(name)?.Output is { } output ? Integrity.ResolvePath(_run.Path, output.Path) : null;
+        State.FindStep(name)?.Output is { } output ? _store.Blobs.LocalFile(output.Path) : null;
 
     /// <summary>The output recorded for a completed step, or null when it recorded none.</summary>
     public byte[]? ReadStepOutput(string name)
     {
         var output = State.FindStep(name)?.Output;
-        return output is null ? null : DurableFile.ReadAllBytes(Integrity.ResolvePath(_run.Path, output.Path));
+        if (output is null)
+        {
+            return null;
+        }
+
+        using var stream = _store.Blobs.OpenRead(output.Path);
+        using var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        return copy.ToArray();
     }
 
     public string? StepOutputFormat(string name) => State.FindStep(name)?.Output?.Format;
@@ -173,34 +177,17 @@ public sealed partial class RunAttempt
 
     private OutputRecord WriteStepOutput(string name, byte[]? output, string? outputFile, string? outputFormat)
     {
-        string folder = Path.Combine(_run.Path, RunFormat.StepsFolder, name);
-        RequireFolder(Path.Combine(_run.Path, RunFormat.StepsFolder));
-        RequireFolder(folder);
-        string fileName = "output" + (IsSafeExtension(outputFormat) ? "." + outputFormat : ".bin");
-        string relative = $"{RunFormat.StepsFolder}/{name}/{fileName}";
-        long size;
-        string sha256;
+        StoredBlob blob;
         try
         {
-            DurableFile.CreateDirectory(folder);
-            if (File.Exists(Integrity.ResolvePath(_run.Path, relative)))
-            {
-                // A step that runs again keeps the earlier attempt's output beside the new one.
-                relative = $"{RunFormat.StepsFolder}/{name}/attempt-{Attempt}/{fileName}";
-                DurableFile.CreateDirectory(Path.Combine(folder, $"attempt-{Attempt}"));
-            }
-
-            string destination = Integrity.ResolvePath(_run.Path, relative);
             if (outputFile is not null)
             {
-                DurableFile.CopyAtomic(outputFile, destination);
-                DurableFile.TryDelete(outputFile);
-                (size, sha256) = Integrity.HashFile(destination);
+                blob = _store.Blobs.TakeStagingFile(name, Attempt, outputFormat, outputFile);
             }
             else
             {
-                DurableFile.WriteAtomic(destination, output!);
-                (size, sha256) = (output!.Length, Integrity.Sha256Hex(output));
+                using var buffer = new MemoryStream(output!, writable: false);
+                blob = _store.Blobs.WriteStepOutput(name, Attempt, outputFormat, buffer);
             }
         }
         catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.WriteFailed)
@@ -212,15 +199,12 @@ public sealed partial class RunAttempt
         _options.CrashPoint?.Invoke("step_output_written");
         return new OutputRecord
         {
-            Path = relative,
-            Size = size,
-            Sha256 = sha256,
+            Path = blob.Name,
+            Size = blob.Size,
+            Sha256 = blob.Sha256,
             Format = outputFormat,
         };
     }
-
-    private static bool IsSafeExtension(string? format) =>
-        format is { Length: > 0 and <= 16 } && format.All(c => (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'));
 
     private void EnsureActiveStep(string name)
     {

@@ -12,16 +12,18 @@ using RunTools.Core.Storage;
 namespace RunTools.Core.Engine;
 
 /// <summary>
-/// The owner of a run for one attempt: holds the lock, journals every unit before it counts
+/// The owner of a run for one attempt: holds its ownership, journals every unit before it counts
 /// (through its <see cref="RunRecorder"/>), and ends the attempt as Completed, Failed or
 /// Stopped. If the process dies instead, the run reads as Interrupted and the next attempt picks
 /// it up. One step runs at a time; the items of the running step may run concurrently, from any
-/// thread (RunAttempt.Items.cs).
+/// thread (RunAttempt.Items.cs). The run's journal, snapshot, ownership, recorded files and stop
+/// requests are reached only through its <see cref="IRunStore"/>.
 /// </summary>
 public sealed partial class RunAttempt : IDisposable
 {
     private readonly RunDirectory _run;
-    private readonly RunLock _lock;
+    private readonly IRunStore _store;
+    private readonly IRunOwnership _ownership;
     private readonly RunRecorder _recorder;
     private readonly AttemptOptions _options;
     private readonly StepGateTracker _gate;
@@ -31,30 +33,34 @@ public sealed partial class RunAttempt : IDisposable
     private volatile bool _finished;
     private bool _logFailed;
 
-    private RunAttempt(RunDirectory run, RunLock runLock, AttemptOptions options, StepGateTracker gate)
+    private RunAttempt(RunDirectory run, IRunStore store, IRunOwnership ownership, AttemptOptions options, StepGateTracker gate)
     {
         _run = run;
-        _lock = runLock;
+        _store = store;
+        _ownership = ownership;
         _options = options;
         _gate = gate;
-        AttemptOpening.RemoveLeftoverTempFiles(run.Path);
+        store.RemoveLeftovers();
 
-        var planned = ResumePlanner.Plan(run, options.VerifyArtifacts);
+        var planned = ResumePlanner.Plan(store, options.VerifyArtifacts);
         Plan = planned.Plan;
         var scan = Plan.Journal;
-        if (scan.ValidLines == 0 && File.Exists(run.StatePath) && new FileInfo(run.StatePath).Length > 0)
+        if (scan.ValidLines == 0 && store.Snapshot.Exists)
         {
             throw new RunToolsException(ErrorIds.CorruptJournal, RunToolsErrorCategory.InvalidData,
                 $"Run '{run.RunId}' has a state snapshot but its journal ({RunFormat.JournalFile}) is missing or unreadable, so finished work cannot be told apart safely. Restore the journal from a backup or archive before resuming.", run.RunId);
         }
 
-        string? tailBackup = scan.TornTailLength > 0 ? AttemptOpening.BackUpTornTail(run, scan) : null;
-        _recorder = FileRunStore.OpenRecorder(run.Path, scan, Plan.State, Plan.Ledger, options.SnapshotInterval, options.CrashPoint);
+        var log = store.OpenLog(scan, out string? tailBackup);
+        _recorder = new RunRecorder(log, Plan.State, Plan.Ledger, store.Snapshot.Replace, options.SnapshotInterval, crashPoint: options.CrashPoint);
 
         var state = State;
         var previousStatus = state.Status;
         PreviousStatus = previousStatus;
         Attempt = state.Attempt + 1;
+
+        // Attempt logs are for people, not part of the record: they stay files in the run folder
+        // whatever the store (a database store keeps a local run folder for them).
         LogPath = Path.Combine(run.Path, RunFormat.LogsFolder, $"attempt-{Attempt}.log");
         try
         {
@@ -103,16 +109,16 @@ public sealed partial class RunAttempt : IDisposable
     internal static RunAttempt Begin(RunDirectory run, AttemptOptions options)
     {
         var gate = new StepGateTracker(options.Gate);
-        var now = DateTimeOffset.UtcNow;
-        var runLock = run.AcquireLock(now);
+        var store = RunStores.Open(run, options.CrashPoint);
+        var ownership = store.Acquire(DateTimeOffset.UtcNow);
 
         try
         {
-            return new RunAttempt(run, runLock, options, gate);
+            return new RunAttempt(run, store, ownership, options, gate);
         }
         catch
         {
-            runLock.Dispose();
+            ownership.Dispose();
             throw;
         }
     }
@@ -130,9 +136,9 @@ public sealed partial class RunAttempt : IDisposable
             });
         }
 
-        if (File.Exists(_run.StopPath))
+        if (_store.ReadStopRequest() is { } stop)
         {
-            throw new RunStoppedException(_run.RunId, _run.ReadStopRequest() ?? new StopRequest { RequestedBy = "unknown" });
+            throw new RunStoppedException(_run.RunId, stop);
         }
     }
 
@@ -303,14 +309,14 @@ public sealed partial class RunAttempt : IDisposable
         var result = Finish(RunEvent.RunStopped(request, step, running.Count == 1 ? running[0] : null),
             $"Attempt {Attempt} stopped as requested by {request.RequestedBy}{(request.Reason is null ? string.Empty : ": " + request.Reason)}"
             + (running.Count > 1 ? $"; {running.Count} items were running and are left in doubt: {string.Join(", ", running.Take(10))}." : "."));
-        DurableFile.TryDelete(_run.StopPath);
+        _store.ClearStopRequest();
         return result;
     }
 
-    /// <summary>Releases the lock. An attempt not ended by Complete/Fail/Stop stays Running, and reads as Interrupted.</summary>
+    /// <summary>Releases ownership. An attempt not ended by Complete/Fail/Stop stays Running, and reads as Interrupted.</summary>
     public void Dispose()
     {
-        // The lock is released whatever fails before it: a lock kept by a failed flush would
+        // Ownership is released whatever fails before it: a lock kept by a failed flush would
         // refuse every later attempt of this process (RunLocked naming itself) until it exits.
         try
         {
@@ -340,7 +346,7 @@ public sealed partial class RunAttempt : IDisposable
         }
         finally
         {
-            _lock.Dispose();
+            _ownership.Dispose();
         }
     }
 
@@ -383,17 +389,8 @@ public sealed partial class RunAttempt : IDisposable
             throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
                 $"Attempt {Attempt} of run '{_run.RunId}' could not write its journal and cannot record more work. Fix the disk, then resume the run.", _run.RunId);
         }
-    }
 
-    /// <summary>A folder of the format that is a file (or FIFO...) means the run directory is damaged: CorruptState naming it.</summary>
-    private void RequireFolder(string folder)
-    {
-        var kind = NativeFileType.Of(folder);
-        if (kind is not (FileKind.Directory or FileKind.Missing))
-        {
-            throw new RunToolsException(ErrorIds.CorruptState, RunToolsErrorCategory.InvalidData,
-                $"Run '{_run.RunId}' is damaged: '{folder}' should be a folder but is {NativeFileType.Describe(kind)}. Move it aside, then resume the run (or restore the run from a backup or archive).", folder);
-        }
+        _ownership.ThrowIfLost();
     }
 
     private void Warn(string message)

@@ -37,6 +37,9 @@ internal static class DurableFile
             input.CopyTo(stream, 81920);
         }, () => $"Could not copy '{source}' to '{destination}'");
 
+    /// <summary>As WriteAtomic, the bytes written by <paramref name="fill"/>: content of any size, streamed. <paramref name="describe"/> names the write in a WriteFailed error.</summary>
+    public static void WriteAtomicFrom(string path, Action<FileStream> fill, Func<string> describe) => ReplaceAtomic(path, fill, describe);
+
     /// <summary>Pushes a stream's bytes to the OS and fsyncs them, the result checked (see <see cref="NativeMethods.FlushFile"/>).</summary>
     public static void Sync(FileStream stream, string path) => NativeMethods.FlushFile(stream, path);
 

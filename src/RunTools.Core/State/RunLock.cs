@@ -17,7 +17,7 @@ namespace RunTools.Core.State;
 /// when the process dies, so a lock is never stale. The holder writes its pid/host/start into the
 /// file; a process that finds the lock held names the holder from there, never from run.json.
 /// </summary>
-internal sealed class RunLock : IDisposable
+internal sealed class RunLock : Storage.IRunOwnership
 {
     // A reader probing the lock holds it for microseconds; an owner that meets a probe retries
     // this long before deciding that another owner really holds the run.
@@ -36,6 +36,13 @@ internal sealed class RunLock : IDisposable
     }
 
     public OwnerRecord Owner { get; }
+
+    OwnerRecord Storage.IRunOwnership.Holder => Owner;
+
+    /// <summary>Never lost: the OS holds the lock for as long as this process keeps the file open.</summary>
+    void Storage.IRunOwnership.ThrowIfLost()
+    {
+    }
 
     /// <summary>Test seam (this thread only): called with the lock file's path between an owner's open-and-lock and its check that the name still is that file.</summary>
     [ThreadStatic]
