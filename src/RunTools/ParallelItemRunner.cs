@@ -183,6 +183,15 @@ internal sealed class ParallelItemRunner : IDisposable
         var paths = new List<string>();
         foreach (var module in cmdlet.InvokeCommand.InvokeScript("Get-Module"))
         {
+            if (module?.BaseObject is PSModuleInfo { Name: "RunTools" } own && own.ModuleBase == System.IO.Path.GetDirectoryName(typeof(ParallelItemRunner).Assembly.Location))
+            {
+                // This module: its cmdlet assembly alone. Workers output nothing to format, and its
+                // loader already runs in this process, so the manifest's format and type data (a
+                // rebuild of the formatting database per worker) would only slow every worker's start.
+                paths.Add(typeof(ParallelItemRunner).Assembly.Location);
+                continue;
+            }
+
             if (module?.BaseObject is PSModuleInfo info && !string.IsNullOrEmpty(info.Path) && System.IO.File.Exists(info.Path))
             {
                 // The manifest when there is one, so that nested modules load as they did in the run's runspace.
