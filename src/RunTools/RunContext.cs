@@ -118,6 +118,9 @@ public sealed class RunContext
 
     internal static RunContext? Current => Runspace.DefaultRunspace is { } runspace && s_current.TryGetValue(runspace, out var context) ? context : null;
 
+    /// <summary>The run <paramref name="runspace"/>'s script is executing in, if any (a run job asks it to stop).</summary>
+    internal static RunContext? For(Runspace runspace) => s_current.TryGetValue(runspace, out var context) ? context : null;
+
     /// <summary>The attempt whose script started the thread this call runs on, if any (it may have ended).</summary>
     internal static RunContext? Origin => s_origin.Value;
 
