@@ -66,6 +66,12 @@ public static class ErrorIds
     public const string ItemsFailed = "ItemsFailed";
     public const string InvalidArgument = "InvalidArgument";
     public const string NotInRun = "NotInRun";
+
+    /// <summary>An in-script cmdlet was called from another runspace of a running attempt (ForEach-Object -Parallel, a thread job); the run fails.</summary>
+    public const string WrongRunspace = "WrongRunspace";
+
+    /// <summary>An in-script cmdlet was called after the attempt it belongs to ended; nothing was recorded.</summary>
+    public const string RunEnded = "RunEnded";
     public const string RunFailed = "RunFailed";
     public const string RunNotRunning = "RunNotRunning";
     public const string RunNested = "RunNested";

@@ -8,19 +8,57 @@ namespace RunTools;
 /// <summary>The cmdlets used inside run scripts: they need the current run, and turn a stop request into a clean unwind.</summary>
 public abstract class InScriptCmdletBase : RunCmdletBase
 {
-    /// <summary>The run this script executes in; a terminating NotInRun error outside Start-Run/Resume-Run.</summary>
+    /// <summary>
+    /// The run this script executes in. Where there is none the call fails with a terminating error
+    /// that says why: NotInRun outside any run, WrongRunspace in another runspace of a running
+    /// attempt (which then fails too), RunEnded after the attempt it belongs to has ended. In the
+    /// run script's own runspace, a wrong use met meanwhile ends the script here, at this boundary.
+    /// </summary>
     protected RunContext RequireContext()
     {
+        string command = MyInvocation.MyCommand.Name;
         var context = RunContext.Current;
-        if (context is null)
+        if (context is not null)
         {
-            ThrowTerminatingError(new ErrorRecord(
-                new InvalidOperationException($"{MyInvocation.MyCommand.Name} works only inside a run script started by Start-Run or Resume-Run."),
-                ErrorIds.NotInRun, ErrorCategory.InvalidOperation, null));
+            if (context.Root == context && context.ItemKey is null && context.Failure is null && context.Misuse is { } misuse)
+            {
+                Fail(context, misuse.Message, misuse);
+            }
+
+            return context;
         }
 
-        return context!;
+        if (RunContext.Origin is { } origin)
+        {
+            if (origin.ReportMisuse(WrongRunspace(command, origin)))
+            {
+                ThrowTerminatingError(new ErrorRecord(WrongRunspace(command, origin), ErrorIds.WrongRunspace, ErrorCategory.InvalidOperation, origin.RunId));
+            }
+
+            ThrowTerminatingError(new ErrorRecord(RunEnded(command, origin), ErrorIds.RunEnded, ErrorCategory.InvalidOperation, origin.RunId));
+        }
+
+        if (RunContext.EndedHere is { } ended && string.Equals(MyInvocation.ScriptName, ended.ScriptPath, StringComparison.Ordinal))
+        {
+            // A line of the run script after its attempt ended: a script block kept from the run, or the script run again without Start-Run.
+            ThrowTerminatingError(new ErrorRecord(RunEnded(command, ended), ErrorIds.RunEnded, ErrorCategory.InvalidOperation, ended.RunId));
+        }
+
+        ThrowTerminatingError(new ErrorRecord(
+            new InvalidOperationException($"{command} works only inside a run script started by Start-Run or Resume-Run. A job started with Start-Job runs in another process, where no run exists: call {command} from the run script itself, and use Invoke-RunItem -ThrottleLimit to run items at once."),
+            ErrorIds.NotInRun, ErrorCategory.InvalidOperation, null));
+        return null!;
     }
+
+    private static RunToolsException WrongRunspace(string command, RunContext run) =>
+        new(ErrorIds.WrongRunspace, RunToolsErrorCategory.InvalidOperation,
+            $"{command} was called from another runspace than the script of run '{run.RunId}' (ForEach-Object -Parallel, a thread job, or a runspace the script opened), where it cannot record its work, so the run fails. To run items at once use Invoke-RunItem -ThrottleLimit instead of ForEach-Object -Parallel; call Invoke-RunStep, Add-RunArtifact and Get-RunContext in the run script itself. Then resume the run.",
+            run.RunId);
+
+    private static RunToolsException RunEnded(string command, RunContext run) =>
+        new(ErrorIds.RunEnded, RunToolsErrorCategory.InvalidOperation,
+            $"{command} was called after attempt {run.Attempt} of run '{run.RunId}' ended ({run.EndedAt:u}); nothing was recorded. In-script cmdlets record only while Start-Run or Resume-Run runs the script: call them there, not from a script block or a job that outlives the run.",
+            run.RunId);
 
     /// <summary>
     /// Ends the whole run script, not just the statement: a cmdlet's terminating error would let

@@ -183,6 +183,13 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
             }
         }
 
+        if (context.Misuse is { } misuse)
+        {
+            // A call from another runspace during the body could not record its work: the item is not done.
+            engine.FailItem(_step, key, Failure(misuse.Message, misuse, false, 1, null));
+            Fail(context, $"item '{key}' of step '{_step}' failed: {misuse.Message}", misuse);
+        }
+
         try
         {
             byte[]? recorded = output.Count == 0 ? null : Conversion.Serialize(output);

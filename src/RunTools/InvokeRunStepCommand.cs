@@ -132,6 +132,16 @@ public sealed class InvokeRunStepCommand : UnitCmdletBase
             }
         }
 
+        if (context.Misuse is { } misuse)
+        {
+            // A call from another runspace during the body could not record its work: the step is not done.
+            TryDelete(outputFile);
+            string message = $"step '{Name}' failed: {misuse.Message}";
+            engine.FailStep(Name, message);
+            Fail(context, message, misuse);
+            return;
+        }
+
         if (Output.Length > 0)
         {
             try

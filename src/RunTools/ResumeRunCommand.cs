@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Management.Automation;
 using RunTools.Core;
@@ -11,6 +12,7 @@ namespace RunTools;
 /// <summary>Continues a Created, Stopped, Interrupted or Failed run from the first unfinished step or item.</summary>
 [Cmdlet(VerbsLifecycle.Resume, "Run", DefaultParameterSetName = ById, SupportsShouldProcess = true)]
 [OutputType(typeof(RunInfo))]
+[OutputType(typeof(Job))]
 public sealed class ResumeRunCommand : RunExecutionCmdletBase
 {
     private const string ById = "ById";
@@ -68,6 +70,16 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
         {
             SetExitCode(null);
             WriteError(IoErrorRecord(ex, Path));
+            return;
+        }
+
+        if (AsJob)
+        {
+            if (ShouldProcess(run.RunId, "Resume run as a job"))
+            {
+                WriteObject(StartJob(run.RunId, new Dictionary<string, object?>()));
+            }
+
             return;
         }
 

@@ -4,6 +4,7 @@ using System.Collections.Generic;
 using System.Management.Automation;
 using System.Management.Automation.Runspaces;
 using System.Runtime.CompilerServices;
+using System.Threading;
 using RunTools.Core;
 using RunTools.Core.Engine;
 using RunTools.Core.State;
@@ -14,16 +15,35 @@ namespace RunTools;
 /// The run a run script is executing in: what Get-RunContext returns, and what Invoke-RunStep,
 /// Invoke-RunItem and Add-RunArtifact use. One per runspace (jobs and runspaces do not share it).
 /// </summary>
+/// <remarks>
+/// An in-script cmdlet called in a runspace without a context must still reach the run it belongs
+/// to, so that the run fails instead of completing without that work. The attempt is also kept in
+/// an AsyncLocal set on the thread that runs the script: .NET copies it to every thread started
+/// from there (ForEach-Object -Parallel, Start-ThreadJob, a runspace the script opens), so such a
+/// call finds exactly its own attempt, even with several runs in one process (-AsJob), and an
+/// attempt that has ended. A Start-Job process has no link to the run: its call fails alone.
+/// </remarks>
 public sealed class RunContext
 {
     private static readonly ConditionalWeakTable<Runspace, RunContext> s_current = new();
 
-    internal RunContext(RunDirectory run, RunAttempt engine, IDictionary config, object? inDoubt)
+    // Runspaces whose run script has ended, with the attempt they ran last: a later call there is told so.
+    private static readonly ConditionalWeakTable<Runspace, RunContext> s_ended = new();
+
+    private static readonly AsyncLocal<RunContext?> s_origin = new();
+
+    private readonly object _gate = new();
+    private bool _closed;
+    private RunToolsException? _misuse;
+
+    internal RunContext(RunDirectory run, RunAttempt engine, IDictionary config, object? inDoubt, string scriptPath, RunContext? root = null)
     {
         Run = run;
         Engine = engine;
         Config = config;
         InDoubt = inDoubt;
+        ScriptPath = scriptPath;
+        Root = root ?? this;
     }
 
     public string RunId => Run.RunId;
@@ -56,6 +76,27 @@ public sealed class RunContext
 
     internal RunDirectory Run { get; }
 
+    /// <summary>The run script as executed (its source path): calls from its lines after the attempt ended are told so.</summary>
+    internal string ScriptPath { get; }
+
+    /// <summary>The context of the run script's own runspace; a parallel item worker's context points to it.</summary>
+    internal RunContext Root { get; }
+
+    /// <summary>An in-script cmdlet was called from another runspace of this attempt: the run fails with this error.</summary>
+    internal RunToolsException? Misuse
+    {
+        get
+        {
+            lock (Root._gate)
+            {
+                return Root._misuse;
+            }
+        }
+    }
+
+    /// <summary>When the attempt's script ended (then nothing more can be recorded); null while it runs.</summary>
+    internal DateTimeOffset? EndedAt { get; private set; }
+
     internal RunAttempt Engine { get; }
 
     /// <summary>Resume-Run's -InDoubt: an InDoubtAction or a script block that decides per item.</summary>
@@ -77,13 +118,33 @@ public sealed class RunContext
 
     internal static RunContext? Current => Runspace.DefaultRunspace is { } runspace && s_current.TryGetValue(runspace, out var context) ? context : null;
 
-    internal static void Enter(RunContext context)
+    /// <summary>The run <paramref name="runspace"/>'s script is executing in, if any (a run job asks it to stop).</summary>
+    internal static RunContext? For(Runspace runspace) => s_current.TryGetValue(runspace, out var context) ? context : null;
+
+    /// <summary>The attempt whose script started the thread this call runs on, if any (it may have ended).</summary>
+    internal static RunContext? Origin => s_origin.Value;
+
+    /// <summary>The attempt that ran last in this runspace, once it has ended.</summary>
+    internal static RunContext? EndedHere => Runspace.DefaultRunspace is { } runspace && s_ended.TryGetValue(runspace, out var context) ? context : null;
+
+    /// <summary>Makes <paramref name="context"/> the run of this runspace and of every thread started from this one; returns what to pass to <see cref="Leave"/>.</summary>
+    internal static RunContext? Enter(RunContext context)
     {
         s_current.Remove(Runspace.DefaultRunspace);
         s_current.Add(Runspace.DefaultRunspace, context);
+        var previous = s_origin.Value;
+        s_origin.Value = context;
+        return previous;
     }
 
-    internal static void Leave() => s_current.Remove(Runspace.DefaultRunspace);
+    internal static void Leave(RunContext context, RunContext? previousOrigin)
+    {
+        context.Close();
+        s_current.Remove(Runspace.DefaultRunspace);
+        s_ended.Remove(Runspace.DefaultRunspace);
+        s_ended.Add(Runspace.DefaultRunspace, context);
+        s_origin.Value = previousOrigin;
+    }
 
     internal static void Enter(Runspace runspace, RunContext context)
     {
@@ -94,5 +155,36 @@ public sealed class RunContext
     internal static void Leave(Runspace runspace) => s_current.Remove(runspace);
 
     /// <summary>The same run for a worker runspace of parallel items, with its own current item and outcome.</summary>
-    internal RunContext ForParallelItems() => new(Run, Engine, Config, InDoubt);
+    internal RunContext ForParallelItems() => new(Run, Engine, Config, InDoubt, ScriptPath, Root);
+
+    /// <summary>
+    /// From another runspace: records that an in-script cmdlet was called where it cannot record,
+    /// so that the attempt ends Failed. False when the attempt's script has already ended.
+    /// </summary>
+    internal bool ReportMisuse(RunToolsException error)
+    {
+        lock (Root._gate)
+        {
+            if (Root._closed)
+            {
+                return false;
+            }
+
+            Root._misuse ??= error;
+            return true;
+        }
+    }
+
+    /// <summary>The script has ended: from now on a misuse can no longer change how the attempt ends.</summary>
+    internal void Close()
+    {
+        lock (Root._gate)
+        {
+            if (!Root._closed)
+            {
+                Root._closed = true;
+                Root.EndedAt = DateTimeOffset.UtcNow;
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 using System;
 using System.Collections;
+using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Management.Automation;
@@ -72,6 +73,22 @@ public abstract class RunExecutionCmdletBase : RunCmdletBase
     [Parameter]
     public FailedItemAction Failed { get; set; } = FailedItemAction.Retry;
 
+    /// <summary>
+    /// Runs the attempt as a job (in this process, in a runspace of its own) and returns the job at
+    /// once; the job's output is the RunInfo, its errors the run's, Stop-Job stops the run as
+    /// Stop-Run does. $LASTEXITCODE is not set: the job's State says how the run ended.
+    /// </summary>
+    [Parameter]
+    public SwitchParameter AsJob { get; set; }
+
+    // Not passed on to the cmdlet inside the job: the job itself, what was decided here (ShouldProcess),
+    // and what would act on the job's streams rather than on the caller's.
+    private static readonly string[] s_notForwarded =
+    {
+        nameof(AsJob), "WhatIf", "Confirm", "ErrorAction", "WarningAction", "InformationAction", "ProgressAction",
+        "ErrorVariable", "WarningVariable", "InformationVariable", "OutVariable", "OutBuffer", "PipelineVariable",
+    };
+
     private RunExecutor? _executor;
 
     internal RunExecutor? Executor
@@ -92,6 +109,35 @@ public abstract class RunExecutionCmdletBase : RunCmdletBase
 
     /// <summary>Ctrl+C: honoured at the next boundary, and the run script's pipeline is stopped.</summary>
     protected override void StopProcessing() => Executor?.Stop();
+
+    /// <summary>
+    /// -AsJob: this cmdlet, with the parameters it was given (<paramref name="overrides"/> win), runs
+    /// in a <see cref="RunJob"/> started here and registered for Get-Job, Wait-Job and Receive-Job.
+    /// ShouldProcess has been asked by the caller, so the job does not ask again.
+    /// </summary>
+    internal Job StartJob(string name, IDictionary<string, object?> overrides)
+    {
+        var parameters = new Dictionary<string, object?>(StringComparer.OrdinalIgnoreCase);
+        foreach (var pair in MyInvocation.BoundParameters)
+        {
+            if (!s_notForwarded.Contains(pair.Key, StringComparer.OrdinalIgnoreCase))
+            {
+                parameters[pair.Key] = pair.Value;
+            }
+        }
+
+        foreach (var pair in overrides)
+        {
+            parameters[pair.Key] = pair.Value;
+        }
+
+        parameters["Confirm"] = new SwitchParameter(false);
+        string cmdlet = MyInvocation.MyCommand.Name;
+        var job = new RunJob($"{cmdlet} {name}", name, cmdlet, parameters, SessionState.Path.CurrentFileSystemLocation.ProviderPath);
+        JobRepository.Add(job);
+        job.Start();
+        return job;
+    }
 
     /// <summary>
     /// -Parameters split in two: a Config entry (the run's config, checked as -Config is) and the

@@ -70,8 +70,8 @@ internal sealed class RunExecutor : IDisposable
         }
 
         var config = run.ReadConfig().ToDictionary();
-        var context = new RunContext(run, attempt, config, inDoubt);
-        RunContext.Enter(context);
+        var context = new RunContext(run, attempt, config, inDoubt, scriptPath);
+        var previousOrigin = RunContext.Enter(context);
         try
         {
             return Run(context, attempt, scriptPath, parameters);
@@ -84,7 +84,7 @@ internal sealed class RunExecutor : IDisposable
         }
         finally
         {
-            RunContext.Leave();
+            RunContext.Leave(context, previousOrigin);
         }
     }
 
@@ -181,6 +181,11 @@ internal sealed class RunExecutor : IDisposable
             {
                 error = ex;
             }
+            finally
+            {
+                // From here a call from another runspace is told that the attempt ended; before, it fails the run.
+                context.Close();
+            }
         }
 
         bool pipelineStopped = error is PipelineStoppedException || _pipeline.InvocationStateInfo.State == PSInvocationState.Stopped;
@@ -190,6 +195,14 @@ internal sealed class RunExecutor : IDisposable
             // like Ctrl+C and is left open (in doubt), but the run ends as Stop-Run asked.
             attempt.Log($"Stop-Run's request met no step or item boundary within {StopGrace.TotalSeconds:0} s; the unit in flight was stopped.");
             return attempt.Stop(forced);
+        }
+
+        if (context.Failure is null && context.Misuse is { } misuse)
+        {
+            // An in-script cmdlet called from another runspace could not record its work: whatever
+            // else happened, the run must not end Completed (nor Stopped, which reads as resumable as is).
+            FailureCause = misuse;
+            return attempt.Fail(misuse.Message, unitInterrupted: true);
         }
 
         // One place decides how the attempt ends: a stop request met at a boundary, a failed step,

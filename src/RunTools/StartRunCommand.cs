@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Management.Automation;
@@ -15,6 +16,7 @@ namespace RunTools;
 /// </summary>
 [Cmdlet(VerbsLifecycle.Start, "Run", SupportsShouldProcess = true)]
 [OutputType(typeof(RunInfo))]
+[OutputType(typeof(Job))]
 public sealed class StartRunCommand : RunExecutionCmdletBase
 {
     /// <summary>Written as started_by in attempt_started when -Resume chose what to do.</summary>
@@ -53,6 +55,16 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
         try
         {
             RequireResumeForResumeOptions();
+            if (AsJob)
+            {
+                if (ShouldProcess($"{Name} in {root}", Resume ? "Start or resume run as a job" : "Start run as a job"))
+                {
+                    WriteObject(StartJob(Name, new Dictionary<string, object?> { [nameof(Root)] = root }));
+                }
+
+                return;
+            }
+
             if (Resume && FindUnfinished(root) is { } unfinished)
             {
                 var (run, state) = unfinished;
