@@ -91,3 +91,148 @@ Describe 'The default views' {
         $text | Should -Match '(?m)^ItemsFailed\s+: 1$'
     }
 }
+
+Describe 'Wait-Run and Get-RunEvent -Wait' {
+    BeforeAll {
+        # About 4 s of work in a child pwsh: ten items of 400 ms.
+        $script:slow = Join-Path $TestDrive 'slow.ps1'
+        Set-Content $script:slow "Invoke-RunStep work { 1..10 | Invoke-RunItem -Key { `"`$_`" } { Start-Sleep -Milliseconds 400; `$_ } }"
+        function Start-SlowRun([string] $Root, [string] $Id) {
+            $child = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Command "`$null = Start-Run -Name slow -RunId '$Id' -ScriptPath '$script:slow' -Root '$Root'"
+            $deadline = [DateTime]::UtcNow.AddSeconds(60)
+            while ((Get-Run -RunId $Id -Root $Root -ErrorAction SilentlyContinue).Status -ne 'Running') {
+                if ([DateTime]::UtcNow -gt $deadline) { throw "The slow run did not start: $(Get-ChildPwshOutput $child)" }
+                Start-Sleep -Milliseconds 100
+            }
+            $child
+        }
+    }
+
+    It 'returns nothing on -Timeout while the run runs, then the final RunInfo when it ends' {
+        $root = New-Root
+        $child = Start-SlowRun $root 'slow-1'
+        try {
+            $elapsed = Measure-Command { $early = Wait-Run -RunId 'slow-1' -Root $root -Timeout 1 -ErrorVariable errors }
+            $early | Should -BeNullOrEmpty
+            $errors | Should -BeNullOrEmpty
+            $elapsed.TotalSeconds | Should -BeGreaterOrEqual 0.9
+            $elapsed.TotalSeconds | Should -BeLessThan 5
+
+            $final = Get-Run -RunId 'slow-1' -Root $root | Wait-Run -Timeout 60
+            $final | Should -BeOfType ([RunTools.RunInfo])
+            $final.Status | Should -Be 'Completed'
+            $final.ItemsCompleted | Should -Be 10
+            Wait-ChildPwsh $child -TimeoutSec 30 | Should -Be 0
+        } finally { Stop-ChildPwsh $child }
+    }
+
+    It 'with -Any returns the run that ended first; by -Name and -Path too' {
+        $root = New-Root
+        $done = Start-Run -Name quick -RunId 'quick-1' -ScriptPath $script:clean -Root $root
+        $child = Start-SlowRun $root 'slow-2'
+        try {
+            $first = Wait-Run -RunId 'slow-2', 'quick-1' -Root $root -Any -Timeout 30
+            $first.RunId | Should -Be 'quick-1'
+            (Wait-Run -Name 'qu*' -Root $root -Timeout 5).RunId | Should -Be 'quick-1'
+            (Wait-Run -Path $done.Path -Timeout 5).Status | Should -Be 'Completed'
+            # Without -Any every run must end: slow-2 keeps it waiting past this timeout.
+            Wait-Run -RunId 'slow-2', 'quick-1' -Root $root -Timeout 1 | Should -BeNullOrEmpty
+        } finally { Stop-ChildPwsh $child }
+    }
+
+    It 'stops waiting promptly on Ctrl+C (StopProcessing)' {
+        $root = New-Root
+        $child = Start-SlowRun $root 'slow-3'
+        $ps = [powershell]::Create()
+        try {
+            $null = $ps.AddScript("Import-Module '$env:RUNTOOLS_MODULE_PATH'; Wait-Run -RunId 'slow-3' -Root '$root'; Get-RunEvent -RunId 'slow-3' -Root '$root' -Wait")
+            $async = $ps.BeginInvoke()
+            Start-Sleep -Milliseconds 700
+            $async.IsCompleted | Should -BeFalse
+            $elapsed = Measure-Command { $ps.Stop() }
+            $elapsed.TotalSeconds | Should -BeLessThan 2
+            (Get-Run -RunId 'slow-3' -Root $root).Status | Should -Be 'Running'
+        } finally { $ps.Dispose(); Stop-ChildPwsh $child }
+    }
+
+    It 'Get-RunEvent -Wait follows the journal until the run ends' {
+        $root = New-Root
+        $child = Start-SlowRun $root 'slow-4'
+        try {
+            $job = Start-ThreadJob { Import-Module $using:env:RUNTOOLS_MODULE_PATH; Get-RunEvent -RunId 'slow-4' -Root $using:root -Wait -Type item_completed, run_* }
+            $null = Wait-Job $job -Timeout 60
+            $job.State | Should -Be 'Completed'
+            $events = Receive-Job $job
+            Remove-Job $job -Force
+            # It returned on its own once the run ended, with the events written after it started.
+            ($events | Where-Object Type -eq item_completed).Count | Should -Be 10
+            $events[-1].Type | Should -Be 'run_completed'
+            @($events.Sequence | Sort-Object -Unique).Count | Should -Be $events.Count
+        } finally { Stop-ChildPwsh $child }
+    }
+}
+
+Describe 'Retention' {
+    BeforeEach {
+        $root = New-Root
+        $old = Start-Run -Name nightly -RunId 'old-1' -ScriptPath $script:clean -Root $root
+        $failed = Start-Run -Name weekly -RunId 'failed-1' -ScriptPath $script:threeSteps -Root $root -ErrorAction SilentlyContinue
+        Start-Sleep -Milliseconds 50
+        $cut = Get-Date
+        Start-Sleep -Milliseconds 50
+        $new = Start-Run -Name nightly -RunId 'new-1' -ScriptPath $script:clean -Root $root
+    }
+
+    It 'Get-Run -Before lists the runs last updated before a time' {
+        (Get-Run -Root $root -Before $cut).RunId | Should -Be @('failed-1', 'old-1')
+        (Get-Run -Root $root -Before $cut.ToUniversalTime() -Name nightly).RunId | Should -Be 'old-1'
+        Get-Run -Root $root -Before (Get-Date).AddDays(-1) | Should -BeNullOrEmpty
+    }
+
+    It 'Remove-Run -WhatIf deletes nothing; -Name, -Status and -Before all narrow the set' {
+        Remove-Run -Root $root -Before (Get-Date).AddMinutes(1) -WhatIf
+        (Get-Run -Root $root).Count | Should -Be 3
+        Remove-Run -Root $root -Name nightly -Before $cut -Confirm:$false
+        (Get-Run -Root $root).RunId | Should -Be @('failed-1', 'new-1')
+        Remove-Run -Root $root -Status Failed -Confirm:$false
+        (Get-Run -Root $root).RunId | Should -Be 'new-1'
+    }
+
+    It 'refuses Remove-Run without a filter' {
+        { Remove-Run -Root $root -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'MissingMandatoryParameter*'
+        { Remove-Run -Root $root -Before $null -Confirm:$false } | Should -Throw -ErrorId 'InvalidArgument*'
+        (Get-Run -Root $root).Count | Should -Be 3
+    }
+
+    It 'never removes a running run: RunLocked, and the others go' {
+        $child = $null
+        try {
+            $slow = Join-Path $TestDrive 'slow-r.ps1'
+            Set-Content $slow "Invoke-RunStep work { Start-Sleep 30 }"
+            $child = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Command "`$null = Start-Run -Name nightly -RunId 'live-1' -ScriptPath '$slow' -Root '$root'"
+            $deadline = [DateTime]::UtcNow.AddSeconds(60)
+            while ((Get-Run -RunId 'live-1' -Root $root -ErrorAction SilentlyContinue).Status -ne 'Running') {
+                if ([DateTime]::UtcNow -gt $deadline) { throw "The run did not start: $(Get-ChildPwshOutput $child)" }
+                Start-Sleep -Milliseconds 100
+            }
+            Remove-Run -Root $root -Name nightly -Confirm:$false -ErrorVariable errors -ErrorAction SilentlyContinue
+            $errors.Count | Should -Be 1
+            $errors[0].FullyQualifiedErrorId | Should -BeLike 'RunLocked*'
+            (Get-Run -Root $root).RunId | Should -Be @('failed-1', 'live-1')
+        } finally { if ($child) { Stop-ChildPwsh $child } }
+    }
+}
+
+Describe 'Tab completion' {
+    It 'completes Get-Run -RunId and -Name, and -Name on Remove-Run and Wait-Run, from -Root' {
+        $root = New-Root
+        $null = Start-Run -Name 'nightly etl' -RunId 'tab-1' -ScriptPath $script:clean -Root $root
+        $null = Start-Run -Name weekly -RunId 'other-1' -ScriptPath $script:clean -Root $root
+        foreach ($line in "Get-Run -Root '$root' -RunId ta", "Remove-Run -Root '$root' -RunId ta", "Wait-Run -Root '$root' -RunId ta") {
+            (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Should -Be 'tab-1'
+        }
+        foreach ($line in "Get-Run -Root '$root' -Name nig", "Remove-Run -Root '$root' -Name nig", "Wait-Run -Root '$root' -Name nig") {
+            (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Should -Be "'nightly etl'"
+        }
+    }
+}
