@@ -68,6 +68,60 @@ Describe 'RunInfo counters' {
     }
 }
 
+Describe 'Enum-valued properties are names' {
+    # ConvertTo-Json and Export-Csv read .NET properties and would write an enum as its number.
+    It 'writes RunInfo.Status as its name in JSON and still filters and compares with the enum' {
+        $root = New-Root
+        $stopped = Start-Run -Name nightly -ScriptPath $script:threeSteps -Root $root -Step extract
+        $done = Start-Run -Name clean -ScriptPath $script:clean -Root $root
+        $json = Get-Run -RunId $done.RunId -Root $root | ConvertTo-Json -Depth 2
+        $json | Should -Match '"Status":\s*"Completed"'
+        ($json | ConvertFrom-Json).Status | Should -BeExactly 'Completed'
+        (Get-Run -Root $root | ConvertTo-Csv | ConvertFrom-Csv).Status | Sort-Object | Should -Be @('Completed', 'Stopped')
+        @(Get-Run -Root $root | Where-Object Status -eq Stopped).RunId | Should -Be @($stopped.RunId)
+        @(Get-Run -Root $root | Where-Object Status -eq ([RunTools.RunStatus]::Completed)).RunId | Should -Be @($done.RunId)
+        $done.Status | Should -Be ([RunTools.RunStatus]::Completed)
+        # The parameter keeps its enum type: validation and completion of status names.
+        (Get-Command Get-Run).Parameters['Status'].ParameterType | Should -Be ([RunTools.RunStatus[]])
+        { Get-Run -Root $root -Status Sleeping } | Should -Throw -ErrorId 'CannotConvertArgumentNoMessage,RunTools.GetRunCommand'
+    }
+
+    It 'writes Test-Run problems with kind and severity names, and Compare-Run rows with names' {
+        $root = New-Root
+        $run = Start-Run -Name clean -ScriptPath $script:clean -Root $root
+        $first = Get-RunEvent -RunId $run.RunId -Root $root -Type step_completed | Select-Object -First 1
+        Add-Content -LiteralPath (Join-Path $run.Path "steps/$($first.Step)/output.clixml") -Value ' '
+        $result = Test-Run -RunId $run.RunId -Root $root
+        $result.IsValid | Should -BeFalse
+        $json = $result | ConvertTo-Json -Depth 3 | ConvertFrom-Json
+        $json.Status | Should -BeExactly 'Completed'
+        $json.Problems[0].Severity | Should -BeExactly 'Error'
+        $json.Problems[0].Kind | Should -BeIn ([enum]::GetNames([RunTools.RunProblemKind]))
+        $json.Problems[0].Kind | Should -Not -Match '^\d+$'
+        $result.Errors | Should -Be 1
+
+        $other = Start-Run -Name clean -ScriptPath $script:clean -Root $root
+        $rows = Compare-Run -ReferenceRunId $run.RunId -DifferenceRunId $other.RunId -Root $root -Property Status, Steps -IncludeEqual | ConvertTo-Json | ConvertFrom-Json
+        $status = $rows | Where-Object Property -EQ 'Status'
+        $status.Kind | Should -BeExactly 'Equal'
+        $status.ReferenceValue | Should -BeExactly 'Completed'
+        ($rows | Where-Object Property -EQ 'Steps' | Select-Object -First 1).ReferenceValue | Should -BeExactly 'Completed'
+    }
+
+    It 'writes an artifact''s Mode as its name' {
+        # The run script runs in this session, so a global variable carries the RunArtifact out.
+        $file = Join-Path $TestDrive 'a.txt'
+        Set-Content -LiteralPath $file -Value 1
+        $script = Join-Path $TestDrive 'artifact.ps1'
+        Set-Content $script "Invoke-RunStep make { `$global:watchArtifact = Add-RunArtifact -Path '$file'; `$global:watchArtifact | Out-Null }"
+        $run = Start-Run -Name art -ScriptPath $script -Root (New-Root)
+        $run.Status | Should -Be 'Completed'
+        $global:watchArtifact | ConvertTo-Json | Should -Match '"Mode":\s*"Copy"'
+        $global:watchArtifact.Mode | Should -Be ([RunTools.ArtifactMode]::Copy)
+        Remove-Variable -Name watchArtifact -Scope Global
+    }
+}
+
 Describe 'The default views' {
     It 'fits the table in 80 columns without cutting realistic values' {
         $root = New-Root

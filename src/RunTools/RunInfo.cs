@@ -14,7 +14,7 @@ public sealed class RunInfo
     {
         RunId = state.RunId;
         Name = state.Name;
-        Status = state.Status;
+        Status = state.Status.ToString();
         Root = root;
         Path = path;
         CreatedAt = state.CreatedAt.LocalDateTime;
@@ -52,7 +52,12 @@ public sealed class RunInfo
 
     public string Name { get; }
 
-    public RunStatus Status { get; }
+    /// <summary>
+    /// The <see cref="RunStatus"/> name (Created, Running, Stopping, Stopped, Completed, Failed, Interrupted).
+    /// A string, not the enum, so ConvertTo-Json and Export-Csv write the name, not a number;
+    /// <c>Where-Object Status -eq Stopped</c> and comparisons with [RunTools.RunStatus] still work.
+    /// </summary>
+    public string Status { get; }
 
     /// <summary>The runs root the run lives under.</summary>
     public string Root { get; }
