@@ -7,7 +7,7 @@ using RunTools.Core;
 namespace RunTools;
 
 /// <summary>Lists runs under one or more roots, filtered by id and name (wildcards) and status.</summary>
-[Cmdlet(VerbsCommon.Get, "Run")]
+[Cmdlet(VerbsCommon.Get, "Run", HelpUri = HelpLinks.Pages + "Get-Run.md")]
 [OutputType(typeof(RunInfo))]
 public sealed class GetRunCommand : RunCmdletBase
 {

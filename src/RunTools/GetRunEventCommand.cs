@@ -6,7 +6,7 @@ using RunTools.Core;
 namespace RunTools;
 
 /// <summary>Reads a run's journal as typed events.</summary>
-[Cmdlet(VerbsCommon.Get, "RunEvent", DefaultParameterSetName = ById)]
+[Cmdlet(VerbsCommon.Get, "RunEvent", DefaultParameterSetName = ById, HelpUri = HelpLinks.Pages + "Get-RunEvent.md")]
 [OutputType(typeof(RunEvent))]
 public sealed class GetRunEventCommand : RunCmdletBase, IDisposable
 {

@@ -8,7 +8,7 @@ using RunTools.Core.State;
 namespace RunTools;
 
 /// <summary>Inside a run script: for each input object runs the script block once per key per run; completed keys are skipped and their output emitted again.</summary>
-[Cmdlet(VerbsLifecycle.Invoke, "RunItem")]
+[Cmdlet(VerbsLifecycle.Invoke, "RunItem", HelpUri = HelpLinks.Pages + "Invoke-RunItem.md")]
 [OutputType(typeof(object))]
 public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
 {

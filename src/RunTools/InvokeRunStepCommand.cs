@@ -6,7 +6,7 @@ using RunTools.Core.Engine;
 namespace RunTools;
 
 /// <summary>Inside a run script: runs a named step once per run; on resume a completed step is skipped and its recorded output emitted again.</summary>
-[Cmdlet(VerbsLifecycle.Invoke, "RunStep")]
+[Cmdlet(VerbsLifecycle.Invoke, "RunStep", HelpUri = HelpLinks.Pages + "Invoke-RunStep.md")]
 [OutputType(typeof(object))]
 public sealed class InvokeRunStepCommand : UnitCmdletBase
 {

@@ -10,7 +10,7 @@ namespace RunTools;
 /// Deletes run directories, by id, by RunInfo, or by name, status and age (retention:
 /// <c>Remove-Run -Status Completed -Before (Get-Date).AddDays(-30)</c>); never a running run.
 /// </summary>
-[Cmdlet(VerbsCommon.Remove, "Run", DefaultParameterSetName = ById, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+[Cmdlet(VerbsCommon.Remove, "Run", DefaultParameterSetName = ById, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, HelpUri = HelpLinks.Pages + "Remove-Run.md")]
 [OutputType(typeof(void))]
 public sealed class RemoveRunCommand : RunCmdletBase
 {

@@ -9,7 +9,7 @@ using RunTools.Core.State;
 namespace RunTools;
 
 /// <summary>Continues a Created, Stopped, Interrupted or Failed run from the first unfinished step or item.</summary>
-[Cmdlet(VerbsLifecycle.Resume, "Run", DefaultParameterSetName = ById, SupportsShouldProcess = true)]
+[Cmdlet(VerbsLifecycle.Resume, "Run", DefaultParameterSetName = ById, SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "Resume-Run.md")]
 [OutputType(typeof(RunInfo))]
 public sealed class ResumeRunCommand : RunExecutionCmdletBase
 {

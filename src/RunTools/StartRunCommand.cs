@@ -10,7 +10,7 @@ using RunTools.Core.State;
 namespace RunTools;
 
 /// <summary>Creates a run directory and executes the run script in it, in this process.</summary>
-[Cmdlet(VerbsLifecycle.Start, "Run", SupportsShouldProcess = true)]
+[Cmdlet(VerbsLifecycle.Start, "Run", SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "Start-Run.md")]
 [OutputType(typeof(RunInfo))]
 public sealed class StartRunCommand : RunExecutionCmdletBase
 {

@@ -12,7 +12,7 @@ namespace RunTools;
 /// Waits until runs are no longer Running (or Stopping), like Wait-Job: returns their RunInfo then;
 /// on -Timeout returns nothing and writes nothing. Readers take no lock, so this never disturbs the owner.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Wait, "Run", DefaultParameterSetName = ById)]
+[Cmdlet(VerbsLifecycle.Wait, "Run", DefaultParameterSetName = ById, HelpUri = HelpLinks.Pages + "Wait-Run.md")]
 [OutputType(typeof(RunInfo))]
 public sealed class WaitRunCommand : RunCmdletBase, IDisposable
 {
