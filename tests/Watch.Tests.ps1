@@ -277,7 +277,46 @@ Describe 'Retention' {
     }
 }
 
+BeforeDiscovery {
+    Import-Module $env:RUNTOOLS_MODULE_PATH -Force
+    # Every cmdlet parameter that takes an existing run's id, from the module itself, so a new cmdlet
+    # is covered without editing this list. Start-Run -RunId names a new run: nothing to complete.
+    $script:runIdParameters = @(foreach ($c in Get-Command -Module RunTools -CommandType Cmdlet | Sort-Object Name) {
+            foreach ($p in $c.Parameters.Values | Where-Object Name -Match 'RunId$' | Sort-Object Name) {
+                if ($c.Name -ne 'Start-Run') { @{ Command = $c.Name; Parameter = $p.Name } }
+            }
+        })
+    # Operator cmdlets select runs by -Name when they also take -RunId (Add-RunArtifact -Name is a file name).
+    $script:runNameParameters = @(foreach ($c in Get-Command -Module RunTools -CommandType Cmdlet | Sort-Object Name) {
+            if ($c.Parameters.ContainsKey('Name') -and $c.Parameters.ContainsKey('RunId') -and $c.Name -ne 'Start-Run') { @{ Command = $c.Name } }
+        })
+}
+
 Describe 'Tab completion' {
+    BeforeAll {
+        $script:completionRoot = New-Root
+        $null = Start-Run -Name 'nightly etl' -RunId 'tab-1' -ScriptPath $script:clean -Root $script:completionRoot
+        $null = Start-Run -Name weekly -RunId 'other-1' -ScriptPath $script:clean -Root $script:completionRoot
+    }
+
+    It 'finds the parameters to test' -ForEach @(@{ Ids = $script:runIdParameters; Names = $script:runNameParameters }) {
+        $Ids.Count | Should -BeGreaterOrEqual 10
+        $Ids.Command | Should -Contain 'Compare-Run'
+        $Names.Count | Should -BeGreaterOrEqual 5
+    }
+
+    It 'completes <Command> -<Parameter> with the run ids under -Root' -ForEach $script:runIdParameters {
+        $line = "$Command -Root '$script:completionRoot' -$Parameter ta"
+        (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Should -Be 'tab-1'
+        $line = "$Command -Root '$script:completionRoot' -$Parameter "
+        @((TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Sort-Object) | Should -Be @('other-1', 'tab-1')
+    }
+
+    It 'completes <Command> -Name with the run names under -Root, quoted when needed' -ForEach $script:runNameParameters {
+        $line = "$Command -Root '$script:completionRoot' -Name nig"
+        (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText | Should -Be "'nightly etl'"
+    }
+
     It 'completes Get-Run -RunId and -Name, and -Name on Remove-Run and Wait-Run, from -Root' {
         $root = New-Root
         $null = Start-Run -Name 'nightly etl' -RunId 'tab-1' -ScriptPath $script:clean -Root $root
