@@ -329,3 +329,47 @@ Describe 'Tab completion' {
         }
     }
 }
+
+Describe 'Progress and verbose output of a run' {
+    BeforeAll {
+        # A fresh runspace collects every progress and verbose record the run writes.
+        function Invoke-Captured([string] $Script) {
+            $ps = [powershell]::Create()
+            try {
+                $null = $ps.AddScript("Import-Module '$env:RUNTOOLS_MODULE_PATH'; `$ProgressPreference = 'Continue'; $Script")
+                $output = $ps.Invoke()
+                [pscustomobject]@{ Output = $output; Progress = @($ps.Streams.Progress); Verbose = @($ps.Streams.Verbose.Message); Errors = @($ps.Streams.Error) }
+            }
+            finally { $ps.Dispose() }
+        }
+    }
+
+    It 'shows the run as the parent activity, step N of M with a percent, and the items as its child' {
+        $root = New-Root
+        $r = Invoke-Captured "Start-Run -Name watched -ScriptPath '$script:clean' -Root '$root'"
+        $r.Errors | Should -BeNullOrEmpty
+        $run = @($r.Progress | Where-Object ActivityId -EQ 10)
+        $run.StatusDescription | Should -Be @('extract: 0 of 2 steps done', 'upload: 1 of 2 steps done')
+        $run.PercentComplete | Should -Be @(0, 50)
+        $run[0].Activity | Should -BeLike 'Run watched (*), attempt 1'
+        $items = @($r.Progress | Where-Object ActivityId -EQ 11)
+        $items.Count | Should -BeGreaterOrEqual 2
+        $items | ForEach-Object { $_.ParentActivityId | Should -Be 10 }
+        $items[0].Activity | Should -Be 'Step upload'
+        $items[-1].RecordType | Should -Be 'Completed'
+        # The five-a-second throttle: five quick items write the first record and the completion only.
+        $items.Count | Should -BeLessOrEqual 3
+    }
+
+    It 'shows a resume''s attempt and the steps already done' {
+        $root = New-Root
+        $first = Invoke-Captured "Start-Run -Name watched -RunId v-1 -ScriptPath '$script:threeSteps' -Root '$root' -Step extract"
+        $first.Output.Status | Should -Be 'Stopped'
+        $r = Invoke-Captured "Resume-Run -RunId v-1 -Root '$root' -ErrorAction SilentlyContinue"
+        $steps = @($r.Progress | Where-Object ActivityId -EQ 10)
+        $steps[0].StatusDescription | Should -Be 'extract: 1 of 3 steps done'
+        $steps[1].StatusDescription | Should -Be 'upload: 1 of 3 steps done'
+        $steps[1].PercentComplete | Should -Be 33
+        $steps[0].Activity | Should -BeLike '*attempt 2'
+    }
+}

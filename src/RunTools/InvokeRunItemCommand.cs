@@ -70,6 +70,7 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
         {
             _step = Step;
             _ownsStep = true;
+            WriteProgress(RunProgress.ForStep(_context, Step));
             _stepAction = engine.BeginStep(Step, null, itemsOnly: true);
         }
         catch (RunToolsException ex)
@@ -94,7 +95,7 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
         {
             // At most five progress records a second: a resume passing 100,000 finished keys must not pay for 100,000.
             _lastProgress = now;
-            WriteProgress(new ProgressRecord(1, $"Step {_step}", $"{_processed} item(s); current: {key}"));
+            WriteProgress(RunProgress.ForItems(_step, $"{_processed} item(s); current: {key}"));
         }
         ItemAction action = ItemAction.Skip;
         try
@@ -210,7 +211,9 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
             }
         }
 
-        WriteProgress(new ProgressRecord(1, $"Step {_step}", "done") { RecordType = ProgressRecordType.Completed });
+        var done = RunProgress.ForItems(_step, "done");
+        done.RecordType = ProgressRecordType.Completed;
+        WriteProgress(done);
         if (_ownsStep && _stepAction == StepAction.Run)
         {
             try

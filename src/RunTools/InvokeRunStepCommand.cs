@@ -30,6 +30,7 @@ public sealed class InvokeRunStepCommand : UnitCmdletBase
         var context = RequireContext();
         var engine = context.Engine;
         StepAction action = StepAction.GatedOut;
+        WriteProgress(RunProgress.ForStep(context, Name));
         try
         {
             action = engine.BeginStep(Name, step => DecideInDoubt(context, step));
