@@ -86,11 +86,11 @@ Describe 'The module' {
         $manifest.ExportedCmdlets.Keys | Should -Contain 'Get-Run'
     }
 
-    It 'shows runs in a table with id, name, status, progress and update time' {
+    It 'shows runs in a table with name, status, progress, failures and id' {
         $root = Join-Path $TestDrive 'table'
         $null = New-TestRun $root 'r1'
         $text = Get-Run -Root $root | Format-Table | Out-String -Width 200
-        $text | Should -Match 'RunId\s+Name\s+Status\s+Steps\s+Items\s+Attempt\s+Updated'
+        $text | Should -Match 'Name\s+Status\s+Steps\s+Items\s+Failed\s+RunId'
     }
 
     It 'has about_RunTools help' {

@@ -303,6 +303,19 @@ Describe 'Help for <Name>' -ForEach $commands {
         @($mamlByName[$Name].Parameters.Keys | Sort-Object) -join ' ' | Should -BeExactly ($codeParameters -join ' ') -Because "the MAML of $Name should describe the cmdlet's parameters"
     }
 
+    It 'goes online to its page in the repository: HelpUri, the page''s front matter and the MAML agree' {
+        $projectUri = (Import-PowerShellDataFile (Join-Path $repoRoot 'RunTools.psd1')).PrivateData.PSData.ProjectUri
+        $projectUri | Should -Not -BeNullOrEmpty
+        $expected = "$projectUri/blob/main/docs/cmdlets/$Name.md"
+        $command.HelpUri | Should -BeExactly $expected -Because 'Get-Help -Online opens the cmdlet''s HelpUri'
+        $front = @(Get-Content -LiteralPath (Join-Path $repoRoot "docs/cmdlets/$Name.md") -TotalCount 12 | Where-Object { $_ -match '^HelpUri:' })
+        $front | Should -HaveCount 1
+        ($front[0] -replace '^HelpUri:\s*', '').Trim("'", '"', ' ') | Should -BeExactly $expected
+        $online = @($help.relatedLinks.navigationLink | Where-Object linkText -EQ 'Online Version')
+        $online | Should -HaveCount 1
+        $online[0].uri | Should -BeExactly $expected
+    }
+
     It 'has a synopsis, not the generated syntax placeholder' {
         $help.Synopsis | Should -Not -BeNullOrEmpty
         $help.Synopsis.Trim() | Should -Not -BeLike "$Name *"

@@ -6,7 +6,7 @@ using RunTools.Core.State;
 namespace RunTools;
 
 /// <summary>Inside a run script: records a file with its size and SHA-256, copied under artifacts/ or referenced in place.</summary>
-[Cmdlet(VerbsCommon.Add, "RunArtifact")]
+[Cmdlet(VerbsCommon.Add, "RunArtifact", HelpUri = HelpLinks.Pages + "Add-RunArtifact.md")]
 [OutputType(typeof(RunArtifact))]
 public sealed class AddRunArtifactCommand : InScriptCmdletBase
 {

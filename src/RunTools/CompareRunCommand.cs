@@ -7,7 +7,7 @@ using RunTools.Core.Engine;
 namespace RunTools;
 
 /// <summary>Compares two runs' recorded state in the manner of Compare-Object.</summary>
-[Cmdlet(VerbsData.Compare, "Run", DefaultParameterSetName = ById)]
+[Cmdlet(VerbsData.Compare, "Run", DefaultParameterSetName = ById, HelpUri = HelpLinks.Pages + "Compare-Run.md")]
 [OutputType(typeof(RunDifference))]
 public sealed class CompareRunCommand : RunCmdletBase
 {

@@ -6,7 +6,7 @@ using RunTools.Core;
 namespace RunTools;
 
 /// <summary>Adopts a directory written by an earlier tool as a run, in place, so that Resume-Run continues it without redoing finished work.</summary>
-[Cmdlet(VerbsData.ConvertTo, "Run", SupportsShouldProcess = true)]
+[Cmdlet(VerbsData.ConvertTo, "Run", SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "ConvertTo-Run.md")]
 [OutputType(typeof(RunInfo))]
 public sealed class ConvertToRunCommand : RunCmdletBase
 {

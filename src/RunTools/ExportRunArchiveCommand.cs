@@ -10,7 +10,7 @@ using RunTools.Core.Archive;
 namespace RunTools;
 
 /// <summary>Writes runs to .zip archives holding archive_manifest.json (every file with size and SHA-256).</summary>
-[Cmdlet(VerbsData.Export, "RunArchive", DefaultParameterSetName = ById, SupportsShouldProcess = true)]
+[Cmdlet(VerbsData.Export, "RunArchive", DefaultParameterSetName = ById, SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "Export-RunArchive.md")]
 [OutputType(typeof(FileInfo))]
 public sealed class ExportRunArchiveCommand : RunCmdletBase, IDisposable
 {

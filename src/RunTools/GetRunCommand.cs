@@ -7,22 +7,28 @@ using RunTools.Core;
 namespace RunTools;
 
 /// <summary>Lists runs under one or more roots, filtered by id and name (wildcards) and status.</summary>
-[Cmdlet(VerbsCommon.Get, "Run")]
+[Cmdlet(VerbsCommon.Get, "Run", HelpUri = HelpLinks.Pages + "Get-Run.md")]
 [OutputType(typeof(RunInfo))]
 public sealed class GetRunCommand : RunCmdletBase
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(RunIdCompleter))]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string[] RunId { get; set; } = Array.Empty<string>();
 
     [Parameter]
+    [ArgumentCompleter(typeof(RunNameCompleter))]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string[] Name { get; set; } = Array.Empty<string>();
 
     [Parameter]
     public RunStatus[] Status { get; set; } = Array.Empty<RunStatus>();
+
+    /// <summary>Only runs last updated before this time (retention: <c>Get-Run -Before (Get-Date).AddDays(-30)</c>).</summary>
+    [Parameter]
+    public DateTime? Before { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
@@ -84,6 +90,11 @@ public sealed class GetRunCommand : RunCmdletBase
                     continue;
                 }
 
+                if (!UpdatedBefore(state, Before))
+                {
+                    continue;
+                }
+
                 WriteObject(RunInfo.From(listing.Run, state));
             }
         }
@@ -98,4 +109,8 @@ public sealed class GetRunCommand : RunCmdletBase
             WriteError(ToErrorRecord(error));
         }
     }
+
+    /// <summary>True without a limit; an Unspecified time is local, as Get-Date gives it.</summary>
+    internal static bool UpdatedBefore(Core.State.RunState state, DateTime? before) =>
+        before is not { } limit || state.UpdatedAt.UtcDateTime < (limit.Kind == DateTimeKind.Utc ? limit : DateTime.SpecifyKind(limit, DateTimeKind.Local).ToUniversalTime());
 }

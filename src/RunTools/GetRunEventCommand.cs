@@ -6,10 +6,12 @@ using RunTools.Core;
 namespace RunTools;
 
 /// <summary>Reads a run's journal as typed events.</summary>
-[Cmdlet(VerbsCommon.Get, "RunEvent", DefaultParameterSetName = ById)]
+[Cmdlet(VerbsCommon.Get, "RunEvent", DefaultParameterSetName = ById, HelpUri = HelpLinks.Pages + "Get-RunEvent.md")]
 [OutputType(typeof(RunEvent))]
-public sealed class GetRunEventCommand : RunCmdletBase
+public sealed class GetRunEventCommand : RunCmdletBase, IDisposable
 {
+    private readonly System.Threading.ManualResetEvent _stopping = new(false);
+
     private const string ById = "ById";
     private const string ByInput = "ByInputObject";
     private const string ByPath = "ByPath";
@@ -43,13 +45,25 @@ public sealed class GetRunEventCommand : RunCmdletBase
     [ValidateRange(1, int.MaxValue)]
     public int Last { get; set; }
 
+    /// <summary>After the events so far, follow the journal (like Get-Content -Wait) until the run is no longer Running, or Ctrl+C.</summary>
+    [Parameter]
+    public SwitchParameter Wait { get; set; }
+
     protected override void ProcessRecord()
     {
         try
         {
             var run = FindRun(RunId, Root, InputObject, Path);
             var patterns = WildcardPatterns(Type, nameof(Type));
-            var events = run.ReadEvents().Where(e => (patterns.Count == 0 || patterns.Any(p => p.IsMatch(e.Type))) && (Step is null || e.Step == Step));
+            long lastSequence = 0;
+            long lastOffset = 0;
+            var all = run.ReadEvents().Select(e =>
+            {
+                // Every event read moves the position -Wait follows from, matching or not.
+                (lastSequence, lastOffset) = (e.Sequence, e.Offset);
+                return e;
+            });
+            var events = all.Where(e => (patterns.Count == 0 || patterns.Any(p => p.IsMatch(e.Type))) && (Step is null || e.Step == Step));
             if (Last > 0)
             {
                 var window = new System.Collections.Generic.Queue<Core.Journal.JournalEvent>(Last);
@@ -70,10 +84,50 @@ public sealed class GetRunEventCommand : RunCmdletBase
             {
                 WriteObject(new RunEvent(run.RunId, e));
             }
+
+            if (Wait)
+            {
+                Follow(run, patterns, lastSequence, lastOffset);
+            }
         }
         catch (RunToolsException ex)
         {
             WriteError(ToErrorRecord(ex, (object?)InputObject ?? RunId));
         }
     }
+
+    /// <summary>
+    /// Reads the journal again from the last event read, until a read made after the run stopped
+    /// running has returned what was left.
+    /// </summary>
+    private void Follow(RunDirectory run, System.Collections.Generic.List<WildcardPattern> patterns, long lastSequence, long lastOffset)
+    {
+        while (!_stopping.WaitOne(WaitRunCommand.PollInterval))
+        {
+            // Status first: events written before the run ended are then certain to be read below.
+            bool running = run.ReadState().Status is RunStatus.Running or RunStatus.Stopping;
+            foreach (var e in run.ReadEvents(lastOffset))
+            {
+                if (e.Sequence <= lastSequence)
+                {
+                    continue;
+                }
+
+                (lastSequence, lastOffset) = (e.Sequence, e.Offset);
+                if ((patterns.Count == 0 || patterns.Any(p => p.IsMatch(e.Type))) && (Step is null || e.Step == Step))
+                {
+                    WriteObject(new RunEvent(run.RunId, e));
+                }
+            }
+
+            if (!running)
+            {
+                return;
+            }
+        }
+    }
+
+    protected override void StopProcessing() => _stopping.Set();
+
+    public void Dispose() => _stopping.Dispose();
 }

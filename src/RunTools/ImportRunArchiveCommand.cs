@@ -8,7 +8,7 @@ using RunTools.Core.Archive;
 namespace RunTools;
 
 /// <summary>Verifies run archives against their manifests and restores the runs under a root.</summary>
-[Cmdlet(VerbsData.Import, "RunArchive", DefaultParameterSetName = ByPath, SupportsShouldProcess = true)]
+[Cmdlet(VerbsData.Import, "RunArchive", DefaultParameterSetName = ByPath, SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "Import-RunArchive.md")]
 [OutputType(typeof(RunInfo))]
 public sealed class ImportRunArchiveCommand : RunCmdletBase, IDisposable
 {

@@ -8,7 +8,7 @@ using RunTools.Core.State;
 namespace RunTools;
 
 /// <summary>Inside a run script: for each input object runs the script block once per key per run; completed keys are skipped and their output emitted again.</summary>
-[Cmdlet(VerbsLifecycle.Invoke, "RunItem")]
+[Cmdlet(VerbsLifecycle.Invoke, "RunItem", HelpUri = HelpLinks.Pages + "Invoke-RunItem.md")]
 [OutputType(typeof(object))]
 public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
 {
@@ -70,6 +70,7 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
         {
             _step = Step;
             _ownsStep = true;
+            WriteProgress(RunProgress.ForStep(_context, Step));
             _stepAction = engine.BeginStep(Step, null, itemsOnly: true);
         }
         catch (RunToolsException ex)
@@ -94,7 +95,7 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
         {
             // At most five progress records a second: a resume passing 100,000 finished keys must not pay for 100,000.
             _lastProgress = now;
-            WriteProgress(new ProgressRecord(1, $"Step {_step}", $"{_processed} item(s); current: {key}"));
+            WriteProgress(RunProgress.ForItems(_step, $"{_processed} item(s); current: {key}"));
         }
         ItemAction action = ItemAction.Skip;
         try
@@ -217,7 +218,9 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
             }
         }
 
-        WriteProgress(new ProgressRecord(1, $"Step {_step}", "done") { RecordType = ProgressRecordType.Completed });
+        var done = RunProgress.ForItems(_step, "done");
+        done.RecordType = ProgressRecordType.Completed;
+        WriteProgress(done);
         if (_ownsStep && _stepAction == StepAction.Run)
         {
             try

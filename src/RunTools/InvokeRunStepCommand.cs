@@ -6,7 +6,7 @@ using RunTools.Core.Engine;
 namespace RunTools;
 
 /// <summary>Inside a run script: runs a named step once per run; on resume a completed step is skipped and its recorded output emitted again.</summary>
-[Cmdlet(VerbsLifecycle.Invoke, "RunStep")]
+[Cmdlet(VerbsLifecycle.Invoke, "RunStep", HelpUri = HelpLinks.Pages + "Invoke-RunStep.md")]
 [OutputType(typeof(object))]
 public sealed class InvokeRunStepCommand : UnitCmdletBase
 {
@@ -30,6 +30,7 @@ public sealed class InvokeRunStepCommand : UnitCmdletBase
         var context = RequireContext();
         var engine = context.Engine;
         StepAction action = StepAction.GatedOut;
+        WriteProgress(RunProgress.ForStep(context, Name));
         try
         {
             action = engine.BeginStep(Name, step => DecideInDoubt(context, step));

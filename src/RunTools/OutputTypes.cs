@@ -50,7 +50,7 @@ public sealed class RunArtifact
         Name = record.Name;
         Path = run.ResolveRecordedPath(record.Path);
         RecordedPath = record.Path;
-        Mode = record.Mode;
+        Mode = record.Mode.ToString();
         Size = record.Size;
         Sha256 = record.Sha256;
         Step = record.Step;
@@ -69,7 +69,8 @@ public sealed class RunArtifact
     /// <summary>The path as the journal records it (relative to the run directory when copied).</summary>
     public string RecordedPath { get; }
 
-    public ArtifactMode Mode { get; }
+    /// <summary>The <see cref="ArtifactMode"/> name (Copy or Reference); a string so JSON and CSV get the name.</summary>
+    public string Mode { get; }
 
     public long Size { get; }
 
@@ -94,7 +95,7 @@ public sealed class RunTestResult
         RunId = result.Run.RunId;
         Path = result.Run.Path;
         Name = result.State?.Name;
-        Status = result.State?.Status;
+        Status = result.State?.Status.ToString();
         IsValid = result.IsValid;
         var problems = new RunProblem[result.Problems.Count];
         for (int i = 0; i < problems.Length; i++)
@@ -111,8 +112,8 @@ public sealed class RunTestResult
 
     public string? Name { get; }
 
-    /// <summary>The status as the journal tells it; null when the run cannot be read.</summary>
-    public RunStatus? Status { get; }
+    /// <summary>The <see cref="RunStatus"/> name as the journal tells it (a string, as RunInfo.Status); null when the run cannot be read.</summary>
+    public string? Status { get; }
 
     public string Path { get; }
 
@@ -121,7 +122,7 @@ public sealed class RunTestResult
 
     public RunProblem[] Problems { get; }
 
-    public int Errors => Array.FindAll(Problems, p => p.Severity == RunProblemSeverity.Error).Length;
+    public int Errors => Array.FindAll(Problems, p => p.SeverityValue == RunProblemSeverity.Error).Length;
 
     public int Warnings => Problems.Length - Errors;
 
@@ -139,8 +140,8 @@ public sealed class RunProblem
     internal RunProblem(string runId, Core.Engine.RunProblem problem)
     {
         RunId = runId;
-        Kind = problem.Kind;
-        Severity = problem.Severity;
+        Kind = problem.Kind.ToString();
+        SeverityValue = problem.Severity;
         Path = problem.Path;
         Expected = problem.Expected;
         Actual = problem.Actual;
@@ -151,9 +152,13 @@ public sealed class RunProblem
 
     public string RunId { get; }
 
-    public RunProblemKind Kind { get; }
+    /// <summary>The <see cref="RunProblemKind"/> name; a string so JSON and CSV get the name.</summary>
+    public string Kind { get; }
 
-    public RunProblemSeverity Severity { get; }
+    /// <summary>The <see cref="RunProblemSeverity"/> name (Error or Warning).</summary>
+    public string Severity => SeverityValue.ToString();
+
+    internal RunProblemSeverity SeverityValue { get; }
 
     /// <summary>The file, relative to the run directory ('/' separators), or absolute for a referenced artifact.</summary>
     public string Path { get; }
@@ -182,11 +187,12 @@ public sealed class RunDifference
     {
         ReferenceRunId = referenceRunId;
         DifferenceRunId = differenceRunId;
-        Property = row.Property;
+        Property = row.Property.ToString();
         Name = row.Name;
-        ReferenceValue = row.ReferenceValue;
-        DifferenceValue = row.DifferenceValue;
-        Kind = row.Kind;
+        // Status and step rows hold enums; their names, as for Kind, so JSON and CSV do not get numbers.
+        ReferenceValue = row.ReferenceValue is Enum r ? r.ToString() : row.ReferenceValue;
+        DifferenceValue = row.DifferenceValue is Enum d ? d.ToString() : row.DifferenceValue;
+        Kind = row.Kind.ToString();
         SideIndicator = row.SideIndicator;
     }
 
@@ -194,7 +200,8 @@ public sealed class RunDifference
 
     public string DifferenceRunId { get; }
 
-    public RunComparisonProperty Property { get; }
+    /// <summary>The <see cref="RunComparisonProperty"/> name; a string so JSON and CSV get the name.</summary>
+    public string Property { get; }
 
     /// <summary>A config key path, a step name, an artifact as step/key/name, or hash, status, format_version.</summary>
     public string Name { get; }
@@ -203,7 +210,8 @@ public sealed class RunDifference
 
     public object? DifferenceValue { get; }
 
-    public RunDifferenceKind Kind { get; }
+    /// <summary>The <see cref="RunDifferenceKind"/> name; a string so JSON and CSV get the name.</summary>
+    public string Kind { get; }
 
     /// <summary>'&lt;=' only in the reference run, '=&gt;' only in the difference run, '&lt;&gt;' in both but different, '==' equal.</summary>
     public string SideIndicator { get; }

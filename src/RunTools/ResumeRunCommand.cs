@@ -10,7 +10,7 @@ using RunTools.Core.State;
 namespace RunTools;
 
 /// <summary>Continues a Created, Stopped, Interrupted or Failed run from the first unfinished step or item.</summary>
-[Cmdlet(VerbsLifecycle.Resume, "Run", DefaultParameterSetName = ById, SupportsShouldProcess = true)]
+[Cmdlet(VerbsLifecycle.Resume, "Run", DefaultParameterSetName = ById, SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "Resume-Run.md")]
 [OutputType(typeof(RunInfo))]
 [OutputType(typeof(Job))]
 public sealed class ResumeRunCommand : RunExecutionCmdletBase
@@ -100,7 +100,7 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
             }
 
             var info = ContinueRun(run, state, ScriptPath, Config, null);
-            SetExitCode(info.Status);
+            SetExitCode(info.RunStatus);
             WriteObject(info);
         }
         catch (RunToolsException ex)

@@ -1,4 +1,7 @@
 using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Linq;
 using RunTools.Core;
 using RunTools.Core.State;
 
@@ -11,7 +14,8 @@ public sealed class RunInfo
     {
         RunId = state.RunId;
         Name = state.Name;
-        Status = state.Status;
+        RunStatus = state.Status;
+        Status = state.Status.ToString();
         Root = root;
         Path = path;
         CreatedAt = state.CreatedAt.LocalDateTime;
@@ -19,10 +23,23 @@ public sealed class RunInfo
         StartedAt = state.StartedAt?.LocalDateTime;
         EndedAt = state.EndedAt?.LocalDateTime;
         Attempt = state.Attempt;
-        StepsTotal = state.StepsTotal;
+        StepsTotal = CountSteps(state, path);
         StepsCompleted = state.StepsCompleted;
         ItemsCompleted = state.ItemsCompleted;
         ItemsSkipped = state.ItemsSkipped;
+        ItemsFailed = state.ItemsFailed;
+        ItemsInDoubt = CountInDoubt(state);
+
+        // Items are counted as the pipeline feeds them, so the total is known only once every step has run.
+        ItemsTotal = state.Status == RunStatus.Completed ? state.ItemsCompleted + state.ItemsSkipped + state.ItemsFailed + state.ItemsOpen : null;
+        Percent = state.Status == RunStatus.Completed ? 100
+            : StepsTotal is > 0 and int total ? (int)(100L * StepsCompleted / total)
+            : null;
+        Duration = state.StartedAt is not { } started ? null
+            : state.EndedAt is { } ended ? ended - started
+            : state.Status is RunStatus.Running or RunStatus.Stopping ? DateTimeOffset.UtcNow - started
+            : state.UpdatedAt - started; // Interrupted: up to the last sign of life
+        LastError = state.LastError;
         CurrentStep = state.CurrentStep;
         ConfigHash = state.Config.Hash;
         ScriptHash = state.Script.Hash;
@@ -37,7 +54,15 @@ public sealed class RunInfo
 
     public string Name { get; }
 
-    public RunStatus Status { get; }
+    /// <summary>
+    /// The <see cref="RunStatus"/> name (Created, Running, Stopping, Stopped, Completed, Failed, Interrupted).
+    /// A string, not the enum, so ConvertTo-Json and Export-Csv write the name, not a number;
+    /// <c>Where-Object Status -eq Stopped</c> and comparisons with [RunTools.RunStatus] still work.
+    /// </summary>
+    public string Status { get; }
+
+    /// <summary><see cref="Status"/> as the enum, for the module's own decisions (exit codes, job states).</summary>
+    internal RunStatus RunStatus { get; }
 
     /// <summary>The runs root the run lives under.</summary>
     public string Root { get; }
@@ -55,14 +80,36 @@ public sealed class RunInfo
 
     public int Attempt { get; }
 
-    public int StepsTotal { get; }
+    /// <summary>
+    /// The steps the run has: those its script names literally (read from script.ps1's syntax tree)
+    /// and those it recorded. Null when the script names a step by a computed value, so the
+    /// total cannot be known before the script runs.
+    /// </summary>
+    public int? StepsTotal { get; }
 
     public int StepsCompleted { get; }
+
+    /// <summary>All items the run's steps were given; known only when the run is Completed (items arrive one by one through the pipeline).</summary>
+    public long? ItemsTotal { get; }
 
     public long ItemsCompleted { get; }
 
     /// <summary>Items set aside (in doubt or failed, resolved as skip): not run in this run.</summary>
     public long ItemsSkipped { get; }
+    /// <summary>Items whose last try failed.</summary>
+    public long ItemsFailed { get; }
+
+    /// <summary>Items started and not recorded as finished by an attempt that is no longer running: the work may or may not have happened.</summary>
+    public long ItemsInDoubt { get; }
+
+    /// <summary>Completed steps as a percentage of <see cref="StepsTotal"/> (100 when Completed); null when the total is unknown.</summary>
+    public int? Percent { get; }
+
+    /// <summary>How long the latest attempt ran (so far, while Running; up to its last event when Interrupted); null when no attempt started.</summary>
+    public TimeSpan? Duration { get; }
+
+    /// <summary>The most recent step, item or run error of any attempt; it stays after a later attempt succeeds.</summary>
+    public string? LastError { get; }
 
     public string? CurrentStep { get; }
 
@@ -83,6 +130,63 @@ public sealed class RunInfo
     public string? Error { get; }
 
     public override string ToString() => RunId;
+
+    // Parsing a script costs about a millisecond; Get-Run over many runs of one script parses it once.
+    private static readonly ConcurrentDictionary<string, (string[] Steps, bool Complete)> s_scriptSteps = new(StringComparer.Ordinal);
+
+    private static int? CountSteps(RunState state, string path)
+    {
+        if (state.Status == RunStatus.Completed)
+        {
+            // Every step the run has was recorded; a step the script skipped by a condition is not one.
+            return state.StepsTotal;
+        }
+
+        string script = System.IO.Path.Combine(path, RunFormat.ScriptFile);
+        if (state.Script.Hash.Length == 0 || !System.IO.File.Exists(script))
+        {
+            // No script to read (an adopted legacy directory): the steps declared at creation are all there is.
+            return state.DeclaredSteps.Count > 0 ? state.StepsTotal : null;
+        }
+
+        (string[] Steps, bool Complete) read;
+        try
+        {
+            read = s_scriptSteps.GetOrAdd(state.Script.Hash, _ =>
+            {
+                var steps = ScriptSteps.Read(script, out List<string> _, out bool complete);
+                return (steps.Select(s => s.Name).ToArray(), complete);
+            });
+        }
+        catch (Exception ex) when (ex is System.IO.IOException || ex is UnauthorizedAccessException)
+        {
+            return null;
+        }
+
+        if (!read.Complete)
+        {
+            return null;
+        }
+
+        return read.Steps.Union(state.DeclaredSteps, StringComparer.Ordinal).Union(state.Steps.Select(s => s.Name), StringComparer.Ordinal).Count();
+    }
+
+    private static long CountInDoubt(RunState state)
+    {
+        if (state.Status is not (RunStatus.Running or RunStatus.Stopping))
+        {
+            return state.ItemsOpen;
+        }
+
+        // While an attempt runs, its open items are in flight; only those left by an earlier attempt are in doubt.
+        var resumed = state.ResumeHistory.LastOrDefault(r => r.Attempt == state.Attempt);
+        if (resumed is null || resumed.InDoubt.Count == 0)
+        {
+            return 0;
+        }
+
+        return state.Steps.Sum(s => (long)s.ItemsOpen.Count(k => resumed.InDoubt.Exists(d => d.Step == s.Name && d.Key == k)));
+    }
 
     internal static RunInfo From(RunDirectory run, RunState state) =>
         new(state, System.IO.Path.GetDirectoryName(run.Path) ?? run.Path, run.Path);

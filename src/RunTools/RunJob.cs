@@ -145,7 +145,7 @@ internal sealed class RunJob : Job
             output.DataAdded += (_, e) => Output.Add(output[e.Index]);
             shell.Invoke(null, output);
             var info = output.Select(o => o?.BaseObject).OfType<RunInfo>().LastOrDefault();
-            final = info?.Status switch
+            final = info?.RunStatus switch
             {
                 RunStatus.Completed => JobState.Completed,
                 RunStatus.Stopped or RunStatus.Stopping => JobState.Stopped,

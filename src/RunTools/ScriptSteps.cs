@@ -15,13 +15,18 @@ internal static class ScriptSteps
 {
     private static readonly string[] s_switches = { "Verbose", "Debug", "WhatIf", "Confirm" };
 
-    public static IReadOnlyList<DeclaredStep> Read(string path, out List<string> notes)
+    public static IReadOnlyList<DeclaredStep> Read(string path, out List<string> notes) => Read(path, out notes, out _);
+
+    /// <summary>As above; <paramref name="complete"/> is false when a step name is not constant or the script does not parse, so the list may miss steps.</summary>
+    public static IReadOnlyList<DeclaredStep> Read(string path, out List<string> notes, out bool complete)
     {
         notes = new List<string>();
+        complete = true;
         var ast = Parser.ParseFile(path, out _, out ParseError[] errors);
         if (errors.Length > 0)
         {
             notes.Add($"The script has syntax errors (first: {errors[0].Message} at line {errors[0].Extent.StartLineNumber}); only the steps that could be read are used.");
+            complete = false;
         }
 
         var order = new List<string>();
@@ -41,6 +46,7 @@ internal static class ScriptSteps
             {
                 if (step || dynamic)
                 {
+                    complete = false;
                     notes.Add($"Line {command.Extent.StartLineNumber}: the step name is not a constant string, so that step is not known before the script runs.");
                 }
 

@@ -14,7 +14,7 @@ namespace RunTools;
 /// continues the newest unfinished run of the same name instead, when there is one (the
 /// scheduled-task pattern).
 /// </summary>
-[Cmdlet(VerbsLifecycle.Start, "Run", SupportsShouldProcess = true)]
+[Cmdlet(VerbsLifecycle.Start, "Run", SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "Start-Run.md")]
 [OutputType(typeof(RunInfo))]
 [OutputType(typeof(Job))]
 public sealed class StartRunCommand : RunExecutionCmdletBase
@@ -75,7 +75,7 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
 
                 WriteVerbose($"Resuming run {run.RunId} (was {state.Status} after attempt {state.Attempt}): the newest unfinished run named '{Name}' under {root}.");
                 var resumed = ContinueRun(run, state, ScriptPath, Config, StartOrResume);
-                outcome = resumed.Status;
+                outcome = resumed.RunStatus;
                 WriteObject(resumed);
                 return;
             }
@@ -91,7 +91,7 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
             }
 
             var info = StartNew(root, script);
-            outcome = info.Status;
+            outcome = info.RunStatus;
             WriteObject(info);
         }
         catch (RunToolsException ex)

@@ -6,7 +6,7 @@ using RunTools.Core;
 namespace RunTools;
 
 /// <summary>Requests a cooperative stop: the run ends at its next step or item boundary with status Stopped.</summary>
-[Cmdlet(VerbsLifecycle.Stop, "Run", DefaultParameterSetName = ById, SupportsShouldProcess = true)]
+[Cmdlet(VerbsLifecycle.Stop, "Run", DefaultParameterSetName = ById, SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "Stop-Run.md")]
 [OutputType(typeof(RunInfo))]
 public sealed class StopRunCommand : RunCmdletBase
 {

@@ -8,7 +8,7 @@ using RunTools.Core;
 namespace RunTools;
 
 /// <summary>Verifies runs: state against journal, every recorded file's size and SHA-256, the files the format requires.</summary>
-[Cmdlet(VerbsDiagnostic.Test, "Run", DefaultParameterSetName = ById)]
+[Cmdlet(VerbsDiagnostic.Test, "Run", DefaultParameterSetName = ById, HelpUri = HelpLinks.Pages + "Test-Run.md")]
 [OutputType(typeof(RunTestResult))]
 [OutputType(typeof(bool))]
 public sealed class TestRunCommand : RunCmdletBase

@@ -28,7 +28,7 @@ public sealed class InScriptCmdletTests
         var info = s.Run("Start-Run ctx ./run.ps1 -RunId c1 -Config @{ model = 'm' }").Single<RunInfo>();
         Assert.Contains("c1|ctx|1|False|look|m|True|True", s.Host.Lines);
         Assert.Contains("RunTools.RunContext", s.Host.Lines);
-        Assert.Equal(RunStatus.Completed, info.Status);
+        Assert.Equal(nameof(RunStatus.Completed), info.Status);
     }
 
     [Fact]
@@ -38,10 +38,10 @@ public sealed class InScriptCmdletTests
         s.Write("fail.flag", "");
         s.Script("$VerbosePreference = 'Continue'\n$v = Invoke-RunStep make { Add-Content ./made.txt x; [pscustomobject]@{ N = 42 }; 'two' }\nif (Test-Path ./fail.flag) { throw 'later failure' }\nInvoke-RunStep use { \"N=$($v[0].N) $($v[1])\" }");
         var failed = s.Run("Start-Run job ./run.ps1 -RunId r");
-        Assert.Equal(RunStatus.Failed, failed.Single<RunInfo>().Status);
+        Assert.Equal(nameof(RunStatus.Failed), failed.Single<RunInfo>().Status);
         File.Delete(s.Combine("fail.flag"));
         var info = s.Run("Resume-Run r").Single<RunInfo>();
-        Assert.Equal(RunStatus.Completed, info.Status);
+        Assert.Equal(nameof(RunStatus.Completed), info.Status);
         Assert.Single(File.ReadAllLines(s.Combine("made.txt")));
         Assert.Contains("N=42 two", s.Host.Lines);
         Assert.Contains(File.ReadAllText(Path.Combine(info.Path, "logs", "attempt-2.log")).Split('\n'), l => l.Contains("VERBOSE: Step 'make' completed earlier", System.StringComparison.Ordinal));
@@ -54,7 +54,7 @@ public sealed class InScriptCmdletTests
         s.Script("try { Invoke-RunStep bad { throw 'bad step' } } catch { 'swallowed' }\nInvoke-RunStep after { 'never' }");
         var result = s.Run("Start-Run job ./run.ps1 -RunId r");
         var info = result.Single<RunInfo>();
-        Assert.Equal(RunStatus.Failed, info.Status);
+        Assert.Equal(nameof(RunStatus.Failed), info.Status);
         Assert.Equal("step 'bad' failed: bad step (at " + s.Combine("run.ps1") + ":1)", info.Error);
         Assert.DoesNotContain("swallowed", s.Host.Lines);
         Assert.Equal(0, info.StepsCompleted);
@@ -76,11 +76,11 @@ public sealed class InScriptCmdletTests
         if (expected.Length == 0)
         {
             // The same step twice in one run: the second call replays the first.
-            Assert.Equal(RunStatus.Completed, info.Status);
+            Assert.Equal(nameof(RunStatus.Completed), info.Status);
             return;
         }
 
-        Assert.Equal(RunStatus.Failed, info.Status);
+        Assert.Equal(nameof(RunStatus.Failed), info.Status);
         Assert.Contains(expected, info.Error, System.StringComparison.OrdinalIgnoreCase);
     }
 
@@ -94,7 +94,7 @@ public sealed class InScriptCmdletTests
             "Invoke-RunStep report { $r -join ',' }");
         var first = s.Run("Start-Run job ./run.ps1 -RunId r");
         var info = first.Single<RunInfo>();
-        Assert.Equal(RunStatus.Failed, info.Status);
+        Assert.Equal(nameof(RunStatus.Failed), info.Status);
         Assert.Equal(2, info.ItemsCompleted);
         Assert.Contains(s.Host.Lines, l => l.Contains("Item 'b' of step 'work' failed: b broke", System.StringComparison.Ordinal));
         Assert.Contains("ID:ItemFailed,RunTools.InvokeRunItemCommand", s.Host.Lines);
@@ -102,7 +102,7 @@ public sealed class InScriptCmdletTests
 
         File.Delete(s.Combine("fail.flag"));
         var resumed = s.Run("Resume-Run r").Single<RunInfo>();
-        Assert.Equal(RunStatus.Completed, resumed.Status);
+        Assert.Equal(nameof(RunStatus.Completed), resumed.Status);
         Assert.Equal(new[] { "a", "c", "b" }, File.ReadAllLines(s.Combine("effects.txt")));
         Assert.Contains("done a,done b,done c", s.Host.Lines);
     }
@@ -116,7 +116,7 @@ public sealed class InScriptCmdletTests
 
         var info = Assert.IsType<RunInfo>(result.Output[0].BaseObject);
         Assert.Equal("PREF=SilentlyContinue", result.Output[1].ToString());
-        Assert.Equal(RunStatus.Failed, info.Status);
+        Assert.Equal(nameof(RunStatus.Failed), info.Status);
         Assert.False(File.Exists(s.Combine("after.txt")));
         Assert.False(File.Exists(s.Combine("later.txt")));
         const string where = "(ErrorId: PathNotFound,Microsoft.PowerShell.Commands.CopyItemCommand; at ";
@@ -143,7 +143,7 @@ public sealed class InScriptCmdletTests
         using var s = new ModuleSession();
         s.Script(body);
         var info = s.Run("Start-Run job ./run.ps1").Single<RunInfo>();
-        Assert.Equal(RunStatus.Completed, info.Status);
+        Assert.Equal(nameof(RunStatus.Completed), info.Status);
         Assert.True(File.Exists(s.Combine("after.txt")));
         Assert.Contains("ERROR: soft", s.Host.Lines);
     }
@@ -156,14 +156,14 @@ public sealed class InScriptCmdletTests
         string script = s.Script("Invoke-RunStep work {\n  'a', 'b', 'c' | Invoke-RunItem -Key { $_ } {\n    if ($_ -eq 'b' -and (Test-Path ./fail.flag)) { Write-Error \"bad $_\" }\n    Add-Content ./effects.txt $_\n  }\n}");
         var info = s.Run("Start-Run job ./run.ps1 -RunId r").Single<RunInfo>();
 
-        Assert.Equal(RunStatus.Failed, info.Status);
+        Assert.Equal(nameof(RunStatus.Failed), info.Status);
         Assert.Equal(new[] { "a" }, File.ReadAllLines(s.Combine("effects.txt"))); // 'c' waits for the resume
         var itemFailed = Assert.Single(s.Ok("Get-RunEvent r -Type item_failed | ForEach-Object { $_.Data.error }")).ToString();
         Assert.Equal("bad b (ErrorId: Microsoft.PowerShell.Commands.WriteErrorException; at " + script + ":3)", itemFailed);
         Assert.StartsWith("step 'work' failed: Item 'b' of step 'work' failed: " + itemFailed + ". It is retried when the run is resumed.", info.Error, System.StringComparison.Ordinal);
 
         File.Delete(s.Combine("fail.flag"));
-        Assert.Equal(RunStatus.Completed, s.Run("Resume-Run r").Single<RunInfo>().Status);
+        Assert.Equal(nameof(RunStatus.Completed), s.Run("Resume-Run r").Single<RunInfo>().Status);
         Assert.Equal(new[] { "a", "b", "c" }, File.ReadAllLines(s.Combine("effects.txt")));
     }
 
@@ -173,7 +173,7 @@ public sealed class InScriptCmdletTests
         using var s = new ModuleSession();
         s.Script("1..3 | Invoke-RunItem -Step own -Key { \"k$_\" } { Add-Content ./own.txt $_ }\n1..2 | Invoke-RunItem -Step gated -Key { $_ } { Add-Content ./gated.txt $_ }");
         var info = s.Run("Start-Run job ./run.ps1 -Step own").Single<RunInfo>();
-        Assert.Equal(RunStatus.Stopped, info.Status); // steps outside the gate are left for a later attempt
+        Assert.Equal(nameof(RunStatus.Stopped), info.Status); // steps outside the gate are left for a later attempt
         Assert.Equal(1, info.StepsCompleted);
         Assert.Equal(3, File.ReadAllLines(s.Combine("own.txt")).Length);
         Assert.False(File.Exists(s.Combine("gated.txt")));
@@ -196,7 +196,7 @@ public sealed class InScriptCmdletTests
             "  Add-RunArtifact ./a.txt -Name '../escape' -ErrorVariable f -ErrorAction SilentlyContinue; 'E2:' + $f[0].FullyQualifiedErrorId\n" +
             "}");
         var info = s.Run("Start-Run job ./run.ps1").Single<RunInfo>();
-        Assert.Equal(RunStatus.Completed, info.Status);
+        Assert.Equal(nameof(RunStatus.Completed), info.Status);
         Assert.Contains("RunArtifact|a.txt|Copy|5|art", s.Host.Lines);
         Assert.Contains("RunArtifact|b.txt|Reference|5|art", s.Host.Lines);
         Assert.Contains("RunArtifact|sub/renamed.txt|Copy|5|art", s.Host.Lines);

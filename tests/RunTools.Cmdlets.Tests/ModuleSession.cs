@@ -123,7 +123,7 @@ internal sealed class ModuleSession : IDisposable
         string script = Script(body, scriptName);
         var output = Ok("param($n, $s, $id) if ($id) { Start-Run $n $s -RunId $id } else { Start-Run $n $s }", name, script, runId);
         var info = Assert.IsType<RunInfo>(Assert.Single(output).BaseObject);
-        Assert.Equal(RunStatus.Completed, info.Status);
+        Assert.Equal(nameof(RunStatus.Completed), info.Status);
         return info;
     }
 

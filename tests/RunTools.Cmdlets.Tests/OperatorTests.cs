@@ -17,13 +17,13 @@ public sealed class StopRunTests
         s.Script("$c = Get-RunContext; $root = Split-Path $c.Path\nInvoke-RunStep one { " + stop + " | ForEach-Object { $_.Status.ToString() } }\nInvoke-RunStep two { 'never' }");
         var info = s.Run("Start-Run stopper ./run.ps1 -RunId r").Single<RunInfo>();
 
-        Assert.Equal(RunStatus.Stopped, info.Status);
+        Assert.Equal(nameof(RunStatus.Stopped), info.Status);
         Assert.Equal(1, info.StepsCompleted);
         Assert.Equal("Stopping", s.Ok("Get-RunEvent r -Type step_completed | ForEach-Object { $_.Data.output.path } | ForEach-Object { Import-Clixml (Join-Path (Get-Run r).Path $_) }").Single().ToString());
         var stopped = s.Run("Get-RunEvent r -Type run_stopped").Single<RunEvent>();
         Assert.Contains("enough", stopped.Data.Values.Cast<object>().Select(v => v?.ToString()));
         // Resuming a Stopped run finishes it.
-        Assert.Equal(RunStatus.Completed, s.Run("Resume-Run r").Single<RunInfo>().Status);
+        Assert.Equal(nameof(RunStatus.Completed), s.Run("Resume-Run r").Single<RunInfo>().Status);
     }
 
     [Fact]
@@ -55,7 +55,7 @@ public sealed class StopRunTests
         using var s = new ModuleSession();
         s.Script("$c = Get-RunContext\nInvoke-RunStep one { Stop-Run $c.RunId -Root (Split-Path $c.Path) -WhatIf }\nInvoke-RunStep two { 'ran' }");
         var info = s.Run("Start-Run job ./run.ps1").Single<RunInfo>();
-        Assert.Equal(RunStatus.Completed, info.Status);
+        Assert.Equal(nameof(RunStatus.Completed), info.Status);
         Assert.Equal(2, info.StepsCompleted);
         Assert.Contains(s.Host.Lines, l => l.Contains("Request stop", System.StringComparison.Ordinal));
     }
@@ -149,7 +149,7 @@ public sealed class RemoveRunTests
         using var s = new ModuleSession();
         s.Script("Invoke-RunStep one { Remove-Run (Get-RunContext).RunId -Confirm:$false -ErrorVariable e -ErrorAction SilentlyContinue; $e[0].FullyQualifiedErrorId }");
         var info = s.Run("Start-Run job ./run.ps1 -RunId busy").Single<RunInfo>();
-        Assert.Equal(RunStatus.Completed, info.Status);
+        Assert.Equal(nameof(RunStatus.Completed), info.Status);
         Assert.StartsWith("RunLocked", s.Host.Lines.Single(l => l.Contains("RunLocked", System.StringComparison.Ordinal)), System.StringComparison.Ordinal);
         Assert.True(Directory.Exists(info.Path));
 

@@ -14,7 +14,7 @@ public sealed class StartRunTests
 
         result.AssertNoErrors();
         var info = result.Single<RunInfo>();
-        Assert.Equal(RunStatus.Completed, info.Status);
+        Assert.Equal(nameof(RunStatus.Completed), info.Status);
         Assert.Equal("job", info.Name);
         Assert.Equal(s.Runs, info.Root);
         Assert.Equal(1, info.StepsCompleted);
@@ -47,7 +47,7 @@ public sealed class StartRunTests
         foreach (var (id, config, expected) in cases)
         {
             var info = s.Run("param($s, $c, $id) Start-Run job $s -Config $c -RunId $id", script, config, id).Single<RunInfo>();
-            Assert.Equal(RunStatus.Completed, info.Status);
+            Assert.Equal(nameof(RunStatus.Completed), info.Status);
             var replayed = s.Ok("param($id) (Get-RunEvent $id -Type step_completed).Count; Get-Content (Join-Path (Get-Run $id).Path config.json) -Raw", id);
             Assert.Contains($"\"{expected}\"", replayed[1].ToString(), System.StringComparison.Ordinal);
         }
@@ -60,7 +60,7 @@ public sealed class StartRunTests
         string script = s.Script("Write-Warning 'careful'\nWrite-Error 'soft error' -ErrorAction Continue\nWrite-Verbose 'detail' -Verbose\nWrite-Information 'info line'\n'out'");
         var info = s.Run("param($s) Start-Run job $s", script).Single<RunInfo>();
 
-        Assert.Equal(RunStatus.Completed, info.Status);
+        Assert.Equal(nameof(RunStatus.Completed), info.Status);
         string log = File.ReadAllText(Path.Combine(info.Path, "logs", "attempt-1.log"));
         Assert.Contains("WARNING: careful", log);
         Assert.Contains("ERROR: soft error", log);
@@ -79,7 +79,7 @@ public sealed class StartRunTests
         var result = s.Run("param($s) Start-Run job $s", script);
 
         var info = result.Single<RunInfo>();
-        Assert.Equal(RunStatus.Failed, info.Status);
+        Assert.Equal(nameof(RunStatus.Failed), info.Status);
         Assert.Contains("broken on purpose", info.Error);
         Assert.Contains("run.ps1:2", info.Error);
         var error = result.SingleError("RunFailed");
@@ -134,10 +134,10 @@ public sealed class StartRunTests
         var result = s.Run("param($s) Start-Run outer $s -RunId outer", outer);
 
         var info = result.Single<RunInfo>();
-        Assert.Equal(RunStatus.Failed, info.Status);
+        Assert.Equal(nameof(RunStatus.Failed), info.Status);
         Assert.Contains("cannot be started from inside run 'outer'", info.Error);
         var inner = s.Ok("Get-Run inner").Select(o => o.BaseObject).Cast<RunInfo>().Single();
-        Assert.Equal(RunStatus.Failed, inner.Status);
+        Assert.Equal(nameof(RunStatus.Failed), inner.Status);
         Assert.Contains("inside another run", inner.Error);
     }
 
@@ -160,7 +160,7 @@ public sealed class StartRunTests
         Assert.False(Directory.Exists(s.Runs));
 
         s.Host.Answer(0); // Yes
-        Assert.Equal(RunStatus.Completed, s.Run("Start-Run job ./run.ps1 -Confirm").Single<RunInfo>().Status);
+        Assert.Equal(nameof(RunStatus.Completed), s.Run("Start-Run job ./run.ps1 -Confirm").Single<RunInfo>().Status);
     }
 
     [Fact]
@@ -200,7 +200,7 @@ public sealed class ResumeRunTests
         CoreRuns.Interrupted(s, script, "by-input", "prep", "x");
         var byPath = CoreRuns.Interrupted(s, script, "by-path", "prep", "x");
 
-        Assert.Equal(RunStatus.Interrupted, s.Run("Get-Run by-id").Single<RunInfo>().Status);
+        Assert.Equal(nameof(RunStatus.Interrupted), s.Run("Get-Run by-id").Single<RunInfo>().Status);
         var first = s.Run("Resume-Run by-id").Single<RunInfo>();
         var second = s.Run("Get-Run by-input | Resume-Run").Single<RunInfo>();
         var third = s.Run("param($p) Resume-Run -Path $p", byPath.Path).Single<RunInfo>();
@@ -208,13 +208,13 @@ public sealed class ResumeRunTests
 
         foreach (var info in new[] { first, second, third })
         {
-            Assert.Equal(RunStatus.Completed, info.Status);
+            Assert.Equal(nameof(RunStatus.Completed), info.Status);
             Assert.Equal(2, info.Attempt);
             Assert.Equal(3, info.ItemsCompleted);
         }
 
         // Already completed: a warning and the RunInfo, nothing run.
-        Assert.Equal(RunStatus.Completed, Assert.IsType<RunInfo>(fourth[0].BaseObject).Status);
+        Assert.Equal(nameof(RunStatus.Completed), Assert.IsType<RunInfo>(fourth[0].BaseObject).Status);
         Assert.Contains("already completed", fourth[1].ToString());
     }
 
@@ -242,7 +242,7 @@ public sealed class ResumeRunTests
         }
 
         var info = s.Run("Resume-Run r -InDoubt " + inDoubt).Single<RunInfo>();
-        Assert.Equal(RunStatus.Completed, info.Status);
+        Assert.Equal(nameof(RunStatus.Completed), info.Status);
         // 'a' completed in the earlier attempt; 'c' always runs; 'b' (in doubt) runs again only on Retry.
         Assert.Equal(effects - 1, File.ReadAllLines(s.Combine("effects.txt")).Length);
         Assert.Equal(effects, info.ItemsCompleted);
@@ -257,7 +257,7 @@ public sealed class ResumeRunTests
         var result = s.Run("Resume-Run r -InDoubt Fail");
         Assert.Empty(result.Output);
         Assert.Equal("r", result.SingleError("InDoubtItems").TargetObject);
-        Assert.Equal(RunStatus.Interrupted, s.Run("Get-Run r").Single<RunInfo>().Status);
+        Assert.Equal(nameof(RunStatus.Interrupted), s.Run("Get-Run r").Single<RunInfo>().Status);
     }
 
     [Theory]
@@ -290,7 +290,7 @@ public sealed class ResumeRunTests
         string config = s.Write("c.json", "{\"model\": 1}");
         s.Script("param($Config) Invoke-RunStep a { $Config.model }\nthrow 'stop here'");
         var failed = s.Run("Start-Run job ./run.ps1 -RunId r -Config ./c.json");
-        Assert.Equal(RunStatus.Failed, failed.Single<RunInfo>().Status);
+        Assert.Equal(nameof(RunStatus.Failed), failed.Single<RunInfo>().Status);
 
         File.WriteAllText(config, "{\"model\": 2}");
         s.Run("Resume-Run r").SingleError("ConfigDrift");
@@ -301,7 +301,7 @@ public sealed class ResumeRunTests
 
         var forced = s.Run("Resume-Run r -Force");
         forced.AssertNoErrors();
-        Assert.Equal(RunStatus.Completed, forced.Single<RunInfo>().Status);
+        Assert.Equal(nameof(RunStatus.Completed), forced.Single<RunInfo>().Status);
         Assert.Contains(forced.Warnings, w => w.StartsWith("Script drift accepted with -Force", System.StringComparison.Ordinal));
         var drift = s.Run("Get-RunEvent r -Type drift_*").Single<RunEvent>();
         Assert.Equal("drift_accepted", drift.Type);
@@ -325,7 +325,7 @@ public sealed class ResumeRunTests
         s.Script("param($Config) Invoke-RunStep a { $Config.model }", "fixed.ps1");
         var resumed = s.Run("Resume-Run r -Config @{ model = 1 } -ScriptPath ./fixed.ps1 -Force");
         resumed.AssertNoErrors();
-        Assert.Equal(RunStatus.Completed, resumed.Single<RunInfo>().Status);
+        Assert.Equal(nameof(RunStatus.Completed), resumed.Single<RunInfo>().Status);
     }
 
     [Fact]
@@ -348,7 +348,7 @@ public sealed class ResumeRunTests
         s.Host.Answer(2);
         Assert.Empty(s.Ok("Resume-Run r -Confirm"));
         var info = s.Run("Get-Run r").Single<RunInfo>();
-        Assert.Equal(RunStatus.Interrupted, info.Status);
+        Assert.Equal(nameof(RunStatus.Interrupted), info.Status);
         Assert.Equal(1, info.Attempt);
     }
 
@@ -358,7 +358,7 @@ public sealed class ResumeRunTests
         using var s = new ModuleSession();
         s.Script("Invoke-RunStep a { Resume-Run (Get-RunContext).RunId -ErrorAction Stop }");
         var info = s.Run("Start-Run job ./run.ps1 -RunId self").Single<RunInfo>();
-        Assert.Equal(RunStatus.Failed, info.Status);
+        Assert.Equal(nameof(RunStatus.Failed), info.Status);
         Assert.Contains("Run 'self' is owned by process", info.Error, System.StringComparison.Ordinal);
     }
 }

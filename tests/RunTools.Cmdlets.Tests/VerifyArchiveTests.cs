@@ -32,8 +32,8 @@ public sealed class TestRunTests
         File.AppendAllText(Path.Combine(info.Path, "steps", "a", "output.clixml"), " ");
         var result = s.Run("Test-Run t1").Single<RunTestResult>();
         Assert.False(result.IsValid);
-        var problem = Assert.Single(result.Problems, p => p.Severity == RunProblemSeverity.Error);
-        Assert.Equal(RunProblemKind.SizeMismatch, problem.Kind);
+        var problem = Assert.Single(result.Problems, p => p.Severity == nameof(RunProblemSeverity.Error));
+        Assert.Equal(nameof(RunProblemKind.SizeMismatch), problem.Kind);
         Assert.Equal("a", problem.Unit);
         Assert.Equal(false, Assert.Single(s.Ok("Test-Run t1 -Quiet")).BaseObject);
     }
@@ -63,9 +63,9 @@ public sealed class CompareRunTests
         var byId = Rows("Compare-Run ref dif -Property Config");
         var row = Assert.Single(byId, r => r.Name == "model");
         Assert.Contains(byId, r => r.Name == "hash");
-        Assert.Equal(RunComparisonProperty.Config, row.Property);
+        Assert.Equal(nameof(RunComparisonProperty.Config), row.Property);
         Assert.Equal("model", row.Name);
-        Assert.Equal(RunDifferenceKind.Changed, row.Kind);
+        Assert.Equal(nameof(RunDifferenceKind.Changed), row.Kind);
         Assert.Equal("ref", row.ReferenceRunId);
         Assert.Equal("dif", row.DifferenceRunId);
         Assert.Equal("<>", row.SideIndicator);
@@ -109,7 +109,7 @@ public sealed class ArchiveTests
             .Select(o => Assert.IsType<RunInfo>(o.BaseObject)).ToList();
         Assert.Equal(new[] { "a1", "b1", "a1", "a1" }, imported.Select(r => r.RunId));
         Assert.Equal(s.Combine("restored"), imported[0].Root);
-        Assert.All(imported, r => Assert.Equal(RunStatus.Completed, r.Status));
+        Assert.All(imported, r => Assert.Equal(nameof(RunStatus.Completed), r.Status));
         Assert.True(s.Run("Test-Run a1 -Root ./restored -Quiet").Single<bool>());
         Assert.Equal(a.ConfigHash, imported[0].ConfigHash);
     }
@@ -184,7 +184,7 @@ public sealed class ConvertToRunTests
         Assert.Equal("run_42_10", info.RunId);
         Assert.True(info.Migrated);
         Assert.Equal("checkpoint", info.SourceFormat);
-        Assert.Equal(RunStatus.Created, info.Status);
+        Assert.Equal(nameof(RunStatus.Created), info.Status);
         Assert.Contains(result.Verbose, v => v.StartsWith("Converted '", System.StringComparison.Ordinal));
 
         string other = CoreRuns.CopyFixture(s, "checkpoint/run_7_truncated");
@@ -207,7 +207,7 @@ public sealed class ConvertToRunTests
         resumed.AssertNoErrors();
         var info = resumed.Single<RunInfo>();
         Assert.True(info.Migrated);
-        Assert.Equal(RunStatus.Completed, info.Status);
+        Assert.Equal(nameof(RunStatus.Completed), info.Status);
     }
 
     [Fact]
@@ -233,7 +233,7 @@ public sealed class ModuleSurfaceTests
         Assert.Equal(new[]
         {
             "Add-RunArtifact", "Compare-Run", "ConvertTo-Run", "Export-RunArchive", "Get-Run", "Get-RunContext", "Get-RunEvent",
-            "Import-RunArchive", "Invoke-RunItem", "Invoke-RunStep", "Remove-Run", "Resume-Run", "Start-Run", "Stop-Run", "Test-Run",
+            "Import-RunArchive", "Invoke-RunItem", "Invoke-RunStep", "Remove-Run", "Resume-Run", "Start-Run", "Stop-Run", "Test-Run", "Wait-Run",
         }, names);
         string Sets(string cmdlet) => string.Join(",", s.Ok($"(Get-Command {cmdlet}).ParameterSets.Name | Sort-Object").Select(o => o.ToString()));
         Assert.Equal("ById,ByInputObject,ByPath", Sets("Resume-Run"));
@@ -242,7 +242,8 @@ public sealed class ModuleSurfaceTests
         Assert.Equal("ById,ByInputObject,ByPath", Sets("Compare-Run"));
         Assert.Equal("ById,ByInputObject,ByName", Sets("Export-RunArchive"));
         Assert.Equal("ByLiteralPath,ByPath", Sets("Import-RunArchive"));
-        Assert.Equal("ById,ByInputObject", Sets("Remove-Run"));
+        Assert.Equal("ByFilter,ById,ByInputObject", Sets("Remove-Run"));
+        Assert.Equal("ById,ByInputObject,ByName,ByPath", Sets("Wait-Run"));
         Assert.Equal("ById,ByInputObject,ByPath", Sets("Get-RunEvent"));
     }
 

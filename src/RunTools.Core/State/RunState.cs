@@ -73,6 +73,10 @@ public sealed class RunState
     [JsonPropertyName("error")]
     public string? Error { get; set; }
 
+    /// <summary>The most recent step, item or run error of any attempt (kept when a later attempt succeeds).</summary>
+    [JsonPropertyName("last_error")]
+    public string? LastError { get; set; }
+
     [JsonPropertyName("stop")]
     public StopRequest? Stop { get; set; }
 
@@ -100,6 +104,25 @@ public sealed class RunState
 
     [JsonIgnore]
     public int StepsCompleted => Steps.FindAll(s => s.Status == StepStatus.Completed).Count;
+
+    /// <summary>Items whose last try failed, over all steps.</summary>
+    [JsonIgnore]
+    public long ItemsFailed => Sum(s => s.ItemsFailed);
+
+    /// <summary>Items started and not recorded as finished (in flight, or in doubt when no attempt runs), over all steps.</summary>
+    [JsonIgnore]
+    public long ItemsOpen => Sum(s => s.ItemsOpen.Count);
+
+    private long Sum(Func<StepRecord, long> count)
+    {
+        long total = 0;
+        foreach (var step in Steps)
+        {
+            total += count(step);
+        }
+
+        return total;
+    }
 
     public StepRecord? FindStep(string name) => Steps.Find(s => string.Equals(s.Name, name, StringComparison.Ordinal));
 

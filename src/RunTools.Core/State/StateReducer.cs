@@ -53,6 +53,10 @@ internal sealed class StateReducer : IJournalVisitor
                 var step = state.GetOrAddStep(line.Step ?? string.Empty);
                 RemoveOpen(step, line.Key);
                 step.ItemsFailed++;
+
+                // Failures are rare enough to parse the line for the message.
+                using var failed = JsonDocument.Parse(raw.ToArray());
+                state.LastError = Str(failed.RootElement, "error") ?? state.LastError;
                 return;
             }
         }
@@ -242,6 +246,7 @@ internal sealed class StateReducer : IJournalVisitor
                 step.EndedAt = ts;
                 step.DurationMs = Long(e, "duration_ms");
                 step.Error = Str(e, "error");
+                state.LastError = step.Error ?? state.LastError;
                 if (state.CurrentStep == step.Name)
                 {
                     state.CurrentStep = null;
@@ -334,6 +339,12 @@ internal sealed class StateReducer : IJournalVisitor
                 state.Status = RunStatus.Failed;
                 state.EndedAt = ts;
                 state.Error = Str(e, "error");
+                if (!state.Steps.Exists(s => s.Status == StepStatus.Failed && s.Error is not null))
+                {
+                    // A failed step's own error says more than the run's summary of it.
+                    state.LastError = state.Error ?? state.LastError;
+                }
+
                 MarkRunningStepsPending(state);
                 state.CurrentStep = null;
                 break;
