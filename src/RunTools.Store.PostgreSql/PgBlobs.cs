@@ -155,7 +155,7 @@ internal sealed class PgBlobs : IRunBlobs
     private Found? Find(string name) => _store.Db.Run("find a blob of the run", idempotent: true, connection =>
     {
         using var command = _store.Db.Command(connection,
-            $"SELECT c.id, c.size, c.sha256 FROM {_store.S}.blobs b JOIN {_store.S}.blob_contents c ON c.id = b.insertContentid WHERE b.run_id = @run AND b.name = @name");
+            $"SELECT c.id, c.size, c.sha256 FROM {_store.S}.blobs b JOIN {_store.S}.blob_contents c ON c.id = b.content_id WHERE b.run_id = @run AND b.name = @name");
         command.Parameters.AddWithValue("run", _store.RunId);
         command.Parameters.AddWithValue("name", name);
         using var reader = command.ExecuteReader();
@@ -187,13 +187,13 @@ internal sealed class PgBlobs : IRunBlobs
             return _store.Db.Run("store a blob of the run", idempotent: false, connection =>
             {
                 using var transaction = connection.BeginTransaction();
-                long id = Scalar<long>(connection, transaction, $"SELECT nextval('{s}.blob_insertContentids')");
+                long id = Scalar<long>(connection, transaction, $"SELECT nextval('{s}.blob_content_ids')");
 
                 using var sha = SHA256.Create();
                 byte[] buffer = new byte[_chunkSize];
                 long size = 0;
                 int chunk = 0;
-                using (var insert = _store.Db.Command(connection, $"INSERT INTO {s}.blob_chunks (insertContentid, n, data) VALUES (@id, @n, @data)", transaction))
+                using (var insert = _store.Db.Command(connection, $"INSERT INTO {s}.blob_chunks (content_id, n, data) VALUES (@id, @n, @data)", transaction))
                 {
                     var n = insert.Parameters.AddWithValue("n", 0);
                     var data = new NpgsqlParameter<ArraySegment<byte>>("data", NpgsqlTypes.NpgsqlDbType.Bytea);
@@ -231,7 +231,7 @@ internal sealed class PgBlobs : IRunBlobs
                     using var existing = _store.Db.Command(connection, $"SELECT id FROM {s}.blob_contents WHERE sha256 = @sha", transaction);
                     existing.Parameters.AddWithValue("sha", hash);
                     contentId = (long)existing.ExecuteScalar()!;
-                    using var drop = _store.Db.Command(connection, $"DELETE FROM {s}.blob_chunks WHERE insertContentid = @id", transaction);
+                    using var drop = _store.Db.Command(connection, $"DELETE FROM {s}.blob_chunks WHERE content_id = @id", transaction);
                     drop.Parameters.AddWithValue("id", id);
                     drop.ExecuteNonQuery();
                 }
@@ -257,7 +257,7 @@ internal sealed class PgBlobs : IRunBlobs
     private string Claim(NpgsqlConnection connection, NpgsqlTransaction transaction, IEnumerable<string> candidates, long contentId)
     {
         using var claim = _store.Db.Command(connection,
-            $"INSERT INTO {_store.S}.blobs (run_id, name, insertContentid) VALUES (@run, @name, @id) ON CONFLICT (run_id, name) DO NOTHING", transaction);
+            $"INSERT INTO {_store.S}.blobs (run_id, name, content_id) VALUES (@run, @name, @id) ON CONFLICT (run_id, name) DO NOTHING", transaction);
         claim.Parameters.AddWithValue("run", _store.RunId);
         var name = claim.Parameters.AddWithValue("name", string.Empty);
         claim.Parameters.AddWithValue("id", contentId);
