@@ -73,7 +73,7 @@ public sealed class PostgreSqlCluster : IDisposable
 
     public static void Execute(string connectionString, string sql)
     {
-        using var connection = new NpgsqlConnection(connectionString);
+        using var connection = Unpooled(connectionString);
         connection.Open();
         using var command = new NpgsqlCommand(sql, connection);
         command.ExecuteNonQuery();
@@ -81,11 +81,15 @@ public sealed class PostgreSqlCluster : IDisposable
 
     public static object? Scalar(string connectionString, string sql)
     {
-        using var connection = new NpgsqlConnection(connectionString);
+        using var connection = Unpooled(connectionString);
         connection.Open();
         using var command = new NpgsqlCommand(sql, connection);
         return command.ExecuteScalar();
     }
+
+    /// <summary>Tests end connections on purpose: theirs must not wait in a pool to be found dead.</summary>
+    private static NpgsqlConnection Unpooled(string connectionString) =>
+        new(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString);
 
     /// <summary>Ends a backend as a network cut or an administrator would (waits until it is gone).</summary>
     public void Terminate(int backendPid) => Admin($"SELECT pg_terminate_backend({backendPid}, 5000)");
