@@ -41,7 +41,7 @@ install_postgresql() {
     # No default cluster: the package would otherwise create and try to start one on port 5432.
     mkdir -p /etc/postgresql-common
     [ -e /etc/postgresql-common/createcluster.conf ] || echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
-    export DEBIAN_FRONTEND=noninteractive
+    export DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1
     apt-get update -qq >&2
     apt-get install -y -qq -o Dpkg::Options::=--force-confold postgresql-15 >&2
     [ -x "$pg_bin/initdb" ] || { echo "apt-get install postgresql-15 did not provide $pg_bin/initdb" >&2; exit 1; }
