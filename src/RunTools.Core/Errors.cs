@@ -111,6 +111,10 @@ public static class ErrorIds
     public const string ArchiveTooLarge = "ArchiveTooLarge";
     public const string ArchiveTooManyEntries = "ArchiveTooManyEntries";
     public const string InsufficientSpace = "InsufficientSpace";
+
+    // A run store in a database (issue 13): it cannot be reached, or its schema cannot be used.
+    public const string StoreUnavailable = "StoreUnavailable";
+    public const string StoreSchemaUnusable = "StoreSchemaUnusable";
 }
 
 /// <summary>

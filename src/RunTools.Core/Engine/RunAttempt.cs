@@ -106,10 +106,15 @@ public sealed partial class RunAttempt : IDisposable
 
     private ItemLedger Ledger => _recorder.Ledger;
 
-    internal static RunAttempt Begin(RunDirectory run, AttemptOptions options)
+    internal static RunAttempt Begin(RunDirectory run, AttemptOptions options) => Begin(run, RunStores.Open(run, options.CrashPoint), options);
+
+    /// <summary>
+    /// An attempt on <paramref name="store"/>, which holds the run's record; <paramref name="run"/> is
+    /// the local folder for what is not behind the seam yet (attempt logs, stored config and script).
+    /// </summary>
+    internal static RunAttempt Begin(RunDirectory run, IRunStore store, AttemptOptions options)
     {
         var gate = new StepGateTracker(options.Gate);
-        var store = RunStores.Open(run, options.CrashPoint);
         var ownership = store.Acquire(DateTimeOffset.UtcNow);
 
         try

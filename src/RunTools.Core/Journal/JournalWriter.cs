@@ -1,7 +1,6 @@
 using System;
 using System.Globalization;
 using System.IO;
-using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Threading;
 using RunTools.Core.Infrastructure;
@@ -21,23 +20,14 @@ internal sealed class JournalWriter : IRunLog
     internal const string CrcMember = ",\"crc\":\"";
     internal const int CrcSuffixLength = 18; // ,"crc":"xxxxxxxx"}
 
-    private static readonly JsonWriterOptions s_writerOptions = new()
-    {
-        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-        Indented = false,
-        SkipValidation = false,
-    };
-
     private readonly FileStream _stream;
-    private readonly MemoryStream _buffer = new(512);
-    private readonly Utf8JsonWriter _json;
+    private readonly JournalLineFormatter _formatter = new();
     private readonly object _writeLock = new();
     private readonly object _readLock = new();
     private readonly JournalLineParser _readParser = new();
     private byte[] _readBuffer = new byte[4096];
     private FileStream? _reader;
     private readonly object _flushGate = new();
-    private byte[] _line = new byte[1024];
     private long _length;
     private int _lastLineLength;
     private long _lastSequence;
@@ -79,7 +69,6 @@ internal sealed class JournalWriter : IRunLog
         _lastSequence = lastSequence;
         _durableSequence = lastSequence;
         _durableLength = validLength;
-        _json = new Utf8JsonWriter(_buffer, s_writerOptions);
     }
 
     public string Path { get; }
@@ -102,7 +91,7 @@ internal sealed class JournalWriter : IRunLog
     public JournalPosition Position => new() { Sequence = LastSequence, Length = Length };
 
     /// <summary>The line the last Append wrote, without its newline.</summary>
-    public ReadOnlySpan<byte> LastLine => new(_line, 0, _lastLineLength);
+    public ReadOnlySpan<byte> LastLine => new(_formatter.Buffer, 0, _lastLineLength);
 
     public static string FormatTimestamp(DateTimeOffset value) =>
         value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
@@ -148,38 +137,9 @@ internal sealed class JournalWriter : IRunLog
     {
         ThrowIfFlushFailed();
         long sequence = _lastSequence + 1;
-        _buffer.SetLength(0);
-        _json.Reset(_buffer);
-        _json.WriteStartObject();
-        _json.WriteNumber("seq", sequence);
-        _json.WriteString("ts", FormatTimestamp(timestamp));
-        _json.WriteString("type", type);
-        payload?.Invoke(_json);
-        _json.WriteEndObject();
-        _json.Flush();
-
-        int objectLength = (int)_buffer.Length;
-        byte[] objectBytes = _buffer.GetBuffer();
-        uint crc = Crc32.Compute(new ReadOnlySpan<byte>(objectBytes, 0, objectLength));
-
-        int lineLength = objectLength - 1 + CrcSuffixLength + 1;
-        if (_line.Length < lineLength)
-        {
-            _line = new byte[Math.Max(lineLength, _line.Length * 2)];
-        }
-
-        Buffer.BlockCopy(objectBytes, 0, _line, 0, objectLength - 1);
-        int at = objectLength - 1;
-        foreach (char c in CrcMember)
-        {
-            _line[at++] = (byte)c;
-        }
-
-        WriteHex(crc, _line, at);
-        at += 8;
-        _line[at++] = (byte)'"';
-        _line[at++] = (byte)'}';
-        _line[at++] = (byte)'\n';
+        _formatter.Format(sequence, timestamp, type, payload);
+        byte[] line = _formatter.Buffer;
+        int at = _formatter.Length;
 
         long offset = _length;
         try
@@ -188,11 +148,11 @@ internal sealed class JournalWriter : IRunLog
             if (injected != 0)
             {
                 // As a full disk does: part of the line lands, then the write fails.
-                _stream.Write(_line, 0, at / 2);
+                _stream.Write(line, 0, at / 2);
                 throw NativeMethods.ErrnoException(injected, $"write to '{Path}'", injected: true);
             }
 
-            _stream.Write(_line, 0, at);
+            _stream.Write(line, 0, at);
         }
         catch (IOException ex)
         {
@@ -345,7 +305,7 @@ internal sealed class JournalWriter : IRunLog
 
     public void Dispose()
     {
-        _json.Dispose();
+        _formatter.Dispose();
         _stream.Dispose();
         lock (_readLock)
         {
@@ -364,16 +324,6 @@ internal sealed class JournalWriter : IRunLog
         catch (IOException)
         {
             // Still torn: readers ignore a bad tail and the next owner repairs it.
-        }
-    }
-
-    private static void WriteHex(uint value, byte[] target, int at)
-    {
-        const string digits = "0123456789abcdef";
-        for (int i = 7; i >= 0; i--)
-        {
-            target[at + i] = (byte)digits[(int)(value & 0xF)];
-            value >>= 4;
         }
     }
 }

@@ -1,0 +1,130 @@
+using System;
+using System.IO;
+using System.Net.Sockets;
+using System.Threading;
+using Npgsql;
+using RunTools.Core;
+
+namespace RunTools.Store.PostgreSql;
+
+/// <summary>
+/// The connection side of the store: one pooled data source per store, every statement run
+/// through <see cref="Run{T}"/>, which retries what is safe to retry after a dropped connection or
+/// a restarting server and turns what is left into a <see cref="RunToolsException"/> that names the
+/// database without its password.
+/// </summary>
+internal sealed class PgDatabase : IDisposable
+{
+    // Waits between tries: a dropped connection is retried at once, a restarting server gets a few seconds.
+    private static readonly int[] s_retryDelaysMs = { 0, 200, 1000, 3000 };
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly string? _password;
+
+    public PgDatabase(string connectionString, string schema)
+    {
+        NpgsqlConnectionStringBuilder builder;
+        try
+        {
+            builder = new NpgsqlConnectionStringBuilder(connectionString);
+        }
+        catch (ArgumentException)
+        {
+            // The parser's message quotes the string it could not read, password and all.
+            throw new RunToolsException(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
+                "The PostgreSQL connection string cannot be read. Use the Npgsql form: Host=...;Port=...;Database=...;Username=...;Password=... (TLS options such as SSL Mode pass through).");
+        }
+
+        _password = string.IsNullOrEmpty(builder.Password) ? null : builder.Password;
+        if (string.IsNullOrEmpty(builder.ApplicationName))
+        {
+            builder.ApplicationName = "RunTools";
+        }
+
+        // A commit is the moment a unit counts as done: it must be on disk, whatever the server's default.
+        builder.Options = ((builder.Options ?? string.Empty) + " -c synchronous_commit=on").Trim();
+        Description = $"postgresql://{builder.Username}@{builder.Host}:{builder.Port}/{builder.Database} (schema {schema})";
+        _dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
+    }
+
+    /// <summary>Where the runs are, for messages: never the password.</summary>
+    public string Description { get; }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on a pooled connection. When the connection drops or the server
+    /// restarts, an <paramref name="idempotent"/> piece of work is retried on a new connection (the
+    /// pool is cleared first: its other connections died too); anything else fails at once.
+    /// </summary>
+    public T Run<T>(string what, bool idempotent, Func<NpgsqlConnection, T> work)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                using var connection = _dataSource.OpenConnection();
+                return work(connection);
+            }
+            catch (Exception ex) when (IsConnectionFailure(ex))
+            {
+                _dataSource.Clear();
+                if (!idempotent || attempt + 1 >= s_retryDelaysMs.Length)
+                {
+                    throw Unavailable(what, ex, idempotent ? "retried " + s_retryDelaysMs.Length + " times" : null);
+                }
+
+                Thread.Sleep(s_retryDelaysMs[attempt + 1]);
+            }
+            catch (PostgresException ex)
+            {
+                throw Translate(what, ex);
+            }
+        }
+    }
+
+    public void Run(string what, bool idempotent, Action<NpgsqlConnection> work) =>
+        Run<object?>(what, idempotent, connection =>
+        {
+            work(connection);
+            return null;
+        });
+
+    public NpgsqlCommand Command(NpgsqlConnection connection, string sql, NpgsqlTransaction? transaction = null) =>
+        new(sql, connection, transaction);
+
+    /// <summary>A failure that says nothing about the statement: the connection or the server went away.</summary>
+    public static bool IsConnectionFailure(Exception ex) => ex switch
+    {
+        PostgresException pg => pg.SqlState.StartsWith("08", StringComparison.Ordinal) // connection exception
+            || pg.SqlState is "57P01" or "57P02" or "57P03" // admin shutdown (pg_terminate_backend), crash shutdown, cannot connect now
+            || pg.SqlState == "53300", // too many connections
+        NpgsqlException npgsql => npgsql.IsTransient || npgsql.InnerException is IOException or SocketException or TimeoutException,
+        InvalidOperationException when ex.Message.Contains("connection is broken", StringComparison.OrdinalIgnoreCase) => true,
+        _ => false,
+    };
+
+    /// <summary>The store cannot be reached (or stopped answering): StoreUnavailable, the password scrubbed.</summary>
+    public RunToolsException Unavailable(string what, Exception ex, string? retried = null) =>
+        new(ErrorIds.StoreUnavailable, RunToolsErrorCategory.ResourceBusy,
+            $"Could not {what} in {Description}: {Redact(ex.Message)}{(retried is null ? string.Empty : $" ({retried})")}. Check that the database is running and reachable, then try again; work recorded before this is kept.",
+            Description);
+
+    /// <summary>A statement the server refused: a permission, a missing object, or a failure of its own.</summary>
+    public RunToolsException Translate(string what, PostgresException ex)
+    {
+        if (ex.SqlState is "42501" or "28000" or "28P01")
+        {
+            return new RunToolsException(ErrorIds.StoreUnavailable, RunToolsErrorCategory.PermissionDenied,
+                $"Could not {what} in {Description}: {Redact(ex.MessageText)}. The role needs CONNECT on the database and USAGE and CREATE on the store's schema (docs/postgresql-store.md).",
+                Description);
+        }
+
+        return new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
+            $"Could not {what} in {Description}: {ex.SqlState}: {Redact(ex.MessageText)}. Nothing of this operation was recorded.", Description);
+    }
+
+    /// <summary>Server and driver messages never carry the password; this makes sure of it.</summary>
+    public string Redact(string message) =>
+        _password is null ? message : message.Replace(_password, "***", StringComparison.Ordinal);
+
+    public void Dispose() => _dataSource.Dispose();
+}
