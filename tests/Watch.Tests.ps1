@@ -373,3 +373,35 @@ Describe 'Progress and verbose output of a run' {
         $steps[0].Activity | Should -BeLike '*attempt 2'
     }
 }
+
+Describe '-Verbose' {
+    It 'shows the attempt, its plan, and each replayed unit on Start-Run''s verbose stream, and nothing without it' {
+        $root = New-Root
+        $flag = Join-Path $TestDrive 'verbose.fail'
+        Set-Content $flag 'fail once'
+        $script = Join-Path $TestDrive 'verbose.ps1'
+        Set-Content $script @'
+param($Config, [string] $Flag)
+Invoke-RunStep prepare { 'p' }
+1..3 | Invoke-RunItem -Step work -Key { $_ } { if ($_ -eq 3 -and (Test-Path $Flag)) { throw 'not yet' }; "i$_" }
+'@
+        $first = @(Start-Run -Name verbose -ScriptPath $script -Root $root -Parameters @{ Flag = $flag } -Verbose -ErrorAction SilentlyContinue 4>&1)
+        $info = $first | Where-Object { $_ -is [RunTools.RunInfo] }
+        $info.Status | Should -Be 'Failed'
+        $said = @($first | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message)
+        $said | Should -Contain "Attempt 1 of run $($info.RunId): a new run; every step and item runs."
+
+        Remove-Item $flag
+        $second = @(Resume-Run -RunId $info.RunId -Root $root -Verbose 4>&1)
+        ($second | Where-Object { $_ -is [RunTools.RunInfo] }).Status | Should -Be 'Completed'
+        $said = @($second | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | ForEach-Object Message)
+        $said | Should -Contain "Attempt 2 of run $($info.RunId) (was Failed): 1 completed step(s) replay their recorded output (prepare); 2 completed item(s) are skipped; nothing in doubt; first unfinished step: work."
+        $said | Should -Contain "Step 'prepare' completed earlier; emitting its recorded output."
+        $said | Should -Contain "Item '1' of step 'work' completed earlier; emitting its recorded output."
+        $said | Should -Contain "Item '2' of step 'work' completed earlier; emitting its recorded output."
+        $said | Where-Object { $_ -like "Item '3'*" } | Should -BeNullOrEmpty -Because 'item 3 ran in this attempt'
+
+        $quiet = @(Resume-Run -RunId $info.RunId -Root $root 4>&1)
+        @($quiet | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }) | Should -BeNullOrEmpty
+    }
+}

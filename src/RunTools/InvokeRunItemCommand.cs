@@ -20,6 +20,7 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
     private StepAction _stepAction;
     private long _processed;
     private long _lastProgress;
+    private bool _verbose;
 
     [Parameter(Mandatory = true, ValueFromPipeline = true)]
     [AllowNull]
@@ -45,6 +46,9 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
 
     protected override void BeginProcessing()
     {
+        // Read once: a resume may pass 100,000 finished keys, and a message per key costs only when asked for.
+        _verbose = GetVariableValue("VerbosePreference") is ActionPreference.Continue
+            || (MyInvocation.BoundParameters.TryGetValue("Verbose", out object? flag) && flag is SwitchParameter { IsPresent: true });
         _context = RequireContext();
         var engine = _context.Engine;
         if (Key is not System.Management.Automation.ScriptBlock && Key is not string)
@@ -118,6 +122,11 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
 
         if (action == ItemAction.Replay)
         {
+            if (_verbose)
+            {
+                WriteVerbose($"Item '{key}' of step '{_step}' completed earlier; emitting its recorded output.");
+            }
+
             foreach (object? value in Conversion.Deserialize(engine.ReadItemOutput(_step, key)))
             {
                 WriteObject(value);

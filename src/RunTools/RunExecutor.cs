@@ -70,6 +70,7 @@ internal sealed class RunExecutor : IDisposable
         }
 
         var config = run.ReadConfig().ToDictionary();
+        _cmdlet.WriteVerbose(DescribePlan(run, attempt));
         var context = new RunContext(run, attempt, config, inDoubt, scriptPath);
         var previousOrigin = RunContext.Enter(context);
         try
@@ -86,6 +87,24 @@ internal sealed class RunExecutor : IDisposable
         {
             RunContext.Leave(context, previousOrigin);
         }
+    }
+
+    /// <summary>What -Verbose says before the script runs: the attempt, and what it will replay, skip and decide.</summary>
+    private static string DescribePlan(RunDirectory run, RunAttempt attempt)
+    {
+        var plan = attempt.Plan;
+        if (attempt.Attempt == 1)
+        {
+            return $"Attempt 1 of run {run.RunId}: a new run; every step and item runs.";
+        }
+
+        var done = plan.CompletedSteps;
+        string steps = done.Count == 0 ? "no step completed yet" : $"{done.Count} completed step(s) replay their recorded output ({string.Join(", ", done)})";
+        string doubt = plan.InDoubt.Count + plan.InDoubtSteps.Count == 0 ? "nothing in doubt"
+            : $"{plan.InDoubtSteps.Count} step(s) and {plan.InDoubt.Count} item(s) in doubt";
+        string redo = plan.IntegrityProblems.Count == 0 ? string.Empty : $"; {plan.IntegrityProblems.Count} recorded file(s) missing or changed, their units run again";
+        return $"Attempt {attempt.Attempt} of run {run.RunId} (was {attempt.PreviousStatus}): {steps}; {plan.CompletedItems} completed item(s) are skipped; {doubt}{redo}; "
+            + $"first unfinished step: {plan.FirstUnfinishedStep ?? "(none)"}.";
     }
 
     public void Dispose()
@@ -123,6 +142,7 @@ internal sealed class RunExecutor : IDisposable
 
         var output = new PSDataCollection<PSObject>();
         var host = _cmdlet.Host.UI;
+        bool forwardVerbose = IsVerbose(_cmdlet);
         int errors = 0;
 
         // Each record is taken out of its collection once handled: the collections would otherwise
@@ -139,7 +159,16 @@ internal sealed class RunExecutor : IDisposable
                     break;
                 case VerboseRecord verbose:
                     LogScript(attempt, "VERBOSE: " + verbose.Message);
-                    host.WriteVerboseLine(verbose.Message);
+                    if (forwardVerbose)
+                    {
+                        // Start-Run -Verbose: through the cmdlet's own stream, so 4>&1 and Streams.Verbose capture it.
+                        _cmdlet.WriteVerbose(verbose.Message);
+                    }
+                    else
+                    {
+                        host.WriteVerboseLine(verbose.Message); // the script turned verbose on for itself
+                    }
+
                     break;
                 case InformationRecord information:
                     LogScript(attempt, "INFO: " + information.MessageData);
@@ -171,7 +200,8 @@ internal sealed class RunExecutor : IDisposable
         Exception? error = null;
         _deadline = TimeLimit is { } limit ? DateTimeOffset.UtcNow + limit : null;
         using (new Timer(_ => WatchStop(context.Run), null, s_stopPoll, s_stopPoll))
-        using (new StopPreference(_cmdlet.SessionState))
+        using (new ScriptPreference(_cmdlet.SessionState, "ErrorActionPreference", ActionPreference.Stop))
+        using (forwardVerbose ? new ScriptPreference(_cmdlet.SessionState, "VerbosePreference", ActionPreference.Continue) : null)
         {
             try
             {
@@ -348,33 +378,36 @@ internal sealed class RunExecutor : IDisposable
     }
 
     /// <summary>
-    /// $ErrorActionPreference = 'Stop' for the run script (Invoke-Build's rule), so that a
-    /// non-terminating error inside a step or item fails that unit instead of being recorded as
-    /// done. The script inherits it from the caller's scope, where the nested pipeline runs; the
-    /// script's own assignment (its scope) and -ErrorAction on a command still win. The caller's
-    /// scope is put back exactly as it was, with or without a local variable of that name.
+    /// A preference variable set for the run script, which inherits it from the caller's scope
+    /// where the nested pipeline runs: $ErrorActionPreference = 'Stop' (Invoke-Build's rule, so
+    /// that a non-terminating error inside a step or item fails that unit instead of being recorded
+    /// as done), and $VerbosePreference = 'Continue' under Start-Run -Verbose (so the in-script
+    /// cmdlets report replayed and skipped units). The script's own assignment (its scope) and a
+    /// command's -ErrorAction/-Verbose still win. The caller's scope is put back exactly as it
+    /// was, with or without a local variable of that name.
     /// </summary>
-    private sealed class StopPreference : IDisposable
+    private sealed class ScriptPreference : IDisposable
     {
-        private const string Local = "local:ErrorActionPreference";
+        private readonly string _local;
         private readonly PSVariableIntrinsics _variables;
         private readonly PSVariable? _saved;
         private readonly object? _savedValue;
         private readonly object? _inherited;
 
-        public StopPreference(SessionState state)
+        public ScriptPreference(SessionState state, string name, ActionPreference value)
         {
+            _local = "local:" + name;
             _variables = state.PSVariable;
-            _saved = _variables.Get(Local);
+            _saved = _variables.Get(_local);
             _savedValue = _saved?.Value;
-            _inherited = _variables.GetValue("ErrorActionPreference");
+            _inherited = _variables.GetValue(name);
             if (_saved is null)
             {
-                _variables.Set(Local, ActionPreference.Stop);
+                _variables.Set(_local, value);
             }
             else
             {
-                _saved.Value = ActionPreference.Stop;
+                _saved.Value = value;
             }
         }
 
@@ -384,13 +417,13 @@ internal sealed class RunExecutor : IDisposable
             {
                 try
                 {
-                    _variables.Remove(Local);
+                    _variables.Remove(_local);
                 }
                 catch (SessionStateException)
                 {
                     // A script's compiled scope (Start-Run in a job script run with '&') cannot lose
                     // a variable once it has one: it keeps the value it saw before instead.
-                    _variables.Set(Local, _inherited);
+                    _variables.Set(_local, _inherited);
                 }
             }
             else
@@ -399,6 +432,12 @@ internal sealed class RunExecutor : IDisposable
             }
         }
     }
+
+    /// <summary>Whether the cmdlet writes verbose records: -Verbose, or $VerbosePreference = 'Continue' where it was called.</summary>
+    private static bool IsVerbose(PSCmdlet cmdlet) =>
+        cmdlet.MyInvocation.BoundParameters.TryGetValue("Verbose", out object? flag)
+            ? flag is SwitchParameter { IsPresent: true } || flag is true
+            : cmdlet.SessionState.PSVariable.GetValue("VerbosePreference") is ActionPreference.Continue;
 
     internal static Exception Unwrap(Exception ex)
     {

@@ -142,25 +142,26 @@ public sealed class RunInfo
             return state.StepsTotal;
         }
 
-        string script = System.IO.Path.Combine(path, RunFormat.ScriptFile);
-        if (state.Script.Hash.Length == 0 || !System.IO.File.Exists(script))
-        {
-            // No script to read (an adopted legacy directory): the steps declared at creation are all there is.
-            return state.DeclaredSteps.Count > 0 ? state.StepsTotal : null;
-        }
-
         (string[] Steps, bool Complete) read;
-        try
+        if (state.Script.Hash.Length == 0 || !s_scriptSteps.TryGetValue(state.Script.Hash, out read))
         {
-            read = s_scriptSteps.GetOrAdd(state.Script.Hash, _ =>
+            // Only a script not seen yet is looked for: Get-Run over 10,000 runs of one script pays one stat, not 10,000.
+            string script = System.IO.Path.Combine(path, RunFormat.ScriptFile);
+            if (state.Script.Hash.Length == 0 || !System.IO.File.Exists(script))
+            {
+                // No script to read (an adopted legacy directory): the steps declared at creation are all there is.
+                return state.DeclaredSteps.Count > 0 ? state.StepsTotal : null;
+            }
+
+            try
             {
                 var steps = ScriptSteps.Read(script, out List<string> _, out bool complete);
-                return (steps.Select(s => s.Name).ToArray(), complete);
-            });
-        }
-        catch (Exception ex) when (ex is System.IO.IOException || ex is UnauthorizedAccessException)
-        {
-            return null;
+                read = s_scriptSteps.GetOrAdd(state.Script.Hash, (steps.Select(s => s.Name).ToArray(), complete));
+            }
+            catch (Exception ex) when (ex is System.IO.IOException || ex is UnauthorizedAccessException)
+            {
+                return null;
+            }
         }
 
         if (!read.Complete)
