@@ -96,6 +96,7 @@ public sealed class RunInfo
 
     /// <summary>Items set aside (in doubt or failed, resolved as skip): not run in this run.</summary>
     public long ItemsSkipped { get; }
+
     /// <summary>Items whose last try failed.</summary>
     public long ItemsFailed { get; }
 
