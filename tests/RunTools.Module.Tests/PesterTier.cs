@@ -47,7 +47,11 @@ public sealed class PesterTier
             TierTimeout,
             repo,
             environment);
-        TestContext.Current.SendDiagnosticMessage(result.Output);
+        // Only the summary: the whole tier's output (hundreds of KB) as one diagnostic message is the
+        // suspect of a test process that ended before reporting (a "crash" with exit code 0, once).
+        // A failure carries the whole output in its assertion message below.
+        string output = result.Output;
+        TestContext.Current.SendDiagnosticMessage(output.Length <= 4000 ? output : "..." + output.Substring(output.Length - 4000));
         Assert.True(result.ExitCode == 0, "Pester reported failures:\n" + result.Output);
         Assert.True(File.Exists(resultFile), "Pester wrote no result file:\n" + result.Output);
     }
