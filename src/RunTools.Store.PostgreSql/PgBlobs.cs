@@ -54,24 +54,7 @@ internal sealed class PgBlobs : IRunBlobs
 
     public StoredBlob TakeStagingFile(string step, int attempt, string? format, string stagingFile)
     {
-        FileStream staged;
-        try
-        {
-            staged = DurableFile.OpenRead(stagingFile, 1);
-        }
-        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
-        {
-            throw DurableFile.Failed($"Could not read the output of step '{step}' from '{stagingFile}'", stagingFile, ex, "Nothing was recorded.");
-        }
-
-        StoredBlob blob;
-        using (staged)
-        {
-            blob = WriteStepOutput(step, attempt, format, staged);
-        }
-
-        DurableFile.TryDelete(stagingFile);
-        return blob;
+        return StagingFiles.Take(this, step, attempt, format, stagingFile);
     }
 
     public Stream OpenRead(string name)

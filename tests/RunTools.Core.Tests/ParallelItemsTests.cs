@@ -2,6 +2,7 @@ using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Linq;
+using System.Runtime.CompilerServices;
 using System.Threading;
 using RunTools.Core.Engine;
 using RunTools.Core.Infrastructure;
@@ -26,31 +27,36 @@ public sealed class ParallelItemsTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
+    /// <summary>An injector whose rule never fails: it only counts the journal's fsyncs into <paramref name="count"/>.</summary>
+    private static FaultInjector CountJournalSyncs(RunDirectory run, StrongBox<int> count)
+    {
+        var injector = new FaultInjector(run.Path);
+        injector.FailWhen((_, op, path) =>
+        {
+            if (op == DurableOp.FileSync && path == run.JournalPath)
+            {
+                Interlocked.Increment(ref count.Value);
+            }
+
+            return false;
+        });
+        return injector;
+    }
+
     [Fact]
     public void EightThreadsShareJournalFlushesAndEveryItemIsRecordedOnce()
     {
         const int threads = 8;
         const int perThread = 200;
         var run = Runs.Create(_root);
-        using var injector = new FaultInjector(run.Path);
-
-        // A rule that never fails: the injector only counts the journal's fsyncs.
-        int journalSyncs = 0;
-        injector.FailWhen((_, op, path) =>
-        {
-            if (op == DurableOp.FileSync && path == run.JournalPath)
-            {
-                Interlocked.Increment(ref journalSyncs);
-            }
-
-            return false;
-        });
+        var journalSyncs = new StrongBox<int>();
+        using var injector = CountJournalSyncs(run, journalSyncs);
 
         int syncsBeforeItems;
         using (var attempt = run.BeginAttempt())
         {
             Assert.Equal(StepAction.Run, attempt.BeginStep("work", null, itemsOnly: true));
-            syncsBeforeItems = Volatile.Read(ref journalSyncs);
+            syncsBeforeItems = Volatile.Read(ref journalSyncs.Value);
             using var start = new Barrier(threads);
             var errors = new ConcurrentQueue<Exception>();
             var workers = Enumerable.Range(0, threads).Select(t => new Thread(() =>
@@ -74,7 +80,7 @@ public sealed class ParallelItemsTests : IDisposable
             workers.ForEach(w => w.Start());
             workers.ForEach(w => Assert.True(w.Join(TimeSpan.FromMinutes(2))));
             Assert.Empty(errors);
-            int itemSyncs = Volatile.Read(ref journalSyncs) - syncsBeforeItems;
+            int itemSyncs = Volatile.Read(ref journalSyncs.Value) - syncsBeforeItems;
             _output.WriteLine($"{threads * perThread} item intents (and as many completions) took {itemSyncs} journal fsyncs");
 
             // Each intent must be durable before its work, yet 1,600 intents took fewer flushes: concurrent ones shared them.
@@ -200,28 +206,19 @@ public sealed class ParallelItemsTests : IDisposable
     {
         const int items = 300;
         var run = Runs.Create(_root);
-        using var injector = new FaultInjector(run.Path);
-        int journalSyncs = 0;
-        injector.FailWhen((_, op, path) =>
-        {
-            if (op == DurableOp.FileSync && path == run.JournalPath)
-            {
-                Interlocked.Increment(ref journalSyncs);
-            }
-
-            return false;
-        });
+        var journalSyncs = new StrongBox<int>();
+        using var injector = CountJournalSyncs(run, journalSyncs);
 
         using var attempt = run.BeginAttempt();
         Assert.Equal(StepAction.Run, attempt.BeginStep("work", null, itemsOnly: true));
-        int before = Volatile.Read(ref journalSyncs);
+        int before = Volatile.Read(ref journalSyncs.Value);
         for (int i = 0; i < items; i++)
         {
             Assert.Equal(ItemAction.Run, attempt.BeginItem("work", "k" + i));
             attempt.CompleteItem("work", "k" + i, Runs.Bytes("k" + i));
         }
 
-        int syncs = Volatile.Read(ref journalSyncs) - before;
+        int syncs = Volatile.Read(ref journalSyncs.Value) - before;
         _output.WriteLine($"{items} sequential items took {syncs} journal fsyncs");
 
         // Each intent needs its own flush; completions add none, except when a deferred timer wins a race.

@@ -184,24 +184,7 @@ internal sealed class FileRunBlobs : IRunBlobs
     {
         // The step's folder is checked before the staging file is opened: a damaged run reads as CorruptState, not as a failed write.
         StepFolder(step);
-        FileStream staged;
-        try
-        {
-            staged = DurableFile.OpenRead(stagingFile, 1);
-        }
-        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
-        {
-            throw DurableFile.Failed($"Could not read the output of step '{step}' from '{stagingFile}'", stagingFile, ex, "Nothing was recorded.");
-        }
-
-        StoredBlob blob;
-        using (staged)
-        {
-            blob = WriteStepOutput(step, attempt, format, staged);
-        }
-
-        DurableFile.TryDelete(stagingFile);
-        return blob;
+        return StagingFiles.Take(this, step, attempt, format, stagingFile);
     }
 
     public Stream OpenRead(string name) => DurableFile.OpenRead(LocalFile(name));
