@@ -60,6 +60,7 @@ Describe 'Start-Run -AsJob' {
         $info.Status | Should -Be 'Completed'
         $info.Path | Should -BeLike (Join-Path $TestDrive 'relative-runs/*')
         Join-Path $TestDrive 'relative-effects.txt.prepared' | Should -Exist   # the script's Set-Content of a relative path
+        @(Get-Content (Join-Path $TestDrive 'relative-effects.txt')) | Should -Be @('k001', 'k002')   # and its [IO.File] append
         ($hostLines | ForEach-Object { "$_" }) | Should -Contain 'done k001'
     }
 

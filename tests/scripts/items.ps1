@@ -4,6 +4,9 @@
 # mid-item for certain (the key is in doubt).
 param($Config, [string] $EffectsPath, [int] $Count = 50, [int] $DelayMilliseconds = 0, [string] $FailOn, [string] $FailFlag, [string] $HangOn)
 
+# [IO.File] resolves a relative path against the process directory, not the PowerShell location.
+$EffectsPath = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($EffectsPath)
+
 $prepared = Invoke-RunStep prepare { [pscustomobject]@{ Count = $Count; Stamp = [guid]::NewGuid().ToString() } }
 Set-Content -Path "$EffectsPath.prepared" -Value $prepared.Stamp
 
