@@ -57,6 +57,36 @@ Describe 'RunInfo counters' {
         $again.LastError | Should -Be $run.LastError
     }
 
+    It 'knows the item total once every step that runs items has completed, before the run completes' {
+        $root = New-Root
+        $run = Start-Run -Name clean -ScriptPath $script:threeSteps -Root $root -Step extract, upload -ErrorAction SilentlyContinue
+        $run.ItemsTotal | Should -BeNullOrEmpty   # item 4 failed the step: item 5 was never seen
+        $items = Join-Path $TestDrive 'items-only.ps1'
+        Set-Content $items @'
+Invoke-RunStep extract { 1..3 }
+1..4 | Invoke-RunItem -Step upload -Key { "$_" } { $_ }
+Invoke-RunStep report { 'r' }
+'@
+        $run = Start-Run -Name items -ScriptPath $items -Root $root -Step extract
+        $run.ItemsTotal | Should -BeNullOrEmpty   # upload has not run
+        $run = Resume-Run -InputObject $run -Step upload
+        $run.Status | Should -Be 'Stopped'
+        $run.ItemsTotal | Should -Be 4
+        (Get-Run -RunId $run.RunId -Root $root).ItemsTotal | Should -Be 4
+    }
+
+    It 'leaves the item total unknown when an Invoke-RunItem cannot be tied to a step by reading the script' {
+        $inFunction = Join-Path $TestDrive 'in-function.ps1'
+        Set-Content $inFunction @'
+function Send-All { 1..2 | Invoke-RunItem -Key { "$_" } { $_ } }
+Invoke-RunStep upload { Send-All }
+Invoke-RunStep report { 'r' }
+'@
+        $run = Start-Run -Name fn -ScriptPath $inFunction -Root (New-Root) -Step upload
+        $run.ItemsCompleted | Should -Be 2
+        $run.ItemsTotal | Should -BeNullOrEmpty
+    }
+
     It 'knows every total once the run is Completed' {
         $run = Start-Run -Name clean -ScriptPath $script:clean -Root (New-Root)
         $run.Status | Should -Be 'Completed'

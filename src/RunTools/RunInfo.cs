@@ -23,15 +23,15 @@ public sealed class RunInfo
         StartedAt = state.StartedAt?.LocalDateTime;
         EndedAt = state.EndedAt?.LocalDateTime;
         Attempt = state.Attempt;
-        StepsTotal = CountSteps(state, path);
+        var shape = ReadScriptShape(state, path);
+        StepsTotal = CountSteps(state, shape);
         StepsCompleted = state.StepsCompleted;
         ItemsCompleted = state.ItemsCompleted;
         ItemsSkipped = state.ItemsSkipped;
         ItemsFailed = state.ItemsFailed;
         ItemsInDoubt = CountInDoubt(state);
 
-        // Items are counted as the pipeline feeds them, so the total is known only once every step has run.
-        ItemsTotal = state.Status == RunStatus.Completed ? state.ItemsCompleted + state.ItemsSkipped + state.ItemsFailed + state.ItemsOpen : null;
+        ItemsTotal = CountItems(state, shape);
         Percent = state.Status == RunStatus.Completed ? 100
             : StepsTotal is > 0 and int total ? (int)(100L * StepsCompleted / total)
             : null;
@@ -89,7 +89,11 @@ public sealed class RunInfo
 
     public int StepsCompleted { get; }
 
-    /// <summary>All items the run's steps were given; known only when the run is Completed (items arrive one by one through the pipeline).</summary>
+    /// <summary>
+    /// All items the run's steps were given. Items arrive one by one through the pipeline, so the
+    /// total is known once every step that runs items has completed — which steps those are is
+    /// read from the script's text — or once the run is Completed; null before.
+    /// </summary>
     public long? ItemsTotal { get; }
 
     public long ItemsCompleted { get; }
@@ -132,10 +136,53 @@ public sealed class RunInfo
 
     public override string ToString() => RunId;
 
-    // Parsing a script costs about a millisecond; Get-Run over many runs of one script parses it once.
-    private static readonly ConcurrentDictionary<string, (string[] Steps, bool Complete)> s_scriptSteps = new(StringComparer.Ordinal);
+    /// <summary>What a run script's text says about its steps: their names (all of them only when Complete), and the steps that run items (null when that cannot be told).</summary>
+    private sealed class ScriptShape
+    {
+        public ScriptShape(string[] steps, bool complete, IReadOnlyCollection<string>? itemSteps) => (Steps, Complete, ItemSteps) = (steps, complete, itemSteps);
 
-    private static int? CountSteps(RunState state, string path)
+        public string[] Steps { get; }
+
+        public bool Complete { get; }
+
+        public IReadOnlyCollection<string>? ItemSteps { get; }
+    }
+
+    // Parsing a script costs about a millisecond; Get-Run over many runs of one script parses it once.
+    private static readonly ConcurrentDictionary<string, ScriptShape> s_scriptShapes = new(StringComparer.Ordinal);
+
+    /// <summary>The shape of the run's script.ps1; null for a finished run (its state says it all), a run without a script (an adopted legacy directory) or an unreadable script.</summary>
+    private static ScriptShape? ReadScriptShape(RunState state, string path)
+    {
+        if (state.Status == RunStatus.Completed || state.Script.Hash.Length == 0)
+        {
+            return null;
+        }
+
+        if (s_scriptShapes.TryGetValue(state.Script.Hash, out var shape))
+        {
+            return shape;
+        }
+
+        // Only a script not seen yet is looked for: Get-Run over 10,000 runs of one script pays one stat, not 10,000.
+        string script = System.IO.Path.Combine(path, RunFormat.ScriptFile);
+        try
+        {
+            if (!System.IO.File.Exists(script))
+            {
+                return null;
+            }
+
+            var steps = ScriptSteps.Read(script, out List<string> _, out bool complete);
+            return s_scriptShapes.GetOrAdd(state.Script.Hash, new ScriptShape(steps.Select(s => s.Name).ToArray(), complete, ScriptSteps.ReadItemSteps(script)));
+        }
+        catch (Exception ex) when (ex is System.IO.IOException || ex is UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    private static int? CountSteps(RunState state, ScriptShape? shape)
     {
         if (state.Status == RunStatus.Completed)
         {
@@ -143,34 +190,45 @@ public sealed class RunInfo
             return state.StepsTotal;
         }
 
-        (string[] Steps, bool Complete) read;
-        if (state.Script.Hash.Length == 0 || !s_scriptSteps.TryGetValue(state.Script.Hash, out read))
+        if (shape is null)
         {
-            // Only a script not seen yet is looked for: Get-Run over 10,000 runs of one script pays one stat, not 10,000.
-            string script = System.IO.Path.Combine(path, RunFormat.ScriptFile);
-            if (state.Script.Hash.Length == 0 || !System.IO.File.Exists(script))
-            {
-                // No script to read (an adopted legacy directory): the steps declared at creation are all there is.
-                return state.DeclaredSteps.Count > 0 ? state.StepsTotal : null;
-            }
+            // No script to read (an adopted legacy directory): the steps declared at creation are all there is.
+            return state.DeclaredSteps.Count > 0 ? state.StepsTotal : null;
+        }
 
-            try
-            {
-                var steps = ScriptSteps.Read(script, out List<string> _, out bool complete);
-                read = s_scriptSteps.GetOrAdd(state.Script.Hash, (steps.Select(s => s.Name).ToArray(), complete));
-            }
-            catch (Exception ex) when (ex is System.IO.IOException || ex is UnauthorizedAccessException)
+        if (!shape.Complete)
+        {
+            return null;
+        }
+
+        return shape.Steps.Union(state.DeclaredSteps, StringComparer.Ordinal).Union(state.Steps.Select(s => s.Name), StringComparer.Ordinal).Count();
+    }
+
+    private static long? CountItems(RunState state, ScriptShape? shape)
+    {
+        long recorded = state.ItemsCompleted + state.ItemsSkipped + state.ItemsFailed + state.ItemsOpen;
+        if (state.Status == RunStatus.Completed)
+        {
+            return recorded;
+        }
+
+        if (shape?.ItemSteps is not { } itemSteps)
+        {
+            return null;
+        }
+
+        // A completed step has seen all its input. A failed one may not have (a failing item ends
+        // the step before the rest arrive), nor one set aside as skipped.
+        foreach (string name in itemSteps)
+        {
+            var step = state.Steps.Find(s => string.Equals(s.Name, name, StringComparison.Ordinal));
+            if (step is null || step.Status != StepStatus.Completed || step.Skipped)
             {
                 return null;
             }
         }
 
-        if (!read.Complete)
-        {
-            return null;
-        }
-
-        return read.Steps.Union(state.DeclaredSteps, StringComparer.Ordinal).Union(state.Steps.Select(s => s.Name), StringComparer.Ordinal).Count();
+        return recorded;
     }
 
     private static long CountInDoubt(RunState state)

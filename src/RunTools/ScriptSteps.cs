@@ -72,6 +72,61 @@ internal static class ScriptSteps
         return order.Select(n => new DeclaredStep(n, outputs[n])).ToList();
     }
 
+    /// <summary>
+    /// The steps that run items: each <c>Invoke-RunItem -Step &lt;name&gt;</c>, and each
+    /// <c>Invoke-RunItem</c> without -Step written inside <c>Invoke-RunStep &lt;name&gt; { ... }</c>.
+    /// Null when one cannot be told from the text (a computed name, an Invoke-RunItem in a function
+    /// or outside any step, a script that does not parse).
+    /// </summary>
+    public static IReadOnlyCollection<string>? ReadItemSteps(string path)
+    {
+        var ast = Parser.ParseFile(path, out _, out ParseError[] errors);
+        if (errors.Length > 0)
+        {
+            return null;
+        }
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (CommandAst command in ast.FindAll(a => a is CommandAst c && IsCommand(c, "Invoke-RunItem"), searchNestedScriptBlocks: true).Cast<CommandAst>())
+        {
+            var (name, _, named) = Bind(command, isStep: false);
+            if (!named)
+            {
+                name = EnclosingStep(command);
+            }
+
+            if (name is null)
+            {
+                return null;
+            }
+
+            names.Add(name);
+        }
+
+        return names;
+    }
+
+    /// <summary>The constant name of the Invoke-RunStep whose script block holds <paramref name="ast"/>, when there is one and no function lies between.</summary>
+    private static string? EnclosingStep(Ast ast)
+    {
+        for (Ast? parent = ast.Parent; parent is not null; parent = parent.Parent)
+        {
+            if (parent is FunctionDefinitionAst)
+            {
+                return null;
+            }
+
+            if (parent is CommandAst command && IsCommand(command, "Invoke-RunStep"))
+            {
+                return Bind(command, isStep: true).Name;
+            }
+        }
+
+        return null;
+    }
+
+    private static bool IsCommand(CommandAst command, string name) => string.Equals(command.GetCommandName(), name, StringComparison.OrdinalIgnoreCase);
+
     /// <summary>The step name and declared outputs of one command (null when not constant).</summary>
     private static (string? Name, List<string>? Outputs, bool Dynamic) Bind(CommandAst command, bool isStep)
     {
