@@ -149,13 +149,23 @@ public sealed class RunsRoot
         }
     }
 
-    /// <summary>Reads every run's state (on all cores); a run that cannot be read comes back with its error.</summary>
-    public IReadOnlyList<RunListing> ListRuns(Func<string, bool>? idFilter = null)
+    /// <summary>Reads every run's state (on all cores), in run id order; a run that cannot be read comes back with its error.</summary>
+    public IReadOnlyList<RunListing> ListRuns(Func<string, bool>? idFilter = null) => EnumerateRuns(idFilter, listing => listing).ToList();
+
+    /// <summary>
+    /// Every run's listing turned by <paramref name="project"/> into what the caller keeps, in run
+    /// id order, streamed. Runs are read and projected a batch at a time on all cores, the next
+    /// batch while the caller consumes this one; <paramref name="project"/> must be thread-safe.
+    /// Streaming lets each RunState die young: holding all of them until the end made the garbage
+    /// collector copy every one (a fifth of the listing's CPU at 10,000 runs), and projecting on
+    /// the reading threads takes that work off the caller's (Get-Run's pipeline) thread.
+    /// </summary>
+    public IEnumerable<T> EnumerateRuns<T>(Func<string, bool>? idFilter, Func<RunListing, T> project)
     {
         RequireDirectory();
         if (!Directory.Exists(Path))
         {
-            return Array.Empty<RunListing>();
+            yield break;
         }
 
         // No stat per directory up front: a folder that is not a run shows itself when its read fails.
@@ -170,25 +180,72 @@ public sealed class RunsRoot
         }
 
         ids.Sort(StringComparer.Ordinal);
-        var listings = new RunListing?[ids.Count];
-        Parallel.For(0, ids.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        const int batchSize = 256;
+        var options = new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount };
+        Task<List<T>> ReadBatch(int first) => Task.Run(() =>
         {
-            var run = new RunDirectory(System.IO.Path.Combine(Path, ids[i]), ids[i]);
+            int count = Math.Min(batchSize, ids.Count - first);
+            var read = new RunListing?[count];
+            var projected = new T[count];
+            Parallel.For(0, count, options, i =>
+            {
+                if ((read[i] = Read(ids[first + i])) is { } listing)
+                {
+                    projected[i] = project(listing);
+                }
+            });
+            var kept = new List<T>(count);
+            for (int i = 0; i < count; i++)
+            {
+                if (read[i] is not null)
+                {
+                    kept.Add(projected[i]);
+                }
+            }
+
+            return kept;
+        });
+
+        Task<List<T>>? next = ids.Count > 0 ? ReadBatch(0) : null;
+        for (int first = 0; next is not null; first += batchSize)
+        {
+            List<T> batch;
             try
             {
-                listings[i] = new RunListing(run, run.ReadState(), null);
+                batch = next.GetAwaiter().GetResult();
             }
-            catch (RunToolsException ex)
+            catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
             {
-                listings[i] = RunDirectory.IsRunDirectory(run.Path) ? new RunListing(run, null, ex) : null;
+                // Parallel.For wraps what a projection threw; the caller sees the first as if called directly.
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
+                throw;
             }
-            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+
+            next = first + batchSize < ids.Count ? ReadBatch(first + batchSize) : null;
+            foreach (var item in batch)
             {
-                listings[i] = new RunListing(run, null, new RunToolsException(ErrorIds.FileUnreadable, RunToolsErrorCategory.ReadError,
-                    $"Run '{ids[i]}' could not be read: {ex.Message}", ids[i], ex));
+                yield return item;
             }
-        });
-        return listings.Where(l => l is not null).ToList()!;
+        }
+    }
+
+    /// <summary>One run's listing; null for a folder that is not a run.</summary>
+    private RunListing? Read(string id)
+    {
+        var run = new RunDirectory(System.IO.Path.Combine(Path, id), id);
+        try
+        {
+            return new RunListing(run, run.ReadState(), null);
+        }
+        catch (RunToolsException ex)
+        {
+            return RunDirectory.IsRunDirectory(run.Path) ? new RunListing(run, null, ex) : null;
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+        {
+            return new RunListing(run, null, new RunToolsException(ErrorIds.FileUnreadable, RunToolsErrorCategory.ReadError,
+                $"Run '{id}' could not be read: {ex.Message}", id, ex));
+        }
     }
 
     public RunDirectory OpenRun(string runId)

@@ -67,36 +67,36 @@ public sealed class GetRunCommand : RunCmdletBase
             var root = new RunsRoot(rootPath);
             var progress = new ProgressRecord(1, "Get-Run", $"Reading runs under {rootPath}");
             WriteProgress(progress);
-            var listings = root.ListRuns(id => idPatterns.Count == 0 || idPatterns.Any(p => p.IsMatch(id)));
-            progress.RecordType = ProgressRecordType.Completed;
-            WriteProgress(progress);
-            foreach (var listing in listings)
+            // Streamed: runs are read, filtered and made into RunInfo on all cores, a batch at a
+            // time; this thread only writes them out (see RunsRoot.EnumerateRuns).
+            var listed = root.EnumerateRuns<(string RunId, RunInfo? Info, RunToolsException? Error)>(id => idPatterns.Count == 0 || idPatterns.Any(p => p.IsMatch(id)), listing =>
             {
-                unmatchedLiteralIds.Remove(listing.Run.RunId);
                 if (listing.Error is not null)
                 {
-                    WriteError(ToErrorRecord(listing.Error));
-                    continue;
+                    return (listing.Run.RunId, null, listing.Error);
                 }
 
                 var state = listing.State!;
-                if (namePatterns.Count > 0 && !namePatterns.Any(p => p.IsMatch(state.Name)))
+                bool selected = (namePatterns.Count == 0 || namePatterns.Any(p => p.IsMatch(state.Name)))
+                    && (Status.Length == 0 || Array.IndexOf(Status, state.Status) >= 0)
+                    && UpdatedBefore(state, Before);
+                return (listing.Run.RunId, selected ? RunInfo.From(listing.Run, state) : null, null);
+            });
+            foreach (var (runId, info, error) in listed)
+            {
+                unmatchedLiteralIds.Remove(runId);
+                if (error is not null)
                 {
-                    continue;
+                    WriteError(ToErrorRecord(error));
                 }
-
-                if (Status.Length > 0 && Array.IndexOf(Status, state.Status) < 0)
+                else if (info is not null)
                 {
-                    continue;
+                    WriteObject(info);
                 }
-
-                if (!UpdatedBefore(state, Before))
-                {
-                    continue;
-                }
-
-                WriteObject(RunInfo.From(listing.Run, state));
             }
+
+            progress.RecordType = ProgressRecordType.Completed;
+            WriteProgress(progress);
         }
 
         foreach (string missing in unmatchedLiteralIds)

@@ -541,6 +541,28 @@ public sealed class EngineTests : IDisposable
     }
 
     [Fact]
+    public void StreamedListingKeepsRunIdOrderAcrossBatchesAndSkipsFoldersThatAreNotRuns()
+    {
+        // More runs than one batch (256), so the order must hold where batches meet.
+        var expected = Enumerable.Range(0, 600).Select(i => $"r{i:D4}").ToList();
+        foreach (string id in expected.AsEnumerable().Reverse())
+        {
+            Runs.Create(_root, id);
+        }
+
+        Directory.CreateDirectory(Path.Combine(_root.Path, "r0300x"));
+        int projected = 0;
+        var ids = _root.EnumerateRuns(null, l => { Interlocked.Increment(ref projected); return l.Run.RunId; }).ToList();
+        Assert.Equal(expected, ids);
+        Assert.Equal(600, projected);
+
+        // A consumer that stops early does not wait for the rest, and what a projection throws arrives unwrapped.
+        Assert.Equal(expected.Take(3), _root.EnumerateRuns(null, l => l.Run.RunId).Take(3));
+        var thrown = Assert.Throws<InvalidOperationException>(() => _root.EnumerateRuns<string>(id => id == "r0400", _ => throw new InvalidOperationException("projection failed")).ToList());
+        Assert.Equal("projection failed", thrown.Message);
+    }
+
+    [Fact]
     public void TheRunDirectoryDoesNotGrowWithItems()
     {
         int CountFiles(int items, string id)
