@@ -19,8 +19,9 @@ public sealed class StopRunCommand : RunSelectionCmdletBase
         foreach (var selected in SelectRuns())
         {
             // By name, a run that is not running is not an error: there is nothing to stop.
-            if (selected.State is { Status: not (RunStatus.Running or RunStatus.Stopping) })
+            if (selected.State is { Status: not (RunStatus.Running or RunStatus.Stopping) } state)
             {
+                WriteVerbose($"Run '{selected.Run.RunId}' is {state.Status}, not running; it is left as it is.");
                 continue;
             }
 
