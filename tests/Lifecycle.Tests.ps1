@@ -468,16 +468,7 @@ Describe 'PowerShell conventions' {
         $run.Id | Should -Be $run.RunId
     }
 
-    It 'supports ShouldProcess where runs are changed or deleted' {
-        foreach ($name in 'Start-Run', 'Resume-Run', 'Stop-Run', 'Remove-Run', 'ConvertTo-Run') {
-            (Get-Command $name).Parameters.ContainsKey('WhatIf') | Should -BeTrue -Because $name
-        }
-    }
-
-    It 'binds RunId and Root from the pipeline by property name' {
-        (Get-Command Resume-Run).Parameters['RunId'].Attributes.ValueFromPipelineByPropertyName | Should -Contain $true
-        (Get-Command Resume-Run).Parameters['Root'].Attributes.ValueFromPipelineByPropertyName | Should -Contain $true
-    }
+    # ShouldProcess on destructive verbs and RunId/Root by property name: generated from Get-Command in Selection.Tests.ps1.
 
     It 'completes run ids and names on the command line' {
         $root = New-Root

@@ -11,9 +11,10 @@ namespace RunTools;
 [OutputType(typeof(RunDifference))]
 public sealed class CompareRunCommand : RunCmdletBase
 {
-    private const string ById = "ById";
-    private const string ByInput = "ByInputObject";
-    private const string ByPath = "ByPath";
+    // Two runs, not a selection: its own Reference/Difference sets, each side opened by FindRun.
+    private const string ById = RunSelectionSets.ById;
+    private const string ByInput = RunSelectionSets.ByInputObject;
+    private const string ByPath = RunSelectionSets.ByPath;
     private readonly List<RunInfo> _piped = new();
 
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = ById)]
@@ -71,17 +72,16 @@ public sealed class CompareRunCommand : RunCmdletBase
                         $"Compare-Run compares two runs; the pipeline gave it {_piped.Count}. Pipe exactly two (the reference first), or use -ReferenceRunId and -DifferenceRunId.", _piped)));
                     return;
                 case ByInput:
-                    reference = RunDirectory.Open(_piped[0].Path);
-                    difference = RunDirectory.Open(_piped[1].Path);
+                    reference = FindRun(null, null, _piped[0], null);
+                    difference = FindRun(null, null, _piped[1], null);
                     break;
                 case ByPath:
-                    reference = RunDirectory.Open(ResolvePath(ReferencePath!));
-                    difference = RunDirectory.Open(ResolvePath(DifferencePath!));
+                    reference = FindRun(null, null, null, ReferencePath);
+                    difference = FindRun(null, null, null, DifferencePath);
                     break;
                 default:
-                    var root = new RunsRoot(ResolveRoot(Root));
-                    reference = root.OpenRun(ReferenceRunId);
-                    difference = root.OpenRun(DifferenceRunId);
+                    reference = FindRun(ReferenceRunId, Root, null, null);
+                    difference = FindRun(DifferenceRunId, Root, null, null);
                     break;
             }
 

@@ -1,7 +1,6 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
-using System.Linq;
 using System.Management.Automation;
 using System.Threading;
 using RunTools.Core;
@@ -10,37 +9,14 @@ using RunTools.Core.Archive;
 namespace RunTools;
 
 /// <summary>Writes runs to .zip archives holding archive_manifest.json (every file with size and SHA-256).</summary>
-[Cmdlet(VerbsData.Export, "RunArchive", DefaultParameterSetName = ById, SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "Export-RunArchive.md")]
+[Cmdlet(VerbsData.Export, "RunArchive", DefaultParameterSetName = RunSelectionSets.ById, SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "Export-RunArchive.md")]
 [OutputType(typeof(FileInfo))]
-public sealed class ExportRunArchiveCommand : RunCmdletBase, IDisposable
+public sealed class ExportRunArchiveCommand : RunSelectionCmdletBase, IDisposable
 {
-    private const string ById = "ById";
-    private const string ByName = "ByName";
-    private const string ByInput = "ByInputObject";
-
     private readonly CancellationTokenSource _cancel = new();
 
     // Archive paths written by this pipeline: a second run must not silently replace the first.
     private readonly HashSet<string> _written = new(StringComparer.OrdinalIgnoreCase);
-
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(RunIdCompleter))]
-    [ValidateNotNullOrEmpty]
-    public string[] RunId { get; set; } = Array.Empty<string>();
-
-    [Parameter(Mandatory = true, ParameterSetName = ByName)]
-    [ArgumentCompleter(typeof(RunNameCompleter))]
-    [SupportsWildcards]
-    [ValidateNotNullOrEmpty]
-    public string[] Name { get; set; } = Array.Empty<string>();
-
-    [Parameter(ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
-    [Parameter(ParameterSetName = ByName)]
-    [ValidateNotNullOrEmpty]
-    public string? Root { get; set; }
-
-    [Parameter(Mandatory = true, ParameterSetName = ByInput, ValueFromPipeline = true)]
-    public RunInfo? InputObject { get; set; }
 
     /// <summary>A folder (each run becomes &lt;run-id&gt;.zip in it; created if missing) or a file path ending in .zip.</summary>
     [Parameter(Mandatory = true, Position = 1)]
@@ -55,36 +31,19 @@ public sealed class ExportRunArchiveCommand : RunCmdletBase, IDisposable
 
     protected override void ProcessRecord()
     {
-        if (InputObject is not null)
+        foreach (var selected in SelectRuns())
         {
-            ExportOne(() => RunDirectory.Open(InputObject.Path), InputObject);
-            return;
-        }
-
-        if (ParameterSetName == ByName)
-        {
-            foreach (var listing in RunsNamed(Name, Root, reportNoMatch: true))
-            {
-                ExportOne(() => listing.Run, listing.Run.RunId);
-            }
-
-            return;
-        }
-
-        foreach (string id in RunId)
-        {
-            ExportOne(() => new RunsRoot(ResolveRoot(Root)).OpenRun(id), id);
+            ExportOne(selected.Run, selected.Target);
         }
     }
 
     protected override void StopProcessing() => _cancel.Cancel();
 
-    private void ExportOne(Func<RunDirectory> find, object target)
+    private void ExportOne(RunDirectory run, object target)
     {
         var progress = new ArchiveProgressWriter(this, "Export-RunArchive");
         try
         {
-            var run = find();
             string archive = RunArchive.ResolveDestination(run.RunId, ResolvePath(DestinationPath));
             if (!_written.Add(archive))
             {

@@ -7,6 +7,13 @@ using RunTools.Core;
 namespace RunTools;
 
 /// <summary>Lists runs under one or more roots, filtered by id and name (wildcards) and status.</summary>
+/// <remarks>
+/// Not a <see cref="RunSelectionCmdletBase"/>: Get-Run lists rather than selects. Its -RunId and
+/// -Name are optional wildcard filters that combine with -Status and -Before over several roots
+/// (-Root is string[]), and no argument at all means every run; the selection sets, with one
+/// mandatory selector each, would break all of that. It shares the wildcard parsing and the
+/// RunNotFound / InvalidRunId errors for a literal id that matches nothing.
+/// </remarks>
 [Cmdlet(VerbsCommon.Get, "Run", HelpUri = HelpLinks.Pages + "Get-Run.md")]
 [OutputType(typeof(RunInfo))]
 public sealed class GetRunCommand : RunCmdletBase

@@ -6,31 +6,11 @@ using RunTools.Core;
 namespace RunTools;
 
 /// <summary>Reads a run's journal as typed events.</summary>
-[Cmdlet(VerbsCommon.Get, "RunEvent", DefaultParameterSetName = ById, HelpUri = HelpLinks.Pages + "Get-RunEvent.md")]
+[Cmdlet(VerbsCommon.Get, "RunEvent", DefaultParameterSetName = RunSelectionSets.ById, HelpUri = HelpLinks.Pages + "Get-RunEvent.md")]
 [OutputType(typeof(RunEvent))]
-public sealed class GetRunEventCommand : RunCmdletBase, IDisposable
+public sealed class GetRunEventCommand : RunSelectionCmdletBase, IDisposable
 {
     private readonly System.Threading.ManualResetEvent _stopping = new(false);
-
-    private const string ById = "ById";
-    private const string ByInput = "ByInputObject";
-    private const string ByPath = "ByPath";
-
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(RunIdCompleter))]
-    [ValidateNotNullOrEmpty]
-    public string RunId { get; set; } = string.Empty;
-
-    [Parameter(ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    public string? Root { get; set; }
-
-    [Parameter(Mandatory = true, ParameterSetName = ByInput, ValueFromPipeline = true)]
-    public RunInfo? InputObject { get; set; }
-
-    [Parameter(Mandatory = true, ParameterSetName = ByPath)]
-    [ValidateNotNullOrEmpty]
-    public string? Path { get; set; }
 
     /// <summary>Event types to return (wildcards): item_*, run_completed, ...</summary>
     [Parameter]
@@ -51,48 +31,72 @@ public sealed class GetRunEventCommand : RunCmdletBase, IDisposable
 
     protected override void ProcessRecord()
     {
+        System.Collections.Generic.List<WildcardPattern> patterns;
         try
         {
-            var run = FindRun(RunId, Root, InputObject, Path);
-            var patterns = WildcardPatterns(Type, nameof(Type));
-            long lastSequence = 0;
-            long lastOffset = 0;
-            var all = run.ReadEvents().Select(e =>
-            {
-                // Every event read moves the position -Wait follows from, matching or not.
-                (lastSequence, lastOffset) = (e.Sequence, e.Offset);
-                return e;
-            });
-            var events = all.Where(e => (patterns.Count == 0 || patterns.Any(p => p.IsMatch(e.Type))) && (Step is null || e.Step == Step));
-            if (Last > 0)
-            {
-                var window = new System.Collections.Generic.Queue<Core.Journal.JournalEvent>(Last);
-                foreach (var e in events)
-                {
-                    if (window.Count == Last)
-                    {
-                        window.Dequeue();
-                    }
-
-                    window.Enqueue(e);
-                }
-
-                events = window;
-            }
-
-            foreach (var e in events)
-            {
-                WriteObject(new RunEvent(run.RunId, e));
-            }
-
-            if (Wait)
-            {
-                Follow(run, patterns, lastSequence, lastOffset);
-            }
+            patterns = WildcardPatterns(Type, nameof(Type));
         }
         catch (RunToolsException ex)
         {
-            WriteError(ToErrorRecord(ex, (object?)InputObject ?? RunId));
+            // No run's events can be filtered with a pattern that does not parse.
+            WriteError(ToErrorRecord(ex));
+            return;
+        }
+
+        // Each run's events in turn, each event naming its run (RunEvent.RunId); -Last and -Wait are per run.
+        foreach (var selected in SelectRuns())
+        {
+            if (_stopping.WaitOne(0))
+            {
+                return;
+            }
+
+            try
+            {
+                WriteEvents(selected.Run, patterns);
+            }
+            catch (RunToolsException ex)
+            {
+                WriteError(ToErrorRecord(ex, selected.Target));
+            }
+        }
+    }
+
+    private void WriteEvents(RunDirectory run, System.Collections.Generic.List<WildcardPattern> patterns)
+    {
+        long lastSequence = 0;
+        long lastOffset = 0;
+        var all = run.ReadEvents().Select(e =>
+        {
+            // Every event read moves the position -Wait follows from, matching or not.
+            (lastSequence, lastOffset) = (e.Sequence, e.Offset);
+            return e;
+        });
+        var events = all.Where(e => (patterns.Count == 0 || patterns.Any(p => p.IsMatch(e.Type))) && (Step is null || e.Step == Step));
+        if (Last > 0)
+        {
+            var window = new System.Collections.Generic.Queue<Core.Journal.JournalEvent>(Last);
+            foreach (var e in events)
+            {
+                if (window.Count == Last)
+                {
+                    window.Dequeue();
+                }
+
+                window.Enqueue(e);
+            }
+
+            events = window;
+        }
+
+        foreach (var e in events)
+        {
+            WriteObject(new RunEvent(run.RunId, e));
+        }
+
+        if (Wait)
+        {
+            Follow(run, patterns, lastSequence, lastOffset);
         }
     }
 

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using System.Management.Automation;
 using RunTools.Core;
 using RunTools.Core.Configuration;
@@ -10,33 +11,39 @@ using RunTools.Core.State;
 namespace RunTools;
 
 /// <summary>Continues a Created, Stopped, Interrupted or Failed run from the first unfinished step or item.</summary>
-[Cmdlet(VerbsLifecycle.Resume, "Run", DefaultParameterSetName = ById, SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "Resume-Run.md")]
+[Cmdlet(VerbsLifecycle.Resume, "Run", DefaultParameterSetName = RunSelectionSets.ById, SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "Resume-Run.md")]
 [OutputType(typeof(RunInfo))]
 [OutputType(typeof(Job))]
 public sealed class ResumeRunCommand : RunExecutionCmdletBase
 {
-    private const string ById = "ById";
-    private const string ByInput = "ByInputObject";
-    private const string ByPath = "ByPath";
-
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
+    // The run selection of RunSelectionCmdletBase, declared again because this cmdlet derives from
+    // Start-Run's base; the convention tests (tests/Selection.Tests.ps1) hold both to one shape.
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = RunSelectionSets.ById, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(RunIdCompleter))]
     [ValidateNotNullOrEmpty]
-    public string RunId { get; set; } = string.Empty;
+    public string[] RunId { get; set; } = Array.Empty<string>();
 
-    [Parameter(ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
+    [Parameter(Mandatory = true, ParameterSetName = RunSelectionSets.ByName)]
+    [ArgumentCompleter(typeof(RunNameCompleter))]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[] Name { get; set; } = Array.Empty<string>();
+
+    [Parameter(ParameterSetName = RunSelectionSets.ById, ValueFromPipelineByPropertyName = true)]
+    [Parameter(ParameterSetName = RunSelectionSets.ByName, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
     public string? Root { get; set; }
 
-    [Parameter(Mandatory = true, ParameterSetName = ByInput, ValueFromPipeline = true)]
-    public RunInfo? InputObject { get; set; }
+    [Parameter(Mandatory = true, ParameterSetName = RunSelectionSets.ByInputObject, ValueFromPipeline = true)]
+    public RunInfo[] InputObject { get; set; } = Array.Empty<RunInfo>();
 
-    [Parameter(Mandatory = true, ParameterSetName = ByPath)]
+    /// <summary>Run directories; one without RunTools state is converted first (see -Format).</summary>
+    [Parameter(Mandatory = true, ParameterSetName = RunSelectionSets.ByPath)]
     [ValidateNotNullOrEmpty]
-    public string? Path { get; set; }
+    public string[] Path { get; set; } = Array.Empty<string>();
 
     /// <summary>With -Path on a directory without RunTools state: the legacy layout to import it as (it is converted first).</summary>
-    [Parameter(ParameterSetName = ByPath)]
+    [Parameter(ParameterSetName = RunSelectionSets.ByPath)]
     public LegacyFormat Format { get; set; } = LegacyFormat.Auto;
 
     /// <summary>A config to use instead of re-reading the recorded source file.</summary>
@@ -48,36 +55,43 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
     [ValidateNotNullOrEmpty]
     public string? ScriptPath { get; set; }
 
+    /// <summary>Each selected run in turn; $LASTEXITCODE says how the last one ended.</summary>
     protected override void ProcessRecord()
     {
-        RunDirectory run;
-        try
+        foreach (var selected in Selected())
         {
-            if (Path is not null && !ConvertFirst())
-            {
-                return;
-            }
+            ResumeOne(selected.Run);
+        }
+    }
 
-            run = FindRun(RunId, Root, InputObject, Path);
-        }
-        catch (RunToolsException ex)
-        {
-            SetExitCode(null);
-            WriteError(ToErrorRecord(ex, (object?)InputObject ?? Path ?? RunId));
-            return;
-        }
-        catch (Exception ex) when (IsIoError(ex))
-        {
-            SetExitCode(null);
-            WriteError(IoErrorRecord(ex, Path));
-            return;
-        }
+    /// <summary>The runs the bound set names; by path, each directory without RunTools state is converted first.</summary>
+    private IEnumerable<SelectedRun> Selected() =>
+        ParameterSetName != RunSelectionSets.ByPath
+            ? SelectRuns(ParameterSetName, RunId, Name, Root, InputObject, Path)
+            : Path.Where(Converted).SelectMany(path => SelectRuns(RunSelectionSets.ByPath, RunId, Name, Root, InputObject, new[] { path }));
 
+    /// <summary>A bad selection is no attempt: "refused" in $LASTEXITCODE, as for any other refusal.</summary>
+    private protected override void WriteSelectionError(ErrorRecord error)
+    {
+        SetExitCode(null);
+        base.WriteSelectionError(error);
+    }
+
+    private void ResumeOne(RunDirectory run)
+    {
         if (AsJob)
         {
             if (ShouldProcess(run.RunId, "Resume run as a job"))
             {
-                WriteObject(StartJob(run.RunId, new Dictionary<string, object?>()));
+                // One job per run, each selecting its run by path (a path always names exactly one run).
+                WriteObject(StartJob(run.RunId, new Dictionary<string, object?>
+                {
+                    [nameof(Path)] = new[] { run.Path },
+                    [nameof(RunId)] = null,
+                    [nameof(Name)] = null,
+                    [nameof(Root)] = null,
+                    [nameof(InputObject)] = null,
+                }));
             }
 
             return;
@@ -123,29 +137,42 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
     /// <summary>
     /// Resume-Run -Path on a directory an earlier tool wrote (no RunTools state): it is converted
     /// first, with -ScriptPath, -Config and -Format, exactly as ConvertTo-Run would. False when
-    /// -WhatIf or a declined confirmation stopped the conversion.
+    /// -WhatIf or a declined confirmation stopped the conversion, or it failed (one error written).
     /// </summary>
-    private bool ConvertFirst()
+    private bool Converted(string given)
     {
-        string path = ResolvePath(Path!);
-        if (!Directory.Exists(path) || RunDirectory.IsRunDirectory(path))
+        try
         {
+            string path = ResolvePath(given);
+            if (!Directory.Exists(path) || RunDirectory.IsRunDirectory(path))
+            {
+                return true;
+            }
+
+            if (ScriptPath is null)
+            {
+                throw new RunToolsException(ErrorIds.ScriptNotFound, RunToolsErrorCategory.InvalidArgument,
+                    $"'{path}' has no RunTools state, so Resume-Run converts it first, and that needs the run script that continues it: pass -ScriptPath (and -Config, -Format if needed), or convert it with ConvertTo-Run.", path);
+            }
+
+            var result = ConvertLegacyDirectory(path, Format, null, ResolvePath(ScriptPath), Config);
+            if (result is null)
+            {
+                return false;
+            }
+
+            WriteVerbose($"Converted '{path}' from {result.SourceFormat}: {result.ItemsCompleted} item(s) imported as completed; resuming it.");
             return true;
         }
-
-        if (ScriptPath is null)
+        catch (RunToolsException ex)
         {
-            throw new RunToolsException(ErrorIds.ScriptNotFound, RunToolsErrorCategory.InvalidArgument,
-                $"'{path}' has no RunTools state, so Resume-Run converts it first, and that needs the run script that continues it: pass -ScriptPath (and -Config, -Format if needed), or convert it with ConvertTo-Run.", path);
+            WriteSelectionError(ToErrorRecord(ex, given));
+        }
+        catch (Exception ex) when (IsIoError(ex))
+        {
+            WriteSelectionError(IoErrorRecord(ex, given));
         }
 
-        var result = ConvertLegacyDirectory(path, Format, null, ResolvePath(ScriptPath), Config);
-        if (result is null)
-        {
-            return false;
-        }
-
-        WriteVerbose($"Converted '{path}' from {result.SourceFormat}: {result.ItemsCompleted} item(s) imported as completed; resuming it.");
-        return true;
+        return false;
     }
 }

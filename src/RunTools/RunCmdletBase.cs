@@ -50,66 +50,196 @@ public abstract class RunCmdletBase : PSCmdlet
     /// The wildcard patterns of a parameter, each parsed now so that a malformed one ('[', '[a')
     /// is an InvalidWildcardPattern argument error, not a WildcardPatternException mid-listing.
     /// </summary>
-    protected static List<WildcardPattern> WildcardPatterns(IEnumerable<string> values, string parameter)
-    {
-        var patterns = new List<WildcardPattern>();
-        foreach (string value in values)
-        {
-            var pattern = new WildcardPattern(value, WildcardOptions.IgnoreCase);
-            try
-            {
-                pattern.IsMatch(string.Empty);
-            }
-            catch (WildcardPatternException ex)
-            {
-                throw new RunToolsException(ErrorIds.InvalidWildcardPattern, RunToolsErrorCategory.InvalidArgument,
-                    $"-{parameter} '{value}' is not a valid wildcard pattern ({ex.Message.TrimEnd('.')}). To match '[' or ']' literally, escape each as '[[]' or '[]]' (or with a backtick), e.g. -{parameter} '{value.Replace("[", "[[]")}', or pass the exact value without wildcard characters.", value, ex);
-            }
+    protected static List<WildcardPattern> WildcardPatterns(IEnumerable<string> values, string parameter) =>
+        values.Select(value => ParseWildcard(value, parameter)).ToList();
 
-            patterns.Add(pattern);
+    /// <summary>One wildcard pattern, or InvalidWildcardPattern with how to write it.</summary>
+    protected static WildcardPattern ParseWildcard(string value, string parameter)
+    {
+        var pattern = new WildcardPattern(value, WildcardOptions.IgnoreCase);
+        try
+        {
+            pattern.IsMatch(string.Empty);
+        }
+        catch (WildcardPatternException ex)
+        {
+            throw new RunToolsException(ErrorIds.InvalidWildcardPattern, RunToolsErrorCategory.InvalidArgument,
+                $"-{parameter} '{value}' is not a valid wildcard pattern ({ex.Message.TrimEnd('.')}). To match '[' or ']' literally, escape each as '[[]' or '[]]' (or with a backtick), e.g. -{parameter} '{value.Replace("[", "[[]")}', or pass the exact value without wildcard characters.", value, ex);
         }
 
-        return patterns;
+        return pattern;
     }
 
     /// <summary>
-    /// The runs under a root whose name matches any of <paramref name="names"/> (wildcards,
-    /// case-insensitive). With <paramref name="reportNoMatch"/>, writes RunNotFound when nothing
-    /// matched and a name without wildcards was given, as Get-Run does for ids.
+    /// The runs one selection names (see <see cref="RunSelectionCmdletBase"/>), in the order given:
+    /// each id under the root, the runs whose name matches a pattern (in run id order), each
+    /// RunInfo, each run directory. A bad selection (a malformed id, an id, exact name or path with
+    /// no run, a malformed pattern) is one non-terminating error and the rest go on; a bad root is
+    /// one error for all the ids or names under it.
     /// </summary>
-    protected IEnumerable<RunListing> RunsNamed(string[] names, string? root, bool reportNoMatch)
+    private protected IEnumerable<SelectedRun> SelectRuns(string parameterSet, IReadOnlyList<string> runIds, IReadOnlyList<string> names,
+        string? root, IReadOnlyList<RunInfo> inputs, IReadOnlyList<string> paths)
     {
-        List<WildcardPattern> patterns;
-        RunsRoot runsRoot;
-        try
+        switch (parameterSet)
         {
-            patterns = WildcardPatterns(names, "Name");
-            string rootPath = ResolveRoot(root);
-            RequireRootDirectory(rootPath);
-            runsRoot = new RunsRoot(rootPath);
+            case RunSelectionSets.ByName:
+                return SelectByName(names, root);
+            case RunSelectionSets.ByInputObject:
+                return SelectByInput(inputs);
+            case RunSelectionSets.ByPath:
+                return SelectByPath(paths);
+            default:
+                return SelectById(runIds, root);
         }
-        catch (RunToolsException ex)
+    }
+
+    private IEnumerable<SelectedRun> SelectById(IReadOnlyList<string> runIds, string? root)
+    {
+        if (OpenRoot(root) is not { } runsRoot)
         {
-            ThrowTerminatingError(ToErrorRecord(ex));
             yield break;
         }
 
-        bool any = false;
-        foreach (var listing in runsRoot.ListRuns())
+        foreach (string id in runIds)
         {
-            if (listing.State is { } state && patterns.Any(p => p.IsMatch(state.Name)))
+            // OpenRun says InvalidRunId for a malformed id and RunNotFound for a missing run.
+            if (TrySelect(() => runsRoot.OpenRun(id), id) is { } run)
             {
-                any = true;
-                yield return listing;
+                yield return new SelectedRun(run, id);
+            }
+        }
+    }
+
+    private IEnumerable<SelectedRun> SelectByName(IReadOnlyList<string> names, string? root)
+    {
+        var patterns = new List<(string Name, WildcardPattern Pattern)>();
+        foreach (string name in names)
+        {
+            try
+            {
+                patterns.Add((name, ParseWildcard(name, "Name")));
+            }
+            catch (RunToolsException ex)
+            {
+                WriteSelectionError(ToErrorRecord(ex, name));
             }
         }
 
-        if (!any && reportNoMatch && names.Any(n => !WildcardPattern.ContainsWildcardCharacters(n)))
+        if (patterns.Count == 0 || OpenRoot(root) is not { } runsRoot)
         {
-            WriteError(ToErrorRecord(new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
-                $"No run named {string.Join(", ", names.Select(n => "'" + n + "'"))} under '{runsRoot.Path}'. List runs with Get-Run, or pass the right -Root.", names)));
+            yield break;
+        }
+
+        IReadOnlyList<RunListing> listings;
+        try
+        {
+            listings = runsRoot.ListRuns();
+        }
+        catch (Exception ex) when (ex is RunToolsException || IsIoError(ex))
+        {
+            WriteSelectionError(ex is RunToolsException known ? ToErrorRecord(known, runsRoot.Path) : IoErrorRecord(ex, runsRoot.Path));
+            yield break;
+        }
+
+        var matched = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var listing in listings)
+        {
+            // A run whose state cannot be read has no name to match; Get-Run and Test-Run report it.
+            if (listing.State is not { } state)
+            {
+                continue;
+            }
+
+            bool any = false;
+            foreach (var (name, pattern) in patterns.Where(p => p.Pattern.IsMatch(state.Name)))
+            {
+                matched.Add(name);
+                any = true;
+            }
+
+            if (any)
+            {
+                yield return new SelectedRun(listing.Run, listing.Run.RunId, state);
+            }
+        }
+
+        // A wildcard that matches nothing is an empty selection, as with Get-ChildItem; an exact name is not.
+        foreach (var (name, _) in patterns.Where(p => !matched.Contains(p.Name) && !WildcardPattern.ContainsWildcardCharacters(p.Name)))
+        {
+            WriteSelectionError(ToErrorRecord(new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
+                $"No run named '{name}' under '{runsRoot.Path}'. List runs with Get-Run, or pass the right -Root.", name)));
         }
     }
+
+    private IEnumerable<SelectedRun> SelectByInput(IReadOnlyList<RunInfo> inputs)
+    {
+        foreach (var input in inputs)
+        {
+            if (TrySelect(() => RunDirectory.Open(input.Path), input) is { } run)
+            {
+                yield return new SelectedRun(run, input);
+            }
+        }
+    }
+
+    private IEnumerable<SelectedRun> SelectByPath(IReadOnlyList<string> paths)
+    {
+        foreach (string path in paths)
+        {
+            if (TrySelect(() => RunDirectory.Open(ResolvePath(path)), path) is { } run)
+            {
+                yield return new SelectedRun(run, run.RunId);
+            }
+        }
+    }
+
+    /// <summary>The runs root to select under, or null after its one error (not a directory, a path PowerShell cannot resolve).</summary>
+    private RunsRoot? OpenRoot(string? root)
+    {
+        try
+        {
+            string rootPath = ResolveRoot(root);
+            RequireRootDirectory(rootPath);
+            return new RunsRoot(rootPath);
+        }
+        catch (RunToolsException ex)
+        {
+            WriteSelectionError(ToErrorRecord(ex));
+        }
+        catch (RuntimeException ex)
+        {
+            WriteSelectionError(new ErrorRecord(ex.ErrorRecord, ex));
+        }
+
+        return null;
+    }
+
+    /// <summary>Opens one selected run, or writes its one error and returns null.</summary>
+    private RunDirectory? TrySelect(Func<RunDirectory> open, object target)
+    {
+        try
+        {
+            return open();
+        }
+        catch (RunToolsException ex)
+        {
+            WriteSelectionError(ToErrorRecord(ex, target));
+        }
+        catch (RuntimeException ex)
+        {
+            // A path PowerShell cannot resolve (an unknown drive, another provider).
+            WriteSelectionError(new ErrorRecord(ex.ErrorRecord, ex));
+        }
+        catch (Exception ex) when (IsIoError(ex))
+        {
+            WriteSelectionError(IoErrorRecord(ex, target));
+        }
+
+        return null;
+    }
+
+    /// <summary>Every error of a selection goes through here (Resume-Run also records it in $LASTEXITCODE).</summary>
+    private protected virtual void WriteSelectionError(ErrorRecord error) => WriteError(error);
 
     /// <summary>A config from a path (.json, .yaml, .yml, .psd1), a hashtable, or nothing.</summary>
     protected EffectiveConfig LoadConfig(object? config)

@@ -128,7 +128,15 @@ public abstract class RunExecutionCmdletBase : RunCmdletBase
 
         foreach (var pair in overrides)
         {
-            parameters[pair.Key] = pair.Value;
+            // A null override drops the parameter (Resume-Run's job selects its one run by path).
+            if (pair.Value is null)
+            {
+                parameters.Remove(pair.Key);
+            }
+            else
+            {
+                parameters[pair.Key] = pair.Value;
+            }
         }
 
         parameters["Confirm"] = new SwitchParameter(false);

@@ -1,38 +1,13 @@
-using System;
-using System.Linq;
 using System.Management.Automation;
 using RunTools.Core;
 
 namespace RunTools;
 
 /// <summary>Requests a cooperative stop: the run ends at its next step or item boundary with status Stopped.</summary>
-[Cmdlet(VerbsLifecycle.Stop, "Run", DefaultParameterSetName = ById, SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "Stop-Run.md")]
+[Cmdlet(VerbsLifecycle.Stop, "Run", DefaultParameterSetName = RunSelectionSets.ById, SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "Stop-Run.md")]
 [OutputType(typeof(RunInfo))]
-public sealed class StopRunCommand : RunCmdletBase
+public sealed class StopRunCommand : RunSelectionCmdletBase
 {
-    private const string ById = "ById";
-    private const string ByName = "ByName";
-    private const string ByInput = "ByInputObject";
-
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(RunIdCompleter))]
-    [ValidateNotNullOrEmpty]
-    public string[] RunId { get; set; } = Array.Empty<string>();
-
-    [Parameter(Mandatory = true, ParameterSetName = ByName)]
-    [ArgumentCompleter(typeof(RunNameCompleter))]
-    [SupportsWildcards]
-    [ValidateNotNullOrEmpty]
-    public string[] Name { get; set; } = Array.Empty<string>();
-
-    [Parameter(ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
-    [Parameter(ParameterSetName = ByName)]
-    [ValidateNotNullOrEmpty]
-    public string? Root { get; set; }
-
-    [Parameter(Mandatory = true, ParameterSetName = ByInput, ValueFromPipeline = true)]
-    public RunInfo? InputObject { get; set; }
-
     [Parameter]
     public string? Reason { get; set; }
 
@@ -41,40 +16,20 @@ public sealed class StopRunCommand : RunCmdletBase
 
     protected override void ProcessRecord()
     {
-        if (ParameterSetName == ByName)
+        foreach (var selected in SelectRuns())
         {
-            // Nothing running under a name is not an error: there is nothing to stop.
-            foreach (var listing in RunsNamed(Name, Root, reportNoMatch: false))
+            // By name, a run that is not running is not an error: there is nothing to stop.
+            if (selected.State is { Status: not (RunStatus.Running or RunStatus.Stopping) } state)
             {
-                if (listing.State!.Status is RunStatus.Running or RunStatus.Stopping)
-                {
-                    StopOne(listing.Run);
-                }
+                WriteVerbose($"Run '{selected.Run.RunId}' is {state.Status}, not running; it is left as it is.");
+                continue;
             }
 
-            return;
-        }
-
-        if (InputObject is not null)
-        {
-            StopOne(RunDirectory.Open(InputObject.Path));
-            return;
-        }
-
-        foreach (string id in RunId)
-        {
-            try
-            {
-                StopOne(new RunsRoot(ResolveRoot(Root)).OpenRun(id));
-            }
-            catch (RunToolsException ex)
-            {
-                WriteError(ToErrorRecord(ex, id));
-            }
+            StopOne(selected.Run, selected.Target);
         }
     }
 
-    private void StopOne(RunDirectory run)
+    private void StopOne(RunDirectory run, object target)
     {
         try
         {
@@ -99,7 +54,7 @@ public sealed class StopRunCommand : RunCmdletBase
         }
         catch (RunToolsException ex)
         {
-            WriteError(ToErrorRecord(ex, run.RunId));
+            WriteError(ToErrorRecord(ex, target));
         }
     }
 }

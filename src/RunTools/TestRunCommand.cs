@@ -1,6 +1,4 @@
 using System;
-using System.Collections.Generic;
-using System.Linq;
 using System.Management.Automation;
 using System.Threading;
 using RunTools.Core;
@@ -8,40 +6,12 @@ using RunTools.Core;
 namespace RunTools;
 
 /// <summary>Verifies runs: state against journal, every recorded file's size and SHA-256, the files the format requires.</summary>
-[Cmdlet(VerbsDiagnostic.Test, "Run", DefaultParameterSetName = ById, HelpUri = HelpLinks.Pages + "Test-Run.md")]
+[Cmdlet(VerbsDiagnostic.Test, "Run", DefaultParameterSetName = RunSelectionSets.ById, HelpUri = HelpLinks.Pages + "Test-Run.md")]
 [OutputType(typeof(RunTestResult))]
 [OutputType(typeof(bool))]
-public sealed class TestRunCommand : RunCmdletBase
+public sealed class TestRunCommand : RunSelectionCmdletBase
 {
-    private const string ById = "ById";
-    private const string ByName = "ByName";
-    private const string ByInput = "ByInputObject";
-    private const string ByPath = "ByPath";
     private readonly CancellationTokenSource _stopping = new();
-
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(RunIdCompleter))]
-    [ValidateNotNullOrEmpty]
-    public string[] RunId { get; set; } = Array.Empty<string>();
-
-    /// <summary>Tests every run whose name matches (wildcards).</summary>
-    [Parameter(Mandatory = true, ParameterSetName = ByName)]
-    [ArgumentCompleter(typeof(RunNameCompleter))]
-    [SupportsWildcards]
-    [ValidateNotNullOrEmpty]
-    public string[] Name { get; set; } = Array.Empty<string>();
-
-    [Parameter(ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
-    [Parameter(ParameterSetName = ByName)]
-    [ValidateNotNullOrEmpty]
-    public string? Root { get; set; }
-
-    [Parameter(Mandatory = true, ParameterSetName = ByInput, ValueFromPipeline = true)]
-    public RunInfo? InputObject { get; set; }
-
-    [Parameter(Mandatory = true, ParameterSetName = ByPath)]
-    [ValidateNotNullOrEmpty]
-    public string? Path { get; set; }
 
     /// <summary>Returns only $true or $false per run (IsValid).</summary>
     [Parameter]
@@ -49,8 +19,9 @@ public sealed class TestRunCommand : RunCmdletBase
 
     protected override void ProcessRecord()
     {
-        foreach (var (run, target) in Runs())
+        foreach (var selected in SelectRuns())
         {
+            var (run, target) = (selected.Run, selected.Target);
             try
             {
                 var result = ProgressRunner.Run(this, 1, $"Test-Run {run.RunId}",
@@ -72,36 +43,4 @@ public sealed class TestRunCommand : RunCmdletBase
     protected override void StopProcessing() => _stopping.Cancel();
 
     protected override void EndProcessing() => _stopping.Dispose();
-
-    private IEnumerable<(RunDirectory Run, object Target)> Runs()
-    {
-        if (ParameterSetName == ByName)
-        {
-            foreach (var listing in RunsNamed(Name, Root, reportNoMatch: true))
-            {
-                yield return (listing.Run, listing.Run.RunId);
-            }
-
-            yield break;
-        }
-
-        var ids = ParameterSetName == ById ? RunId : new string[] { string.Empty };
-        foreach (string id in ids)
-        {
-            RunDirectory? run = null;
-            try
-            {
-                run = FindRun(id, Root, InputObject, Path);
-            }
-            catch (RunToolsException ex)
-            {
-                WriteError(ToErrorRecord(ex, (object?)InputObject ?? Path ?? id));
-            }
-
-            if (run is not null)
-            {
-                yield return (run, (object?)InputObject ?? run.RunId);
-            }
-        }
-    }
 }

@@ -12,43 +12,15 @@ namespace RunTools;
 /// Waits until runs are no longer Running (or Stopping), like Wait-Job: returns their RunInfo then;
 /// on -Timeout returns nothing and writes nothing. Readers take no lock, so this never disturbs the owner.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Wait, "Run", DefaultParameterSetName = ById, HelpUri = HelpLinks.Pages + "Wait-Run.md")]
+[Cmdlet(VerbsLifecycle.Wait, "Run", DefaultParameterSetName = RunSelectionSets.ById, HelpUri = HelpLinks.Pages + "Wait-Run.md")]
 [OutputType(typeof(RunInfo))]
-public sealed class WaitRunCommand : RunCmdletBase, IDisposable
+public sealed class WaitRunCommand : RunSelectionCmdletBase, IDisposable
 {
-    private const string ById = "ById";
-    private const string ByName = "ByName";
-    private const string ByInput = "ByInputObject";
-    private const string ByPath = "ByPath";
-
     /// <summary>How often the run's state is read again; reading run.json and the journal tail is cheap.</summary>
     internal static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
 
     private readonly List<RunDirectory> _runs = new();
     private readonly ManualResetEvent _stopping = new(false);
-
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(RunIdCompleter))]
-    [ValidateNotNullOrEmpty]
-    public string[] RunId { get; set; } = Array.Empty<string>();
-
-    [Parameter(Mandatory = true, ParameterSetName = ByName)]
-    [ArgumentCompleter(typeof(RunNameCompleter))]
-    [SupportsWildcards]
-    [ValidateNotNullOrEmpty]
-    public string[] Name { get; set; } = Array.Empty<string>();
-
-    [Parameter(ParameterSetName = ById, ValueFromPipelineByPropertyName = true)]
-    [Parameter(ParameterSetName = ByName, ValueFromPipelineByPropertyName = true)]
-    [ValidateNotNullOrEmpty]
-    public string? Root { get; set; }
-
-    [Parameter(Mandatory = true, ParameterSetName = ByInput, ValueFromPipeline = true)]
-    public RunInfo[] InputObject { get; set; } = Array.Empty<RunInfo>();
-
-    [Parameter(Mandatory = true, ParameterSetName = ByPath)]
-    [ValidateNotNullOrEmpty]
-    public string[] Path { get; set; } = Array.Empty<string>();
 
     /// <summary>Seconds to wait; -1 (the default) waits for ever.</summary>
     [Parameter]
@@ -60,35 +32,7 @@ public sealed class WaitRunCommand : RunCmdletBase, IDisposable
     [Parameter]
     public SwitchParameter Any { get; set; }
 
-    protected override void ProcessRecord()
-    {
-        try
-        {
-            switch (ParameterSetName)
-            {
-                case ByName:
-                    _runs.AddRange(RunsNamed(Name, Root, reportNoMatch: true).Select(l => l.Run));
-                    break;
-                case ByInput:
-                    _runs.AddRange(InputObject.Select(i => RunDirectory.Open(i.Path)));
-                    break;
-                case ByPath:
-                    _runs.AddRange(Path.Select(p => RunDirectory.Open(ResolvePath(p))));
-                    break;
-                default:
-                    foreach (string id in RunId)
-                    {
-                        _runs.Add(FindRun(id, Root, null, null));
-                    }
-
-                    break;
-            }
-        }
-        catch (RunToolsException ex)
-        {
-            WriteError(ToErrorRecord(ex, RunId.FirstOrDefault()));
-        }
-    }
+    protected override void ProcessRecord() => _runs.AddRange(SelectRuns().Select(s => s.Run));
 
     protected override void EndProcessing()
     {

@@ -236,15 +236,15 @@ public sealed class ModuleSurfaceTests
             "Import-RunArchive", "Invoke-RunItem", "Invoke-RunStep", "Remove-Run", "Resume-Run", "Start-Run", "Stop-Run", "Test-Run", "Wait-Run",
         }, names);
         string Sets(string cmdlet) => string.Join(",", s.Ok($"(Get-Command {cmdlet}).ParameterSets.Name | Sort-Object").Select(o => o.ToString()));
-        Assert.Equal("ById,ByInputObject,ByPath", Sets("Resume-Run"));
-        Assert.Equal("ById,ByInputObject,ByName", Sets("Stop-Run"));
+        Assert.Equal("ById,ByInputObject,ByName,ByPath", Sets("Resume-Run"));
+        Assert.Equal("ById,ByInputObject,ByName,ByPath", Sets("Stop-Run"));
         Assert.Equal("ById,ByInputObject,ByName,ByPath", Sets("Test-Run"));
         Assert.Equal("ById,ByInputObject,ByPath", Sets("Compare-Run"));
-        Assert.Equal("ById,ByInputObject,ByName", Sets("Export-RunArchive"));
+        Assert.Equal("ById,ByInputObject,ByName,ByPath", Sets("Export-RunArchive"));
         Assert.Equal("ByLiteralPath,ByPath", Sets("Import-RunArchive"));
-        Assert.Equal("ByFilter,ById,ByInputObject", Sets("Remove-Run"));
+        Assert.Equal("ByFilter,ById,ByInputObject,ByName,ByPath", Sets("Remove-Run"));
         Assert.Equal("ById,ByInputObject,ByName,ByPath", Sets("Wait-Run"));
-        Assert.Equal("ById,ByInputObject,ByPath", Sets("Get-RunEvent"));
+        Assert.Equal("ById,ByInputObject,ByName,ByPath", Sets("Get-RunEvent"));
     }
 
     [Fact]
