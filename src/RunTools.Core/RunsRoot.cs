@@ -261,7 +261,7 @@ public sealed class RunsRoot
             DurableFile.WriteAtomic(System.IO.Path.Combine(staging, RunFormat.ScriptFile), options.Script);
             string scriptHash = Integrity.Sha256Hex(options.Script);
             string? scriptSource = options.ScriptSourcePath is null ? null : System.IO.Path.GetFullPath(options.ScriptSourcePath);
-            var declared = (options.DeclaredSteps ?? Array.Empty<string>()).Select(s => RunId.Validate(s, "step name", ErrorIds.InvalidStepName)).ToList();
+            var declared = (options.DeclaredSteps ?? Array.Empty<string>()).Select(PortableName.ValidateStepName).ToList();
 
             using (var recorder = FileRunStore.CreateRecorder(staging, id, () => now))
             {

@@ -75,11 +75,11 @@ public sealed partial class RunAttempt
         string normalized = name.Replace('\\', '/');
         foreach (string segment in normalized.Split('/'))
         {
-            string? why = RunId.Explain(segment);
+            string? why = PortableName.Explain(segment);
             if (why is not null)
             {
                 throw new RunToolsException(ErrorIds.InvalidArtifactName, RunToolsErrorCategory.InvalidArgument,
-                    $"'{name}' is not a valid artifact name: segment '{segment}' is invalid because {why}. Use '/'-separated segments of {RunId.Rule}.", name);
+                    $"'{name}' is not a valid artifact name: segment '{segment}' is invalid because {why}. Use '/'-separated segments of {PortableName.Rule}.", name);
             }
         }
 

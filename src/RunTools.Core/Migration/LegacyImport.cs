@@ -126,13 +126,13 @@ internal sealed class LegacyImport
         }
     }
 
-    /// <summary>An artifact name from a relative path: each segment made to follow the id rule.</summary>
+    /// <summary>An artifact name from a relative path: each segment made to follow the portable-name rule.</summary>
     internal static string ArtifactName(string relativePath)
     {
         var segments = relativePath.Replace('\\', '/').Split(s_separator, StringSplitOptions.RemoveEmptyEntries)
             .Select(segment =>
             {
-                if (RunId.IsValid(segment))
+                if (PortableName.IsValid(segment))
                 {
                     return segment;
                 }
@@ -144,8 +144,8 @@ internal sealed class LegacyImport
                     fixedSegment = "f" + fixedSegment;
                 }
 
-                fixedSegment = fixedSegment.Length > RunId.MaxLength ? fixedSegment.Substring(0, RunId.MaxLength) : fixedSegment;
-                return RunId.IsValid(fixedSegment) ? fixedSegment : "f_" + fixedSegment.Substring(0, Math.Min(fixedSegment.Length, RunId.MaxLength - 2));
+                fixedSegment = fixedSegment.Length > PortableName.MaxLength ? fixedSegment.Substring(0, PortableName.MaxLength) : fixedSegment;
+                return PortableName.IsValid(fixedSegment) ? fixedSegment : "f_" + fixedSegment.Substring(0, Math.Min(fixedSegment.Length, PortableName.MaxLength - 2));
             });
         return string.Join("/", segments);
     }

@@ -142,7 +142,7 @@ public static class LegacyMigration
         var steps = options.Steps ?? Array.Empty<DeclaredStep>();
         foreach (var step in steps)
         {
-            RunId.Validate(step.Name, "step name", ErrorIds.InvalidStepName);
+            PortableName.ValidateStepName(step.Name);
         }
 
         var format = Resolve(root, options.Format, steps.Count > 0);

@@ -153,7 +153,7 @@ internal static class TrialManifestsImporter
     /// <summary>A phase name as a step name; one that breaks the step-name rule is adapted, with a warning.</summary>
     private static string StepName(LegacyImport import, string phase)
     {
-        if (RunId.IsValid(phase))
+        if (PortableName.IsValid(phase))
         {
             return phase;
         }

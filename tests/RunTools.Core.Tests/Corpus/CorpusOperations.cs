@@ -35,7 +35,7 @@ internal static class CorpusOperations
             case "id.run":
                 return RunId.Validate(Arg("value"));
             case "id.step":
-                return RunId.Validate(Arg("value"), "step name", ErrorIds.InvalidStepName);
+                return PortableName.ValidateStepName(Arg("value"));
             case "id.name":
                 return RunsRoot.ValidateName(Arg("value"));
             case "root.new":
