@@ -149,7 +149,7 @@ Describe 'A runs root that is a file' {
 }
 
 Describe 'A damaged run directory' {
-    It 'a steps/ that becomes a file fails the run with CorruptState naming it, not "Steps do not nest"' {
+    It 'a steps/ that becomes a file fails the run with RunDamaged naming it, not "Steps do not nest"' {
         $script = New-Script @'
 param($Config)
 Invoke-RunStep a {
@@ -163,7 +163,7 @@ Invoke-RunStep b { 2 }
         $info = Start-Run -Name d -ScriptPath $script -Root (New-Root) -ErrorVariable errors -ErrorAction SilentlyContinue 6>$null
         $info.Status | Should -Be 'Failed'
         $errors[0].FullyQualifiedErrorId | Should -Be 'RunFailed,RunTools.StartRunCommand'
-        $errors[0].Exception.InnerException.ErrorId | Should -Be 'CorruptState'
+        $errors[0].Exception.InnerException.ErrorId | Should -Be 'RunDamaged'
         $errors[0].Exception.Message | Should -Match ([regex]::Escape((Join-Path $info.Path 'steps')))
         $errors[0].Exception.Message | Should -Not -Match 'do not nest'
     }

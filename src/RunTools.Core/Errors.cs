@@ -49,8 +49,15 @@ public static class ErrorIds
     public const string RunNotResumable = "RunNotResumable";
     public const string ConfigDrift = "ConfigDrift";
     public const string ScriptDrift = "ScriptDrift";
-    public const string CorruptJournal = "CorruptJournal";
-    public const string CorruptState = "CorruptState";
+
+    /// <summary>A resume found run.json but no readable journal event (not Test-Run's CorruptJournal problem kind).</summary>
+    public const string JournalUnreadable = "JournalUnreadable";
+
+    /// <summary>
+    /// The run cannot be used: neither run.json nor the journal can be read, its files name another
+    /// run, or a folder of the format is something else (not Test-Run's CorruptState problem kind).
+    /// </summary>
+    public const string RunDamaged = "RunDamaged";
     public const string UnsupportedFormatVersion = "UnsupportedFormatVersion";
     public const string InDoubtItems = "InDoubtItems";
     public const string StopRequested = "StopRequested";
