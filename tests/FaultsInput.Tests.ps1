@@ -54,10 +54,10 @@ Invoke-RunStep a { try { Add-RunArtifact -Path $(Quote $fifo) } catch { 'CAUGHT=
         $result.Output | Should -Match 'STATUS=Completed'
     }
 
-    It 'fails a step whose declared -Output is a FIFO or a directory, naming it' -Skip:$IsWindows {
+    It 'fails a step whose declared -OutputFile is a FIFO or a directory, naming it' -Skip:$IsWindows {
         $script = New-Script @'
 param($Config)
-Invoke-RunStep a -Output out.fifo { & mkfifo (Join-Path (Get-RunContext).Path 'out.fifo') }
+Invoke-RunStep a -OutputFile out.fifo { & mkfifo (Join-Path (Get-RunContext).Path 'out.fifo') }
 '@
         $root = New-Root
         $result = Invoke-Bounded "Start-Run -Name f -ScriptPath $(Quote $script) -Root $(Quote $root) -ErrorVariable e -ErrorAction SilentlyContinue | ForEach-Object { 'STATUS=' + `$_.Status }; 'INNER=' + `$e[0].Exception.InnerException.ErrorId"

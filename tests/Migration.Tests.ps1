@@ -152,8 +152,8 @@ Invoke-RunStep evaluate { Add-Content (Join-Path $run.Path 'ran.txt') 'evaluate'
     }
 }
 
-Describe 'Generic adoption and Invoke-RunStep -Output' {
-    It 'completes the steps whose declared outputs exist; Resume-Run runs the others and records their outputs' {
+Describe 'Generic conversion and Invoke-RunStep -OutputFile' {
+    It 'completes the steps whose declared output files exist; Resume-Run runs the others and records their output files (also through the alias -Output)' {
         $dir = Copy-Fixture 'generic/nightly'
         $script = Join-Path $script:fixtures 'generic/nightly.ps1'
         $orders = (Get-FileHash (Join-Path $dir 'data/orders.csv')).Hash
@@ -178,14 +178,16 @@ Describe 'Generic adoption and Invoke-RunStep -Output' {
         ($state.artifacts | Where-Object step -EQ 'report').path | Should -Be @('report/summary.txt', 'report/partial.txt')
     }
 
-    It 'fails a step whose declared output was not written' {
+    It 'fails a step whose declared output file was not written' {
         $root = Join-Path $TestDrive 'outputs'
         $script = Join-Path $TestDrive 'missing-output.ps1'
-        Set-Content $script "Invoke-RunStep write -Output 'out/*.txt' { 'no file written' }"
+        Set-Content $script "Invoke-RunStep write -OutputFile 'out/*.txt' { 'no file written' }"
         $result = Start-Run -Name out -ScriptPath $script -Root $root -ErrorVariable failures -ErrorAction SilentlyContinue
         $result.Status | Should -Be 'Failed'
         $result.Error | Should -Match 'out/\*\.txt'
+        $result.Error | Should -Match 'declares the output file\(s\).*correct -OutputFile'
         $failures[0].FullyQualifiedErrorId | Should -BeLike 'RunFailed*'
+        $failures[0].Exception.InnerException.ErrorId | Should -Be 'OutputFileNotFound'
     }
 }
 

@@ -88,7 +88,9 @@ public static class ErrorIds
     public const string UnitTimedOut = "UnitTimedOut";
     public const string UnknownLegacyLayout = "UnknownLegacyLayout";
     public const string LegacyFileConflict = "LegacyFileConflict";
-    public const string OutputNotFound = "OutputNotFound";
+
+    /// <summary>A step's declared output file (Invoke-RunStep -OutputFile) matches no file when the step ends.</summary>
+    public const string OutputFileNotFound = "OutputFileNotFound";
 
     /// <summary>The run script ended with a non-zero exit code (exit N); the attempt failed.</summary>
     public const string RunScriptExited = "RunScriptExited";

@@ -21,7 +21,7 @@ public sealed class ConvertToRunCommand : RunCmdletBase
     [ValidateNotNullOrEmpty]
     public string? Name { get; set; }
 
-    /// <summary>The run script that will continue the run; its steps (and -Output declarations) are read without running it.</summary>
+    /// <summary>The run script that will continue the run; its steps (and -OutputFile declarations) are read without running it.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? ScriptPath { get; set; }

@@ -101,9 +101,9 @@ public sealed class HostileInputTests : IDisposable
 
         MakeFifo(Path.Combine(run.Path, "out.fifo"));
         Directory.CreateDirectory(Path.Combine(run.Path, "outdir"));
-        Assert.Equal(ErrorIds.NotRegularFile, Bounded(() => attempt.RecordStepOutputs("s", new[] { "out.fifo" })).ErrorId);
-        Assert.Equal(ErrorIds.NotRegularFile, Bounded(() => attempt.RecordStepOutputs("s", new[] { "outdir" })).ErrorId);
-        Assert.Equal(ErrorIds.NotRegularFile, Bounded(() => attempt.RecordStepOutputs("s", new[] { "*.fifo" })).ErrorId);
+        Assert.Equal(ErrorIds.NotRegularFile, Bounded(() => attempt.RecordOutputFiles("s", new[] { "out.fifo" })).ErrorId);
+        Assert.Equal(ErrorIds.NotRegularFile, Bounded(() => attempt.RecordOutputFiles("s", new[] { "outdir" })).ErrorId);
+        Assert.Equal(ErrorIds.NotRegularFile, Bounded(() => attempt.RecordOutputFiles("s", new[] { "*.fifo" })).ErrorId);
         Assert.Empty(attempt.State.Artifacts);
     }
 

@@ -418,7 +418,7 @@ public sealed class MigrationTests : IDisposable
     }
 
     [Fact]
-    public void OutputPatternsExpandGlobsRelativeToTheRun()
+    public void OutputFilePatternsExpandGlobsRelativeToTheRun()
     {
         string root = _dir.Combine("globs");
         foreach (string file in new[] { "a.csv", "b.txt", "x/c.csv", "x/y/d.csv" })
@@ -427,7 +427,7 @@ public sealed class MigrationTests : IDisposable
             File.WriteAllText(Path.Combine(root, file), file);
         }
 
-        string[] Rel(string pattern) => OutputPatterns.Expand(root, pattern).Select(f => f.Substring(root.Length + 1).Replace('\\', '/')).ToArray();
+        string[] Rel(string pattern) => OutputFilePatterns.Expand(root, pattern).Select(f => f.Substring(root.Length + 1).Replace('\\', '/')).ToArray();
         Assert.Equal(new[] { "a.csv" }, Rel("*.csv"));
         Assert.Equal(new[] { "a.csv", "x/c.csv", "x/y/d.csv" }, Rel("**/*.csv"));
         Assert.Equal(new[] { "x/c.csv", "x/y/d.csv" }, Rel("x/**"));
@@ -445,10 +445,10 @@ public sealed class MigrationTests : IDisposable
         {
             attempt.BeginStep("write");
             File.WriteAllText(Path.Combine(run.Path, "out", "a.txt"), "a");
-            var missing = Assert.Throws<RunToolsException>(() => attempt.RecordStepOutputs("write", new[] { "out/*.txt", "out/b.csv" }));
-            Assert.Equal(ErrorIds.OutputNotFound, missing.ErrorId);
+            var missing = Assert.Throws<RunToolsException>(() => attempt.RecordOutputFiles("write", new[] { "out/*.txt", "out/b.csv" }));
+            Assert.Equal(ErrorIds.OutputFileNotFound, missing.ErrorId);
             Assert.Contains("out/b.csv", missing.Message, StringComparison.Ordinal);
-            var recorded = Assert.Single(attempt.RecordStepOutputs("write", new[] { "out/*.txt" }));
+            var recorded = Assert.Single(attempt.RecordOutputFiles("write", new[] { "out/*.txt" }));
             Assert.Equal(("out/a.txt", ArtifactMode.Reference, "write"), (recorded.Path, recorded.Mode, recorded.Step));
             attempt.CompleteStep("write", null);
             attempt.Complete();

@@ -4,7 +4,7 @@ using System.Linq;
 namespace RunTools.Core.Migration;
 
 /// <summary>
-/// Any directory, given the run script's steps: a step whose declared outputs
+/// Any directory, given the run script's steps: a step whose declared output files
 /// (<c>Invoke-RunStep -Output</c>) all exist is completed, with the files recorded in place
 /// (size + SHA-256); any other step is pending. The decision is listed per step.
 /// </summary>
@@ -15,20 +15,20 @@ internal static class GenericImporter
         foreach (var declared in steps)
         {
             var step = import.Step(declared.Name);
-            if (declared.Outputs.Count == 0)
+            if (declared.OutputFiles.Count == 0)
             {
-                step.Reason = "declares no outputs, so there is no evidence that it ran";
-                import.Warn("no_declared_outputs", $"Step '{declared.Name}' declares no outputs (Invoke-RunStep -Output).",
+                step.Reason = "declares no output files, so there is no evidence that it ran";
+                import.Warn("no_declared_outputs", $"Step '{declared.Name}' declares no output files (Invoke-RunStep -OutputFile).",
                     "it has not run; it will run on resume.",
-                    "If it already ran and must not run again, declare its outputs with -Output in the script and convert again.");
+                    "If it already ran and must not run again, declare its output files with -OutputFile in the script and convert again.");
                 continue;
             }
 
             var found = new List<string>();
             var missing = new List<string>();
-            foreach (string pattern in declared.Outputs)
+            foreach (string pattern in declared.OutputFiles)
             {
-                var files = OutputPatterns.Expand(import.Root, pattern);
+                var files = OutputFilePatterns.Expand(import.Root, pattern);
                 if (files.Count == 0)
                 {
                     missing.Add(pattern);
@@ -42,16 +42,16 @@ internal static class GenericImporter
             {
                 step.Completed = true;
                 step.Artifacts.AddRange(found.Select(import.Artifact));
-                step.Reason = $"all {declared.Outputs.Count} declared output(s) exist ({found.Count} file(s), recorded with size and SHA-256)";
+                step.Reason = $"all {declared.OutputFiles.Count} declared output file(s) exist ({found.Count} file(s), recorded with size and SHA-256)";
                 continue;
             }
 
-            step.Reason = $"declared output(s) not found: {string.Join(", ", missing)}";
+            step.Reason = $"declared output file(s) not found: {string.Join(", ", missing)}";
             if (found.Count > 0)
             {
                 import.Warn("partial_outputs", $"Step '{declared.Name}': {found.Count} declared output file(s) exist, but nothing matches {string.Join(", ", missing)}.",
-                    "the step did not finish; it will run again on resume and may write over the outputs that exist.",
-                    "If the missing outputs are optional, drop them from -Output and convert again.");
+                    "the step did not finish; it will run again on resume and may write over the output files that exist.",
+                    "If the missing output files are optional, drop them from -OutputFile and convert again.");
             }
         }
     }

@@ -20,6 +20,6 @@ public enum LegacyFormat
     /// <summary>state.json, manifest.lock.json, approved/frame_NNNN.png, candidates/, audit_log.jsonl.</summary>
     FrameGenerator,
 
-    /// <summary>Any directory: steps that declare outputs are completed when their outputs exist.</summary>
+    /// <summary>Any directory: steps that declare output files are completed when those files exist.</summary>
     Generic,
 }

@@ -164,7 +164,7 @@ internal sealed class ImportedStep
 
     public List<ImportedItem> Items { get; } = new();
 
-    /// <summary>Files that vouch for the step itself (generic adoption's declared outputs).</summary>
+    /// <summary>Files that vouch for the step itself (generic adoption's declared output files).</summary>
     public List<ImportedArtifact> Artifacts { get; } = new();
 
     public ImportedItem Item(string key)

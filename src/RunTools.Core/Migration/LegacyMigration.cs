@@ -96,7 +96,7 @@ public static class LegacyMigration
             if (!haveSteps)
             {
                 throw new RunToolsException(ErrorIds.UnknownLegacyLayout, RunToolsErrorCategory.InvalidArgument,
-                    $"Generic adoption of '{root}' needs the run script's steps: pass -ScriptPath with a script that declares its outputs (Invoke-RunStep <name> -Output <paths>).", root);
+                    $"Generic adoption of '{root}' needs the run script's steps: pass -ScriptPath with a script that declares its output files (Invoke-RunStep <name> -OutputFile <paths>).", root);
             }
 
             return format;
@@ -212,7 +212,7 @@ public static class LegacyMigration
         LegacyFormat.Checkpoint => $"{CheckpointImporter.CheckpointFile} or {CheckpointImporter.KeysFile}",
         LegacyFormat.TrialManifests => $"{TrialManifestsImporter.RunStateFile}, {TrialManifestsImporter.EffectiveConfigFile} or trial directories with {TrialManifestsImporter.ManifestFile}",
         LegacyFormat.FrameGenerator => $"{FrameGeneratorImporter.StateFile} with {FrameGeneratorImporter.LockFile} or {FrameGeneratorImporter.ApprovedFolder}/frame_NNNN.png",
-        _ => "declared step outputs",
+        _ => "declared output files",
     };
 
     /// <summary>A legacy file under a name RunTools writes would be overwritten: refuse.</summary>

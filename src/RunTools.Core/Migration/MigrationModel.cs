@@ -5,19 +5,19 @@ using RunTools.Core.Engine;
 
 namespace RunTools.Core.Migration;
 
-/// <summary>A step of the run script and the outputs it declares (<c>Invoke-RunStep -Output</c>).</summary>
+/// <summary>A step of the run script and the output files it declares (<c>Invoke-RunStep -OutputFile</c>).</summary>
 public sealed class DeclaredStep
 {
-    public DeclaredStep(string name, IReadOnlyList<string>? outputs = null)
+    public DeclaredStep(string name, IReadOnlyList<string>? outputFiles = null)
     {
         Name = name;
-        Outputs = outputs ?? Array.Empty<string>();
+        OutputFiles = outputFiles ?? Array.Empty<string>();
     }
 
     public string Name { get; }
 
     /// <summary>Paths or globs (<c>*</c>, <c>?</c>, <c>**</c>), relative to the run directory or absolute.</summary>
-    public IReadOnlyList<string> Outputs { get; }
+    public IReadOnlyList<string> OutputFiles { get; }
 }
 
 /// <summary>What a conversion starts from besides the legacy directory.</summary>

@@ -8,10 +8,10 @@ using System.Text.RegularExpressions;
 namespace RunTools.Core.Migration;
 
 /// <summary>
-/// Declared step outputs: paths or globs (<c>*</c> and <c>?</c> within a segment, <c>**</c> for
+/// A step's declared output files (Invoke-RunStep -OutputFile): paths or globs (<c>*</c> and <c>?</c> within a segment, <c>**</c> for
 /// any depth), relative to the run directory or absolute. '/' and '\' both separate segments.
 /// </summary>
-public static class OutputPatterns
+public static class OutputFilePatterns
 {
     private static readonly char[] s_wildcards = { '*', '?' };
 
