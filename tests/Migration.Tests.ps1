@@ -36,7 +36,7 @@ Describe 'ConvertTo-Run' {
         $run.RunId | Should -Be 'run_42_10'
         $run.Status | Should -Be 'Created'
         $run.Migrated | Should -BeTrue
-        $run.SourceFormat | Should -Be 'checkpoint'
+        $run.LegacyFormat | Should -Be 'checkpoint'
         $run.ItemsCompleted | Should -Be 4
         $warnings.Count | Should -Be 3
         $text = $warnings.Message -join "`n"
@@ -50,11 +50,11 @@ Describe 'ConvertTo-Run' {
         @($event.Data.warnings).code | Should -Be @('bad_key_line', 'recovered_key_line', 'checkpoint_disagrees')
     }
 
-    It 'imports per-trial manifests without run_state.json (-Format forced), inferring statuses with a warning' {
+    It 'imports per-trial manifests without run_state.json (-LegacyFormat forced), inferring statuses with a warning' {
         $dir = Copy-Fixture 'trial-manifests/run_exp2'
-        $run = ConvertTo-Run $dir -Format TrialManifests -Name 'experiment two' -WarningVariable warnings -WarningAction SilentlyContinue
+        $run = ConvertTo-Run $dir -LegacyFormat TrialManifests -Name 'experiment two' -WarningVariable warnings -WarningAction SilentlyContinue
         $run.Name | Should -Be 'experiment two'
-        $run.SourceFormat | Should -Be 'trial_manifests'
+        $run.LegacyFormat | Should -Be 'trial_manifests'
         $run.ItemsCompleted | Should -Be 2
         $warnings.Count | Should -Be 1
         $warnings[0].Message | Should -Match "No phase status for 'train' \(there is no run_state.json\)"
@@ -90,8 +90,8 @@ Describe 'ConvertTo-Run' {
 
         $empty = Join-Path $TestDrive 'plain'
         $null = New-Item -ItemType Directory $empty
-        $err = { ConvertTo-Run $empty -ErrorAction Stop } | Should -Throw -ErrorId 'UnknownLegacyLayout*' -PassThru
-        $err.Exception.Message | Should -Match '-Format'
+        $err = { ConvertTo-Run $empty -ErrorAction Stop } | Should -Throw -ErrorId 'UnknownLegacyFormat*' -PassThru
+        $err.Exception.Message | Should -Match '-LegacyFormat'
         $err.Exception.Message | Should -Match '-ScriptPath'
 
         $conflict = Copy-Fixture 'checkpoint/run_42_10'
@@ -120,7 +120,7 @@ $run = Get-RunContext
         $result = Resume-Run -Path $dir -ScriptPath $script:framesScript -WarningVariable warnings -WarningAction SilentlyContinue
         $result.Status | Should -Be 'Completed'
         $result.Migrated | Should -BeTrue
-        $result.SourceFormat | Should -Be 'frame_generator'
+        $result.LegacyFormat | Should -Be 'frame_generator'
         $result.ItemsCompleted | Should -Be 5
         Get-Content (Join-Path $dir 'generated.txt') | Should -Be @('3', '4')
         $warnings.Message -join "`n" | Should -Match 'frame_0003.png does not decode'
@@ -146,6 +146,7 @@ Invoke-RunStep train {
 }
 Invoke-RunStep evaluate { Add-Content (Join-Path $run.Path 'ran.txt') 'evaluate' }
 '@
+        # -Format is the old name of -LegacyFormat, kept as an alias for scripts that use it.
         $result = Resume-Run -Path $dir -ScriptPath $script -Format TrialManifests -WarningAction SilentlyContinue
         $result.Status | Should -Be 'Completed'
         Get-Content (Join-Path $dir 'ran.txt') | Should -Be @('train t002 lr=0.01', 'train t003 lr=0.01', 'evaluate')
@@ -161,7 +162,7 @@ Describe 'Generic conversion and Invoke-RunStep -OutputFile' {
         $output = ConvertTo-Run $dir -ScriptPath $script -WarningVariable warnings -WarningAction SilentlyContinue -Verbose 4>&1
         $run = $output | Where-Object { $_ -is [RunTools.RunInfo] }
         $decisions = @($output | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -match "^Step '" } | ForEach-Object Message)
-        $run.SourceFormat | Should -Be 'generic'
+        $run.LegacyFormat | Should -Be 'generic'
         $run.StepsCompleted | Should -Be 1
         $run.StepsTotal | Should -Be 4
         $decisions | Should -HaveCount 4
@@ -192,7 +193,7 @@ Describe 'Generic conversion and Invoke-RunStep -OutputFile' {
 }
 
 Describe 'Get-Run shows migrated runs' {
-    It 'shows Migrated and SourceFormat beside native runs' {
+    It 'shows Migrated and LegacyFormat beside native runs (SourceFormat still works as an alias)' {
         $root = Join-Path $TestDrive 'mixed'
         $dir = Copy-Fixture 'checkpoint/run_42_10' -Parent $root
         $null = ConvertTo-Run $dir -WarningAction SilentlyContinue
@@ -203,12 +204,13 @@ Describe 'Get-Run shows migrated runs' {
         $runs = Get-Run -Root $root
         $runs.RunId | Should -Be @('native-1', 'run_42_10')
         $runs.Migrated | Should -Be @($false, $true)
-        $runs | ForEach-Object { [string] $_.SourceFormat } | Should -Be @('', 'checkpoint')
-        # The 80-column table has no room for the source format; the list view shows it.
+        $runs | ForEach-Object { [string] $_.LegacyFormat } | Should -Be @('', 'checkpoint')
+        $runs[1].SourceFormat | Should -Be 'checkpoint'
+        # The 80-column table has no room for the legacy format; the list view shows it.
         $table = $runs | Format-Table | Out-String -Width 200
         $table | Should -Match 'run_42_10'
         $list = $runs[1] | Format-List | Out-String -Width 200
         $list | Should -Match 'Migrated\s+: True'
-        $list | Should -Match 'SourceFormat\s+: checkpoint'
+        $list | Should -Match 'LegacyFormat\s+: checkpoint'
     }
 }

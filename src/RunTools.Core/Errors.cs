@@ -86,7 +86,9 @@ public static class ErrorIds
 
     /// <summary>A step or item ran past its -TimeoutSec and was stopped; it counts as a failure (retried if allowed).</summary>
     public const string UnitTimedOut = "UnitTimedOut";
-    public const string UnknownLegacyLayout = "UnknownLegacyLayout";
+
+    /// <summary>A directory matches no known legacy format (or not the one forced with -LegacyFormat).</summary>
+    public const string UnknownLegacyFormat = "UnknownLegacyFormat";
     public const string LegacyFileConflict = "LegacyFileConflict";
 
     /// <summary>A step's declared output file (Invoke-RunStep -OutputFile) matches no file when the step ends.</summary>

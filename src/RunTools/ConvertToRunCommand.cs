@@ -31,20 +31,21 @@ public sealed class ConvertToRunCommand : RunCmdletBase
     public object? Config { get; set; }
 
     [Parameter]
-    public LegacyFormat Format { get; set; } = LegacyFormat.Auto;
+    [Alias("Format")]
+    public LegacyFormat LegacyFormat { get; set; } = LegacyFormat.Auto;
 
     protected override void ProcessRecord()
     {
         string path = ResolvePath(Path);
         try
         {
-            var result = ConvertLegacyDirectory(path, Format, Name, ScriptPath is null ? null : ResolvePath(ScriptPath), Config);
+            var result = ConvertLegacyDirectory(path, LegacyFormat, Name, ScriptPath is null ? null : ResolvePath(ScriptPath), Config);
             if (result is null)
             {
                 return;
             }
 
-            WriteVerbose($"Converted '{path}' ({result.SourceFormat}): {result.ItemsCompleted} item(s) and {result.Steps.Count(s => s.Status == StepStatus.Completed)} step(s) imported as completed, {result.Warnings.Count} warning(s), {result.Backups.Count} backup(s).");
+            WriteVerbose($"Converted '{path}' ({result.LegacyFormatName}): {result.ItemsCompleted} item(s) and {result.Steps.Count(s => s.Status == StepStatus.Completed)} step(s) imported as completed, {result.Warnings.Count} warning(s), {result.Backups.Count} backup(s).");
             WriteObject(RunInfo.From(result.Run, result.Run.ReadState()));
         }
         catch (RunToolsException ex)

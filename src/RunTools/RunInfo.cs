@@ -44,7 +44,7 @@ public sealed class RunInfo
         ConfigHash = state.Config.Hash;
         ScriptHash = state.Script.Hash;
         Migrated = state.Migrated;
-        SourceFormat = state.SourceFormat;
+        LegacyFormat = state.SourceFormat;
         Owner = state.Status is RunStatus.Running or RunStatus.Stopping ? state.Owner?.ToString() : null;
         FormatVersion = state.FormatVersion;
         Error = state.Error;
@@ -120,7 +120,8 @@ public sealed class RunInfo
 
     public bool Migrated { get; }
 
-    public string? SourceFormat { get; }
+    /// <summary>The legacy format a converted run came from (its stored name, such as <c>checkpoint</c>); alias SourceFormat.</summary>
+    public string? LegacyFormat { get; }
 
     /// <summary>pid@host of the owning process while the run is Running or Stopping.</summary>
     public string? Owner { get; }

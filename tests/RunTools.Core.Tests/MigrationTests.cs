@@ -99,7 +99,7 @@ public sealed class MigrationTests : IDisposable
         var result = LegacyMigration.Convert(legacy, new MigrationOptions { Observer = observer });
 
         Assert.Equal(LegacyFormat.Checkpoint, result.Format);
-        Assert.Equal("checkpoint", result.SourceFormat);
+        Assert.Equal("checkpoint", result.LegacyFormatName);
         var state = result.Run.ReadState();
         Assert.True(state.Migrated);
         Assert.Equal("checkpoint", state.SourceFormat);
@@ -341,10 +341,10 @@ public sealed class MigrationTests : IDisposable
         string empty = _dir.Combine("x", "empty");
         Directory.CreateDirectory(empty);
         var unknown = Assert.Throws<RunToolsException>(() => LegacyMigration.Convert(empty, new MigrationOptions()));
-        Assert.Equal(ErrorIds.UnknownLegacyLayout, unknown.ErrorId);
-        Assert.Contains("-Format", unknown.Message, StringComparison.Ordinal);
+        Assert.Equal(ErrorIds.UnknownLegacyFormat, unknown.ErrorId);
+        Assert.Contains("-LegacyFormat", unknown.Message, StringComparison.Ordinal);
         Assert.Contains("-ScriptPath", unknown.Message, StringComparison.Ordinal);
-        Assert.Equal(ErrorIds.UnknownLegacyLayout, Assert.Throws<RunToolsException>(() => LegacyMigration.Convert(empty, new MigrationOptions { Format = LegacyFormat.Generic })).ErrorId);
+        Assert.Equal(ErrorIds.UnknownLegacyFormat, Assert.Throws<RunToolsException>(() => LegacyMigration.Convert(empty, new MigrationOptions { Format = LegacyFormat.Generic })).ErrorId);
         var wrong = Assert.Throws<RunToolsException>(() => LegacyMigration.Convert(CopyFixture(_dir, "checkpoint/run_42_10"), new MigrationOptions { Format = LegacyFormat.FrameGenerator }));
         Assert.Contains("looks like Checkpoint", wrong.Message, StringComparison.Ordinal);
 

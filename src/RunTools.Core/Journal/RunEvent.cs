@@ -66,7 +66,7 @@ internal readonly struct RunEvent
     public static RunEvent RunMigrated(string root, LegacyImport import) =>
         new(JournalEventTypes.RunMigrated, w =>
         {
-            w.WriteString("source_format", LegacyMigration.SourceFormatName(import.Format));
+            w.WriteString("source_format", LegacyMigration.LegacyFormatName(import.Format));
             w.WriteString("source_path", root);
             WriteNullable(w, "legacy_run_id", import.LegacyRunId);
             w.WritePropertyName("legacy");

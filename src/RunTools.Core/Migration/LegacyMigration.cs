@@ -39,9 +39,9 @@ public static class LegacyMigration
     private static readonly string[] s_reservedFolders = { RunFormat.StepsFolder, RunFormat.ArtifactsFolder, RunFormat.LogsFolder, RunFormat.HistoryFolder };
 
     /// <summary>The stored name of a format: <c>checkpoint</c>, <c>trial_manifests</c>, <c>frame_generator</c>, <c>generic</c>.</summary>
-    public static string SourceFormatName(LegacyFormat format) => RunFormat.EnumText(format);
+    public static string LegacyFormatName(LegacyFormat format) => RunFormat.EnumText(format);
 
-    /// <summary>The known layouts a directory matches, most specific first (empty: only generic adoption fits).</summary>
+    /// <summary>The known legacy formats a directory matches, most specific first (empty: only generic adoption fits).</summary>
     public static IReadOnlyList<LegacyFormat> Detect(string path)
     {
         string root = Path.GetFullPath(path);
@@ -66,7 +66,7 @@ public static class LegacyMigration
 
     /// <summary>
     /// Which format a conversion would use (Auto resolved), without writing anything. Throws
-    /// <see cref="ErrorIds.UnknownLegacyLayout"/> when no format fits.
+    /// <see cref="ErrorIds.UnknownLegacyFormat"/> when no format fits.
     /// </summary>
     public static LegacyFormat Resolve(string path, LegacyFormat format, bool haveSteps)
     {
@@ -86,16 +86,16 @@ public static class LegacyMigration
                 return LegacyFormat.Generic;
             }
 
-            throw new RunToolsException(ErrorIds.UnknownLegacyLayout, RunToolsErrorCategory.InvalidData,
-                $"'{root}' matches no known legacy layout (checkpoint.json + idempotency_keys.jsonl; run_state.json or per-trial manifests; state.json + approved/ frames). " +
-                "Pass -Format to force one, or -ScriptPath with a script whose Invoke-RunStep -Output declarations tell which steps are done (generic adoption).", root);
+            throw new RunToolsException(ErrorIds.UnknownLegacyFormat, RunToolsErrorCategory.InvalidData,
+                $"'{root}' matches no known legacy format (checkpoint.json + idempotency_keys.jsonl; run_state.json or per-trial manifests; state.json + approved/ frames). " +
+                "Pass -LegacyFormat to force one, or -ScriptPath with a script whose Invoke-RunStep -OutputFile declarations tell which steps are done (generic adoption).", root);
         }
 
         if (format == LegacyFormat.Generic)
         {
             if (!haveSteps)
             {
-                throw new RunToolsException(ErrorIds.UnknownLegacyLayout, RunToolsErrorCategory.InvalidArgument,
+                throw new RunToolsException(ErrorIds.UnknownLegacyFormat, RunToolsErrorCategory.InvalidArgument,
                     $"Generic adoption of '{root}' needs the run script's steps: pass -ScriptPath with a script that declares its output files (Invoke-RunStep <name> -OutputFile <paths>).", root);
             }
 
@@ -104,9 +104,9 @@ public static class LegacyMigration
 
         if (!found.Contains(format))
         {
-            throw new RunToolsException(ErrorIds.UnknownLegacyLayout, RunToolsErrorCategory.InvalidData,
-                $"'{root}' does not have the files of the {format} layout ({Describe(format)}). " +
-                (found.Count > 0 ? $"It looks like {string.Join(" or ", found)}: pass that -Format, or -Format Auto." : "Check the path, or adopt it generically with -Format Generic -ScriptPath."), root);
+            throw new RunToolsException(ErrorIds.UnknownLegacyFormat, RunToolsErrorCategory.InvalidData,
+                $"'{root}' does not have the files of the {format} legacy format ({Describe(format)}). " +
+                (found.Count > 0 ? $"It looks like {string.Join(" or ", found)}: pass that -LegacyFormat, or -LegacyFormat Auto." : "Check the path, or adopt it generically with -LegacyFormat Generic -ScriptPath."), root);
         }
 
         return format;
@@ -151,8 +151,8 @@ public static class LegacyMigration
         var import = new LegacyImport(format, root, options.Observer);
         if (options.Format == LegacyFormat.Auto && Detect(root) is { Count: > 1 } several)
         {
-            import.Warn("ambiguous_layout", $"The directory has the files of several layouts: {string.Join(", ", several)}.",
-                $"it was imported as {format}.", $"If that is wrong, remove the run state this conversion wrote (run.json, journal.jsonl, config.json, script.ps1) and convert again with -Format.");
+            import.Warn("ambiguous_layout", $"The directory has the files of several legacy formats: {string.Join(", ", several)}.",
+                $"it was imported as {format}.", $"If that is wrong, remove the run state this conversion wrote (run.json, journal.jsonl, config.json, script.ps1) and convert again with -LegacyFormat.");
         }
 
         import.Verbose($"Converting '{root}' as {format}.");
@@ -316,7 +316,7 @@ public static class LegacyMigration
             ScriptSourcePath = scriptSource,
             DeclaredSteps = declared,
             Migrated = true,
-            SourceFormat = SourceFormatName(import.Format),
+            SourceFormat = LegacyFormatName(import.Format),
         };
 
         string staging = Path.Combine(root, StagingFolder);

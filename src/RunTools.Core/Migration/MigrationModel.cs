@@ -135,8 +135,8 @@ public sealed class MigrationResult
 
     public LegacyFormat Format { get; }
 
-    /// <summary>The stored name of the format (<c>source_format</c>).</summary>
-    public string SourceFormat => LegacyMigration.SourceFormatName(Format);
+    /// <summary>The stored name of the legacy format (<c>source_format</c> on disk).</summary>
+    public string LegacyFormatName => LegacyMigration.LegacyFormatName(Format);
 
     public IReadOnlyList<MigrationWarning> Warnings { get; }
 

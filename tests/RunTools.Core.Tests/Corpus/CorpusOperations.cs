@@ -89,7 +89,7 @@ internal static class CorpusOperations
                     Format = Enum.Parse<LegacyFormat>(Optional("format") ?? "Auto"),
                     Steps = (op["steps"] as JsonArray)?.Select(s => new DeclaredStep((string)s!, Array.Empty<string>())).ToList(),
                 });
-                return $"converted={result.Run.RunId} format={LegacyMigration.SourceFormatName(result.Format)}";
+                return $"converted={result.Run.RunId} format={LegacyMigration.LegacyFormatName(result.Format)}";
             default:
                 throw new InvalidDataException($"unknown core operation '{op["op"]}'");
         }
