@@ -35,7 +35,7 @@ Describe 'ConvertTo-Run' {
         $run | Should -BeOfType ([RunTools.RunInfo])
         $run.RunId | Should -Be 'run_42_10'
         $run.Status | Should -Be 'Created'
-        $run.Migrated | Should -BeTrue
+        $run.Converted | Should -BeTrue
         $run.LegacyFormat | Should -Be 'checkpoint'
         $run.ItemsCompleted | Should -Be 4
         $warnings.Count | Should -Be 3
@@ -119,7 +119,7 @@ $run = Get-RunContext
         $dir = Copy-Fixture 'frame-generator/20260118_blaze_idle'
         $result = Resume-Run -Path $dir -ScriptPath $script:framesScript -WarningVariable warnings -WarningAction SilentlyContinue
         $result.Status | Should -Be 'Completed'
-        $result.Migrated | Should -BeTrue
+        $result.Converted | Should -BeTrue
         $result.LegacyFormat | Should -Be 'frame_generator'
         $result.ItemsCompleted | Should -Be 5
         Get-Content (Join-Path $dir 'generated.txt') | Should -Be @('3', '4')
@@ -193,7 +193,7 @@ Describe 'Generic conversion and Invoke-RunStep -OutputFile' {
 }
 
 Describe 'Get-Run shows migrated runs' {
-    It 'shows Migrated and LegacyFormat beside native runs (SourceFormat still works as an alias)' {
+    It 'shows Converted and LegacyFormat beside native runs (Migrated and SourceFormat still work as aliases)' {
         $root = Join-Path $TestDrive 'mixed'
         $dir = Copy-Fixture 'checkpoint/run_42_10' -Parent $root
         $null = ConvertTo-Run $dir -WarningAction SilentlyContinue
@@ -203,6 +203,7 @@ Describe 'Get-Run shows migrated runs' {
 
         $runs = Get-Run -Root $root
         $runs.RunId | Should -Be @('native-1', 'run_42_10')
+        $runs.Converted | Should -Be @($false, $true)
         $runs.Migrated | Should -Be @($false, $true)
         $runs | ForEach-Object { [string] $_.LegacyFormat } | Should -Be @('', 'checkpoint')
         $runs[1].SourceFormat | Should -Be 'checkpoint'
@@ -210,7 +211,7 @@ Describe 'Get-Run shows migrated runs' {
         $table = $runs | Format-Table | Out-String -Width 200
         $table | Should -Match 'run_42_10'
         $list = $runs[1] | Format-List | Out-String -Width 200
-        $list | Should -Match 'Migrated\s+: True'
+        $list | Should -Match 'Converted\s+: True'
         $list | Should -Match 'LegacyFormat\s+: checkpoint'
     }
 }

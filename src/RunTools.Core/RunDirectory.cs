@@ -51,7 +51,7 @@ public sealed class RunDirectory
         if (!IsRunDirectory(full))
         {
             throw new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
-                $"'{full}' has no RunTools state ({RunFormat.StateFile} or {RunFormat.JournalFile}). If it was written by an earlier tool, adopt it with ConvertTo-Run.", path);
+                $"'{full}' has no RunTools state ({RunFormat.StateFile} or {RunFormat.JournalFile}). If it was written by an earlier tool, convert it with ConvertTo-Run.", path);
         }
 
         string name = System.IO.Path.GetFileName(full.TrimEnd(System.IO.Path.DirectorySeparatorChar, System.IO.Path.AltDirectorySeparatorChar));

@@ -5,7 +5,7 @@ using RunTools.Core;
 
 namespace RunTools;
 
-/// <summary>Adopts a directory written by an earlier tool as a run, in place, so that Resume-Run continues it without redoing finished work.</summary>
+/// <summary>Converts a directory written by an earlier tool into a run, in place, so that Resume-Run continues it without redoing finished work.</summary>
 [Cmdlet(VerbsData.ConvertTo, "Run", SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "ConvertTo-Run.md")]
 [OutputType(typeof(RunInfo))]
 public sealed class ConvertToRunCommand : RunCmdletBase
@@ -45,7 +45,7 @@ public sealed class ConvertToRunCommand : RunCmdletBase
                 return;
             }
 
-            WriteVerbose($"Converted '{path}' ({result.LegacyFormatName}): {result.ItemsCompleted} item(s) and {result.Steps.Count(s => s.Status == StepStatus.Completed)} step(s) imported as completed, {result.Warnings.Count} warning(s), {result.Backups.Count} backup(s).");
+            WriteVerbose($"Converted '{path}' ({result.LegacyFormatName}): {result.ItemsCompleted} item(s) and {result.Steps.Count(s => s.Status == StepStatus.Completed)} step(s) recorded as completed, {result.Warnings.Count} warning(s), {result.Backups.Count} backup(s).");
             WriteObject(RunInfo.From(result.Run, result.Run.ReadState()));
         }
         catch (RunToolsException ex)

@@ -146,7 +146,7 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
             return false;
         }
 
-        WriteVerbose($"Converted '{path}' from {result.LegacyFormatName}: {result.ItemsCompleted} item(s) imported as completed; resuming it.");
+        WriteVerbose($"Converted '{path}' from {result.LegacyFormatName}: {result.ItemsCompleted} item(s) recorded as completed; resuming it.");
         return true;
     }
 }

@@ -182,7 +182,7 @@ public sealed class ConvertToRunTests
         result.AssertNoErrors();
         var info = result.Single<RunInfo>();
         Assert.Equal("run_42_10", info.RunId);
-        Assert.True(info.Migrated);
+        Assert.True(info.Converted);
         Assert.Equal("checkpoint", info.LegacyFormat);
         Assert.Equal(nameof(RunStatus.Created), info.Status);
         Assert.Contains(result.Verbose, v => v.StartsWith("Converted '", System.StringComparison.Ordinal));
@@ -206,7 +206,7 @@ public sealed class ConvertToRunTests
         var resumed = s.Run("param($d, $s) Resume-Run -Path $d -ScriptPath $s -LegacyFormat Generic -WarningAction SilentlyContinue", dir, script);
         resumed.AssertNoErrors();
         var info = resumed.Single<RunInfo>();
-        Assert.True(info.Migrated);
+        Assert.True(info.Converted);
         Assert.Equal(nameof(RunStatus.Completed), info.Status);
     }
 

@@ -72,7 +72,7 @@ internal static class CheckpointImporter
         }
 
         step.Completed = false;
-        step.Reason = $"{keys.Count} processed message(s) imported as completed items (key = idempotency key); the step stays pending so that new messages are processed";
+        step.Reason = $"{keys.Count} processed message(s) recorded as completed items (key = idempotency key); the step stays pending so that new messages are processed";
     }
 
     private static List<string> ReadKeys(LegacyImport import, out int badLines, out int recoveredLines, out int duplicates)

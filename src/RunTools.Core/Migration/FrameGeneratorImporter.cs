@@ -142,7 +142,7 @@ internal static class FrameGeneratorImporter
 
         PrepareAuditLog(import, step.Items.Count, corrupt);
         step.Completed = false;
-        step.Reason = $"{step.Items.Count} approved frame(s) imported as completed items (key = frame index)" +
+        step.Reason = $"{step.Items.Count} approved frame(s) recorded as completed items (key = frame index)" +
             (corrupt.Count > 0 ? $"; frame(s) {string.Join(", ", corrupt)} do not decode and will be generated again" : string.Empty) +
             "; the step stays pending so that the remaining frames are generated";
     }

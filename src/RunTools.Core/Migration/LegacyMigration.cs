@@ -88,7 +88,7 @@ public static class LegacyMigration
 
             throw new RunToolsException(ErrorIds.UnknownLegacyFormat, RunToolsErrorCategory.InvalidData,
                 $"'{root}' matches no known legacy format (checkpoint.json + idempotency_keys.jsonl; run_state.json or per-trial manifests; state.json + approved/ frames). " +
-                "Pass -LegacyFormat to force one, or -ScriptPath with a script whose Invoke-RunStep -OutputFile declarations tell which steps are done (generic adoption).", root);
+                "Pass -LegacyFormat to force one, or -ScriptPath with a script whose Invoke-RunStep -OutputFile declarations tell which steps are done (generic conversion).", root);
         }
 
         if (format == LegacyFormat.Generic)
@@ -96,7 +96,7 @@ public static class LegacyMigration
             if (!haveSteps)
             {
                 throw new RunToolsException(ErrorIds.UnknownLegacyFormat, RunToolsErrorCategory.InvalidArgument,
-                    $"Generic adoption of '{root}' needs the run script's steps: pass -ScriptPath with a script that declares its output files (Invoke-RunStep <name> -OutputFile <paths>).", root);
+                    $"Generic conversion of '{root}' needs the run script's steps: pass -ScriptPath with a script that declares its output files (Invoke-RunStep <name> -OutputFile <paths>).", root);
             }
 
             return format;
@@ -106,7 +106,7 @@ public static class LegacyMigration
         {
             throw new RunToolsException(ErrorIds.UnknownLegacyFormat, RunToolsErrorCategory.InvalidData,
                 $"'{root}' does not have the files of the {format} legacy format ({Describe(format)}). " +
-                (found.Count > 0 ? $"It looks like {string.Join(" or ", found)}: pass that -LegacyFormat, or -LegacyFormat Auto." : "Check the path, or adopt it generically with -LegacyFormat Generic -ScriptPath."), root);
+                (found.Count > 0 ? $"It looks like {string.Join(" or ", found)}: pass that -LegacyFormat, or -LegacyFormat Auto." : "Check the path, or convert it generically with -LegacyFormat Generic -ScriptPath."), root);
         }
 
         return format;
@@ -152,7 +152,7 @@ public static class LegacyMigration
         if (options.Format == LegacyFormat.Auto && Detect(root) is { Count: > 1 } several)
         {
             import.Warn("ambiguous_layout", $"The directory has the files of several legacy formats: {string.Join(", ", several)}.",
-                $"it was imported as {format}.", $"If that is wrong, remove the run state this conversion wrote (run.json, journal.jsonl, config.json, script.ps1) and convert again with -LegacyFormat.");
+                $"it was converted as {format}.", $"If that is wrong, remove the run state this conversion wrote (run.json, journal.jsonl, config.json, script.ps1) and convert again with -LegacyFormat.");
         }
 
         import.Verbose($"Converting '{root}' as {format}.");
@@ -243,8 +243,8 @@ public static class LegacyMigration
         var names = new HashSet<string>(steps.Select(s => s.Name), StringComparer.Ordinal);
         foreach (var step in import.Steps.Where(s => (s.Completed || s.Items.Count > 0) && !names.Contains(s.Name)))
         {
-            import.Warn("step_not_in_script", $"The imported work is recorded under step '{step.Name}', but the run script{(scriptPath is null ? string.Empty : $" '{scriptPath}'")} names no such step.",
-                $"the imported work counts only when the script runs step '{step.Name}' with the same item keys.",
+            import.Warn("step_not_in_script", $"The converted work is recorded under step '{step.Name}', but the run script{(scriptPath is null ? string.Empty : $" '{scriptPath}'")} names no such step.",
+                $"the converted work counts only when the script runs step '{step.Name}' with the same item keys.",
                 $"Use the step name '{step.Name}' in the script (Invoke-RunStep {step.Name} or Invoke-RunItem -Step {step.Name}) before resuming, or that work is done again.");
         }
     }

@@ -62,7 +62,7 @@ public sealed class MigrationWarning
         Path = path;
     }
 
-    /// <summary>A stable snake_case identifier of the kind of problem (documented in docs/migration.md).</summary>
+    /// <summary>A stable snake_case identifier of the kind of problem (documented in docs/conversion.md).</summary>
     public string Code { get; }
 
     public string Found { get; }

@@ -98,7 +98,7 @@ internal static class TrialManifestsImporter
                 if (phaseDone && notDone.Count == 0)
                 {
                     step.Completed = true;
-                    step.Reason = $"run_state.json: {phase.Status}" + (done.Count > 0 ? $"; {done.Count} trial(s) imported as completed items" : string.Empty);
+                    step.Reason = $"run_state.json: {phase.Status}" + (done.Count > 0 ? $"; {done.Count} trial(s) recorded as completed items" : string.Empty);
                 }
                 else if (phaseDone)
                 {
@@ -109,7 +109,7 @@ internal static class TrialManifestsImporter
                 }
                 else
                 {
-                    step.Reason = $"run_state.json: {phase.Status}" + (done.Count > 0 ? $"; {done.Count} trial(s) imported as completed items" : string.Empty);
+                    step.Reason = $"run_state.json: {phase.Status}" + (done.Count > 0 ? $"; {done.Count} trial(s) recorded as completed items" : string.Empty);
                 }
 
                 continue;
