@@ -2,7 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation.Language;
-using RunTools.Core.Migration;
+using RunTools.Core.Conversion;
 
 namespace RunTools;
 

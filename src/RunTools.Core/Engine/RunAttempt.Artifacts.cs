@@ -28,7 +28,7 @@ public sealed partial class RunAttempt
 
     /// <summary>
     /// Verifies a step's declared output files (paths or globs, relative to the run directory; see
-    /// <see cref="Migration.OutputFilePatterns"/>) and records every matching file in place with its
+    /// <see cref="Conversion.OutputFilePatterns"/>) and records every matching file in place with its
     /// size and SHA-256, as artifacts of the step: on resume a completed step whose output file is gone
     /// or changed runs again. Throws <see cref="ErrorIds.OutputFileNotFound"/> when a pattern matches nothing.
     /// </summary>
@@ -45,7 +45,7 @@ public sealed partial class RunAttempt
                 InputFile.RequireRegular(Path.GetFullPath(Path.Combine(_run.Path, pattern)), $"Output file of step '{step}'", "Declare the files the step writes (a glob such as 'folder/**' records a folder's files).");
             }
 
-            var found = Migration.OutputFilePatterns.Expand(_run.Path, pattern);
+            var found = Conversion.OutputFilePatterns.Expand(_run.Path, pattern);
             if (found.Count == 0)
             {
                 missing.Add(pattern);
@@ -64,7 +64,7 @@ public sealed partial class RunAttempt
         foreach (string file in files.Distinct(StringComparer.Ordinal))
         {
             string relative = Integrity.RelativeToRun(_run.Path, file) ?? Path.GetFileName(file);
-            records.Add(AddArtifact(file, Migration.LegacyImport.ArtifactName(relative), ArtifactMode.Reference, null, relativeInRun: true));
+            records.Add(AddArtifact(file, Conversion.ConversionPlan.ArtifactName(relative), ArtifactMode.Reference, null, relativeInRun: true));
         }
 
         return records;

@@ -8,7 +8,7 @@ using System.Text.Json.Nodes;
 using RunTools.Core.Archive;
 using RunTools.Core.Configuration;
 using RunTools.Core.Engine;
-using RunTools.Core.Migration;
+using RunTools.Core.Conversion;
 
 namespace RunTools.Core.Tests.Corpus;
 
@@ -84,12 +84,12 @@ internal static class CorpusOperations
             case "archive.import":
                 return "imported=" + RunArchive.Import(PathArg("path"), new RunsRoot(PathArg("root")), new ArchiveImportOptions { Force = (bool?)op["force"] ?? false }).RunId;
             case "legacy.convert":
-                var result = LegacyMigration.Convert(PathArg("path"), new MigrationOptions
+                var result = LegacyConversion.Convert(PathArg("path"), new ConversionOptions
                 {
                     Format = Enum.Parse<LegacyFormat>(Optional("format") ?? "Auto"),
                     Steps = (op["steps"] as JsonArray)?.Select(s => new DeclaredStep((string)s!, Array.Empty<string>())).ToList(),
                 });
-                return $"converted={result.Run.RunId} format={LegacyMigration.LegacyFormatName(result.Format)}";
+                return $"converted={result.Run.RunId} format={LegacyConversion.LegacyFormatName(result.Format)}";
             default:
                 throw new InvalidDataException($"unknown core operation '{op["op"]}'");
         }

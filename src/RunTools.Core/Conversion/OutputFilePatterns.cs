@@ -5,7 +5,7 @@ using System.Linq;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace RunTools.Core.Migration;
+namespace RunTools.Core.Conversion;
 
 /// <summary>
 /// A step's declared output files (Invoke-RunStep -OutputFile): paths or globs (<c>*</c> and <c>?</c> within a segment, <c>**</c> for

@@ -26,7 +26,7 @@ BeforeAll {
 }
 
 Describe 'ConvertTo-Run' {
-    It 'adopts a checkpoint directory: each idempotency key is a completed item, and the checkpoint disagreement is a warning' {
+    It 'converts a checkpoint directory: each idempotency key is a completed item, and the checkpoint disagreement is a warning' {
         $dir = Copy-Fixture 'checkpoint/run_42_10'
         $before = Get-Hashes $dir
 
@@ -50,7 +50,7 @@ Describe 'ConvertTo-Run' {
         @($event.Data.warnings).code | Should -Be @('bad_key_line', 'recovered_key_line', 'checkpoint_disagrees')
     }
 
-    It 'imports per-trial manifests without run_state.json (-LegacyFormat forced), inferring statuses with a warning' {
+    It 'converts per-trial manifests without run_state.json (-LegacyFormat forced), inferring statuses with a warning' {
         $dir = Copy-Fixture 'trial-manifests/run_exp2'
         $run = ConvertTo-Run $dir -LegacyFormat TrialManifests -Name 'experiment two' -WarningVariable warnings -WarningAction SilentlyContinue
         $run.Name | Should -Be 'experiment two'
@@ -61,7 +61,7 @@ Describe 'ConvertTo-Run' {
         (Get-Content (Join-Path $dir 'config.json') -Raw) | Should -Be '{"model":{"lr":0.02,"name":"resnet18"},"seed":7}'
     }
 
-    It 'adopts a frame generator run: a corrupt frame is backed up and not approved; the audit log gets one entry' {
+    It 'converts a frame generator run: a corrupt frame is backed up and not approved; the audit log gets one entry' {
         $dir = Copy-Fixture 'frame-generator/20260118_blaze_idle'
         $before = Get-Hashes $dir
         $run = ConvertTo-Run $dir -WarningVariable warnings -WarningAction SilentlyContinue
@@ -83,7 +83,7 @@ Describe 'ConvertTo-Run' {
         @(Get-ChildItem $dir -Recurse -Force).Count | Should -Be $before
     }
 
-    It 'reports what it cannot adopt with stable error ids' {
+    It 'reports what it cannot convert with stable error ids' {
         $dir = Copy-Fixture 'checkpoint/run_7_truncated'
         $null = ConvertTo-Run $dir -WarningAction SilentlyContinue
         { ConvertTo-Run $dir -ErrorAction Stop } | Should -Throw -ErrorId 'RunExists*'
@@ -115,7 +115,7 @@ $run = Get-RunContext
 '@
     }
 
-    It 'converts first, then runs the script: migrated keys are skipped, the corrupt frame is generated again' {
+    It 'converts first, then runs the script: converted keys are skipped, the corrupt frame is generated again' {
         $dir = Copy-Fixture 'frame-generator/20260118_blaze_idle'
         $result = Resume-Run -Path $dir -ScriptPath $script:framesScript -WarningVariable warnings -WarningAction SilentlyContinue
         $result.Status | Should -Be 'Completed'
@@ -173,7 +173,7 @@ Describe 'Generic conversion and Invoke-RunStep -OutputFile' {
         $done = Resume-Run -Path $dir
         $done.Status | Should -Be 'Completed'
         $done.StepsCompleted | Should -Be 4
-        (Get-FileHash (Join-Path $dir 'data/orders.csv')).Hash | Should -Be $orders -Because 'extract was adopted as completed and is not run again'
+        (Get-FileHash (Join-Path $dir 'data/orders.csv')).Hash | Should -Be $orders -Because 'extract was converted as completed and is not run again'
         $state = Get-Content (Join-Path $dir 'run.json') -Raw | ConvertFrom-Json
         ($state.artifacts | Where-Object step -EQ 'transform').path | Should -Be 'data/clean/orders.txt'
         ($state.artifacts | Where-Object step -EQ 'report').path | Should -Be @('report/summary.txt', 'report/partial.txt')
@@ -192,7 +192,7 @@ Describe 'Generic conversion and Invoke-RunStep -OutputFile' {
     }
 }
 
-Describe 'Get-Run shows migrated runs' {
+Describe 'Get-Run shows converted runs' {
     It 'shows Converted and LegacyFormat beside native runs (Migrated and SourceFormat still work as aliases)' {
         $root = Join-Path $TestDrive 'mixed'
         $dir = Copy-Fixture 'checkpoint/run_42_10' -Parent $root
