@@ -215,3 +215,12 @@ Describe 'Get-Run shows converted runs' {
         $list | Should -Match 'LegacyFormat\s+: checkpoint'
     }
 }
+
+Describe 'Names from before docs/glossary.md' {
+    It 'ConvertTo-Run still takes -Format, the old name of -LegacyFormat, and uses its value' {
+        $dir = Copy-Fixture 'checkpoint/run_42_10'
+        { ConvertTo-Run $dir -Format FrameGenerator -ErrorAction Stop } | Should -Throw -ErrorId 'UnknownLegacyFormat*'
+        $run = ConvertTo-Run $dir -Format Checkpoint -WarningAction SilentlyContinue
+        $run.LegacyFormat | Should -Be 'checkpoint'
+    }
+}
