@@ -54,10 +54,10 @@ Invoke-RunStep a { try { Add-RunArtifact -Path $(Quote $fifo) } catch { 'CAUGHT=
         $result.Output | Should -Match 'STATUS=Completed'
     }
 
-    It 'fails a step whose declared -Output is a FIFO or a directory, naming it' -Skip:$IsWindows {
+    It 'fails a step whose declared -OutputFile is a FIFO or a directory, naming it' -Skip:$IsWindows {
         $script = New-Script @'
 param($Config)
-Invoke-RunStep a -Output out.fifo { & mkfifo (Join-Path (Get-RunContext).Path 'out.fifo') }
+Invoke-RunStep a -OutputFile out.fifo { & mkfifo (Join-Path (Get-RunContext).Path 'out.fifo') }
 '@
         $root = New-Root
         $result = Invoke-Bounded "Start-Run -Name f -ScriptPath $(Quote $script) -Root $(Quote $root) -ErrorVariable e -ErrorAction SilentlyContinue | ForEach-Object { 'STATUS=' + `$_.Status }; 'INNER=' + `$e[0].Exception.InnerException.ErrorId"
@@ -149,7 +149,7 @@ Describe 'A runs root that is a file' {
 }
 
 Describe 'A damaged run directory' {
-    It 'a steps/ that becomes a file fails the run with CorruptState naming it, not "Steps do not nest"' {
+    It 'a steps/ that becomes a file fails the run with RunDamaged naming it, not "Steps do not nest"' {
         $script = New-Script @'
 param($Config)
 Invoke-RunStep a {
@@ -163,7 +163,7 @@ Invoke-RunStep b { 2 }
         $info = Start-Run -Name d -ScriptPath $script -Root (New-Root) -ErrorVariable errors -ErrorAction SilentlyContinue 6>$null
         $info.Status | Should -Be 'Failed'
         $errors[0].FullyQualifiedErrorId | Should -Be 'RunFailed,RunTools.StartRunCommand'
-        $errors[0].Exception.InnerException.ErrorId | Should -Be 'CorruptState'
+        $errors[0].Exception.InnerException.ErrorId | Should -Be 'RunDamaged'
         $errors[0].Exception.Message | Should -Match ([regex]::Escape((Join-Path $info.Path 'steps')))
         $errors[0].Exception.Message | Should -Not -Match 'do not nest'
     }

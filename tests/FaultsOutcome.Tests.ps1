@@ -191,13 +191,13 @@ Describe 'A run directory holding another run''s files' {
         $runs = Get-Run -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue
         $runs.RunId | Should -Be @('r1', 'r3')
         $errors.Count | Should -Be 1
-        $errors[0].FullyQualifiedErrorId | Should -BeLike 'CorruptState*'
+        $errors[0].FullyQualifiedErrorId | Should -BeLike 'RunDamaged*'
         $errors[0].Exception.Message | Should -BeLike "*holds the files of run 'r1'*"
     }
 
-    It 'is refused by Resume-Run with CorruptState' {
+    It 'is refused by Resume-Run with RunDamaged' {
         Resume-Run -RunId r2 -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue 6>$null | Should -BeNullOrEmpty
-        $errors[0].FullyQualifiedErrorId | Should -BeLike 'CorruptState*'
+        $errors[0].FullyQualifiedErrorId | Should -BeLike 'RunDamaged*'
         (Get-RunEvent -RunId r1 -Root $root | Measure-Object).Count | Should -Be (Get-RunEvent -RunId r3 -Root $root | Measure-Object).Count
     }
 

@@ -59,13 +59,13 @@ Describe 'Get-Run' {
         { Get-Run '../escape' -Root $root -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidRunId*'
     }
 
-    It 'reports an unreadable run as CorruptState and still lists the others' {
+    It 'reports an unreadable run as RunDamaged and still lists the others' {
         $bad = New-TestRun $root 'c3'
         Set-Content -Path (Join-Path $bad.Path 'run.json') -Value 'x'
         Set-Content -Path (Join-Path $bad.Path 'journal.jsonl') -Value 'y'
         $runs = Get-Run -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue
         $runs.RunId | Should -Be @('a1', 'b2')
-        $errors[0].FullyQualifiedErrorId | Should -BeLike 'CorruptState*'
+        $errors[0].FullyQualifiedErrorId | Should -BeLike 'RunDamaged*'
         $errors[0].TargetObject | Should -Be 'c3'
     }
 

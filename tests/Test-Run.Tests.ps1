@@ -172,7 +172,7 @@ Describe 'Test-Run and Compare-Run on migrated runs' {
         Copy-Item (Join-Path $PSScriptRoot 'fixtures/frame-generator/20260118_blaze_idle') $parent -Recurse
         $dir = Join-Path $parent '20260118_blaze_idle'
         $migrated = ConvertTo-Run -Path $dir -WarningAction SilentlyContinue
-        $migrated.Migrated | Should -BeTrue
+        $migrated.Converted | Should -BeTrue
 
         # Approved frames are recorded in place with their SHA-256: Test-Run checks them like artifacts.
         $result = Test-Run -Path $dir

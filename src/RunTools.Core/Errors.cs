@@ -49,8 +49,15 @@ public static class ErrorIds
     public const string RunNotResumable = "RunNotResumable";
     public const string ConfigDrift = "ConfigDrift";
     public const string ScriptDrift = "ScriptDrift";
-    public const string CorruptJournal = "CorruptJournal";
-    public const string CorruptState = "CorruptState";
+
+    /// <summary>A resume found run.json but no readable journal event (not Test-Run's CorruptJournal problem kind).</summary>
+    public const string JournalUnreadable = "JournalUnreadable";
+
+    /// <summary>
+    /// The run cannot be used: neither run.json nor the journal can be read, its files name another
+    /// run, or a folder of the format is something else (not Test-Run's CorruptState problem kind).
+    /// </summary>
+    public const string RunDamaged = "RunDamaged";
     public const string UnsupportedFormatVersion = "UnsupportedFormatVersion";
     public const string InDoubtItems = "InDoubtItems";
     public const string StopRequested = "StopRequested";
@@ -79,9 +86,13 @@ public static class ErrorIds
 
     /// <summary>A step or item ran past its -TimeoutSec and was stopped; it counts as a failure (retried if allowed).</summary>
     public const string UnitTimedOut = "UnitTimedOut";
-    public const string UnknownLegacyLayout = "UnknownLegacyLayout";
+
+    /// <summary>A directory matches no known legacy format (or not the one forced with -LegacyFormat).</summary>
+    public const string UnknownLegacyFormat = "UnknownLegacyFormat";
     public const string LegacyFileConflict = "LegacyFileConflict";
-    public const string OutputNotFound = "OutputNotFound";
+
+    /// <summary>A step's declared output file (Invoke-RunStep -OutputFile) matches no file when the step ends.</summary>
+    public const string OutputFileNotFound = "OutputFileNotFound";
 
     /// <summary>The run script ended with a non-zero exit code (exit N); the attempt failed.</summary>
     public const string RunScriptExited = "RunScriptExited";

@@ -51,7 +51,7 @@ public sealed class RunDirectory
         if (!IsRunDirectory(full))
         {
             throw new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
-                $"'{full}' has no RunTools state ({RunFormat.StateFile} or {RunFormat.JournalFile}). If it was written by an earlier tool, adopt it with ConvertTo-Run.", path);
+                $"'{full}' has no RunTools state ({RunFormat.StateFile} or {RunFormat.JournalFile}). If it was written by an earlier tool, convert it with ConvertTo-Run.", path);
         }
 
         string name = System.IO.Path.GetFileName(full.TrimEnd(System.IO.Path.DirectorySeparatorChar, System.IO.Path.AltDirectorySeparatorChar));
@@ -204,7 +204,7 @@ public sealed class RunDirectory
     }
 
     /// <summary>
-    /// Snapshot + tail (or a rebuild); the status is as stored. CorruptState when run.json (or, for
+    /// Snapshot + tail (or a rebuild); the status is as stored. RunDamaged when run.json (or, for
     /// a rebuild, the journal) names another run. With <paramref name="checkJournal"/> the journal's
     /// run_created is read too when the snapshot is used as is: listing does not pay that extra
     /// read per run (it doubled Get-Run's cost); attempts fold the whole journal and Test-Run
@@ -238,7 +238,7 @@ public sealed class RunDirectory
     {
         if (recordedId.Length > 0 && !string.Equals(recordedId, RunId, StringComparison.Ordinal))
         {
-            throw new RunToolsException(ErrorIds.CorruptState, RunToolsErrorCategory.InvalidData,
+            throw new RunToolsException(ErrorIds.RunDamaged, RunToolsErrorCategory.InvalidData,
                 $"Run directory '{Path}' holds the files of run '{recordedId}' ({file} says so), not of run '{RunId}': a run's directory must be named by its run id. Rename the directory to '{recordedId}' if it is that run, or restore this run's files from a backup or archive.", RunId);
         }
     }
@@ -284,7 +284,7 @@ public sealed class RunDirectory
         return Rebuild();
     }
 
-    internal RunState Rebuild() => TryRebuild() ?? throw CorruptState();
+    internal RunState Rebuild() => TryRebuild() ?? throw Damaged();
 
     private RunState? TryRebuild()
     {
@@ -310,7 +310,7 @@ public sealed class RunDirectory
         }
     }
 
-    private RunToolsException CorruptState() => new(ErrorIds.CorruptState, RunToolsErrorCategory.InvalidData,
+    private RunToolsException Damaged() => new(ErrorIds.RunDamaged, RunToolsErrorCategory.InvalidData,
         $"Run '{RunId}' cannot be read: {RunFormat.StateFile} is missing or corrupt and {RunFormat.JournalFile} has no readable events. Restore the run directory from a backup or archive.", RunId);
 
     private RunState? TryReadSnapshot() => TryReadSnapshot(out _);

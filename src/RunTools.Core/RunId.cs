@@ -5,83 +5,25 @@ using System.Text;
 namespace RunTools.Core;
 
 /// <summary>
-/// Run ids name directories, so they are restricted to a portable file-name alphabet.
-/// Generated ids sort by creation time: <c>yyyyMMdd-HHmmss-&lt;name&gt;-&lt;4 random&gt;</c>.
+/// Run ids: validated as <see cref="PortableName"/>s (they name directories) and generated so that
+/// they sort by creation time: <c>yyyyMMdd-HHmmss-&lt;name&gt;-&lt;4 random&gt;</c>.
 /// </summary>
 public static class RunId
 {
-    public const int MaxLength = 100;
+    public const int MaxLength = PortableName.MaxLength;
 
-    /// <summary>Also used for step names and artifact names: the same portable file-name rule.</summary>
-    public const string Rule = "1 to 100 characters: letters, digits, '.', '_' and '-', starting with a letter or digit and not ending with '.'";
+    /// <summary>The run-id rule: run ids are portable names.</summary>
+    public const string Rule = PortableName.Rule;
 
     private const string RandomAlphabet = "0123456789abcdefghjkmnpqrstvwxyz";
 
-    private static readonly string[] s_reservedWindowsNames =
-    {
-        "CON", "PRN", "AUX", "NUL",
-        "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9",
-        "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
-    };
+    public static bool IsValid(string? value) => PortableName.IsValid(value);
 
-    public static bool IsValid(string? value) => Explain(value) is null;
+    /// <summary>Why <paramref name="value"/> is not a valid run id, or null when it is.</summary>
+    public static string? Explain(string? value) => PortableName.Explain(value);
 
-    /// <summary>Why <paramref name="value"/> is not a valid id, or null when it is.</summary>
-    public static string? Explain(string? value)
-    {
-        if (string.IsNullOrEmpty(value))
-        {
-            return "it is empty";
-        }
-
-        if (value!.Length > MaxLength)
-        {
-            return $"it is {value.Length} characters long";
-        }
-
-        if (!IsAsciiLetterOrDigit(value[0]))
-        {
-            return $"it starts with '{value[0]}'";
-        }
-
-        foreach (char c in value)
-        {
-            if (!(IsAsciiLetterOrDigit(c) || c == '.' || c == '_' || c == '-'))
-            {
-                return c == '/' || c == '\\' ? "it contains a path separator" : $"it contains '{Printable(c)}'";
-            }
-        }
-
-        if (value[value.Length - 1] == '.')
-        {
-            return "it ends with '.'";
-        }
-
-        int dot = value.IndexOf('.');
-        string stem = dot < 0 ? value : value.Substring(0, dot);
-        foreach (string reserved in s_reservedWindowsNames)
-        {
-            if (string.Equals(stem, reserved, StringComparison.OrdinalIgnoreCase))
-            {
-                return $"'{stem}' is a reserved device name on Windows";
-            }
-        }
-
-        return null;
-    }
-
-    /// <summary>Throws <see cref="ErrorIds.InvalidRunId"/> (or the given id) when the value breaks the rule.</summary>
-    public static string Validate(string? value, string what = "run id", string errorId = ErrorIds.InvalidRunId)
-    {
-        string? why = Explain(value);
-        if (why is not null)
-        {
-            throw new RunToolsException(errorId, RunToolsErrorCategory.InvalidArgument,
-                $"'{value}' is not a valid {what}: {why}. Use {Rule}.", value);
-        }
-
-        return value!;
-    }
+    /// <summary>Throws <see cref="ErrorIds.InvalidRunId"/> when the value is not a valid run id.</summary>
+    public static string Validate(string? value) => PortableName.Validate(value, "run id", ErrorIds.InvalidRunId);
 
     public static string Generate(string name, DateTimeOffset now) => Generate(name, now, FillRandom);
 
@@ -146,6 +88,4 @@ public static class RunId
     }
 
     private static bool IsAsciiLetterOrDigit(char c) => (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-
-    private static string Printable(char c) => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString();
 }

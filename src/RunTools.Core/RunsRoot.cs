@@ -36,7 +36,7 @@ public sealed class RunCreateOptions
     /// <summary>Steps the run is known to have, in order (optional; steps are also learned as they run).</summary>
     public IReadOnlyList<string>? DeclaredSteps { get; set; }
 
-    /// <summary>Set by migration: the run adopts a directory written by an earlier tool.</summary>
+    /// <summary>Set by conversion: the run is a legacy directory converted in place (run.json <c>migrated</c>).</summary>
     public bool Migrated { get; set; }
 
     public string? SourceFormat { get; set; }
@@ -318,7 +318,7 @@ public sealed class RunsRoot
             DurableFile.WriteAtomic(System.IO.Path.Combine(staging, RunFormat.ScriptFile), options.Script);
             string scriptHash = Integrity.Sha256Hex(options.Script);
             string? scriptSource = options.ScriptSourcePath is null ? null : System.IO.Path.GetFullPath(options.ScriptSourcePath);
-            var declared = (options.DeclaredSteps ?? Array.Empty<string>()).Select(s => RunId.Validate(s, "step name", ErrorIds.InvalidStepName)).ToList();
+            var declared = (options.DeclaredSteps ?? Array.Empty<string>()).Select(PortableName.ValidateStepName).ToList();
 
             using (var recorder = FileRunStore.CreateRecorder(staging, id, () => now))
             {

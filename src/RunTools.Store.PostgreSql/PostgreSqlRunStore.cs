@@ -207,7 +207,7 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
         var scan = ScanEvents(0, 0, rebuild);
         if (scan.ValidLines == 0)
         {
-            return snapshot ?? throw new RunToolsException(ErrorIds.CorruptState, RunToolsErrorCategory.InvalidData,
+            return snapshot ?? throw new RunToolsException(ErrorIds.RunDamaged, RunToolsErrorCategory.InvalidData,
                 $"Run '{RunId}' cannot be read from {Db.Description}: it has neither a usable snapshot nor any readable event. Restore it from a backup or archive.", RunId);
         }
 

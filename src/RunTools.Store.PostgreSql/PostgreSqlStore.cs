@@ -99,7 +99,7 @@ internal sealed class PostgreSqlStore : IDisposable
         string name = RunsRoot.ValidateName(options.Name);
         var now = (clock ?? (() => DateTimeOffset.UtcNow))();
         string id = options.RunId is null ? Core.RunId.Generate(name, now) : Core.RunId.Validate(options.RunId);
-        var declared = (options.DeclaredSteps ?? Array.Empty<string>()).Select(s => Core.RunId.Validate(s, "step name", ErrorIds.InvalidStepName)).ToList();
+        var declared = (options.DeclaredSteps ?? Array.Empty<string>()).Select(PortableName.ValidateStepName).ToList();
         string scriptHash = Integrity.Sha256Hex(options.Script);
         string? scriptSource = options.ScriptSourcePath is null ? null : System.IO.Path.GetFullPath(options.ScriptSourcePath);
 

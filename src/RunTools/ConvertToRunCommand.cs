@@ -5,7 +5,7 @@ using RunTools.Core;
 
 namespace RunTools;
 
-/// <summary>Adopts a directory written by an earlier tool as a run, in place, so that Resume-Run continues it without redoing finished work.</summary>
+/// <summary>Converts a directory written by an earlier tool into a run, in place, so that Resume-Run continues it without redoing finished work.</summary>
 [Cmdlet(VerbsData.ConvertTo, "Run", SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "ConvertTo-Run.md")]
 [OutputType(typeof(RunInfo))]
 public sealed class ConvertToRunCommand : RunCmdletBase
@@ -21,7 +21,7 @@ public sealed class ConvertToRunCommand : RunCmdletBase
     [ValidateNotNullOrEmpty]
     public string? Name { get; set; }
 
-    /// <summary>The run script that will continue the run; its steps (and -Output declarations) are read without running it.</summary>
+    /// <summary>The run script that will continue the run; its steps (and -OutputFile declarations) are read without running it.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? ScriptPath { get; set; }
@@ -31,20 +31,21 @@ public sealed class ConvertToRunCommand : RunCmdletBase
     public object? Config { get; set; }
 
     [Parameter]
-    public LegacyFormat Format { get; set; } = LegacyFormat.Auto;
+    [Alias("Format")]
+    public LegacyFormat LegacyFormat { get; set; } = LegacyFormat.Auto;
 
     protected override void ProcessRecord()
     {
         string path = ResolvePath(Path);
         try
         {
-            var result = ConvertLegacyDirectory(path, Format, Name, ScriptPath is null ? null : ResolvePath(ScriptPath), Config);
+            var result = ConvertLegacyDirectory(path, LegacyFormat, Name, ScriptPath is null ? null : ResolvePath(ScriptPath), Config);
             if (result is null)
             {
                 return;
             }
 
-            WriteVerbose($"Converted '{path}' ({result.SourceFormat}): {result.ItemsCompleted} item(s) and {result.Steps.Count(s => s.Status == StepStatus.Completed)} step(s) imported as completed, {result.Warnings.Count} warning(s), {result.Backups.Count} backup(s).");
+            WriteVerbose($"Converted '{path}' ({result.LegacyFormatName}): {result.ItemsCompleted} item(s) and {result.Steps.Count(s => s.Status == StepStatus.Completed)} step(s) recorded as completed, {result.Warnings.Count} warning(s), {result.Backups.Count} backup(s).");
             WriteObject(RunInfo.From(result.Run, result.Run.ReadState()));
         }
         catch (RunToolsException ex)

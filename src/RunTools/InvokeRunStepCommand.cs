@@ -22,8 +22,9 @@ public sealed class InvokeRunStepCommand : UnitCmdletBase
     /// when the step completes, and read by ConvertTo-Run to tell whether the step already ran.
     /// </summary>
     [Parameter]
+    [Alias("Output")]
     [ValidateNotNull]
-    public string[] Output { get; set; } = Array.Empty<string>();
+    public string[] OutputFile { get; set; } = Array.Empty<string>();
 
     protected override void EndProcessing()
     {
@@ -143,13 +144,13 @@ public sealed class InvokeRunStepCommand : UnitCmdletBase
             return;
         }
 
-        if (Output.Length > 0)
+        if (OutputFile.Length > 0)
         {
             try
             {
-                engine.RecordStepOutputs(Name, Output);
+                engine.RecordOutputFiles(Name, OutputFile);
             }
-            catch (RunToolsException ex) when (ex.ErrorId is ErrorIds.OutputNotFound or ErrorIds.NotRegularFile)
+            catch (RunToolsException ex) when (ex.ErrorId is ErrorIds.OutputFileNotFound or ErrorIds.NotRegularFile)
             {
                 string message = $"step '{Name}' failed: {ex.Message}";
                 engine.FailStep(Name, message);

@@ -37,14 +37,15 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
     [Parameter(Mandatory = true, ParameterSetName = RunSelectionSets.ByInputObject, ValueFromPipeline = true)]
     public RunInfo[] InputObject { get; set; } = Array.Empty<RunInfo>();
 
-    /// <summary>Run directories; one without RunTools state is converted first (see -Format).</summary>
+    /// <summary>Run directories; one without RunTools state is converted first (see -LegacyFormat).</summary>
     [Parameter(Mandatory = true, ParameterSetName = RunSelectionSets.ByPath)]
     [ValidateNotNullOrEmpty]
     public string[] Path { get; set; } = Array.Empty<string>();
 
-    /// <summary>With -Path on a directory without RunTools state: the legacy layout to import it as (it is converted first).</summary>
+    /// <summary>With -Path on a directory without RunTools state: the legacy format to convert it from (it is converted first).</summary>
     [Parameter(ParameterSetName = RunSelectionSets.ByPath)]
-    public LegacyFormat Format { get; set; } = LegacyFormat.Auto;
+    [Alias("Format")]
+    public LegacyFormat LegacyFormat { get; set; } = LegacyFormat.Auto;
 
     /// <summary>A config to use instead of re-reading the recorded source file.</summary>
     [Parameter]
@@ -136,7 +137,7 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
 
     /// <summary>
     /// Resume-Run -Path on a directory an earlier tool wrote (no RunTools state): it is converted
-    /// first, with -ScriptPath, -Config and -Format, exactly as ConvertTo-Run would. False when
+    /// first, with -ScriptPath, -Config and -LegacyFormat, exactly as ConvertTo-Run would. False when
     /// -WhatIf or a declined confirmation stopped the conversion, or it failed (one error written).
     /// </summary>
     private bool Converted(string given)
@@ -152,16 +153,16 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
             if (ScriptPath is null)
             {
                 throw new RunToolsException(ErrorIds.ScriptNotFound, RunToolsErrorCategory.InvalidArgument,
-                    $"'{path}' has no RunTools state, so Resume-Run converts it first, and that needs the run script that continues it: pass -ScriptPath (and -Config, -Format if needed), or convert it with ConvertTo-Run.", path);
+                    $"'{path}' has no RunTools state, so Resume-Run converts it first, and that needs the run script that continues it: pass -ScriptPath (and -Config, -LegacyFormat if needed), or convert it with ConvertTo-Run.", path);
             }
 
-            var result = ConvertLegacyDirectory(path, Format, null, ResolvePath(ScriptPath), Config);
+            var result = ConvertLegacyDirectory(path, LegacyFormat, null, ResolvePath(ScriptPath), Config);
             if (result is null)
             {
                 return false;
             }
 
-            WriteVerbose($"Converted '{path}' from {result.SourceFormat}: {result.ItemsCompleted} item(s) imported as completed; resuming it.");
+            WriteVerbose($"Converted '{path}' from {result.LegacyFormatName}: {result.ItemsCompleted} item(s) recorded as completed; resuming it.");
             return true;
         }
         catch (RunToolsException ex)

@@ -296,15 +296,15 @@ public abstract class RunCmdletBase : PSCmdlet
     }
 
     /// <summary>
-    /// Adopts a legacy directory as a run (ConvertTo-Run, and Resume-Run -Path on a directory
+    /// Converts a legacy directory into a run (ConvertTo-Run, and Resume-Run -Path on a directory
     /// without RunTools state): the script's steps are read from its syntax tree and passed to
     /// Core with the config; warnings and decisions go to the warning and verbose streams.
     /// Null when ShouldProcess declined.
     /// </summary>
-    protected Core.Migration.MigrationResult? ConvertLegacyDirectory(string path, LegacyFormat format, string? name, string? scriptPath, object? config)
+    protected Core.Conversion.ConversionResult? ConvertLegacyDirectory(string path, LegacyFormat format, string? name, string? scriptPath, object? config)
     {
         byte[]? script = null;
-        IReadOnlyList<Core.Migration.DeclaredStep> steps = Array.Empty<Core.Migration.DeclaredStep>();
+        IReadOnlyList<Core.Conversion.DeclaredStep> steps = Array.Empty<Core.Conversion.DeclaredStep>();
         if (scriptPath is not null)
         {
             RequireRegularScript(scriptPath);
@@ -322,13 +322,13 @@ public abstract class RunCmdletBase : PSCmdlet
             }
         }
 
-        var resolved = Core.Migration.LegacyMigration.Resolve(path, format, steps.Count > 0);
+        var resolved = Core.Conversion.LegacyConversion.Resolve(path, format, steps.Count > 0);
         if (!ShouldProcess(path, $"Convert to a RunTools run (legacy format {resolved}); RunTools state is written beside the legacy files"))
         {
             return null;
         }
 
-        return Core.Migration.LegacyMigration.Convert(path, new Core.Migration.MigrationOptions
+        return Core.Conversion.LegacyConversion.Convert(path, new Core.Conversion.ConversionOptions
         {
             Format = format,
             Name = name,

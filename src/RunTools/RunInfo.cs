@@ -43,8 +43,8 @@ public sealed class RunInfo
         CurrentStep = state.CurrentStep;
         ConfigHash = state.Config.Hash;
         ScriptHash = state.Script.Hash;
-        Migrated = state.Migrated;
-        SourceFormat = state.SourceFormat;
+        Converted = state.Migrated;
+        LegacyFormat = state.SourceFormat;
         Owner = state.Status is RunStatus.Running or RunStatus.Stopping ? state.Owner?.ToString() : null;
         FormatVersion = state.FormatVersion;
         Error = state.Error;
@@ -122,9 +122,11 @@ public sealed class RunInfo
 
     public string ScriptHash { get; }
 
-    public bool Migrated { get; }
+    /// <summary>True for a run made by converting a legacy directory (run.json <c>migrated</c>); alias Migrated.</summary>
+    public bool Converted { get; }
 
-    public string? SourceFormat { get; }
+    /// <summary>The legacy format a converted run came from (its stored name, such as <c>checkpoint</c>); alias SourceFormat.</summary>
+    public string? LegacyFormat { get; }
 
     /// <summary>pid@host of the owning process while the run is Running or Stopping.</summary>
     public string? Owner { get; }

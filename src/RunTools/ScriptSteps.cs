@@ -2,14 +2,14 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation.Language;
-using RunTools.Core.Migration;
+using RunTools.Core.Conversion;
 
 namespace RunTools;
 
 /// <summary>
 /// The steps a run script names, read from its syntax tree without running it: every
-/// <c>Invoke-RunStep &lt;name&gt; [-Output &lt;paths&gt;]</c> and <c>Invoke-RunItem -Step &lt;name&gt;</c>
-/// whose name (and outputs) are constant strings, in source order.
+/// <c>Invoke-RunStep &lt;name&gt; [-OutputFile &lt;paths&gt;]</c> and <c>Invoke-RunItem -Step &lt;name&gt;</c>
+/// whose name (and output files) are constant strings, in source order.
 /// </summary>
 internal static class ScriptSteps
 {
@@ -30,7 +30,7 @@ internal static class ScriptSteps
         }
 
         var order = new List<string>();
-        var outputs = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        var outputFiles = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         foreach (CommandAst command in ast.FindAll(a => a is CommandAst, searchNestedScriptBlocks: true).Cast<CommandAst>().OrderBy(c => c.Extent.StartOffset))
         {
             string? commandName = command.GetCommandName();
@@ -53,15 +53,15 @@ internal static class ScriptSteps
                 continue;
             }
 
-            if (!outputs.TryGetValue(name, out var list))
+            if (!outputFiles.TryGetValue(name, out var list))
             {
                 order.Add(name);
-                outputs[name] = list = new List<string>();
+                outputFiles[name] = list = new List<string>();
             }
 
             if (declared is null)
             {
-                notes.Add($"Line {command.Extent.StartLineNumber}: the -Output of step '{name}' is not made of constant strings; it is ignored for conversion.");
+                notes.Add($"Line {command.Extent.StartLineNumber}: the -OutputFile of step '{name}' is not made of constant strings; it is ignored for conversion.");
             }
             else
             {
@@ -69,7 +69,7 @@ internal static class ScriptSteps
             }
         }
 
-        return order.Select(n => new DeclaredStep(n, outputs[n])).ToList();
+        return order.Select(n => new DeclaredStep(n, outputFiles[n])).ToList();
     }
 
     /// <summary>
@@ -127,12 +127,12 @@ internal static class ScriptSteps
 
     private static bool IsCommand(CommandAst command, string name) => string.Equals(command.GetCommandName(), name, StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>The step name and declared outputs of one command (null when not constant).</summary>
-    private static (string? Name, List<string>? Outputs, bool Dynamic) Bind(CommandAst command, bool isStep)
+    /// <summary>The step name and declared output files of one command (null when not constant).</summary>
+    private static (string? Name, List<string>? OutputFiles, bool Dynamic) Bind(CommandAst command, bool isStep)
     {
         string? name = null;
         bool nameSeen = false;
-        List<string>? outputs = new();
+        List<string>? outputFiles = new();
         int positional = 0;
         var elements = command.CommandElements;
         for (int i = 1; i < elements.Count; i++)
@@ -147,9 +147,10 @@ internal static class ScriptSteps
                     nameSeen = true;
                     name = Constant(argument)?.FirstOrDefault();
                 }
-                else if (isStep && IsPrefix(p, "Output"))
+                else if (isStep && IsPrefix(p, "OutputFile"))
                 {
-                    outputs = Constant(argument);
+                    // Also matches the old name -Output, an alias of -OutputFile.
+                    outputFiles = Constant(argument);
                 }
                 continue;
             }
@@ -161,7 +162,7 @@ internal static class ScriptSteps
             }
         }
 
-        return (name, outputs, nameSeen);
+        return (name, outputFiles, nameSeen);
     }
 
     private static bool IsPrefix(string given, string parameter) =>

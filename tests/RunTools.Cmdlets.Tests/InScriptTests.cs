@@ -63,7 +63,7 @@ public sealed class InScriptCmdletTests
     [Theory]
     [InlineData("Invoke-RunStep a { Invoke-RunStep b { 1 } }", "was started inside step 'a'")]
     [InlineData("Invoke-RunStep 'bad/name' { 1 }", "not a valid step name")]
-    [InlineData("Invoke-RunStep out -Output 'missing/*.txt' { 1 }", "step 'out' failed")]
+    [InlineData("Invoke-RunStep out -OutputFile 'missing/*.txt' { 1 }", "step 'out' failed")]
     [InlineData("1 | Invoke-RunItem -Key { $_ } { $_ }", "Invoke-RunItem needs a step")]
     [InlineData("1 | Invoke-RunItem -Key 42 -Step s { $_ }", "-Key takes a script block")]
     [InlineData("1 | Invoke-RunItem -Key { '' } -Step s { $_ }", "is empty")]

@@ -182,13 +182,13 @@ public sealed class ConvertToRunTests
         result.AssertNoErrors();
         var info = result.Single<RunInfo>();
         Assert.Equal("run_42_10", info.RunId);
-        Assert.True(info.Migrated);
-        Assert.Equal("checkpoint", info.SourceFormat);
+        Assert.True(info.Converted);
+        Assert.Equal("checkpoint", info.LegacyFormat);
         Assert.Equal(nameof(RunStatus.Created), info.Status);
         Assert.Contains(result.Verbose, v => v.StartsWith("Converted '", System.StringComparison.Ordinal));
 
         string other = CoreRuns.CopyFixture(s, "checkpoint/run_7_truncated");
-        var piped = s.Run("param($d) Get-Item $d | ConvertTo-Run -Name renamed -Format Checkpoint -Config @{ a = 1 } -WarningAction SilentlyContinue", other);
+        var piped = s.Run("param($d) Get-Item $d | ConvertTo-Run -Name renamed -LegacyFormat Checkpoint -Config @{ a = 1 } -WarningAction SilentlyContinue", other);
         Assert.Equal("renamed", piped.Single<RunInfo>().Name);
     }
 
@@ -203,10 +203,10 @@ public sealed class ConvertToRunTests
         var needsScript = s.Run("param($d) Resume-Run -Path $d", dir);
         needsScript.SingleError("ScriptNotFound");
 
-        var resumed = s.Run("param($d, $s) Resume-Run -Path $d -ScriptPath $s -Format Generic -WarningAction SilentlyContinue", dir, script);
+        var resumed = s.Run("param($d, $s) Resume-Run -Path $d -ScriptPath $s -LegacyFormat Generic -WarningAction SilentlyContinue", dir, script);
         resumed.AssertNoErrors();
         var info = resumed.Single<RunInfo>();
-        Assert.True(info.Migrated);
+        Assert.True(info.Converted);
         Assert.Equal(nameof(RunStatus.Completed), info.Status);
     }
 
@@ -218,7 +218,7 @@ public sealed class ConvertToRunTests
         string dir = CoreRuns.CopyFixture(s, "checkpoint/run_42_10");
         var result = s.Run("param($d) ConvertTo-Run ./empty; ConvertTo-Run $d -ScriptPath ./no-script.ps1; ConvertTo-Run $d -WhatIf", dir);
         Assert.Empty(result.Output);
-        Assert.Equal(new[] { "UnknownLegacyLayout", "ScriptNotFound" }, result.ErrorIds.Select(i => i.Split(',')[0]));
+        Assert.Equal(new[] { "UnknownLegacyFormat", "ScriptNotFound" }, result.ErrorIds.Select(i => i.Split(',')[0]));
         Assert.False(RunDirectory.IsRunDirectory(dir));
     }
 }

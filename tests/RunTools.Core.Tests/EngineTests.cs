@@ -537,7 +537,7 @@ public sealed class EngineTests : IDisposable
         var listings = _root.ListRuns();
         Assert.Equal(new[] { "a", "b" }, listings.Select(l => l.Run.RunId));
         Assert.Equal(RunStatus.Created, listings[0].State!.Status);
-        Assert.Equal(ErrorIds.CorruptState, listings[1].Error!.ErrorId);
+        Assert.Equal(ErrorIds.RunDamaged, listings[1].Error!.ErrorId);
     }
 
     [Fact]

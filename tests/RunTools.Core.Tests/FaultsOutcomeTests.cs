@@ -292,7 +292,7 @@ public sealed class OutcomeRecordTests : IDisposable
     }
 
     [Fact]
-    public void ARunDirectoryHoldingAnotherRunsFilesIsCorruptStateEverywhere()
+    public void ARunDirectoryHoldingAnotherRunsFilesIsRunDamagedEverywhere()
     {
         var root = new RunsRoot(_dir.Path);
         var original = Runs.Create(root, "r1");
@@ -301,16 +301,16 @@ public sealed class OutcomeRecordTests : IDisposable
         var copy = RunDirectory.Open(Path.Combine(_dir.Path, "r2"));
 
         var read = Assert.Throws<RunToolsException>(() => copy.ReadState());
-        Assert.Equal(ErrorIds.CorruptState, read.ErrorId);
+        Assert.Equal(ErrorIds.RunDamaged, read.ErrorId);
         Assert.Contains("'r1'", read.Message, StringComparison.Ordinal);
 
         // Listing goes on with the others; the bad one carries its error.
         var listings = root.ListRuns();
         Assert.Equal(new[] { "r1", "r2", "r3" }, listings.Select(l => l.Run.RunId));
-        Assert.Equal(ErrorIds.CorruptState, listings.Single(l => l.Run.RunId == "r2").Error!.ErrorId);
+        Assert.Equal(ErrorIds.RunDamaged, listings.Single(l => l.Run.RunId == "r2").Error!.ErrorId);
         Assert.All(listings.Where(l => l.Run.RunId != "r2"), l => Assert.Null(l.Error));
 
-        Assert.Equal(ErrorIds.CorruptState, Assert.Throws<RunToolsException>(() => copy.BeginAttempt().Dispose()).ErrorId);
+        Assert.Equal(ErrorIds.RunDamaged, Assert.Throws<RunToolsException>(() => copy.BeginAttempt().Dispose()).ErrorId);
         Assert.Equal(RunStatus.Created, original.ReadState().Status); // nothing was written to either
 
         var test = copy.Test(cancellation: TestContext.Current.CancellationToken);
@@ -329,7 +329,7 @@ public sealed class OutcomeRecordTests : IDisposable
 
         // Listing does not read the journal (Get-Run would pay a second read per run); an attempt
         // and Test-Run do, and refuse or report it.
-        Assert.Equal(ErrorIds.CorruptState, Assert.Throws<RunToolsException>(() => r2.BeginAttempt()).ErrorId);
+        Assert.Equal(ErrorIds.RunDamaged, Assert.Throws<RunToolsException>(() => r2.BeginAttempt()).ErrorId);
         Assert.Single(r2.Test(cancellation: TestContext.Current.CancellationToken).Problems, p => p.Kind == RunProblemKind.RunIdMismatch && p.Path.StartsWith("journal.jsonl", StringComparison.Ordinal));
     }
 

@@ -101,9 +101,9 @@ public sealed class HostileInputTests : IDisposable
 
         MakeFifo(Path.Combine(run.Path, "out.fifo"));
         Directory.CreateDirectory(Path.Combine(run.Path, "outdir"));
-        Assert.Equal(ErrorIds.NotRegularFile, Bounded(() => attempt.RecordStepOutputs("s", new[] { "out.fifo" })).ErrorId);
-        Assert.Equal(ErrorIds.NotRegularFile, Bounded(() => attempt.RecordStepOutputs("s", new[] { "outdir" })).ErrorId);
-        Assert.Equal(ErrorIds.NotRegularFile, Bounded(() => attempt.RecordStepOutputs("s", new[] { "*.fifo" })).ErrorId);
+        Assert.Equal(ErrorIds.NotRegularFile, Bounded(() => attempt.RecordOutputFiles("s", new[] { "out.fifo" })).ErrorId);
+        Assert.Equal(ErrorIds.NotRegularFile, Bounded(() => attempt.RecordOutputFiles("s", new[] { "outdir" })).ErrorId);
+        Assert.Equal(ErrorIds.NotRegularFile, Bounded(() => attempt.RecordOutputFiles("s", new[] { "*.fifo" })).ErrorId);
         Assert.Empty(attempt.State.Artifacts);
     }
 
@@ -159,7 +159,7 @@ public sealed class HostileInputTests : IDisposable
     }
 
     [Fact]
-    public void AStepsFolderThatIsAFileIsCorruptStateNamingIt()
+    public void AStepsFolderThatIsAFileIsRunDamagedNamingIt()
     {
         var run = Runs.Create(_root);
         using var attempt = run.BeginAttempt();
@@ -172,10 +172,10 @@ public sealed class HostileInputTests : IDisposable
 
         File.WriteAllText(steps, "not a folder");
         var ex = Assert.Throws<RunToolsException>(() => attempt.CompleteStep("s", Runs.Bytes("out"), "txt"));
-        Assert.Equal(ErrorIds.CorruptState, ex.ErrorId);
+        Assert.Equal(ErrorIds.RunDamaged, ex.ErrorId);
         Assert.Contains(steps, ex.Message, StringComparison.Ordinal);
         Assert.Contains("damaged", ex.Message, StringComparison.Ordinal);
-        Assert.Equal(ErrorIds.CorruptState, Assert.Throws<RunToolsException>(() => attempt.NewStepOutputFile("s")).ErrorId);
+        Assert.Equal(ErrorIds.RunDamaged, Assert.Throws<RunToolsException>(() => attempt.NewStepOutputFile("s")).ErrorId);
     }
 
     [Fact]

@@ -124,13 +124,13 @@ public sealed class SnapshotTests : IDisposable
     }
 
     [Fact]
-    public void NeitherSnapshotNorJournalGivesCorruptState()
+    public void NeitherSnapshotNorJournalGivesRunDamaged()
     {
         var run = CompletedRunWithItems(1);
         File.WriteAllText(run.StatePath, "garbage");
         File.WriteAllText(run.JournalPath, "garbage\n");
         var ex = Assert.Throws<RunToolsException>(() => run.ReadState());
-        Assert.Equal(ErrorIds.CorruptState, ex.ErrorId);
+        Assert.Equal(ErrorIds.RunDamaged, ex.ErrorId);
     }
 
     [Fact]
@@ -142,7 +142,7 @@ public sealed class SnapshotTests : IDisposable
         File.Delete(run.JournalPath);
         Assert.Equal(RunStatus.Stopped, run.ReadState().Status); // readers still have the snapshot
         var ex = Assert.Throws<RunToolsException>(() => run.BeginAttempt());
-        Assert.Equal(ErrorIds.CorruptJournal, ex.ErrorId);
+        Assert.Equal(ErrorIds.JournalUnreadable, ex.ErrorId);
         Assert.False(File.Exists(run.JournalPath));
     }
 }

@@ -72,7 +72,7 @@ internal static class Program
 
     private static int Convert(string legacyDir, string hangAt)
     {
-        var result = RunTools.Core.Migration.LegacyMigration.Convert(legacyDir, new RunTools.Core.Migration.MigrationOptions { Observer = new StageObserver(hangAt) });
+        var result = RunTools.Core.Conversion.LegacyConversion.Convert(legacyDir, new RunTools.Core.Conversion.ConversionOptions { Observer = new StageObserver(hangAt) });
         Console.Out.WriteLine($"DONE {result.ItemsCompleted}");
         return 0;
     }

@@ -83,7 +83,7 @@ internal static class ResumePlanner
         Plan(RunStores.Open(run), verifyArtifacts, checkRunId);
 
     /// <summary>One full journal scan (state + ledger), then integrity checks of completed units.</summary>
-    /// <param name="checkRunId">Refuse (CorruptState) a journal whose run_created names another run; Test-Run reports it instead.</param>
+    /// <param name="checkRunId">Refuse (RunDamaged) a journal whose run_created names another run; Test-Run reports it instead.</param>
     public static Result Plan(IRunStore store, bool verifyArtifacts, bool checkRunId = true)
     {
         var state = new RunState { RunId = store.RunId };
@@ -92,7 +92,7 @@ internal static class ResumePlanner
         var scan = store.ScanLog(new CompositeVisitor(reducer, ledger));
         if (scan.ValidLines == 0)
         {
-            // No journal: fall back to the snapshot alone (throws CorruptState when that is gone too).
+            // No journal: fall back to the snapshot alone (throws RunDamaged when that is gone too).
             state = store.Snapshot.ReadStored();
         }
         else

@@ -27,12 +27,12 @@ public sealed partial class RunAttempt
         AddArtifact(sourcePath, name, mode, itemKey, relativeInRun: false);
 
     /// <summary>
-    /// Verifies a step's declared outputs (paths or globs, relative to the run directory; see
-    /// <see cref="Migration.OutputPatterns"/>) and records every matching file in place with its
-    /// size and SHA-256, as artifacts of the step: on resume a completed step whose output is gone
-    /// or changed runs again. Throws <see cref="ErrorIds.OutputNotFound"/> when a pattern matches nothing.
+    /// Verifies a step's declared output files (paths or globs, relative to the run directory; see
+    /// <see cref="Conversion.OutputFilePatterns"/>) and records every matching file in place with its
+    /// size and SHA-256, as artifacts of the step: on resume a completed step whose output file is gone
+    /// or changed runs again. Throws <see cref="ErrorIds.OutputFileNotFound"/> when a pattern matches nothing.
     /// </summary>
-    public IReadOnlyList<ArtifactRecord> RecordStepOutputs(string step, IReadOnlyList<string> patterns)
+    public IReadOnlyList<ArtifactRecord> RecordOutputFiles(string step, IReadOnlyList<string> patterns)
     {
         EnsureActiveStep(step);
         var missing = new List<string>();
@@ -41,11 +41,11 @@ public sealed partial class RunAttempt
         {
             if (pattern.IndexOf('*') < 0 && pattern.IndexOf('?') < 0 && !string.IsNullOrWhiteSpace(pattern))
             {
-                // A declared output that is a directory or FIFO is refused by name, not reported as missing.
-                InputFile.RequireRegular(Path.GetFullPath(Path.Combine(_run.Path, pattern)), $"Output of step '{step}'", "Declare the files the step writes (a glob such as 'folder/**' records a folder's files).");
+                // A declared output file that is a directory or FIFO is refused by name, not reported as missing.
+                InputFile.RequireRegular(Path.GetFullPath(Path.Combine(_run.Path, pattern)), $"Output file of step '{step}'", "Declare the files the step writes (a glob such as 'folder/**' records a folder's files).");
             }
 
-            var found = Migration.OutputPatterns.Expand(_run.Path, pattern);
+            var found = Conversion.OutputFilePatterns.Expand(_run.Path, pattern);
             if (found.Count == 0)
             {
                 missing.Add(pattern);
@@ -56,15 +56,15 @@ public sealed partial class RunAttempt
 
         if (missing.Count > 0)
         {
-            throw new RunToolsException(ErrorIds.OutputNotFound, RunToolsErrorCategory.ObjectNotFound,
-                $"Step '{step}' declares the output(s) {string.Join(", ", missing)}, but nothing matches them in '{_run.Path}' (relative outputs are resolved against the run directory). Make the step write them, or correct -Output; the step is not completed.", step);
+            throw new RunToolsException(ErrorIds.OutputFileNotFound, RunToolsErrorCategory.ObjectNotFound,
+                $"Step '{step}' declares the output file(s) {string.Join(", ", missing)}, but nothing matches them in '{_run.Path}' (relative paths are resolved against the run directory). Make the step write them, or correct -OutputFile; the step is not completed.", step);
         }
 
         var records = new List<ArtifactRecord>();
         foreach (string file in files.Distinct(StringComparer.Ordinal))
         {
             string relative = Integrity.RelativeToRun(_run.Path, file) ?? Path.GetFileName(file);
-            records.Add(AddArtifact(file, Migration.LegacyImport.ArtifactName(relative), ArtifactMode.Reference, null, relativeInRun: true));
+            records.Add(AddArtifact(file, Conversion.ConversionPlan.ArtifactName(relative), ArtifactMode.Reference, null, relativeInRun: true));
         }
 
         return records;
@@ -75,11 +75,11 @@ public sealed partial class RunAttempt
         string normalized = name.Replace('\\', '/');
         foreach (string segment in normalized.Split('/'))
         {
-            string? why = RunId.Explain(segment);
+            string? why = PortableName.Explain(segment);
             if (why is not null)
             {
                 throw new RunToolsException(ErrorIds.InvalidArtifactName, RunToolsErrorCategory.InvalidArgument,
-                    $"'{name}' is not a valid artifact name: segment '{segment}' is invalid because {why}. Use '/'-separated segments of {RunId.Rule}.", name);
+                    $"'{name}' is not a valid artifact name: segment '{segment}' is invalid because {why}. Use '/'-separated segments of {PortableName.Rule}.", name);
             }
         }
 
@@ -91,7 +91,7 @@ public sealed partial class RunAttempt
         EnsureUsable();
         string? step = _activeStep;
         string full = Path.GetFullPath(sourcePath);
-        InputFile.RequireRegular(full, relativeInRun ? $"Output of step '{step}'" : "Artifact file", "Record regular files only: write the data to a file first, then record that file.");
+        InputFile.RequireRegular(full, relativeInRun ? $"Output file of step '{step}'" : "Artifact file", "Record regular files only: write the data to a file first, then record that file.");
         if (!File.Exists(full))
         {
             throw new RunToolsException(ErrorIds.ArtifactNotFound, RunToolsErrorCategory.ObjectNotFound,

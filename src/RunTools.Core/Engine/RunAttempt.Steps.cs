@@ -30,7 +30,7 @@ public sealed partial class RunAttempt
     public StepAction BeginStep(string name, Func<StepRef, InDoubtAction>? decideInDoubt, bool itemsOnly, int tryNumber)
     {
         EnsureUsable();
-        RunId.Validate(name, "step name", ErrorIds.InvalidStepName);
+        PortableName.ValidateStepName(name);
         if (_activeStep is not null)
         {
             throw new RunToolsException(ErrorIds.StepNested, RunToolsErrorCategory.InvalidOperation,

@@ -47,7 +47,7 @@ public sealed partial class RunAttempt : IDisposable
         var scan = Plan.Journal;
         if (scan.ValidLines == 0 && store.Snapshot.Exists)
         {
-            throw new RunToolsException(ErrorIds.CorruptJournal, RunToolsErrorCategory.InvalidData,
+            throw new RunToolsException(ErrorIds.JournalUnreadable, RunToolsErrorCategory.InvalidData,
                 $"Run '{run.RunId}' has a state snapshot but its journal ({RunFormat.JournalFile}) is missing or unreadable, so finished work cannot be told apart safely. Restore the journal from a backup or archive before resuming.", run.RunId);
         }
 

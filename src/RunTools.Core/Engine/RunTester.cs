@@ -98,7 +98,7 @@ internal static class RunTester
         {
             plan = ResumePlanner.Plan(run, verifyArtifacts: false, checkRunId: false).Plan;
         }
-        catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.CorruptState)
+        catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.RunDamaged)
         {
             // Neither run.json nor the journal can be read: the problems above already say so.
             if (journalExists)
@@ -151,13 +151,13 @@ internal static class RunTester
         if (snapshot is not null && snapshot.RunId != run.RunId)
         {
             problems.Add(new RunProblem(RunProblemKind.RunIdMismatch, $"{RunFormat.StateFile}#/run_id", run.RunId, snapshot.RunId, null, null,
-                note: "run.json belongs to another run. Readers and Resume-Run refuse this run (CorruptState); rename the directory if it is that run, or restore this run's files from a backup or archive."));
+                note: "run.json belongs to another run. Readers and Resume-Run refuse this run (RunDamaged); rename the directory if it is that run, or restore this run's files from a backup or archive."));
         }
 
         if (journalState is not null && journalState.RunId != run.RunId)
         {
             problems.Add(new RunProblem(RunProblemKind.RunIdMismatch, $"{RunFormat.JournalFile}#run_created/run_id", run.RunId, journalState.RunId, null, null,
-                note: "The journal belongs to another run. Readers and Resume-Run refuse this run (CorruptState); rename the directory if it is that run, or restore this run's files from a backup or archive."));
+                note: "The journal belongs to another run. Readers and Resume-Run refuse this run (RunDamaged); rename the directory if it is that run, or restore this run's files from a backup or archive."));
         }
     }
 

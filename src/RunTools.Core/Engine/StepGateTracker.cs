@@ -21,7 +21,7 @@ internal sealed class StepGateTracker
         {
             foreach (string name in (gate.Only ?? new List<string>()).Concat(new[] { gate.From, gate.To }.Where(n => n is not null))!)
             {
-                RunId.Validate(name, "step name", ErrorIds.InvalidStepName);
+                PortableName.ValidateStepName(name);
             }
 
             _gate = gate;

@@ -1,7 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Text.Json;
-using RunTools.Core.Migration;
+using RunTools.Core.Conversion;
 using RunTools.Core.Engine;
 using RunTools.Core.State;
 
@@ -62,17 +62,17 @@ internal readonly struct RunEvent
             w.WriteEndArray();
         });
 
-    /// <summary>A legacy directory was adopted: source format, legacy facts, per-step decisions, warnings, backups.</summary>
-    public static RunEvent RunMigrated(string root, LegacyImport import) =>
+    /// <summary>A legacy directory was converted (event type run_migrated, the format's older word): legacy format, legacy facts, per-step decisions, warnings, backups.</summary>
+    public static RunEvent RunMigrated(string root, ConversionPlan plan) =>
         new(JournalEventTypes.RunMigrated, w =>
         {
-            w.WriteString("source_format", LegacyMigration.SourceFormatName(import.Format));
+            w.WriteString("source_format", LegacyConversion.LegacyFormatName(plan.Format));
             w.WriteString("source_path", root);
-            WriteNullable(w, "legacy_run_id", import.LegacyRunId);
+            WriteNullable(w, "legacy_run_id", plan.LegacyRunId);
             w.WritePropertyName("legacy");
-            import.Legacy.WriteTo(w);
+            plan.Legacy.WriteTo(w);
             w.WriteStartArray("steps");
-            foreach (var step in import.Steps)
+            foreach (var step in plan.Steps)
             {
                 w.WriteStartObject();
                 w.WriteString("step", step.Name);
@@ -84,7 +84,7 @@ internal readonly struct RunEvent
 
             w.WriteEndArray();
             w.WriteStartArray("warnings");
-            foreach (var warning in import.Warnings)
+            foreach (var warning in plan.Warnings)
             {
                 w.WriteStartObject();
                 w.WriteString("code", warning.Code);
@@ -97,7 +97,7 @@ internal readonly struct RunEvent
 
             w.WriteEndArray();
             w.WriteStartArray("backups");
-            foreach (var backup in import.Backups)
+            foreach (var backup in plan.Backups)
             {
                 w.WriteStartObject();
                 w.WriteString("path", backup.Path);
@@ -260,7 +260,7 @@ internal readonly struct RunEvent
             }
         });
 
-    /// <summary>A step adopted from a legacy directory as completed.</summary>
+    /// <summary>A step converted from a legacy directory as completed.</summary>
     public static RunEvent StepMigrated(string step) =>
         new(JournalEventTypes.StepCompleted, w =>
         {
@@ -332,7 +332,7 @@ internal readonly struct RunEvent
             }
         });
 
-    /// <summary>An item adopted from a legacy directory as completed.</summary>
+    /// <summary>An item converted from a legacy directory as completed.</summary>
     public static RunEvent ItemMigrated(string step, string key) =>
         new(JournalEventTypes.ItemCompleted, w =>
         {

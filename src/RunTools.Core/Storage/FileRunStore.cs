@@ -182,7 +182,7 @@ internal sealed class FileRunBlobs : IRunBlobs
 
     public StoredBlob TakeStagingFile(string step, int attempt, string? format, string stagingFile)
     {
-        // The step's folder is checked before the staging file is opened: a damaged run reads as CorruptState, not as a failed write.
+        // The step's folder is checked before the staging file is opened: a damaged run reads as RunDamaged, not as a failed write.
         StepFolder(step);
         return StagingFiles.Take(this, step, attempt, format, stagingFile);
     }
@@ -199,7 +199,7 @@ internal sealed class FileRunBlobs : IRunBlobs
     private static bool IsSafeExtension(string? format) =>
         format is { Length: > 0 and <= 16 } && format.All(c => (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'));
 
-    /// <summary>steps/&lt;step&gt;; a folder of the format that is a file (or FIFO...) means the run directory is damaged: CorruptState naming it.</summary>
+    /// <summary>steps/&lt;step&gt;; a folder of the format that is a file (or FIFO...) means the run directory is damaged: RunDamaged naming it.</summary>
     private string StepFolder(string step)
     {
         string steps = Path.Combine(_runPath, RunFormat.StepsFolder);
@@ -215,7 +215,7 @@ internal sealed class FileRunBlobs : IRunBlobs
         if (kind is not (FileKind.Directory or FileKind.Missing))
         {
             string runId = Path.GetFileName(_runPath.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
-            throw new RunToolsException(ErrorIds.CorruptState, RunToolsErrorCategory.InvalidData,
+            throw new RunToolsException(ErrorIds.RunDamaged, RunToolsErrorCategory.InvalidData,
                 $"Run '{runId}' is damaged: '{folder}' should be a folder but is {NativeFileType.Describe(kind)}. Move it aside, then resume the run (or restore the run from a backup or archive).", folder);
         }
     }

@@ -57,7 +57,7 @@ internal interface IRunStore
     IRunBlobs Blobs { get; }
 
     /// <summary>
-    /// Refuses (CorruptState) records that name another run: <paramref name="fromLog"/> says whether
+    /// Refuses (RunDamaged) records that name another run: <paramref name="fromLog"/> says whether
     /// the id came from the log or the snapshot. A store whose records are keyed by run never refuses.
     /// </summary>
     void EnsureOwnRunId(string recordedId, bool fromLog);
@@ -102,7 +102,7 @@ internal interface IRunSnapshot
     /// </summary>
     void Replace(RunState state, byte[] serialized);
 
-    /// <summary>The state as a reader would get it without folding the whole log (snapshot plus tail, or a rebuild); CorruptState when neither is readable.</summary>
+    /// <summary>The state as a reader would get it without folding the whole log (snapshot plus tail, or a rebuild); RunDamaged when neither is readable.</summary>
     RunState ReadStored();
 }
 

@@ -8,7 +8,7 @@ using System.Text.Json.Nodes;
 using RunTools.Core.Archive;
 using RunTools.Core.Configuration;
 using RunTools.Core.Engine;
-using RunTools.Core.Migration;
+using RunTools.Core.Conversion;
 
 namespace RunTools.Core.Tests.Corpus;
 
@@ -35,7 +35,7 @@ internal static class CorpusOperations
             case "id.run":
                 return RunId.Validate(Arg("value"));
             case "id.step":
-                return RunId.Validate(Arg("value"), "step name", ErrorIds.InvalidStepName);
+                return PortableName.ValidateStepName(Arg("value"));
             case "id.name":
                 return RunsRoot.ValidateName(Arg("value"));
             case "root.new":
@@ -84,12 +84,12 @@ internal static class CorpusOperations
             case "archive.import":
                 return "imported=" + RunArchive.Import(PathArg("path"), new RunsRoot(PathArg("root")), new ArchiveImportOptions { Force = (bool?)op["force"] ?? false }).RunId;
             case "legacy.convert":
-                var result = LegacyMigration.Convert(PathArg("path"), new MigrationOptions
+                var result = LegacyConversion.Convert(PathArg("path"), new ConversionOptions
                 {
                     Format = Enum.Parse<LegacyFormat>(Optional("format") ?? "Auto"),
                     Steps = (op["steps"] as JsonArray)?.Select(s => new DeclaredStep((string)s!, Array.Empty<string>())).ToList(),
                 });
-                return $"converted={result.Run.RunId} format={LegacyMigration.SourceFormatName(result.Format)}";
+                return $"converted={result.Run.RunId} format={LegacyConversion.LegacyFormatName(result.Format)}";
             default:
                 throw new InvalidDataException($"unknown core operation '{op["op"]}'");
         }

@@ -46,7 +46,7 @@ public sealed class FileRunStoreTests : RunStoreContract, IDisposable
     }
 
     [Fact]
-    public void A_steps_folder_that_became_a_file_is_CorruptState_not_a_failed_write()
+    public void A_steps_folder_that_became_a_file_is_RunDamaged_not_a_failed_write()
     {
         var store = CreateRun("damaged");
         string staging = store.Blobs.NewStagingFile("s");
@@ -57,7 +57,7 @@ public sealed class FileRunStoreTests : RunStoreContract, IDisposable
 
         var error = Assert.Throws<RunToolsException>(() => store.Blobs.TakeStagingFile("s", 1, "clixml", staging));
 
-        Assert.Equal(ErrorIds.CorruptState, error.ErrorId);
+        Assert.Equal(ErrorIds.RunDamaged, error.ErrorId);
         Assert.Equal(steps, error.Target);
     }
 

@@ -26,7 +26,7 @@ BeforeAll {
 }
 
 Describe 'ConvertTo-Run' {
-    It 'adopts a checkpoint directory: each idempotency key is a completed item, and the checkpoint disagreement is a warning' {
+    It 'converts a checkpoint directory: each idempotency key is a completed item, and the checkpoint disagreement is a warning' {
         $dir = Copy-Fixture 'checkpoint/run_42_10'
         $before = Get-Hashes $dir
 
@@ -35,8 +35,8 @@ Describe 'ConvertTo-Run' {
         $run | Should -BeOfType ([RunTools.RunInfo])
         $run.RunId | Should -Be 'run_42_10'
         $run.Status | Should -Be 'Created'
-        $run.Migrated | Should -BeTrue
-        $run.SourceFormat | Should -Be 'checkpoint'
+        $run.Converted | Should -BeTrue
+        $run.LegacyFormat | Should -Be 'checkpoint'
         $run.ItemsCompleted | Should -Be 4
         $warnings.Count | Should -Be 3
         $text = $warnings.Message -join "`n"
@@ -50,18 +50,18 @@ Describe 'ConvertTo-Run' {
         @($event.Data.warnings).code | Should -Be @('bad_key_line', 'recovered_key_line', 'checkpoint_disagrees')
     }
 
-    It 'imports per-trial manifests without run_state.json (-Format forced), inferring statuses with a warning' {
+    It 'converts per-trial manifests without run_state.json (-LegacyFormat forced), inferring statuses with a warning' {
         $dir = Copy-Fixture 'trial-manifests/run_exp2'
-        $run = ConvertTo-Run $dir -Format TrialManifests -Name 'experiment two' -WarningVariable warnings -WarningAction SilentlyContinue
+        $run = ConvertTo-Run $dir -LegacyFormat TrialManifests -Name 'experiment two' -WarningVariable warnings -WarningAction SilentlyContinue
         $run.Name | Should -Be 'experiment two'
-        $run.SourceFormat | Should -Be 'trial_manifests'
+        $run.LegacyFormat | Should -Be 'trial_manifests'
         $run.ItemsCompleted | Should -Be 2
         $warnings.Count | Should -Be 1
         $warnings[0].Message | Should -Match "No phase status for 'train' \(there is no run_state.json\)"
         (Get-Content (Join-Path $dir 'config.json') -Raw) | Should -Be '{"model":{"lr":0.02,"name":"resnet18"},"seed":7}'
     }
 
-    It 'adopts a frame generator run: a corrupt frame is backed up and not approved; the audit log gets one entry' {
+    It 'converts a frame generator run: a corrupt frame is backed up and not approved; the audit log gets one entry' {
         $dir = Copy-Fixture 'frame-generator/20260118_blaze_idle'
         $before = Get-Hashes $dir
         $run = ConvertTo-Run $dir -WarningVariable warnings -WarningAction SilentlyContinue
@@ -83,15 +83,15 @@ Describe 'ConvertTo-Run' {
         @(Get-ChildItem $dir -Recurse -Force).Count | Should -Be $before
     }
 
-    It 'reports what it cannot adopt with stable error ids' {
+    It 'reports what it cannot convert with stable error ids' {
         $dir = Copy-Fixture 'checkpoint/run_7_truncated'
         $null = ConvertTo-Run $dir -WarningAction SilentlyContinue
         { ConvertTo-Run $dir -ErrorAction Stop } | Should -Throw -ErrorId 'RunExists*'
 
         $empty = Join-Path $TestDrive 'plain'
         $null = New-Item -ItemType Directory $empty
-        $err = { ConvertTo-Run $empty -ErrorAction Stop } | Should -Throw -ErrorId 'UnknownLegacyLayout*' -PassThru
-        $err.Exception.Message | Should -Match '-Format'
+        $err = { ConvertTo-Run $empty -ErrorAction Stop } | Should -Throw -ErrorId 'UnknownLegacyFormat*' -PassThru
+        $err.Exception.Message | Should -Match '-LegacyFormat'
         $err.Exception.Message | Should -Match '-ScriptPath'
 
         $conflict = Copy-Fixture 'checkpoint/run_42_10'
@@ -115,12 +115,12 @@ $run = Get-RunContext
 '@
     }
 
-    It 'converts first, then runs the script: migrated keys are skipped, the corrupt frame is generated again' {
+    It 'converts first, then runs the script: converted keys are skipped, the corrupt frame is generated again' {
         $dir = Copy-Fixture 'frame-generator/20260118_blaze_idle'
         $result = Resume-Run -Path $dir -ScriptPath $script:framesScript -WarningVariable warnings -WarningAction SilentlyContinue
         $result.Status | Should -Be 'Completed'
-        $result.Migrated | Should -BeTrue
-        $result.SourceFormat | Should -Be 'frame_generator'
+        $result.Converted | Should -BeTrue
+        $result.LegacyFormat | Should -Be 'frame_generator'
         $result.ItemsCompleted | Should -Be 5
         Get-Content (Join-Path $dir 'generated.txt') | Should -Be @('3', '4')
         $warnings.Message -join "`n" | Should -Match 'frame_0003.png does not decode'
@@ -146,14 +146,15 @@ Invoke-RunStep train {
 }
 Invoke-RunStep evaluate { Add-Content (Join-Path $run.Path 'ran.txt') 'evaluate' }
 '@
+        # -Format is the old name of -LegacyFormat, kept as an alias for scripts that use it.
         $result = Resume-Run -Path $dir -ScriptPath $script -Format TrialManifests -WarningAction SilentlyContinue
         $result.Status | Should -Be 'Completed'
         Get-Content (Join-Path $dir 'ran.txt') | Should -Be @('train t002 lr=0.01', 'train t003 lr=0.01', 'evaluate')
     }
 }
 
-Describe 'Generic adoption and Invoke-RunStep -Output' {
-    It 'completes the steps whose declared outputs exist; Resume-Run runs the others and records their outputs' {
+Describe 'Generic conversion and Invoke-RunStep -OutputFile' {
+    It 'completes the steps whose declared output files exist; Resume-Run runs the others and records their output files (also through the alias -Output)' {
         $dir = Copy-Fixture 'generic/nightly'
         $script = Join-Path $script:fixtures 'generic/nightly.ps1'
         $orders = (Get-FileHash (Join-Path $dir 'data/orders.csv')).Hash
@@ -161,7 +162,7 @@ Describe 'Generic adoption and Invoke-RunStep -Output' {
         $output = ConvertTo-Run $dir -ScriptPath $script -WarningVariable warnings -WarningAction SilentlyContinue -Verbose 4>&1
         $run = $output | Where-Object { $_ -is [RunTools.RunInfo] }
         $decisions = @($output | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -match "^Step '" } | ForEach-Object Message)
-        $run.SourceFormat | Should -Be 'generic'
+        $run.LegacyFormat | Should -Be 'generic'
         $run.StepsCompleted | Should -Be 1
         $run.StepsTotal | Should -Be 4
         $decisions | Should -HaveCount 4
@@ -172,25 +173,27 @@ Describe 'Generic adoption and Invoke-RunStep -Output' {
         $done = Resume-Run -Path $dir
         $done.Status | Should -Be 'Completed'
         $done.StepsCompleted | Should -Be 4
-        (Get-FileHash (Join-Path $dir 'data/orders.csv')).Hash | Should -Be $orders -Because 'extract was adopted as completed and is not run again'
+        (Get-FileHash (Join-Path $dir 'data/orders.csv')).Hash | Should -Be $orders -Because 'extract was converted as completed and is not run again'
         $state = Get-Content (Join-Path $dir 'run.json') -Raw | ConvertFrom-Json
         ($state.artifacts | Where-Object step -EQ 'transform').path | Should -Be 'data/clean/orders.txt'
         ($state.artifacts | Where-Object step -EQ 'report').path | Should -Be @('report/summary.txt', 'report/partial.txt')
     }
 
-    It 'fails a step whose declared output was not written' {
+    It 'fails a step whose declared output file was not written' {
         $root = Join-Path $TestDrive 'outputs'
         $script = Join-Path $TestDrive 'missing-output.ps1'
-        Set-Content $script "Invoke-RunStep write -Output 'out/*.txt' { 'no file written' }"
+        Set-Content $script "Invoke-RunStep write -OutputFile 'out/*.txt' { 'no file written' }"
         $result = Start-Run -Name out -ScriptPath $script -Root $root -ErrorVariable failures -ErrorAction SilentlyContinue
         $result.Status | Should -Be 'Failed'
         $result.Error | Should -Match 'out/\*\.txt'
+        $result.Error | Should -Match 'declares the output file\(s\).*correct -OutputFile'
         $failures[0].FullyQualifiedErrorId | Should -BeLike 'RunFailed*'
+        $failures[0].Exception.InnerException.ErrorId | Should -Be 'OutputFileNotFound'
     }
 }
 
-Describe 'Get-Run shows migrated runs' {
-    It 'shows Migrated and SourceFormat beside native runs' {
+Describe 'Get-Run shows converted runs' {
+    It 'shows Converted and LegacyFormat beside native runs (Migrated and SourceFormat still work as aliases)' {
         $root = Join-Path $TestDrive 'mixed'
         $dir = Copy-Fixture 'checkpoint/run_42_10' -Parent $root
         $null = ConvertTo-Run $dir -WarningAction SilentlyContinue
@@ -200,13 +203,24 @@ Describe 'Get-Run shows migrated runs' {
 
         $runs = Get-Run -Root $root
         $runs.RunId | Should -Be @('native-1', 'run_42_10')
+        $runs.Converted | Should -Be @($false, $true)
         $runs.Migrated | Should -Be @($false, $true)
-        $runs | ForEach-Object { [string] $_.SourceFormat } | Should -Be @('', 'checkpoint')
-        # The 80-column table has no room for the source format; the list view shows it.
+        $runs | ForEach-Object { [string] $_.LegacyFormat } | Should -Be @('', 'checkpoint')
+        $runs[1].SourceFormat | Should -Be 'checkpoint'
+        # The 80-column table has no room for the legacy format; the list view shows it.
         $table = $runs | Format-Table | Out-String -Width 200
         $table | Should -Match 'run_42_10'
         $list = $runs[1] | Format-List | Out-String -Width 200
-        $list | Should -Match 'Migrated\s+: True'
-        $list | Should -Match 'SourceFormat\s+: checkpoint'
+        $list | Should -Match 'Converted\s+: True'
+        $list | Should -Match 'LegacyFormat\s+: checkpoint'
+    }
+}
+
+Describe 'Names from before docs/glossary.md' {
+    It 'ConvertTo-Run still takes -Format, the old name of -LegacyFormat, and uses its value' {
+        $dir = Copy-Fixture 'checkpoint/run_42_10'
+        { ConvertTo-Run $dir -Format FrameGenerator -ErrorAction Stop } | Should -Throw -ErrorId 'UnknownLegacyFormat*'
+        $run = ConvertTo-Run $dir -Format Checkpoint -WarningAction SilentlyContinue
+        $run.LegacyFormat | Should -Be 'checkpoint'
     }
 }

@@ -5,13 +5,13 @@ using System.Linq;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace RunTools.Core.Migration;
+namespace RunTools.Core.Conversion;
 
 /// <summary>
-/// Declared step outputs: paths or globs (<c>*</c> and <c>?</c> within a segment, <c>**</c> for
+/// A step's declared output files (Invoke-RunStep -OutputFile): paths or globs (<c>*</c> and <c>?</c> within a segment, <c>**</c> for
 /// any depth), relative to the run directory or absolute. '/' and '\' both separate segments.
 /// </summary>
-public static class OutputPatterns
+public static class OutputFilePatterns
 {
     private static readonly char[] s_wildcards = { '*', '?' };
 

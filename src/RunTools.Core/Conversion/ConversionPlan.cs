@@ -7,15 +7,15 @@ using RunTools.Core.Configuration;
 using RunTools.Core.Engine;
 using RunTools.Core.Infrastructure;
 
-namespace RunTools.Core.Migration;
+namespace RunTools.Core.Conversion;
 
-/// <summary>What an importer found in a legacy directory, before anything is written.</summary>
-internal sealed class LegacyImport
+/// <summary>What a format reader found in a legacy directory, before anything is written.</summary>
+internal sealed class ConversionPlan
 {
     private static readonly char[] s_separator = { '/' };
     private readonly IRunObserver? _observer;
 
-    public LegacyImport(LegacyFormat format, string root, IRunObserver? observer)
+    public ConversionPlan(LegacyFormat format, string root, IRunObserver? observer)
     {
         Format = format;
         Root = root;
@@ -33,9 +33,9 @@ internal sealed class LegacyImport
     /// <summary>The effective config the legacy files carry (seed 003's effective_config.yaml).</summary>
     public EffectiveConfig? Config { get; set; }
 
-    public List<ImportedStep> Steps { get; } = new();
+    public List<ConvertedStep> Steps { get; } = new();
 
-    public List<MigrationWarning> Warnings { get; } = new();
+    public List<ConversionWarning> Warnings { get; } = new();
 
     public List<LegacyBackup> Backups { get; } = new();
 
@@ -45,12 +45,12 @@ internal sealed class LegacyImport
     /// <summary>Work on legacy files that must happen once, just before the conversion commits (idempotent).</summary>
     public Action? BeforeCommit { get; set; }
 
-    public ImportedStep Step(string name)
+    public ConvertedStep Step(string name)
     {
         var step = Steps.Find(s => s.Name == name);
         if (step is null)
         {
-            step = new ImportedStep(name);
+            step = new ConvertedStep(name);
             Steps.Add(step);
         }
 
@@ -59,7 +59,7 @@ internal sealed class LegacyImport
 
     public void Warn(string code, string found, string assumed, string action, string? path = null)
     {
-        var warning = new MigrationWarning(code, found, assumed, action, path);
+        var warning = new ConversionWarning(code, found, assumed, action, path);
         Warnings.Add(warning);
         _observer?.Warning(warning.Message);
     }
@@ -78,11 +78,11 @@ internal sealed class LegacyImport
     public string Full(string relative) => Path.Combine(Root, relative.Replace('/', Path.DirectorySeparatorChar));
 
     /// <summary>Records a legacy file in place with its size and SHA-256.</summary>
-    public ImportedArtifact Artifact(string fullPath)
+    public ConvertedArtifact Artifact(string fullPath)
     {
         var (size, sha256) = Integrity.HashFile(fullPath);
         string relative = Relative(fullPath);
-        return new ImportedArtifact(ArtifactName(relative), relative, size, sha256);
+        return new ConvertedArtifact(ArtifactName(relative), relative, size, sha256);
     }
 
     /// <summary>
@@ -126,13 +126,13 @@ internal sealed class LegacyImport
         }
     }
 
-    /// <summary>An artifact name from a relative path: each segment made to follow the id rule.</summary>
+    /// <summary>An artifact name from a relative path: each segment made to follow the portable-name rule.</summary>
     internal static string ArtifactName(string relativePath)
     {
         var segments = relativePath.Replace('\\', '/').Split(s_separator, StringSplitOptions.RemoveEmptyEntries)
             .Select(segment =>
             {
-                if (RunId.IsValid(segment))
+                if (PortableName.IsValid(segment))
                 {
                     return segment;
                 }
@@ -144,16 +144,16 @@ internal sealed class LegacyImport
                     fixedSegment = "f" + fixedSegment;
                 }
 
-                fixedSegment = fixedSegment.Length > RunId.MaxLength ? fixedSegment.Substring(0, RunId.MaxLength) : fixedSegment;
-                return RunId.IsValid(fixedSegment) ? fixedSegment : "f_" + fixedSegment.Substring(0, Math.Min(fixedSegment.Length, RunId.MaxLength - 2));
+                fixedSegment = fixedSegment.Length > PortableName.MaxLength ? fixedSegment.Substring(0, PortableName.MaxLength) : fixedSegment;
+                return PortableName.IsValid(fixedSegment) ? fixedSegment : "f_" + fixedSegment.Substring(0, Math.Min(fixedSegment.Length, PortableName.MaxLength - 2));
             });
         return string.Join("/", segments);
     }
 }
 
-internal sealed class ImportedStep
+internal sealed class ConvertedStep
 {
-    public ImportedStep(string name) => Name = name;
+    public ConvertedStep(string name) => Name = name;
 
     public string Name { get; }
 
@@ -162,17 +162,17 @@ internal sealed class ImportedStep
     /// <summary>Why the step got its status (listed per step in the result and the journal).</summary>
     public string Reason { get; set; } = string.Empty;
 
-    public List<ImportedItem> Items { get; } = new();
+    public List<ConvertedItem> Items { get; } = new();
 
-    /// <summary>Files that vouch for the step itself (generic adoption's declared outputs).</summary>
-    public List<ImportedArtifact> Artifacts { get; } = new();
+    /// <summary>Files that vouch for the step itself (generic conversion's declared output files).</summary>
+    public List<ConvertedArtifact> Artifacts { get; } = new();
 
-    public ImportedItem Item(string key)
+    public ConvertedItem Item(string key)
     {
         var item = Items.Find(i => i.Key == key);
         if (item is null)
         {
-            item = new ImportedItem(key);
+            item = new ConvertedItem(key);
             Items.Add(item);
         }
 
@@ -180,18 +180,18 @@ internal sealed class ImportedStep
     }
 }
 
-internal sealed class ImportedItem
+internal sealed class ConvertedItem
 {
-    public ImportedItem(string key) => Key = key;
+    public ConvertedItem(string key) => Key = key;
 
     public string Key { get; }
 
-    public List<ImportedArtifact> Artifacts { get; } = new();
+    public List<ConvertedArtifact> Artifacts { get; } = new();
 }
 
-internal sealed class ImportedArtifact
+internal sealed class ConvertedArtifact
 {
-    public ImportedArtifact(string name, string path, long size, string sha256)
+    public ConvertedArtifact(string name, string path, long size, string sha256)
     {
         Name = name;
         Path = path;

@@ -12,15 +12,15 @@ using RunTools.Core.Journal;
 using RunTools.Core.State;
 using RunTools.Core.Storage;
 
-namespace RunTools.Core.Migration;
+namespace RunTools.Core.Conversion;
 
 /// <summary>
-/// Adopts a directory written by an earlier tool as a run: the directory itself becomes the run
+/// Converts a directory written by an earlier tool into a run: the directory itself becomes the run
 /// directory, RunTools state is written beside the legacy files, and no legacy file is deleted
-/// or rewritten. The imported work is journaled as completed units (attempt 0), so a resume
+/// or rewritten. The converted work is journaled as completed units (attempt 0), so a resume
 /// continues without redoing it.
 /// </summary>
-public static class LegacyMigration
+public static class LegacyConversion
 {
     /// <summary>
     /// Where the state files are assembled inside the legacy directory before they are moved into
@@ -39,24 +39,24 @@ public static class LegacyMigration
     private static readonly string[] s_reservedFolders = { RunFormat.StepsFolder, RunFormat.ArtifactsFolder, RunFormat.LogsFolder, RunFormat.HistoryFolder };
 
     /// <summary>The stored name of a format: <c>checkpoint</c>, <c>trial_manifests</c>, <c>frame_generator</c>, <c>generic</c>.</summary>
-    public static string SourceFormatName(LegacyFormat format) => RunFormat.EnumText(format);
+    public static string LegacyFormatName(LegacyFormat format) => RunFormat.EnumText(format);
 
-    /// <summary>The known layouts a directory matches, most specific first (empty: only generic adoption fits).</summary>
+    /// <summary>The known legacy formats a directory matches, most specific first (empty: only generic conversion fits).</summary>
     public static IReadOnlyList<LegacyFormat> Detect(string path)
     {
         string root = Path.GetFullPath(path);
         var found = new List<LegacyFormat>();
-        if (CheckpointImporter.Matches(root))
+        if (CheckpointReader.Matches(root))
         {
             found.Add(LegacyFormat.Checkpoint);
         }
 
-        if (FrameGeneratorImporter.Matches(root))
+        if (FrameGeneratorReader.Matches(root))
         {
             found.Add(LegacyFormat.FrameGenerator);
         }
 
-        if (TrialManifestsImporter.Matches(root))
+        if (TrialManifestsReader.Matches(root))
         {
             found.Add(LegacyFormat.TrialManifests);
         }
@@ -66,7 +66,7 @@ public static class LegacyMigration
 
     /// <summary>
     /// Which format a conversion would use (Auto resolved), without writing anything. Throws
-    /// <see cref="ErrorIds.UnknownLegacyLayout"/> when no format fits.
+    /// <see cref="ErrorIds.UnknownLegacyFormat"/> when no format fits.
     /// </summary>
     public static LegacyFormat Resolve(string path, LegacyFormat format, bool haveSteps)
     {
@@ -86,17 +86,17 @@ public static class LegacyMigration
                 return LegacyFormat.Generic;
             }
 
-            throw new RunToolsException(ErrorIds.UnknownLegacyLayout, RunToolsErrorCategory.InvalidData,
-                $"'{root}' matches no known legacy layout (checkpoint.json + idempotency_keys.jsonl; run_state.json or per-trial manifests; state.json + approved/ frames). " +
-                "Pass -Format to force one, or -ScriptPath with a script whose Invoke-RunStep -Output declarations tell which steps are done (generic adoption).", root);
+            throw new RunToolsException(ErrorIds.UnknownLegacyFormat, RunToolsErrorCategory.InvalidData,
+                $"'{root}' matches no known legacy format (checkpoint.json + idempotency_keys.jsonl; run_state.json or per-trial manifests; state.json + approved/ frames). " +
+                "Pass -LegacyFormat to force one, or -ScriptPath with a script whose Invoke-RunStep -OutputFile declarations tell which steps are done (generic conversion).", root);
         }
 
         if (format == LegacyFormat.Generic)
         {
             if (!haveSteps)
             {
-                throw new RunToolsException(ErrorIds.UnknownLegacyLayout, RunToolsErrorCategory.InvalidArgument,
-                    $"Generic adoption of '{root}' needs the run script's steps: pass -ScriptPath with a script that declares its outputs (Invoke-RunStep <name> -Output <paths>).", root);
+                throw new RunToolsException(ErrorIds.UnknownLegacyFormat, RunToolsErrorCategory.InvalidArgument,
+                    $"Generic conversion of '{root}' needs the run script's steps: pass -ScriptPath with a script that declares its output files (Invoke-RunStep <name> -OutputFile <paths>).", root);
             }
 
             return format;
@@ -104,9 +104,9 @@ public static class LegacyMigration
 
         if (!found.Contains(format))
         {
-            throw new RunToolsException(ErrorIds.UnknownLegacyLayout, RunToolsErrorCategory.InvalidData,
-                $"'{root}' does not have the files of the {format} layout ({Describe(format)}). " +
-                (found.Count > 0 ? $"It looks like {string.Join(" or ", found)}: pass that -Format, or -Format Auto." : "Check the path, or adopt it generically with -Format Generic -ScriptPath."), root);
+            throw new RunToolsException(ErrorIds.UnknownLegacyFormat, RunToolsErrorCategory.InvalidData,
+                $"'{root}' does not have the files of the {format} legacy format ({Describe(format)}). " +
+                (found.Count > 0 ? $"It looks like {string.Join(" or ", found)}: pass that -LegacyFormat, or -LegacyFormat Auto." : "Check the path, or convert it generically with -LegacyFormat Generic -ScriptPath."), root);
         }
 
         return format;
@@ -122,7 +122,7 @@ public static class LegacyMigration
         }
     }
 
-    public static MigrationResult Convert(string path, MigrationOptions options)
+    public static ConversionResult Convert(string path, ConversionOptions options)
     {
         string root = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar);
         RequireDirectory(root, path);
@@ -142,49 +142,49 @@ public static class LegacyMigration
         var steps = options.Steps ?? Array.Empty<DeclaredStep>();
         foreach (var step in steps)
         {
-            RunId.Validate(step.Name, "step name", ErrorIds.InvalidStepName);
+            PortableName.ValidateStepName(step.Name);
         }
 
         var format = Resolve(root, options.Format, steps.Count > 0);
         CheckNameConflicts(root);
 
-        var import = new LegacyImport(format, root, options.Observer);
+        var plan = new ConversionPlan(format, root, options.Observer);
         if (options.Format == LegacyFormat.Auto && Detect(root) is { Count: > 1 } several)
         {
-            import.Warn("ambiguous_layout", $"The directory has the files of several layouts: {string.Join(", ", several)}.",
-                $"it was imported as {format}.", $"If that is wrong, remove the run state this conversion wrote (run.json, journal.jsonl, config.json, script.ps1) and convert again with -Format.");
+            plan.Warn("ambiguous_layout", $"The directory has the files of several legacy formats: {string.Join(", ", several)}.",
+                $"it was converted as {format}.", $"If that is wrong, remove the run state this conversion wrote (run.json, journal.jsonl, config.json, script.ps1) and convert again with -LegacyFormat.");
         }
 
-        import.Verbose($"Converting '{root}' as {format}.");
+        plan.Verbose($"Converting '{root}' as {format}.");
         switch (format)
         {
             case LegacyFormat.Checkpoint:
-                CheckpointImporter.Import(import);
+                CheckpointReader.Read(plan);
                 break;
             case LegacyFormat.TrialManifests:
-                TrialManifestsImporter.Import(import);
+                TrialManifestsReader.Read(plan);
                 break;
             case LegacyFormat.FrameGenerator:
-                FrameGeneratorImporter.Import(import);
+                FrameGeneratorReader.Read(plan);
                 break;
             default:
-                GenericImporter.Import(import, steps);
+                GenericReader.Read(plan, steps);
                 break;
         }
 
         if (format != LegacyFormat.Generic && steps.Count > 0)
         {
-            CheckStepsAgainstScript(import, steps, options.ScriptSourcePath);
+            CheckStepsAgainstScript(plan, steps, options.ScriptSourcePath);
         }
 
-        foreach (var step in import.Steps)
+        foreach (var step in plan.Steps)
         {
-            import.Verbose($"Step '{step.Name}': {(step.Completed ? "completed" : "pending")}, {step.Items.Count} item(s) completed; {step.Reason}");
+            plan.Verbose($"Step '{step.Name}': {(step.Completed ? "completed" : "pending")}, {step.Items.Count} item(s) completed; {step.Reason}");
         }
 
         try
         {
-            Commit(root, runId, import, options, steps);
+            Commit(root, runId, plan, options, steps);
         }
         catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
         {
@@ -193,9 +193,9 @@ public static class LegacyMigration
                 "It is not a run yet: nothing counts as converted until its journal is in place, and converting again finishes or undoes what was started.");
         }
 
-        var decisions = import.Steps.Select(s => new StepDecision(s.Name, s.Completed ? StepStatus.Completed : StepStatus.Pending, s.Items.Count, s.Reason)).ToList();
-        int artifacts = import.Steps.Sum(s => s.Artifacts.Count + s.Items.Sum(i => i.Artifacts.Count));
-        return new MigrationResult(RunDirectory.Open(root), format, import.Warnings, decisions, import.Backups, decisions.Sum(d => d.ItemsCompleted), artifacts);
+        var decisions = plan.Steps.Select(s => new StepDecision(s.Name, s.Completed ? StepStatus.Completed : StepStatus.Pending, s.Items.Count, s.Reason)).ToList();
+        int artifacts = plan.Steps.Sum(s => s.Artifacts.Count + s.Items.Sum(i => i.Artifacts.Count));
+        return new ConversionResult(RunDirectory.Open(root), format, plan.Warnings, decisions, plan.Backups, decisions.Sum(d => d.ItemsCompleted), artifacts);
     }
 
     private static void EnsureNotARun(string root)
@@ -209,10 +209,10 @@ public static class LegacyMigration
 
     private static string Describe(LegacyFormat format) => format switch
     {
-        LegacyFormat.Checkpoint => $"{CheckpointImporter.CheckpointFile} or {CheckpointImporter.KeysFile}",
-        LegacyFormat.TrialManifests => $"{TrialManifestsImporter.RunStateFile}, {TrialManifestsImporter.EffectiveConfigFile} or trial directories with {TrialManifestsImporter.ManifestFile}",
-        LegacyFormat.FrameGenerator => $"{FrameGeneratorImporter.StateFile} with {FrameGeneratorImporter.LockFile} or {FrameGeneratorImporter.ApprovedFolder}/frame_NNNN.png",
-        _ => "declared step outputs",
+        LegacyFormat.Checkpoint => $"{CheckpointReader.CheckpointFile} or {CheckpointReader.KeysFile}",
+        LegacyFormat.TrialManifests => $"{TrialManifestsReader.RunStateFile}, {TrialManifestsReader.EffectiveConfigFile} or trial directories with {TrialManifestsReader.ManifestFile}",
+        LegacyFormat.FrameGenerator => $"{FrameGeneratorReader.StateFile} with {FrameGeneratorReader.LockFile} or {FrameGeneratorReader.ApprovedFolder}/frame_NNNN.png",
+        _ => "declared output files",
     };
 
     /// <summary>A legacy file under a name RunTools writes would be overwritten: refuse.</summary>
@@ -238,13 +238,13 @@ public static class LegacyMigration
         }
     }
 
-    private static void CheckStepsAgainstScript(LegacyImport import, IReadOnlyList<DeclaredStep> steps, string? scriptPath)
+    private static void CheckStepsAgainstScript(ConversionPlan plan, IReadOnlyList<DeclaredStep> steps, string? scriptPath)
     {
         var names = new HashSet<string>(steps.Select(s => s.Name), StringComparer.Ordinal);
-        foreach (var step in import.Steps.Where(s => (s.Completed || s.Items.Count > 0) && !names.Contains(s.Name)))
+        foreach (var step in plan.Steps.Where(s => (s.Completed || s.Items.Count > 0) && !names.Contains(s.Name)))
         {
-            import.Warn("step_not_in_script", $"The imported work is recorded under step '{step.Name}', but the run script{(scriptPath is null ? string.Empty : $" '{scriptPath}'")} names no such step.",
-                $"the imported work counts only when the script runs step '{step.Name}' with the same item keys.",
+            plan.Warn("step_not_in_script", $"The converted work is recorded under step '{step.Name}', but the run script{(scriptPath is null ? string.Empty : $" '{scriptPath}'")} names no such step.",
+                $"the converted work counts only when the script runs step '{step.Name}' with the same item keys.",
                 $"Use the step name '{step.Name}' in the script (Invoke-RunStep {step.Name} or Invoke-RunItem -Step {step.Name}) before resuming, or that work is done again.");
         }
     }
@@ -300,13 +300,13 @@ public static class LegacyMigration
         }
     }
 
-    private static void Commit(string root, string runId, LegacyImport import, MigrationOptions options, IReadOnlyList<DeclaredStep> scriptSteps)
+    private static void Commit(string root, string runId, ConversionPlan plan, ConversionOptions options, IReadOnlyList<DeclaredStep> scriptSteps)
     {
-        var config = options.Config ?? import.Config ?? EffectiveConfig.Empty;
-        string name = PickName(options.Name, import.LegacyRunId, runId);
+        var config = options.Config ?? plan.Config ?? EffectiveConfig.Empty;
+        string name = PickName(options.Name, plan.LegacyRunId, runId);
         byte[] script = options.Script ?? Array.Empty<byte>();
         string? scriptSource = options.ScriptSourcePath is null ? null : Path.GetFullPath(options.ScriptSourcePath);
-        var declared = scriptSteps.Count > 0 ? scriptSteps.Select(s => s.Name).Distinct(StringComparer.Ordinal).ToList() : import.Steps.Select(s => s.Name).ToList();
+        var declared = scriptSteps.Count > 0 ? scriptSteps.Select(s => s.Name).Distinct(StringComparer.Ordinal).ToList() : plan.Steps.Select(s => s.Name).ToList();
         var create = new RunCreateOptions
         {
             Name = name,
@@ -316,7 +316,7 @@ public static class LegacyMigration
             ScriptSourcePath = scriptSource,
             DeclaredSteps = declared,
             Migrated = true,
-            SourceFormat = SourceFormatName(import.Format),
+            SourceFormat = LegacyFormatName(plan.Format),
         };
 
         string staging = Path.Combine(root, StagingFolder);
@@ -330,8 +330,8 @@ public static class LegacyMigration
         {
             // One flush at the end: until the journal is moved into place, nothing here is a run.
             recorder.Record(RunEvent.RunCreated(runId, name, create, Integrity.Sha256Hex(script), scriptSource, declared), Durability.Lazy);
-            recorder.Record(RunEvent.RunMigrated(root, import), Durability.Lazy);
-            foreach (var step in import.Steps)
+            recorder.Record(RunEvent.RunMigrated(root, plan), Durability.Lazy);
+            foreach (var step in plan.Steps)
             {
                 foreach (var item in step.Items)
                 {
@@ -359,30 +359,30 @@ public static class LegacyMigration
 
         DurableFile.WriteAtomic(Path.Combine(staging, MovesFile), JsonSerializer.SerializeToUtf8Bytes(moves));
         NativeMethods.FlushDirectory(staging);
-        Stage(import, "staged");
+        Stage(plan, "staged");
 
         foreach (string entry in moves)
         {
             File.Move(Path.Combine(staging, entry), Path.Combine(root, entry));
             NativeMethods.FlushDirectory(root);
-            Stage(import, "moved " + entry);
+            Stage(plan, "moved " + entry);
         }
 
-        import.BeforeCommit?.Invoke();
-        Stage(import, "legacy updated");
+        plan.BeforeCommit?.Invoke();
+        Stage(plan, "legacy updated");
 
         // The commit point: with the journal in place the directory is a run.
         File.Move(Path.Combine(staging, RunFormat.JournalFile), Path.Combine(root, RunFormat.JournalFile));
         NativeMethods.FlushDirectory(root);
-        Stage(import, "committed");
+        Stage(plan, "committed");
         File.Move(Path.Combine(staging, RunFormat.StateFile), Path.Combine(root, RunFormat.StateFile));
         NativeMethods.FlushDirectory(root);
-        Stage(import, "snapshot");
+        Stage(plan, "snapshot");
         Directory.Delete(staging, recursive: true);
-        Stage(import, "done");
+        Stage(plan, "done");
     }
 
-    private static void Stage(LegacyImport import, string stage) => import.Verbose("Conversion stage: " + stage);
+    private static void Stage(ConversionPlan plan, string stage) => plan.Verbose("Conversion stage: " + stage);
 
     private static string PickName(string? chosen, string? legacyRunId, string folder)
     {
@@ -407,14 +407,14 @@ public static class LegacyMigration
         return folder;
     }
 
-    private static RunEvent MigratedArtifact(ImportedArtifact artifact, string step, string? key) =>
+    private static RunEvent MigratedArtifact(ConvertedArtifact artifact, string step, string? key) =>
         RunEvent.ArtifactAdded(artifact.Name, artifact.Path, ArtifactMode.Reference, artifact.Size, artifact.Sha256, step, key, attempt: 0);
 
     /// <summary>Reads a legacy JSON object; a damaged one is backed up, rebuilt as far as possible and warned about.</summary>
-    internal static JsonObject? ReadLegacyJson(LegacyImport import, string relative, string code, string consequence, out bool complete)
+    internal static JsonObject? ReadLegacyJson(ConversionPlan plan, string relative, string code, string consequence, out bool complete)
     {
         complete = false;
-        string full = import.Full(relative);
+        string full = plan.Full(relative);
         if (!File.Exists(full))
         {
             return null;
@@ -423,9 +423,9 @@ public static class LegacyMigration
         var obj = LenientJson.ParseObject(DurableFile.ReadAllBytes(full), out complete, out string? problem);
         if (!complete)
         {
-            string backup = import.BackUp(full);
+            string backup = plan.BackUp(full);
             var recovered = obj?.Select(p => p.Key).ToList() ?? new List<string>();
-            import.Warn(code, $"{relative} is damaged ({Shorten(problem)}); a copy was kept as {backup}.",
+            plan.Warn(code, $"{relative} is damaged ({Shorten(problem)}); a copy was kept as {backup}.",
                 recovered.Count > 0 ? $"only what could be read was used ({string.Join(", ", recovered)}); {consequence}" : $"nothing could be read from it; {consequence}",
                 $"Check the warnings that follow; if you have an intact copy of {relative}, restore it, remove this run's state files and convert again.", relative);
         }

@@ -2,7 +2,7 @@ using System;
 using System.IO;
 using RunTools.Core.Infrastructure;
 
-namespace RunTools.Core.Migration;
+namespace RunTools.Core.Conversion;
 
 /// <summary>
 /// Whether a file decodes as PNG far enough to trust it, without an image library: the

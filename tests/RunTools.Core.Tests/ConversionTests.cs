@@ -8,17 +8,17 @@ using System.Text.Json.Nodes;
 using RunTools.Core.Configuration;
 using RunTools.Core.Engine;
 using RunTools.Core.Journal;
-using RunTools.Core.Migration;
+using RunTools.Core.Conversion;
 using Xunit;
 
 namespace RunTools.Core.Tests;
 
 /// <summary>
-/// Legacy directories (tests/fixtures, written from the seeds' descriptions) adopted in place:
+/// Legacy directories (tests/fixtures, written from the seeds' descriptions) converted in place:
 /// faithful import, legacy files byte-identical, backups of corrupt files, specific warnings,
 /// then a real resume through the engine that skips the imported work and redoes the rest.
 /// </summary>
-public sealed class MigrationTests : IDisposable
+public sealed class ConversionTests : IDisposable
 {
     private readonly TempDir _dir = new();
 
@@ -87,7 +87,7 @@ public sealed class MigrationTests : IDisposable
 
     private static JsonObject MigratedEvent(RunDirectory run) => run.ReadEvents().Single(e => e.Type == JournalEventTypes.RunMigrated).Data;
 
-    private static string[] Codes(MigrationResult result) => result.Warnings.Select(w => w.Code).ToArray();
+    private static string[] Codes(ConversionResult result) => result.Warnings.Select(w => w.Code).ToArray();
 
     [Fact]
     public void CheckpointKeysBecomeCompletedItemsAndThePositionIsCheckedAgainstThem()
@@ -96,10 +96,10 @@ public sealed class MigrationTests : IDisposable
         var before = Snapshot(legacy);
         var observer = new RecordingObserver();
 
-        var result = LegacyMigration.Convert(legacy, new MigrationOptions { Observer = observer });
+        var result = LegacyConversion.Convert(legacy, new ConversionOptions { Observer = observer });
 
         Assert.Equal(LegacyFormat.Checkpoint, result.Format);
-        Assert.Equal("checkpoint", result.SourceFormat);
+        Assert.Equal("checkpoint", result.LegacyFormatName);
         var state = result.Run.ReadState();
         Assert.True(state.Migrated);
         Assert.Equal("checkpoint", state.SourceFormat);
@@ -154,7 +154,7 @@ public sealed class MigrationTests : IDisposable
         string legacy = CopyFixture(_dir, "checkpoint/run_7_truncated");
         var before = Snapshot(legacy);
 
-        var result = LegacyMigration.Convert(legacy, new MigrationOptions());
+        var result = LegacyConversion.Convert(legacy, new ConversionOptions());
 
         var warning = Assert.Single(result.Warnings);
         Assert.Equal("corrupt_checkpoint", warning.Code);
@@ -166,12 +166,12 @@ public sealed class MigrationTests : IDisposable
     }
 
     [Fact]
-    public void TrialManifestsWithRunStateImportPhasesAsStepsAndIntactTrialsAsItems()
+    public void TrialManifestsWithRunStateConvertPhasesToStepsAndIntactTrialsToItems()
     {
         string legacy = CopyFixture(_dir, "trial-manifests/run_exp1");
         var before = Snapshot(legacy);
 
-        var result = LegacyMigration.Convert(legacy, new MigrationOptions());
+        var result = LegacyConversion.Convert(legacy, new ConversionOptions());
 
         Assert.Equal(LegacyFormat.TrialManifests, result.Format);
         Assert.Equal(
@@ -223,7 +223,7 @@ public sealed class MigrationTests : IDisposable
         string legacy = CopyFixture(_dir, "trial-manifests/run_exp2");
         var before = Snapshot(legacy);
 
-        var result = LegacyMigration.Convert(legacy, new MigrationOptions { Format = LegacyFormat.TrialManifests });
+        var result = LegacyConversion.Convert(legacy, new ConversionOptions { Format = LegacyFormat.TrialManifests });
 
         var step = Assert.Single(result.Steps);
         Assert.Equal(("train", StepStatus.Pending, 2L), (step.Step, step.Status, step.ItemsCompleted));
@@ -246,7 +246,7 @@ public sealed class MigrationTests : IDisposable
         string legacy = CopyFixture(_dir, "frame-generator/20260118_blaze_idle");
         var before = Snapshot(legacy);
 
-        var result = LegacyMigration.Convert(legacy, new MigrationOptions());
+        var result = LegacyConversion.Convert(legacy, new ConversionOptions());
 
         Assert.Equal(LegacyFormat.FrameGenerator, result.Format);
         var state = result.Run.ReadState();
@@ -292,7 +292,7 @@ public sealed class MigrationTests : IDisposable
     public void AnApprovedFrameDamagedAfterConversionIsRedoneOnResume()
     {
         string legacy = CopyFixture(_dir, "frame-generator/20260118_blaze_idle");
-        var result = LegacyMigration.Convert(legacy, new MigrationOptions());
+        var result = LegacyConversion.Convert(legacy, new ConversionOptions());
         File.WriteAllBytes(Path.Combine(legacy, "approved/frame_0001.png"), new byte[] { 1, 2, 3 });
 
         var observer = new RecordingObserver();
@@ -316,7 +316,7 @@ public sealed class MigrationTests : IDisposable
             new DeclaredStep("notify"),
         };
 
-        var result = LegacyMigration.Convert(legacy, new MigrationOptions { Steps = steps, Script = Runs.Bytes("# nightly") });
+        var result = LegacyConversion.Convert(legacy, new ConversionOptions { Steps = steps, Script = Runs.Bytes("# nightly") });
 
         Assert.Equal(LegacyFormat.Generic, result.Format);
         Assert.Equal(
@@ -340,30 +340,30 @@ public sealed class MigrationTests : IDisposable
     {
         string empty = _dir.Combine("x", "empty");
         Directory.CreateDirectory(empty);
-        var unknown = Assert.Throws<RunToolsException>(() => LegacyMigration.Convert(empty, new MigrationOptions()));
-        Assert.Equal(ErrorIds.UnknownLegacyLayout, unknown.ErrorId);
-        Assert.Contains("-Format", unknown.Message, StringComparison.Ordinal);
+        var unknown = Assert.Throws<RunToolsException>(() => LegacyConversion.Convert(empty, new ConversionOptions()));
+        Assert.Equal(ErrorIds.UnknownLegacyFormat, unknown.ErrorId);
+        Assert.Contains("-LegacyFormat", unknown.Message, StringComparison.Ordinal);
         Assert.Contains("-ScriptPath", unknown.Message, StringComparison.Ordinal);
-        Assert.Equal(ErrorIds.UnknownLegacyLayout, Assert.Throws<RunToolsException>(() => LegacyMigration.Convert(empty, new MigrationOptions { Format = LegacyFormat.Generic })).ErrorId);
-        var wrong = Assert.Throws<RunToolsException>(() => LegacyMigration.Convert(CopyFixture(_dir, "checkpoint/run_42_10"), new MigrationOptions { Format = LegacyFormat.FrameGenerator }));
+        Assert.Equal(ErrorIds.UnknownLegacyFormat, Assert.Throws<RunToolsException>(() => LegacyConversion.Convert(empty, new ConversionOptions { Format = LegacyFormat.Generic })).ErrorId);
+        var wrong = Assert.Throws<RunToolsException>(() => LegacyConversion.Convert(CopyFixture(_dir, "checkpoint/run_42_10"), new ConversionOptions { Format = LegacyFormat.FrameGenerator }));
         Assert.Contains("looks like Checkpoint", wrong.Message, StringComparison.Ordinal);
 
         string conflicting = CopyFixture(_dir, "checkpoint/run_42_10");
         File.WriteAllText(Path.Combine(conflicting, "config.json"), "{\"legacy\": true}");
         var before = Snapshot(conflicting);
-        Assert.Equal(ErrorIds.LegacyFileConflict, Assert.Throws<RunToolsException>(() => LegacyMigration.Convert(conflicting, new MigrationOptions())).ErrorId);
+        Assert.Equal(ErrorIds.LegacyFileConflict, Assert.Throws<RunToolsException>(() => LegacyConversion.Convert(conflicting, new ConversionOptions())).ErrorId);
         Assert.Equal(before.Keys.OrderBy(k => k), Snapshot(conflicting).Keys.OrderBy(k => k));
 
         string badName = _dir.Combine("y", "my run (old)");
         Directory.CreateDirectory(badName);
         File.WriteAllText(Path.Combine(badName, "checkpoint.json"), "{}");
-        var invalid = Assert.Throws<RunToolsException>(() => LegacyMigration.Convert(badName, new MigrationOptions()));
+        var invalid = Assert.Throws<RunToolsException>(() => LegacyConversion.Convert(badName, new ConversionOptions()));
         Assert.Equal(ErrorIds.InvalidRunId, invalid.ErrorId);
         Assert.Contains("'my-run-old'", invalid.Message, StringComparison.Ordinal);
 
         string twice = CopyFixture(_dir, "checkpoint/run_7_truncated");
-        LegacyMigration.Convert(twice, new MigrationOptions());
-        Assert.Equal(ErrorIds.RunExists, Assert.Throws<RunToolsException>(() => LegacyMigration.Convert(twice, new MigrationOptions())).ErrorId);
+        LegacyConversion.Convert(twice, new ConversionOptions());
+        Assert.Equal(ErrorIds.RunExists, Assert.Throws<RunToolsException>(() => LegacyConversion.Convert(twice, new ConversionOptions())).ErrorId);
     }
 
     [Fact]
@@ -372,17 +372,17 @@ public sealed class MigrationTests : IDisposable
         string legacy = CopyFixture(_dir, "checkpoint/run_7_truncated");
         File.WriteAllText(Path.Combine(legacy, "checkpoint.json.bak"), "an older backup the operator made");
 
-        var result = LegacyMigration.Convert(legacy, new MigrationOptions());
+        var result = LegacyConversion.Convert(legacy, new ConversionOptions());
 
         Assert.Equal("checkpoint.json.bak.1", Assert.Single(result.Backups).Backup);
         Assert.Equal("an older backup the operator made", File.ReadAllText(Path.Combine(legacy, "checkpoint.json.bak")));
     }
 
     [Fact]
-    public void TheScriptsStepNamesAreCheckedAgainstTheImportedOnes()
+    public void TheScriptsStepNamesAreCheckedAgainstTheConvertedOnes()
     {
         string legacy = CopyFixture(_dir, "frame-generator/20260118_blaze_idle");
-        var result = LegacyMigration.Convert(legacy, new MigrationOptions { Steps = new[] { new DeclaredStep("render") } });
+        var result = LegacyConversion.Convert(legacy, new ConversionOptions { Steps = new[] { new DeclaredStep("render") } });
         var warning = Assert.Single(result.Warnings, w => w.Code == "step_not_in_script");
         Assert.Contains("step 'frames'", warning.Found, StringComparison.Ordinal);
         Assert.Equal(new[] { "render" }, result.Run.ReadState().DeclaredSteps);
@@ -418,7 +418,7 @@ public sealed class MigrationTests : IDisposable
     }
 
     [Fact]
-    public void OutputPatternsExpandGlobsRelativeToTheRun()
+    public void OutputFilePatternsExpandGlobsRelativeToTheRun()
     {
         string root = _dir.Combine("globs");
         foreach (string file in new[] { "a.csv", "b.txt", "x/c.csv", "x/y/d.csv" })
@@ -427,7 +427,7 @@ public sealed class MigrationTests : IDisposable
             File.WriteAllText(Path.Combine(root, file), file);
         }
 
-        string[] Rel(string pattern) => OutputPatterns.Expand(root, pattern).Select(f => f.Substring(root.Length + 1).Replace('\\', '/')).ToArray();
+        string[] Rel(string pattern) => OutputFilePatterns.Expand(root, pattern).Select(f => f.Substring(root.Length + 1).Replace('\\', '/')).ToArray();
         Assert.Equal(new[] { "a.csv" }, Rel("*.csv"));
         Assert.Equal(new[] { "a.csv", "x/c.csv", "x/y/d.csv" }, Rel("**/*.csv"));
         Assert.Equal(new[] { "x/c.csv", "x/y/d.csv" }, Rel("x/**"));
@@ -445,10 +445,10 @@ public sealed class MigrationTests : IDisposable
         {
             attempt.BeginStep("write");
             File.WriteAllText(Path.Combine(run.Path, "out", "a.txt"), "a");
-            var missing = Assert.Throws<RunToolsException>(() => attempt.RecordStepOutputs("write", new[] { "out/*.txt", "out/b.csv" }));
-            Assert.Equal(ErrorIds.OutputNotFound, missing.ErrorId);
+            var missing = Assert.Throws<RunToolsException>(() => attempt.RecordOutputFiles("write", new[] { "out/*.txt", "out/b.csv" }));
+            Assert.Equal(ErrorIds.OutputFileNotFound, missing.ErrorId);
             Assert.Contains("out/b.csv", missing.Message, StringComparison.Ordinal);
-            var recorded = Assert.Single(attempt.RecordStepOutputs("write", new[] { "out/*.txt" }));
+            var recorded = Assert.Single(attempt.RecordOutputFiles("write", new[] { "out/*.txt" }));
             Assert.Equal(("out/a.txt", ArtifactMode.Reference, "write"), (recorded.Path, recorded.Mode, recorded.Step));
             attempt.CompleteStep("write", null);
             attempt.Complete();
@@ -487,16 +487,16 @@ public sealed class MigrationTests : IDisposable
         {
             var run = RunDirectory.Open(legacy);
             Assert.Equal((true, 3L), (run.ReadState().Migrated, run.ReadState().ItemsCompleted));
-            Assert.Equal(ErrorIds.RunExists, Assert.Throws<RunToolsException>(() => LegacyMigration.Convert(legacy, new MigrationOptions())).ErrorId);
+            Assert.Equal(ErrorIds.RunExists, Assert.Throws<RunToolsException>(() => LegacyConversion.Convert(legacy, new ConversionOptions())).ErrorId);
         }
         else
         {
-            var result = LegacyMigration.Convert(legacy, new MigrationOptions());
+            var result = LegacyConversion.Convert(legacy, new ConversionOptions());
             Assert.Equal(3, result.Run.ReadState().ItemsCompleted);
             Assert.Equal(3, result.Run.Plan().CompletedItems);
         }
 
-        Assert.False(Directory.Exists(Path.Combine(legacy, LegacyMigration.StagingFolder)));
+        Assert.False(Directory.Exists(Path.Combine(legacy, LegacyConversion.StagingFolder)));
         AssertLegacyUntouched(before, legacy, "audit_log.jsonl");
         Assert.Single(File.ReadAllLines(Path.Combine(legacy, "audit_log.jsonl")), l => l.Contains("runtools_migration", StringComparison.Ordinal));
         Assert.Single(Directory.GetFiles(Path.Combine(legacy, "approved"), "*.bak"));

@@ -3,25 +3,25 @@ using System.Collections.Generic;
 using RunTools.Core.Configuration;
 using RunTools.Core.Engine;
 
-namespace RunTools.Core.Migration;
+namespace RunTools.Core.Conversion;
 
-/// <summary>A step of the run script and the outputs it declares (<c>Invoke-RunStep -Output</c>).</summary>
+/// <summary>A step of the run script and the output files it declares (<c>Invoke-RunStep -OutputFile</c>).</summary>
 public sealed class DeclaredStep
 {
-    public DeclaredStep(string name, IReadOnlyList<string>? outputs = null)
+    public DeclaredStep(string name, IReadOnlyList<string>? outputFiles = null)
     {
         Name = name;
-        Outputs = outputs ?? Array.Empty<string>();
+        OutputFiles = outputFiles ?? Array.Empty<string>();
     }
 
     public string Name { get; }
 
     /// <summary>Paths or globs (<c>*</c>, <c>?</c>, <c>**</c>), relative to the run directory or absolute.</summary>
-    public IReadOnlyList<string> Outputs { get; }
+    public IReadOnlyList<string> OutputFiles { get; }
 }
 
 /// <summary>What a conversion starts from besides the legacy directory.</summary>
-public sealed class MigrationOptions
+public sealed class ConversionOptions
 {
     public LegacyFormat Format { get; set; } = LegacyFormat.Auto;
 
@@ -38,8 +38,8 @@ public sealed class MigrationOptions
 
     /// <summary>
     /// The script's steps in order, with their declared outputs (the module reads them from the
-    /// script's syntax tree). Generic adoption needs them; the other formats use them to check
-    /// that the imported step names are the ones the script will use.
+    /// script's syntax tree). Generic conversion needs them; the other formats use them to check
+    /// that the converted step names are the ones the script will use.
     /// </summary>
     public IReadOnlyList<DeclaredStep>? Steps { get; set; }
 
@@ -48,12 +48,12 @@ public sealed class MigrationOptions
 }
 
 /// <summary>
-/// An uncertain decision made while importing: what was found, what was assumed, what the
+/// An uncertain decision made while converting: what was found, what was assumed, what the
 /// operator can do. Returned to the caller and journaled in <c>run_migrated</c>.
 /// </summary>
-public sealed class MigrationWarning
+public sealed class ConversionWarning
 {
-    public MigrationWarning(string code, string found, string assumed, string action, string? path = null)
+    public ConversionWarning(string code, string found, string assumed, string action, string? path = null)
     {
         Code = code;
         Found = found;
@@ -62,7 +62,7 @@ public sealed class MigrationWarning
         Path = path;
     }
 
-    /// <summary>A stable snake_case identifier of the kind of problem (documented in docs/migration.md).</summary>
+    /// <summary>A stable snake_case identifier of the kind of problem (documented in docs/conversion.md).</summary>
     public string Code { get; }
 
     public string Found { get; }
@@ -79,7 +79,7 @@ public sealed class MigrationWarning
     public override string ToString() => Message;
 }
 
-/// <summary>How one step was imported.</summary>
+/// <summary>How one step was converted.</summary>
 public sealed class StepDecision
 {
     public StepDecision(string step, StepStatus status, long itemsCompleted, string reason)
@@ -118,9 +118,9 @@ public sealed class LegacyBackup
 }
 
 /// <summary>The outcome of a conversion.</summary>
-public sealed class MigrationResult
+public sealed class ConversionResult
 {
-    internal MigrationResult(RunDirectory run, LegacyFormat format, IReadOnlyList<MigrationWarning> warnings, IReadOnlyList<StepDecision> steps, IReadOnlyList<LegacyBackup> backups, long items, int artifacts)
+    internal ConversionResult(RunDirectory run, LegacyFormat format, IReadOnlyList<ConversionWarning> warnings, IReadOnlyList<StepDecision> steps, IReadOnlyList<LegacyBackup> backups, long items, int artifacts)
     {
         Run = run;
         Format = format;
@@ -135,10 +135,10 @@ public sealed class MigrationResult
 
     public LegacyFormat Format { get; }
 
-    /// <summary>The stored name of the format (<c>source_format</c>).</summary>
-    public string SourceFormat => LegacyMigration.SourceFormatName(Format);
+    /// <summary>The stored name of the legacy format (<c>source_format</c> on disk).</summary>
+    public string LegacyFormatName => LegacyConversion.LegacyFormatName(Format);
 
-    public IReadOnlyList<MigrationWarning> Warnings { get; }
+    public IReadOnlyList<ConversionWarning> Warnings { get; }
 
     public IReadOnlyList<StepDecision> Steps { get; }
 

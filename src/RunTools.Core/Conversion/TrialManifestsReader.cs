@@ -7,7 +7,7 @@ using RunTools.Core.Configuration;
 using RunTools.Core.Engine;
 using RunTools.Core.Infrastructure;
 
-namespace RunTools.Core.Migration;
+namespace RunTools.Core.Conversion;
 
 /// <summary>
 /// Seed 003: <c>run_state.json</c> (<c>run_id</c>, <c>config_hash</c>, <c>phases</c> with a
@@ -16,7 +16,7 @@ namespace RunTools.Core.Migration;
 /// completed manifest and intact artifacts becomes a completed item of its phase, key = trial id.
 /// Without run_state.json the phase statuses are inferred (and warned about).
 /// </summary>
-internal static class TrialManifestsImporter
+internal static class TrialManifestsReader
 {
     public const string RunStateFile = "run_state.json";
     public const string EffectiveConfigFile = "effective_config.yaml";
@@ -42,26 +42,26 @@ internal static class TrialManifestsImporter
         return found.OrderBy(d => d, StringComparer.Ordinal).ToList();
     }
 
-    public static void Import(LegacyImport import)
+    public static void Read(ConversionPlan plan)
     {
-        bool haveState = File.Exists(import.Full(RunStateFile));
-        var state = LegacyMigration.ReadLegacyJson(import, RunStateFile, "corrupt_run_state", "phases whose status could not be read are inferred from the trials.", out bool stateComplete);
-        import.LegacyRunId = LenientJson.Str(state, "run_id");
-        import.Legacy["run_state"] = haveState ? (stateComplete ? "intact" : "damaged") : "absent";
-        import.Legacy["config_hash"] = LenientJson.Str(state, "config_hash");
-        import.Legacy["status"] = LenientJson.Str(state, "status", "run_status");
-        var phases = ReadPhases(import, state);
+        bool haveState = File.Exists(plan.Full(RunStateFile));
+        var state = LegacyConversion.ReadLegacyJson(plan, RunStateFile, "corrupt_run_state", "phases whose status could not be read are inferred from the trials.", out bool stateComplete);
+        plan.LegacyRunId = LenientJson.Str(state, "run_id");
+        plan.Legacy["run_state"] = haveState ? (stateComplete ? "intact" : "damaged") : "absent";
+        plan.Legacy["config_hash"] = LenientJson.Str(state, "config_hash");
+        plan.Legacy["status"] = LenientJson.Str(state, "status", "run_status");
+        var phases = ReadPhases(plan, state);
 
-        ReadConfig(import);
+        ReadConfig(plan);
 
-        var trials = ReadTrials(import, out var missingManifests);
+        var trials = ReadTrials(plan, out var missingManifests);
         var knownPhases = trials.Where(t => t.Phase is not null).Select(t => t.Phase!).Distinct(StringComparer.Ordinal).ToList();
         string orphanStep = knownPhases.Count == 1 ? knownPhases[0] : DefaultTrialStep;
         foreach (string directory in missingManifests)
         {
-            string relative = import.Relative(directory);
+            string relative = plan.Relative(directory);
             string id = Path.GetFileName(directory);
-            import.Warn("missing_manifest", $"{relative}/ has no {ManifestFile}.",
+            plan.Warn("missing_manifest", $"{relative}/ has no {ManifestFile}.",
                 $"trial {id} is not completed; it is counted under step '{orphanStep}', which is left pending so that resume runs the trial again.",
                 "Nothing to do: Resume-Run redoes it. If the trial did finish, write its manifest and convert again.", relative);
             trials.Add(new Trial(id, orphanStep, completed: false));
@@ -74,16 +74,16 @@ internal static class TrialManifestsImporter
 
         var order = phases.Select(p => p.Step).Concat(trials.Select(t => t.Phase!)).Distinct(StringComparer.Ordinal).ToList();
         var versions = trials.Where(t => t.SchemaVersion is not null).Select(t => t.SchemaVersion!).Distinct(StringComparer.Ordinal).OrderBy(v => v, StringComparer.Ordinal).ToList();
-        import.Legacy["manifest_schema_versions"] = new JsonArray(versions.Select(v => (JsonNode)JsonValue.Create(v)!).ToArray());
+        plan.Legacy["manifest_schema_versions"] = new JsonArray(versions.Select(v => (JsonNode)JsonValue.Create(v)!).ToArray());
         if (versions.Count > 1)
         {
-            import.Warn("mixed_manifest_versions", $"The trial manifests use {versions.Count} schema versions ({string.Join(", ", versions)}).",
+            plan.Warn("mixed_manifest_versions", $"The trial manifests use {versions.Count} schema versions ({string.Join(", ", versions)}).",
                 "all were read by the same rules (status, phase, artifacts).", "Check that the older manifests mean the same by 'completed'.", TrialsFolder);
         }
 
         foreach (string name in order)
         {
-            var step = import.Step(name);
+            var step = plan.Step(name);
             var phase = phases.Find(p => p.Step == name);
             var done = trials.Where(t => t.Phase == name && t.Completed).ToList();
             var notDone = trials.Where(t => t.Phase == name && !t.Completed).ToList();
@@ -98,18 +98,18 @@ internal static class TrialManifestsImporter
                 if (phaseDone && notDone.Count == 0)
                 {
                     step.Completed = true;
-                    step.Reason = $"run_state.json: {phase.Status}" + (done.Count > 0 ? $"; {done.Count} trial(s) imported as completed items" : string.Empty);
+                    step.Reason = $"run_state.json: {phase.Status}" + (done.Count > 0 ? $"; {done.Count} trial(s) recorded as completed items" : string.Empty);
                 }
                 else if (phaseDone)
                 {
                     step.Reason = $"run_state.json says {phase.Status}, but {notDone.Count} trial(s) are not intact";
-                    import.Warn("phase_downgraded", $"run_state.json says phase '{phase.Name}' is {phase.Status}, but {notDone.Count} of its trial(s) are not completed and intact ({string.Join(", ", notDone.Select(t => t.Id).Take(10))}).",
+                    plan.Warn("phase_downgraded", $"run_state.json says phase '{phase.Name}' is {phase.Status}, but {notDone.Count} of its trial(s) are not completed and intact ({string.Join(", ", notDone.Select(t => t.Id).Take(10))}).",
                         $"step '{name}' is left pending: resume runs it again, replays its {done.Count} intact trial(s) and redoes the others.",
                         "Nothing to do; note that any work of the step besides its trials runs again too.", RunStateFile);
                 }
                 else
                 {
-                    step.Reason = $"run_state.json: {phase.Status}" + (done.Count > 0 ? $"; {done.Count} trial(s) imported as completed items" : string.Empty);
+                    step.Reason = $"run_state.json: {phase.Status}" + (done.Count > 0 ? $"; {done.Count} trial(s) recorded as completed items" : string.Empty);
                 }
 
                 continue;
@@ -117,13 +117,13 @@ internal static class TrialManifestsImporter
 
             // No recorded status: inferred from the trials, and said so.
             step.Reason = $"status inferred from the trial manifests: {done.Count} trial(s) completed, {notDone.Count} not";
-            import.Warn("inferred_status", $"No phase status for '{name}' ({(haveState ? "run_state.json is damaged or does not list it" : "there is no run_state.json")}); {done.Count} of its trial(s) have a completed manifest with intact artifacts, {notDone.Count} do not.",
+            plan.Warn("inferred_status", $"No phase status for '{name}' ({(haveState ? "run_state.json is damaged or does not list it" : "there is no run_state.json")}); {done.Count} of its trial(s) have a completed manifest with intact artifacts, {notDone.Count} do not.",
                 $"step '{name}' is pending; its {done.Count} completed trial(s) are completed items and are not redone.",
                 "Check that this matches what ran: resume runs the step and redoes only the other trials (and any work of the step besides its trials).", haveState ? RunStateFile : null);
         }
     }
 
-    private static List<Phase> ReadPhases(LegacyImport import, JsonObject? state)
+    private static List<Phase> ReadPhases(ConversionPlan plan, JsonObject? state)
     {
         var phases = new List<Phase>();
         var node = state?["phases"] ?? state?["steps"];
@@ -141,31 +141,31 @@ internal static class TrialManifestsImporter
                 continue; // a phase cut off by damage: its status is inferred
             }
 
-            string step = StepName(import, name);
+            string step = StepName(plan, name);
             phases.Add(new Phase(name, step, status));
             statuses[name] = status;
         }
 
-        import.Legacy["phases"] = statuses;
+        plan.Legacy["phases"] = statuses;
         return phases;
     }
 
     /// <summary>A phase name as a step name; one that breaks the step-name rule is adapted, with a warning.</summary>
-    private static string StepName(LegacyImport import, string phase)
+    private static string StepName(ConversionPlan plan, string phase)
     {
-        if (RunId.IsValid(phase))
+        if (PortableName.IsValid(phase))
         {
             return phase;
         }
 
-        string step = LegacyImport.ArtifactName(phase.Replace('/', '_'));
-        import.Warn("phase_renamed", $"Phase '{phase}' is not a valid step name.", $"it is step '{step}'.", $"Use the step name '{step}' in the run script.", RunStateFile);
+        string step = ConversionPlan.ArtifactName(phase.Replace('/', '_'));
+        plan.Warn("phase_renamed", $"Phase '{phase}' is not a valid step name.", $"it is step '{step}'.", $"Use the step name '{step}' in the run script.", RunStateFile);
         return step;
     }
 
-    private static void ReadConfig(LegacyImport import)
+    private static void ReadConfig(ConversionPlan plan)
     {
-        string path = import.Full(EffectiveConfigFile);
+        string path = plan.Full(EffectiveConfigFile);
         if (!File.Exists(path))
         {
             return;
@@ -173,23 +173,23 @@ internal static class TrialManifestsImporter
 
         try
         {
-            import.Config = EffectiveConfig.FromFile(path);
-            import.Legacy["effective_config_hash"] = import.Config.Hash;
+            plan.Config = EffectiveConfig.FromFile(path);
+            plan.Legacy["effective_config_hash"] = plan.Config.Hash;
         }
         catch (Exception ex) when (ex is InvalidConfigException || ex is RunToolsException)
         {
-            string backup = import.BackUp(path);
-            import.Warn("corrupt_effective_config", $"{EffectiveConfigFile} cannot be read as a config ({LegacyMigration.Shorten(ex.Message)}); a copy was kept as {backup}.",
+            string backup = plan.BackUp(path);
+            plan.Warn("corrupt_effective_config", $"{EffectiveConfigFile} cannot be read as a config ({LegacyConversion.Shorten(ex.Message)}); a copy was kept as {backup}.",
                 "the run gets no config from it (an empty config unless -Config is given).",
                 "Pass the config the run used with -Config (ConvertTo-Run or Resume-Run) so that drift is checked against it.", EffectiveConfigFile);
         }
     }
 
-    private static List<Trial> ReadTrials(LegacyImport import, out List<string> missingManifests)
+    private static List<Trial> ReadTrials(ConversionPlan plan, out List<string> missingManifests)
     {
         var trials = new List<Trial>();
         missingManifests = new List<string>();
-        foreach (string directory in TrialDirectories(import.Root))
+        foreach (string directory in TrialDirectories(plan.Root))
         {
             string manifestPath = Path.Combine(directory, ManifestFile);
             if (!File.Exists(manifestPath))
@@ -198,11 +198,11 @@ internal static class TrialManifestsImporter
                 continue;
             }
 
-            string relative = import.Relative(manifestPath);
-            var manifest = LegacyMigration.ReadLegacyJson(import, relative, "corrupt_manifest", "the trial is not completed and will run again on resume.", out bool complete);
+            string relative = plan.Relative(manifestPath);
+            var manifest = LegacyConversion.ReadLegacyJson(plan, relative, "corrupt_manifest", "the trial is not completed and will run again on resume.", out bool complete);
             string id = LenientJson.Str(manifest, "trial_id", "id") ?? Path.GetFileName(directory);
             string? phase = LenientJson.Str(manifest, "phase", "step");
-            var trial = new Trial(id, phase is null ? null : StepName(import, phase), completed: false)
+            var trial = new Trial(id, phase is null ? null : StepName(plan, phase), completed: false)
             {
                 SchemaVersion = LenientJson.Str(manifest, "schema_version", "manifest_version", "version"),
             };
@@ -215,18 +215,18 @@ internal static class TrialManifestsImporter
             string? status = LenientJson.Str(manifest, "status");
             if (status is null || !s_doneStatuses.Contains(status.ToLowerInvariant()))
             {
-                import.Verbose($"Trial {id}: manifest status '{status ?? "(none)"}', not completed.");
+                plan.Verbose($"Trial {id}: manifest status '{status ?? "(none)"}', not completed.");
                 continue;
             }
 
-            trial.Completed = CollectArtifacts(import, directory, manifest!, id, trial.Artifacts);
+            trial.Completed = CollectArtifacts(plan, directory, manifest!, id, trial.Artifacts);
         }
 
         return trials;
     }
 
     /// <summary>The manifest's artifacts (or, when it lists none, every other file of the trial), each verified.</summary>
-    private static bool CollectArtifacts(LegacyImport import, string directory, JsonObject manifest, string id, List<ImportedArtifact> artifacts)
+    private static bool CollectArtifacts(ConversionPlan plan, string directory, JsonObject manifest, string id, List<ConvertedArtifact> artifacts)
     {
         var listed = new List<(string Path, string? Sha256, long? Size)>();
         if (manifest["artifacts"] is JsonArray array)
@@ -259,20 +259,20 @@ internal static class TrialManifestsImporter
         foreach (var (path, sha256, size) in listed)
         {
             string full = Path.GetFullPath(Path.IsPathRooted(path) ? path : Path.Combine(directory, path));
-            string relative = import.Relative(full);
+            string relative = plan.Relative(full);
             if (!File.Exists(full))
             {
                 intact = false;
-                import.Warn("missing_artifact", $"Trial {id} lists artifact {relative}, which does not exist.",
+                plan.Warn("missing_artifact", $"Trial {id} lists artifact {relative}, which does not exist.",
                     $"trial {id} is not completed; it will run again on resume.", "Nothing to do: Resume-Run redoes it. If the file was moved, put it back and convert again.", relative);
                 continue;
             }
 
-            var artifact = import.Artifact(full);
+            var artifact = plan.Artifact(full);
             if ((sha256 is not null && !string.Equals(sha256, artifact.Sha256, StringComparison.OrdinalIgnoreCase)) || (size is not null && size != artifact.Size))
             {
                 intact = false;
-                import.Warn("artifact_mismatch", $"Trial {id}'s artifact {relative} does not match its manifest ({(sha256 is not null ? $"SHA-256 {sha256}" : $"{size} bytes")} recorded, {artifact.Sha256.Substring(0, 12)}... / {artifact.Size} bytes found).",
+                plan.Warn("artifact_mismatch", $"Trial {id}'s artifact {relative} does not match its manifest ({(sha256 is not null ? $"SHA-256 {sha256}" : $"{size} bytes")} recorded, {artifact.Sha256.Substring(0, 12)}... / {artifact.Size} bytes found).",
                     $"trial {id} is not completed; it will run again on resume.", "Nothing to do: Resume-Run redoes it.", relative);
                 continue;
             }
@@ -316,6 +316,6 @@ internal static class TrialManifestsImporter
 
         public string? SchemaVersion { get; set; }
 
-        public List<ImportedArtifact> Artifacts { get; } = new();
+        public List<ConvertedArtifact> Artifacts { get; } = new();
     }
 }

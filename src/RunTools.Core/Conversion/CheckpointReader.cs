@@ -5,14 +5,14 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using RunTools.Core.Infrastructure;
 
-namespace RunTools.Core.Migration;
+namespace RunTools.Core.Conversion;
 
 /// <summary>
 /// Seed 000: <c>checkpoint.json</c> (<c>run_id</c>, <c>last_processed_idx</c>,
 /// <c>processed_count</c>, <c>updated_at</c>) and <c>idempotency_keys.jsonl</c> (one processed
 /// message a line). Each idempotency key becomes a completed item of step <c>process</c>.
 /// </summary>
-internal static class CheckpointImporter
+internal static class CheckpointReader
 {
     public const string CheckpointFile = "checkpoint.json";
     public const string KeysFile = "idempotency_keys.jsonl";
@@ -24,37 +24,37 @@ internal static class CheckpointImporter
 
     public static bool Matches(string root) => File.Exists(Path.Combine(root, CheckpointFile)) || File.Exists(Path.Combine(root, KeysFile));
 
-    public static void Import(LegacyImport import)
+    public static void Read(ConversionPlan plan)
     {
-        var step = import.Step(StepName);
-        var checkpoint = LegacyMigration.ReadLegacyJson(import, CheckpointFile, "corrupt_checkpoint", "the idempotency keys decide what is done.", out _);
-        if (!File.Exists(import.Full(CheckpointFile)))
+        var step = plan.Step(StepName);
+        var checkpoint = LegacyConversion.ReadLegacyJson(plan, CheckpointFile, "corrupt_checkpoint", "the idempotency keys decide what is done.", out _);
+        if (!File.Exists(plan.Full(CheckpointFile)))
         {
-            import.Warn("missing_checkpoint", $"There is no {CheckpointFile}.", "the idempotency keys alone decide which messages are done.",
+            plan.Warn("missing_checkpoint", $"There is no {CheckpointFile}.", "the idempotency keys alone decide which messages are done.",
                 "Nothing to do if the keys file is complete.", CheckpointFile);
         }
 
-        import.LegacyRunId = LenientJson.Str(checkpoint, "run_id");
+        plan.LegacyRunId = LenientJson.Str(checkpoint, "run_id");
         long? lastIndex = LenientJson.Long(checkpoint, "last_processed_idx");
         long? count = LenientJson.Long(checkpoint, "processed_count");
-        import.Legacy["checkpoint"] = checkpoint?.DeepClone();
+        plan.Legacy["checkpoint"] = checkpoint?.DeepClone();
 
-        var keys = ReadKeys(import, out int badLines, out int recoveredLines, out int duplicates);
+        var keys = ReadKeys(plan, out int badLines, out int recoveredLines, out int duplicates);
         foreach (string key in keys)
         {
             step.Item(key);
         }
 
-        import.Legacy["keys"] = keys.Count;
-        import.Legacy["bad_lines"] = badLines;
-        import.Legacy["recovered_lines"] = recoveredLines;
-        import.Legacy["duplicate_keys"] = duplicates;
+        plan.Legacy["keys"] = keys.Count;
+        plan.Legacy["bad_lines"] = badLines;
+        plan.Legacy["recovered_lines"] = recoveredLines;
+        plan.Legacy["duplicate_keys"] = duplicates;
 
         // The checkpoint's position against the keys. The keys win: the store is what kept the
         // earlier runner from submitting a message twice (its checkpoint was written at start only).
         if (count is { } c && c != keys.Count)
         {
-            import.Warn("checkpoint_disagrees",
+            plan.Warn("checkpoint_disagrees",
                 $"{CheckpointFile} says processed_count {c}, but {KeysFile} holds {keys.Count} distinct key(s).",
                 $"the keys are the truth: each of the {keys.Count} key(s) is a completed item of step '{StepName}'; the checkpoint's count is not used.",
                 keys.Count < c
@@ -65,26 +65,26 @@ internal static class CheckpointImporter
         if (lastIndex is { } last && (count is null ? last + 1 != keys.Count : last + 1 != count))
         {
             long expected = count ?? keys.Count;
-            import.Warn("checkpoint_position_disagrees",
+            plan.Warn("checkpoint_position_disagrees",
                 $"{CheckpointFile} says last_processed_idx {last}, which does not fit {(count is null ? $"the {keys.Count} key(s)" : $"processed_count {count}")} (expected {expected - 1}).",
                 "the position is not used; messages are matched by their idempotency key, not by index.",
                 "Nothing to do, as long as the run script keys its items by the same idempotency key.", CheckpointFile);
         }
 
         step.Completed = false;
-        step.Reason = $"{keys.Count} processed message(s) imported as completed items (key = idempotency key); the step stays pending so that new messages are processed";
+        step.Reason = $"{keys.Count} processed message(s) recorded as completed items (key = idempotency key); the step stays pending so that new messages are processed";
     }
 
-    private static List<string> ReadKeys(LegacyImport import, out int badLines, out int recoveredLines, out int duplicates)
+    private static List<string> ReadKeys(ConversionPlan plan, out int badLines, out int recoveredLines, out int duplicates)
     {
         badLines = 0;
         recoveredLines = 0;
         duplicates = 0;
         var keys = new List<string>();
-        string path = import.Full(KeysFile);
+        string path = plan.Full(KeysFile);
         if (!File.Exists(path))
         {
-            import.Warn("missing_keys", $"There is no {KeysFile}.", "no message is known to be processed; nothing is marked done.",
+            plan.Warn("missing_keys", $"There is no {KeysFile}.", "no message is known to be processed; nothing is marked done.",
                 "If messages were processed, restore the keys file and convert again, or their side effects may be repeated.", KeysFile);
             return keys;
         }
@@ -105,18 +105,18 @@ internal static class CheckpointImporter
 
             if (!exact)
             {
-                string backup = import.BackUp(path);
+                string backup = plan.BackUp(path);
                 if (key is null)
                 {
                     badLines++;
-                    import.Warn("bad_key_line", $"Line {number} of {KeysFile} is not a readable key record ({LegacyMigration.Shorten(text, 80)}); a copy of the file was kept as {backup}.",
+                    plan.Warn("bad_key_line", $"Line {number} of {KeysFile} is not a readable key record ({LegacyConversion.Shorten(text, 80)}); a copy of the file was kept as {backup}.",
                         "the message it recorded is unknown, so it is not marked done.",
                         "If that message was processed, its side effect may be repeated on resume: check it in the outside world first.", KeysFile);
                     continue;
                 }
 
                 recoveredLines++;
-                import.Warn("recovered_key_line", $"Line {number} of {KeysFile} is damaged, but the key '{key}' could be read from it; a copy of the file was kept as {backup}.",
+                plan.Warn("recovered_key_line", $"Line {number} of {KeysFile} is damaged, but the key '{key}' could be read from it; a copy of the file was kept as {backup}.",
                     "the message with that key was processed (the store records a key once the message is handled), so it is a completed item.",
                     "Check that message if in doubt; nothing to do otherwise.", KeysFile);
             }

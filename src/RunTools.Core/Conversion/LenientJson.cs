@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace RunTools.Core.Migration;
+namespace RunTools.Core.Conversion;
 
 /// <summary>
 /// Reads legacy JSON that may be damaged. A truncated document (the writer died mid-write) is

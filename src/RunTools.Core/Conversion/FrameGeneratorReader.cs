@@ -9,7 +9,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using RunTools.Core.Infrastructure;
 
-namespace RunTools.Core.Migration;
+namespace RunTools.Core.Conversion;
 
 /// <summary>
 /// Seed 004: <c>state.json</c>, <c>manifest.lock.json</c>, <c>approved/frame_NNNN.png</c>,
@@ -17,7 +17,7 @@ namespace RunTools.Core.Migration;
 /// completed item of step <c>frames</c> whose key is the frame index ("3" for frame_0003.png),
 /// with the file recorded in place (size + SHA-256).
 /// </summary>
-internal static class FrameGeneratorImporter
+internal static class FrameGeneratorReader
 {
     public const string StateFile = "state.json";
     public const string LockFile = "manifest.lock.json";
@@ -43,29 +43,29 @@ internal static class FrameGeneratorImporter
         return frames || (state && (File.Exists(Path.Combine(root, LockFile)) || Directory.Exists(Path.Combine(root, ApprovedFolder))));
     }
 
-    public static void Import(LegacyImport import)
+    public static void Read(ConversionPlan plan)
     {
-        var step = import.Step(StepName);
-        var state = LegacyMigration.ReadLegacyJson(import, StateFile, "corrupt_state", "approved frames are taken from approved/ alone.", out _);
-        var manifestLock = LegacyMigration.ReadLegacyJson(import, LockFile, "corrupt_manifest_lock", "the manifest hash is taken from state.json.", out _);
-        import.LegacyRunId = LenientJson.Str(state, "run_id");
+        var step = plan.Step(StepName);
+        var state = LegacyConversion.ReadLegacyJson(plan, StateFile, "corrupt_state", "approved frames are taken from approved/ alone.", out _);
+        var manifestLock = LegacyConversion.ReadLegacyJson(plan, LockFile, "corrupt_manifest_lock", "the manifest hash is taken from state.json.", out _);
+        plan.LegacyRunId = LenientJson.Str(state, "run_id");
 
         string? stateHash = LenientJson.Str(state, "manifest_hash");
         string? lockHash = LenientJson.Str(manifestLock, "manifest_hash");
-        import.Legacy["run_status"] = LenientJson.Str(state, "run_status", "status");
-        import.Legacy["manifest_hash"] = lockHash ?? stateHash;
-        import.Legacy["state_manifest_hash"] = stateHash;
-        import.Legacy["resume_from_frame"] = LenientJson.Long(state, "resume_from_frame");
-        import.Legacy["resume_history"] = state?["resume_history"]?.DeepClone();
+        plan.Legacy["run_status"] = LenientJson.Str(state, "run_status", "status");
+        plan.Legacy["manifest_hash"] = lockHash ?? stateHash;
+        plan.Legacy["state_manifest_hash"] = stateHash;
+        plan.Legacy["resume_from_frame"] = LenientJson.Long(state, "resume_from_frame");
+        plan.Legacy["resume_history"] = state?["resume_history"]?.DeepClone();
         if (stateHash is not null && lockHash is not null && !string.Equals(stateHash, lockHash, StringComparison.OrdinalIgnoreCase))
         {
-            import.Warn("manifest_hash_mismatch", $"state.json has manifest_hash {stateHash} but {LockFile} has {lockHash}.",
+            plan.Warn("manifest_hash_mismatch", $"state.json has manifest_hash {stateHash} but {LockFile} has {lockHash}.",
                 $"{LockFile} holds the manifest hash the generator checks; it is kept as the legacy manifest hash.",
                 "If the manifest changed after frames were approved, review the approved frames before resuming, or start a new run.", LockFile);
         }
-        else if (lockHash is null && File.Exists(import.Full(StateFile)) && !File.Exists(import.Full(LockFile)))
+        else if (lockHash is null && File.Exists(plan.Full(StateFile)) && !File.Exists(plan.Full(LockFile)))
         {
-            import.Warn("missing_manifest_lock", $"There is no {LockFile}.", "the manifest hash is taken from state.json" + (stateHash is null ? " (which has none either)." : "."),
+            plan.Warn("missing_manifest_lock", $"There is no {LockFile}.", "the manifest hash is taken from state.json" + (stateHash is null ? " (which has none either)." : "."),
                 "Pass the manifest with -Config so that later changes to it are detected as drift.", LockFile);
         }
 
@@ -73,11 +73,11 @@ internal static class FrameGeneratorImporter
         if (state?["approved_frame_indices"] is JsonArray indices)
         {
             listed = new HashSet<long>(indices.OfType<JsonValue>().Select(v => v.TryGetValue(out long l) ? l : -1).Where(l => l >= 0));
-            import.Legacy["approved_frame_indices"] = new JsonArray(listed.OrderBy(i => i).Select(i => (JsonNode)JsonValue.Create(i)!).ToArray());
+            plan.Legacy["approved_frame_indices"] = new JsonArray(listed.OrderBy(i => i).Select(i => (JsonNode)JsonValue.Create(i)!).ToArray());
         }
 
         var onDisk = new SortedDictionary<long, string>();
-        string approved = import.Full(ApprovedFolder);
+        string approved = plan.Full(ApprovedFolder);
         if (Directory.Exists(approved))
         {
             foreach (string file in Directory.EnumerateFiles(approved, "frame_*.png").OrderBy(f => f, StringComparer.Ordinal))
@@ -91,8 +91,8 @@ internal static class FrameGeneratorImporter
                 long index = long.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
                 if (onDisk.TryGetValue(index, out string? other))
                 {
-                    import.Warn("duplicate_frame", $"Frame {index} is in approved/ twice: {Path.GetFileName(other)} and {Path.GetFileName(file)}.",
-                        $"{Path.GetFileName(other)} is the approved one; the other file is left alone.", "Remove the file that is not the frame.", import.Relative(file));
+                    plan.Warn("duplicate_frame", $"Frame {index} is in approved/ twice: {Path.GetFileName(other)} and {Path.GetFileName(file)}.",
+                        $"{Path.GetFileName(other)} is the approved one; the other file is left alone.", "Remove the file that is not the frame.", plan.Relative(file));
                     continue;
                 }
 
@@ -103,13 +103,13 @@ internal static class FrameGeneratorImporter
         var corrupt = new List<long>();
         foreach (var entry in onDisk)
         {
-            string relative = import.Relative(entry.Value);
+            string relative = plan.Relative(entry.Value);
             string? problem = PngCheck.Problem(entry.Value);
             if (problem is not null)
             {
                 corrupt.Add(entry.Key);
-                string backup = import.BackUp(entry.Value);
-                import.Warn("corrupt_frame", $"{relative} does not decode as PNG ({problem}); a copy was kept as {backup}.",
+                string backup = plan.BackUp(entry.Value);
+                plan.Warn("corrupt_frame", $"{relative} does not decode as PNG ({problem}); a copy was kept as {backup}.",
                     $"frame {entry.Key} is not approved; it will be generated again on resume.",
                     "Nothing to do: Resume-Run regenerates it.", relative);
                 continue;
@@ -117,32 +117,32 @@ internal static class FrameGeneratorImporter
 
             if (listed is not null && !listed.Contains(entry.Key))
             {
-                import.Warn("frame_not_in_state", $"{relative} is a valid PNG but state.json does not list frame {entry.Key} as approved.",
+                plan.Warn("frame_not_in_state", $"{relative} is a valid PNG but state.json does not list frame {entry.Key} as approved.",
                     $"the file in approved/ decides (the generator skips frames it finds there): frame {entry.Key} is completed.",
                     $"If it was not approved, move it out of approved/ before resuming: its recorded checksum then fails and the frame is generated again.", relative);
             }
 
-            step.Item(entry.Key.ToString(CultureInfo.InvariantCulture)).Artifacts.Add(import.Artifact(entry.Value));
+            step.Item(entry.Key.ToString(CultureInfo.InvariantCulture)).Artifacts.Add(plan.Artifact(entry.Value));
         }
 
         foreach (long index in (listed ?? new HashSet<long>()).Where(i => !onDisk.ContainsKey(i)).OrderBy(i => i))
         {
-            import.Warn("approved_frame_missing", $"state.json lists frame {index} as approved, but there is no approved/frame_{index:D4}.png.",
+            plan.Warn("approved_frame_missing", $"state.json lists frame {index} as approved, but there is no approved/frame_{index:D4}.png.",
                 $"frame {index} is not completed; it will be generated again on resume.", "Nothing to do: Resume-Run generates it.", ApprovedFolder);
         }
 
-        string candidates = import.Full(CandidatesFolder);
+        string candidates = plan.Full(CandidatesFolder);
         int candidateFiles = Directory.Exists(candidates) ? Directory.EnumerateFiles(candidates, "*", SearchOption.AllDirectories).Count() : 0;
-        import.Legacy["candidates"] = candidateFiles;
-        import.Legacy["frames_to_regenerate"] = new JsonArray(corrupt.Select(i => (JsonNode)JsonValue.Create(i)!).ToArray());
+        plan.Legacy["candidates"] = candidateFiles;
+        plan.Legacy["frames_to_regenerate"] = new JsonArray(corrupt.Select(i => (JsonNode)JsonValue.Create(i)!).ToArray());
         if (candidateFiles > 0)
         {
-            import.Verbose($"candidates/ is kept as it is ({candidateFiles} file(s)).");
+            plan.Verbose($"candidates/ is kept as it is ({candidateFiles} file(s)).");
         }
 
-        PrepareAuditLog(import, step.Items.Count, corrupt);
+        PrepareAuditLog(plan, step.Items.Count, corrupt);
         step.Completed = false;
-        step.Reason = $"{step.Items.Count} approved frame(s) imported as completed items (key = frame index)" +
+        step.Reason = $"{step.Items.Count} approved frame(s) recorded as completed items (key = frame index)" +
             (corrupt.Count > 0 ? $"; frame(s) {string.Join(", ", corrupt)} do not decode and will be generated again" : string.Empty) +
             "; the step stays pending so that the remaining frames are generated";
     }
@@ -152,12 +152,12 @@ internal static class FrameGeneratorImporter
     /// entry in the log's own style (its timestamp and event member names), once. The run script
     /// goes on appending its own entries to the same file.
     /// </summary>
-    private static void PrepareAuditLog(LegacyImport import, int approvedFrames, List<long> regenerate)
+    private static void PrepareAuditLog(ConversionPlan plan, int approvedFrames, List<long> regenerate)
     {
-        string path = import.Full(AuditLogFile);
+        string path = plan.Full(AuditLogFile);
         if (!File.Exists(path))
         {
-            import.Legacy["audit_log"] = null;
+            plan.Legacy["audit_log"] = null;
             return;
         }
 
@@ -187,19 +187,19 @@ internal static class FrameGeneratorImporter
             bad.Add(number);
         }
 
-        import.Legacy["audit_log"] = new JsonObject { ["entries"] = entries, ["bad_lines"] = bad.Count };
+        plan.Legacy["audit_log"] = new JsonObject { ["entries"] = entries, ["bad_lines"] = bad.Count };
         if (bad.Count > 0)
         {
-            string backup = import.BackUp(path);
-            import.Warn("bad_audit_lines", $"{bad.Count} line(s) of {AuditLogFile} are not JSON objects (line {string.Join(", ", bad.Take(10))}); a copy was kept as {backup}.",
+            string backup = plan.BackUp(path);
+            plan.Warn("bad_audit_lines", $"{bad.Count} line(s) of {AuditLogFile} are not JSON objects (line {string.Join(", ", bad.Take(10))}); a copy was kept as {backup}.",
                 "they are left where they are; the log is continued after them.", "Nothing to do; they are part of the history.", AuditLogFile);
         }
 
         string timeMember = s_timeMembers.FirstOrDefault(m => lastEntry?.ContainsKey(m) == true) ?? "timestamp";
         string eventMember = s_eventMembers.FirstOrDefault(m => lastEntry?.ContainsKey(m) == true) ?? "event";
-        string? legacyRunId = import.LegacyRunId;
-        string runId = Path.GetFileName(import.Root);
-        import.BeforeCommit = () => AppendAuditEntry(path, timeMember, eventMember, new JsonObject
+        string? legacyRunId = plan.LegacyRunId;
+        string runId = Path.GetFileName(plan.Root);
+        plan.BeforeCommit = () => AppendAuditEntry(path, timeMember, eventMember, new JsonObject
         {
             ["run_id"] = legacyRunId,
             ["runtools_run_id"] = runId,
