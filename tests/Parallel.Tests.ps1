@@ -264,4 +264,65 @@ Describe 'Stop-Run and a real kill during a parallel step' {
             $counts.Count | Should -Be (64 - @($inDoubt | Where-Object { -not $before.ContainsKey($_) }).Count)
         }
     }
+
+    It 'opens its worker runspaces once per attempt: later calls reuse them (growing when they ask for more) with fresh variables, and the attempt closes them' {
+        $root = New-Root
+        $out = Join-Path $TestDrive 'pool.json'
+        $here = Join-Path $TestDrive 'pool-location'
+        $null = New-Item -ItemType Directory $here
+        $script = Join-Path $TestDrive 'pool.ps1'
+        Set-Content $script @'
+param($Config, [string] $OutPath, [string] $Here)
+$before = @(Get-Runspace).InstanceId
+$first = @(1..4 | Invoke-RunItem -Key { "a$_" } -Step first -ThrottleLimit 2 {
+    $global:leftover = 'set by the first call'
+    "$([runspace]::DefaultRunspace.InstanceId)"
+})
+$afterFirst = @(Get-Runspace).InstanceId
+Set-Location -LiteralPath $Here
+$n = 7
+$second = @(1..4 | Invoke-RunItem -Key { "b$_" } -Step second -ThrottleLimit 2 {
+    "$([runspace]::DefaultRunspace.InstanceId)|$global:leftover|$using:n|$((Get-Location).Path)"
+})
+foreach ($i in 1..20) { $null = 1..8 | Invoke-RunItem -Key { "c$_" } -Step "loop$i" -ThrottleLimit 4 { $_ } }
+$afterLoop = @(Get-Runspace).InstanceId
+[pscustomobject]@{
+    Before = @($before | ForEach-Object { "$_" }); AfterFirst = @($afterFirst | ForEach-Object { "$_" }); AfterLoop = @($afterLoop | ForEach-Object { "$_" })
+    First = $first; Second = $second
+} | ConvertTo-Json -Depth 3 | Set-Content $OutPath
+'@
+        $runspacesBefore = @(Get-Runspace).Count
+        $run = Start-Run -Name pool -ScriptPath $script -Root $root -Parameters @{ OutPath = $out; Here = $here }
+        $run.Status | Should -Be 'Completed'
+        $seen = Get-Content $out -Raw | ConvertFrom-Json
+        $opened = @($seen.AfterFirst | Where-Object { $_ -notin $seen.Before })
+        $opened.Count | Should -Be 2 -Because 'the first call opened its two workers'
+        $seen.First | Where-Object { $_ -notin $opened } | Should -BeNullOrEmpty
+        foreach ($line in $seen.Second) {
+            $runspace, $leftover, $using, $location = $line -split '\|'
+            $runspace | Should -BeIn $opened -Because 'the second call reuses the workers the first one opened'
+            $leftover | Should -BeNullOrEmpty -Because 'variables an earlier call set do not carry over, as in ForEach-Object -Parallel'
+            $using | Should -Be '7'
+            $location | Should -Be $here -Because 'items run at the run script''s location when the call starts'
+        }
+        @($seen.AfterLoop | Where-Object { $_ -notin $seen.Before }).Count | Should -Be 4 -Because '20 calls of -ThrottleLimit 4 grew the pool to 4 workers, not 80'
+        @(Get-Runspace).Count | Should -Be $runspacesBefore -Because 'the attempt closed every worker runspace when it ended'
+    }
+
+    It 'closes the worker runspaces when the attempt fails, and a resume opens new ones' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'pool-fail.ps1'
+        Set-Content $script @'
+1..6 | Invoke-RunItem -Key { "k$_" } -Step work -ThrottleLimit 3 {
+    if ($_ -eq 4 -and (Get-RunContext).Attempt -eq 1) { throw "item $_ failed" }
+    $_
+}
+'@
+        $runspacesBefore = @(Get-Runspace).Count
+        $run = Start-Run -Name poolfail -ScriptPath $script -Root $root -ErrorAction SilentlyContinue
+        $run.Status | Should -Be 'Failed'
+        @(Get-Runspace).Count | Should -Be $runspacesBefore -Because 'a failed attempt closes its workers too'
+        (Resume-Run -RunId $run.RunId -Root $root).Status | Should -Be 'Completed'
+        @(Get-Runspace).Count | Should -Be $runspacesBefore
+    }
 }
