@@ -411,77 +411,70 @@ internal sealed class ItemWorker
     /// <summary>Tries the item up to -MaxTries times: each try journaled, a wait with jitter between them.</summary>
     private void Run(ParallelItemRunner call, RunAttempt engine, ScriptBlock body, ParallelItemRunner.Job job, ParallelItemRunner.Result result)
     {
-        var unit = call.Unit;
-        for (int tryNumber = 1; ; tryNumber++)
+        var tries = call.Unit.NewTries(engine);
+        tries.BeginTry = tryNumber =>
         {
-            if (tryNumber > 1)
-            {
-                try
-                {
-                    engine.ThrowIfStopRequested();
-                    if (_stopped || engine.ClaimItem(call.Step, job.Key) != ItemAction.Run)
-                    {
-                        return;
-                    }
-
-                    engine.StartItem(call.Step, job.Key, tryNumber);
-                }
-                catch (RunToolsException ex)
-                {
-                    // A stop during the wait: the item stays failed (recorded), and a resume retries it.
-                    engine.ReleaseItem(job.Key);
-                    call.SetFatal(ex);
-                    return;
-                }
-            }
-
-            result.Error = null;
-            RunOnce(call, engine, body, job, result);
-            if (result.Error is null || result.Abandoned || call.Fatal is not null)
-            {
-                return;
-            }
-
-            bool retry = tryNumber < unit.MaxTries && !_stopped && IsTransient(result.Error);
-            TimeSpan? wait = retry ? unit.DelayBefore(tryNumber + 1) : null;
-            bool timedOut = RunExecutor.Unwrap(result.Error) is RunToolsException { ErrorId: ErrorIds.UnitTimedOut };
             try
             {
-                engine.FailItem(call.Step, job.Key, UnitCmdletBase.Failure(RunExecutor.Explain(result.Error, call.ScriptName), result.Error, timedOut, tryNumber, wait));
+                engine.ThrowIfStopRequested();
+                if (_stopped || engine.ClaimItem(call.Step, job.Key) != ItemAction.Run)
+                {
+                    return false;
+                }
+
+                engine.StartItem(call.Step, job.Key, tryNumber);
+                return true;
+            }
+            catch (RunToolsException ex)
+            {
+                // A stop during the wait: the item stays failed (recorded), and a resume retries it.
+                engine.ReleaseItem(job.Key);
+                call.SetFatal(ex);
+                return false;
+            }
+        };
+
+        // -RetryOn's script blocks run here, in the worker; Ctrl+C of the call is this worker's stop.
+        tries.IsTransient = error => !_stopped && IsTransient(error);
+        tries.Abandoned = () => _stopped;
+        tries.RecordFailure = (error, tryNumber, wait) =>
+        {
+            bool timedOut = RunExecutor.Unwrap(error) is RunToolsException { ErrorId: ErrorIds.UnitTimedOut };
+            try
+            {
+                engine.FailItem(call.Step, job.Key, UnitCmdletBase.Failure(RunExecutor.Explain(error, call.ScriptName), error, timedOut, tryNumber, wait));
             }
             catch (RunToolsException ex)
             {
                 call.SetFatal(ex);
                 result.Abandoned = true;
-                return;
+                return false;
             }
 
             if (_itemContext.Failure is not null)
             {
                 // An in-script cmdlet ended the run (as it would the run script): stop starting items.
-                call.SetFatal(result.Error as RunToolsException ?? new RunToolsException(ErrorIds.ItemFailed, RunToolsErrorCategory.InvalidOperation, _itemContext.Failure, job.Key, result.Error));
-                return;
+                call.SetFatal(error as RunToolsException ?? new RunToolsException(ErrorIds.ItemFailed, RunToolsErrorCategory.InvalidOperation, _itemContext.Failure, job.Key, error));
+                return false;
             }
 
-            if (wait is not { } delay)
-            {
-                result.FailedTries = tryNumber;
-                return;
-            }
-
-            try
-            {
-                if (!engine.WaitBeforeRetry(delay, () => _stopped))
-                {
-                    return;
-                }
-            }
-            catch (RunToolsException ex)
-            {
+            return true;
+        };
+        var outcome = tries.Run(_ =>
+        {
+            result.Error = null;
+            RunOnce(call, engine, body, job, result);
+            return result.Error is null || result.Abandoned || call.Fatal is not null ? null : result.Error;
+        });
+        switch (outcome.End)
+        {
+            case UnitTriesEnd.Failed:
+                result.FailedTries = outcome.Tries;
+                break;
+            case UnitTriesEnd.Stopped:
                 // A stop during the wait: the item stays failed (recorded), and a resume retries it.
-                call.SetFatal(ex);
-                return;
-            }
+                call.SetFatal((RunToolsException)outcome.Error!);
+                break;
         }
     }
 
