@@ -325,4 +325,23 @@ $afterLoop = @(Get-Runspace).InstanceId
         (Resume-Run -RunId $run.RunId -Root $root).Status | Should -Be 'Completed'
         @(Get-Runspace).Count | Should -Be $runspacesBefore
     }
+
+    It 'imports in the pooled workers a module the run script imported after they opened' {
+        $root = New-Root
+        $module = Join-Path $TestDrive 'LateModule.psm1'
+        Set-Content $module 'function Get-Late { "late $args" }'
+        $out = Join-Path $TestDrive 'late.txt'
+        $script = Join-Path $TestDrive 'late.ps1'
+        Set-Content $script @'
+param($Config, [string] $ModulePath, [string] $OutPath)
+$null = 1..2 | Invoke-RunItem -Key { "a$_" } -Step first -ThrottleLimit 2 { $_ }
+Import-Module $ModulePath
+$late = @(1..4 | Invoke-RunItem -Key { "b$_" } -Step second -ThrottleLimit 2 { Get-Late $_ })
+Set-Content $OutPath ($late | Sort-Object)
+'@
+        $run = Start-Run -Name late -ScriptPath $script -Root $root -Parameters @{ ModulePath = $module; OutPath = $out }
+        $run.Status | Should -Be 'Completed'
+        Get-Content $out | Should -Be @('late 1', 'late 2', 'late 3', 'late 4')
+        Get-Module LateModule | Remove-Module
+    }
 }
