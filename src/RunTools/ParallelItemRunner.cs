@@ -1,15 +1,11 @@
 using System;
-using System.Collections;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
 using System.Management.Automation.Language;
-using System.Management.Automation.Host;
-using System.Management.Automation.Runspaces;
 using System.Threading;
 using RunTools.Core;
-using RunTools.Core.Engine;
 
 namespace RunTools;
 
