@@ -201,6 +201,7 @@ Describe 'Stop-Run and a real kill during a parallel step' {
     It 'Ctrl+C stops the items in flight and leaves them in doubt; the run ends Stopped and resumes to the end' {
         $root = New-Root
         $effects = Join-Path $TestDrive 'ctrlc'
+        $runspacesBefore = @(Get-Runspace).Count
         $ps = [powershell]::Create()
         $null = $ps.AddScript("Import-Module '$env:RUNTOOLS_MODULE_PATH'; Start-Run -Name pctrlc -RunId pctrlc -ScriptPath '$parallelScript' -Root '$root' -Parameters @{ EffectsDir = '$effects'; Count = 64; DelayMilliseconds = 2000 }")
         $handle = $ps.BeginInvoke()
@@ -212,6 +213,7 @@ Describe 'Stop-Run and a real kill during a parallel step' {
             try { $null = $ps.EndInvoke($handle) } catch { }
             $ps.Dispose()
         }
+        @(Get-Runspace).Count | Should -Be $runspacesBefore -Because 'Ctrl+C ended the attempt, which closed its worker runspaces'
         $run = Get-Run -RunId pctrlc -Root $root
         $run.Status | Should -Be 'Stopped'
         (Get-RunEvent -RunId pctrlc -Root $root -Type run_stopped).Data.requested_by | Should -Be 'Ctrl+C'
@@ -343,5 +345,24 @@ Set-Content $OutPath ($late | Sort-Object)
         $run.Status | Should -Be 'Completed'
         Get-Content $out | Should -Be @('late 1', 'late 2', 'late 3', 'late 4')
         Get-Module LateModule | Remove-Module
+    }
+
+    It 'closes the worker runspaces of a run started with -AsJob when its attempt ends' {
+        $root = New-Root
+        $out = Join-Path $TestDrive 'asjob-runspaces.txt'
+        $script = Join-Path $TestDrive 'asjob-pool.ps1'
+        Set-Content $script @'
+param($Config, [string] $OutPath)
+$ids = @(1..6 | Invoke-RunItem -Key { "k$_" } -Step work -ThrottleLimit 3 { "$([runspace]::DefaultRunspace.InstanceId)" })
+Set-Content $OutPath ($ids | Sort-Object -Unique)
+'@
+        $job = Start-Run -Name asjobpool -ScriptPath $script -Root $root -Parameters @{ OutPath = $out } -AsJob
+        $info = Receive-Job $job -Wait
+        $info.Status | Should -Be 'Completed'
+        $workers = @(Get-Content $out)
+        $workers.Count | Should -BeGreaterThan 0
+        $open = @(Get-Runspace | ForEach-Object { "$($_.InstanceId)" })
+        $workers | Where-Object { $_ -in $open } | Should -BeNullOrEmpty -Because 'the job''s attempt closed the workers it opened'
+        Remove-Job $job
     }
 }
