@@ -201,6 +201,7 @@ Describe 'Stop-Run and a real kill during a parallel step' {
     It 'Ctrl+C stops the items in flight and leaves them in doubt; the run ends Stopped and resumes to the end' {
         $root = New-Root
         $effects = Join-Path $TestDrive 'ctrlc'
+        $runspacesBefore = @(Get-Runspace).Count
         $ps = [powershell]::Create()
         $null = $ps.AddScript("Import-Module '$env:RUNTOOLS_MODULE_PATH'; Start-Run -Name pctrlc -RunId pctrlc -ScriptPath '$parallelScript' -Root '$root' -Parameters @{ EffectsDir = '$effects'; Count = 64; DelayMilliseconds = 2000 }")
         $handle = $ps.BeginInvoke()
@@ -212,6 +213,7 @@ Describe 'Stop-Run and a real kill during a parallel step' {
             try { $null = $ps.EndInvoke($handle) } catch { }
             $ps.Dispose()
         }
+        @(Get-Runspace).Count | Should -Be $runspacesBefore -Because 'Ctrl+C ended the attempt, which closed its worker runspaces'
         $run = Get-Run -RunId pctrlc -Root $root
         $run.Status | Should -Be 'Stopped'
         (Get-RunEvent -RunId pctrlc -Root $root -Type run_stopped).Data.requested_by | Should -Be 'Ctrl+C'
@@ -263,5 +265,104 @@ Describe 'Stop-Run and a real kill during a parallel step' {
             foreach ($key in $inDoubt) { [int]$counts[$key] | Should -Be ([int]$before[$key]) -Because 'Skip never runs a key in doubt again' }
             $counts.Count | Should -Be (64 - @($inDoubt | Where-Object { -not $before.ContainsKey($_) }).Count)
         }
+    }
+
+    It 'opens its worker runspaces once per attempt: later calls reuse them (growing when they ask for more) with fresh variables, and the attempt closes them' {
+        $root = New-Root
+        $out = Join-Path $TestDrive 'pool.json'
+        $here = Join-Path $TestDrive 'pool-location'
+        $null = New-Item -ItemType Directory $here
+        $script = Join-Path $TestDrive 'pool.ps1'
+        Set-Content $script @'
+param($Config, [string] $OutPath, [string] $Here)
+$before = @(Get-Runspace).InstanceId
+$first = @(1..4 | Invoke-RunItem -Key { "a$_" } -Step first -ThrottleLimit 2 {
+    $global:leftover = 'set by the first call'
+    "$([runspace]::DefaultRunspace.InstanceId)"
+})
+$afterFirst = @(Get-Runspace).InstanceId
+Set-Location -LiteralPath $Here
+$n = 7
+$second = @(1..4 | Invoke-RunItem -Key { "b$_" } -Step second -ThrottleLimit 2 {
+    "$([runspace]::DefaultRunspace.InstanceId)|$global:leftover|$using:n|$((Get-Location).Path)"
+})
+foreach ($i in 1..20) { $null = 1..8 | Invoke-RunItem -Key { "c$_" } -Step "loop$i" -ThrottleLimit 4 { $_ } }
+$afterLoop = @(Get-Runspace).InstanceId
+[pscustomobject]@{
+    Before = @($before | ForEach-Object { "$_" }); AfterFirst = @($afterFirst | ForEach-Object { "$_" }); AfterLoop = @($afterLoop | ForEach-Object { "$_" })
+    First = $first; Second = $second
+} | ConvertTo-Json -Depth 3 | Set-Content $OutPath
+'@
+        $runspacesBefore = @(Get-Runspace).Count
+        $run = Start-Run -Name pool -ScriptPath $script -Root $root -Parameters @{ OutPath = $out; Here = $here }
+        $run.Status | Should -Be 'Completed'
+        $seen = Get-Content $out -Raw | ConvertFrom-Json
+        $opened = @($seen.AfterFirst | Where-Object { $_ -notin $seen.Before })
+        $opened.Count | Should -Be 2 -Because 'the first call opened its two workers'
+        $seen.First | Where-Object { $_ -notin $opened } | Should -BeNullOrEmpty
+        foreach ($line in $seen.Second) {
+            $runspace, $leftover, $using, $location = $line -split '\|'
+            $runspace | Should -BeIn $opened -Because 'the second call reuses the workers the first one opened'
+            $leftover | Should -BeNullOrEmpty -Because 'variables an earlier call set do not carry over, as in ForEach-Object -Parallel'
+            $using | Should -Be '7'
+            $location | Should -Be $here -Because 'items run at the run script''s location when the call starts'
+        }
+        @($seen.AfterLoop | Where-Object { $_ -notin $seen.Before }).Count | Should -Be 4 -Because '20 calls of -ThrottleLimit 4 grew the pool to 4 workers, not 80'
+        @(Get-Runspace).Count | Should -Be $runspacesBefore -Because 'the attempt closed every worker runspace when it ended'
+    }
+
+    It 'closes the worker runspaces when the attempt fails, and a resume opens new ones' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'pool-fail.ps1'
+        Set-Content $script @'
+1..6 | Invoke-RunItem -Key { "k$_" } -Step work -ThrottleLimit 3 {
+    if ($_ -eq 4 -and (Get-RunContext).Attempt -eq 1) { throw "item $_ failed" }
+    $_
+}
+'@
+        $runspacesBefore = @(Get-Runspace).Count
+        $run = Start-Run -Name poolfail -ScriptPath $script -Root $root -ErrorAction SilentlyContinue
+        $run.Status | Should -Be 'Failed'
+        @(Get-Runspace).Count | Should -Be $runspacesBefore -Because 'a failed attempt closes its workers too'
+        (Resume-Run -RunId $run.RunId -Root $root).Status | Should -Be 'Completed'
+        @(Get-Runspace).Count | Should -Be $runspacesBefore
+    }
+
+    It 'imports in the pooled workers a module the run script imported after they opened' {
+        $root = New-Root
+        $module = Join-Path $TestDrive 'LateModule.psm1'
+        Set-Content $module 'function Get-Late { "late $args" }'
+        $out = Join-Path $TestDrive 'late.txt'
+        $script = Join-Path $TestDrive 'late.ps1'
+        Set-Content $script @'
+param($Config, [string] $ModulePath, [string] $OutPath)
+$null = 1..2 | Invoke-RunItem -Key { "a$_" } -Step first -ThrottleLimit 2 { $_ }
+Import-Module $ModulePath
+$late = @(1..4 | Invoke-RunItem -Key { "b$_" } -Step second -ThrottleLimit 2 { Get-Late $_ })
+Set-Content $OutPath ($late | Sort-Object)
+'@
+        $run = Start-Run -Name late -ScriptPath $script -Root $root -Parameters @{ ModulePath = $module; OutPath = $out }
+        $run.Status | Should -Be 'Completed'
+        Get-Content $out | Should -Be @('late 1', 'late 2', 'late 3', 'late 4')
+        Get-Module LateModule | Remove-Module
+    }
+
+    It 'closes the worker runspaces of a run started with -AsJob when its attempt ends' {
+        $root = New-Root
+        $out = Join-Path $TestDrive 'asjob-runspaces.txt'
+        $script = Join-Path $TestDrive 'asjob-pool.ps1'
+        Set-Content $script @'
+param($Config, [string] $OutPath)
+$ids = @(1..6 | Invoke-RunItem -Key { "k$_" } -Step work -ThrottleLimit 3 { "$([runspace]::DefaultRunspace.InstanceId)" })
+Set-Content $OutPath ($ids | Sort-Object -Unique)
+'@
+        $job = Start-Run -Name asjobpool -ScriptPath $script -Root $root -Parameters @{ OutPath = $out } -AsJob
+        $info = Receive-Job $job -Wait
+        $info.Status | Should -Be 'Completed'
+        $workers = @(Get-Content $out)
+        $workers.Count | Should -BeGreaterThan 0
+        $open = @(Get-Runspace | ForEach-Object { "$($_.InstanceId)" })
+        $workers | Where-Object { $_ -in $open } | Should -BeNullOrEmpty -Because 'the job''s attempt closed the workers it opened'
+        Remove-Job $job
     }
 }

@@ -26,7 +26,7 @@ internal sealed class PgRunLog : IRunLog
     private readonly JournalLineFormatter _formatter = new();
     private readonly JournalLineParser _readParser = new();
     private readonly object _writeLock = new();
-    private readonly object _flushGate = new();
+    private readonly GroupCommit _commit;
 
     // Appended, not yet committed; guarded by _writeLock.
     private readonly List<(long Sequence, string Type, byte[] Line)> _pending = new();
@@ -34,9 +34,8 @@ internal sealed class PgRunLog : IRunLog
     private long _lastSequence;
     private long _length;
 
-    // Guarded by _flushGate.
-    private long _durableSequence;
-    private bool _flushing;
+    // The batch the commit in progress inserts (GroupCommit runs one at a time).
+    private (long Sequence, string Type, byte[] Line)[] _batch = Array.Empty<(long, string, byte[])>();
     private RunToolsException? _failure;
 
     /// <param name="session">The owner's lease session that fences every commit; null only for a run being created.</param>
@@ -45,8 +44,8 @@ internal sealed class PgRunLog : IRunLog
         _store = store;
         _session = session;
         _lastSequence = lastSequence;
-        _durableSequence = lastSequence;
         _length = length;
+        _commit = new GroupCommit(lastSequence, CaptureBatch, CommitBatch);
     }
 
     /// <summary>For a run being created: the first commit fails with RunExists when another run has the id.</summary>
@@ -54,16 +53,7 @@ internal sealed class PgRunLog : IRunLog
 
     public long LastSequence => Volatile.Read(ref _lastSequence);
 
-    public long DurableSequence
-    {
-        get
-        {
-            lock (_flushGate)
-            {
-                return _durableSequence;
-            }
-        }
-    }
+    public long DurableSequence => _commit.Durable;
 
     public JournalPosition Position => new() { Sequence = LastSequence, Length = Volatile.Read(ref _length) };
 
@@ -88,39 +78,25 @@ internal sealed class PgRunLog : IRunLog
 
     public void MakeDurable(long sequence)
     {
-        lock (_flushGate)
-        {
-            while (true)
-            {
-                if (_failure is not null)
-                {
-                    throw _failure;
-                }
+        ThrowIfFailed();
+        _commit.Commit(sequence);
+    }
 
-                if (_durableSequence >= sequence)
-                {
-                    return;
-                }
-
-                if (!_flushing)
-                {
-                    break;
-                }
-
-                Monitor.Wait(_flushGate);
-            }
-
-            _flushing = true;
-        }
-
-        // Everything appended so far goes in this commit; appends go on meanwhile and wait for the next.
-        (long Sequence, string Type, byte[] Line)[] batch;
+    /// <summary>Everything appended so far goes in the commit about to start; appends go on meanwhile and wait for the next.</summary>
+    private long CaptureBatch()
+    {
         lock (_writeLock)
         {
-            batch = _pending.ToArray();
+            ThrowIfFailed();
+            _batch = _pending.ToArray();
+            return _lastSequence;
         }
+    }
 
-        RunToolsException? failure = null;
+    private void CommitBatch(long target)
+    {
+        var batch = _batch;
+        _batch = Array.Empty<(long, string, byte[])>();
         try
         {
             if (batch.Length > 0)
@@ -130,37 +106,14 @@ internal sealed class PgRunLog : IRunLog
         }
         catch (RunToolsException ex)
         {
-            failure = ex;
+            // Nothing after a failed commit may count as done: this attempt records no more.
+            Volatile.Write(ref _failure, ex);
+            throw;
         }
 
-        long committed = batch.Length > 0 ? batch[batch.Length - 1].Sequence : 0;
-        if (failure is null)
+        lock (_writeLock)
         {
-            lock (_writeLock)
-            {
-                _pending.RemoveAll(p => p.Sequence <= committed);
-            }
-        }
-
-        lock (_flushGate)
-        {
-            _flushing = false;
-            if (failure is null)
-            {
-                _durableSequence = Math.Max(_durableSequence, committed);
-            }
-            else
-            {
-                // Nothing after a failed commit may count as done: this attempt records no more.
-                _failure = failure;
-            }
-
-            Monitor.PulseAll(_flushGate);
-        }
-
-        if (failure is not null)
-        {
-            throw failure;
+            _pending.RemoveAll(p => p.Sequence <= target);
         }
     }
 
@@ -277,12 +230,9 @@ internal sealed class PgRunLog : IRunLog
 
     private void ThrowIfFailed()
     {
-        lock (_flushGate)
+        if (Volatile.Read(ref _failure) is { } failure)
         {
-            if (_failure is not null)
-            {
-                throw _failure;
-            }
+            throw failure;
         }
     }
 }

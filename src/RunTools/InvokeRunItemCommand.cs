@@ -147,50 +147,52 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
             return;
         }
 
-        System.Collections.ObjectModel.Collection<PSObject> output;
-        for (int tryNumber = 1; ; tryNumber++)
+        System.Collections.ObjectModel.Collection<PSObject>? output = null;
+        var tries = NewTries(engine);
+        tries.BeginTry = tryNumber =>
         {
             try
             {
-                if (tryNumber > 1)
-                {
-                    engine.BeginItem(_step, key, null, tryNumber);
-                }
+                engine.BeginItem(_step, key, null, tryNumber);
             }
             catch (RunToolsException ex)
             {
                 Terminate(context, ex, InputObject);
             }
 
+            return true;
+        };
+        tries.RecordFailure = (ex, tryNumber, wait) =>
+        {
+            bool timedOut = RunExecutor.Unwrap(ex) is RunToolsException { ErrorId: ErrorIds.UnitTimedOut };
+            engine.FailItem(_step, key, Failure(RunExecutor.Explain(ex, MyInvocation.ScriptName), ex, timedOut, tryNumber, wait));
+            return true;
+        };
+        tries.Waiting = (ex, tryNumber, delay) =>
+            WriteVerbose($"Item '{key}' failed on try {tryNumber} of {MaxTries} ({ex.Message}); trying again in {delay.TotalSeconds:0.###} s.");
+        var outcome = tries.Run(tryNumber =>
+        {
             try
             {
                 output = InvokeTimed(ScriptBlock, InputObject, out _);
-                break;
+                return null;
             }
             catch (Exception ex) when (IsUnitFailure(ex))
             {
-                bool timedOut = RunExecutor.Unwrap(ex) is RunToolsException { ErrorId: ErrorIds.UnitTimedOut };
-                TimeSpan? wait = ShouldRetry(ex, tryNumber) ? DelayBefore(tryNumber + 1) : null;
-                engine.FailItem(_step, key, Failure(RunExecutor.Explain(ex, MyInvocation.ScriptName), ex, timedOut, tryNumber, wait));
-                if (wait is { } delay)
-                {
-                    WriteVerbose($"Item '{key}' failed on try {tryNumber} of {MaxTries} ({ex.Message}); trying again in {delay.TotalSeconds:0.###} s.");
-                    try
-                    {
-                        WaitBeforeRetry(engine, delay);
-                    }
-                    catch (RunToolsException stop)
-                    {
-                        Terminate(context, stop, InputObject);
-                    }
-
-                    continue;
-                }
-
-                // Under the run's default 'Stop' this error ends the step (-ErrorAction Continue lets the other items run).
-                WriteError(ItemFailedRecord(ex, key, InputObject, tryNumber));
-                return;
+                return ex;
             }
+        });
+        switch (outcome.End)
+        {
+            case UnitTriesEnd.Stopped:
+                Terminate(context, (RunToolsException)outcome.Error!, InputObject);
+                break;
+            case UnitTriesEnd.Interrupted:
+                throw new PipelineStoppedException();
+            case UnitTriesEnd.Failed:
+                // Under the run's default 'Stop' this error ends the step (-ErrorAction Continue lets the other items run).
+                WriteError(ItemFailedRecord(outcome.Error!, key, InputObject, outcome.Tries));
+                return;
         }
 
         if (context.Misuse is { } misuse)
@@ -202,7 +204,7 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
 
         try
         {
-            byte[]? recorded = output.Count == 0 ? null : Conversion.Serialize(output);
+            byte[]? recorded = output!.Count == 0 ? null : Conversion.Serialize(output);
             engine.CompleteItem(_step, key, recorded, recorded is null ? null : "clixml");
             foreach (object? value in Conversion.Deserialize(recorded))
             {

@@ -65,23 +65,37 @@ public sealed class InvokeRunStepCommand : UnitCmdletBase
         }
 
         string outputFile = string.Empty;
-        for (int tryNumber = 1; ; tryNumber++)
+        var tries = NewTries(engine);
+        tries.BeginTry = tryNumber =>
         {
-            if (tryNumber > 1)
+            try
             {
-                try
-                {
-                    if (engine.BeginStep(Name, null, itemsOnly: false, tryNumber) != StepAction.Run)
-                    {
-                        return;
-                    }
-                }
-                catch (RunToolsException ex)
-                {
-                    Terminate(context, ex, Name);
-                }
+                return engine.BeginStep(Name, null, itemsOnly: false, tryNumber) == StepAction.Run;
+            }
+            catch (RunToolsException ex)
+            {
+                Terminate(context, ex, Name);
+                return false;
+            }
+        };
+        var transient = tries.IsTransient;
+
+        // A step an inner failure has already closed (not the active step any more) is not retried.
+        tries.IsTransient = ex => engine.ActiveStep == Name && transient(ex);
+        tries.RecordFailure = (ex, tryNumber, wait) =>
+        {
+            bool timedOut = RunExecutor.Unwrap(ex) is RunToolsException { ErrorId: ErrorIds.UnitTimedOut };
+            if (engine.ActiveStep == Name)
+            {
+                engine.FailStep(Name, Failure(StepFailed(ex), ex, timedOut, tryNumber, wait));
             }
 
+            return true;
+        };
+        tries.Waiting = (ex, tryNumber, delay) =>
+            WriteVerbose($"Step '{Name}' failed on try {tryNumber} of {MaxTries} ({ex.Message}); trying again in {delay.TotalSeconds:0.###} s.");
+        var outcome = tries.Run(_ =>
+        {
             try
             {
                 outputFile = engine.NewStepOutputFile(Name);
@@ -95,43 +109,32 @@ public sealed class InvokeRunStepCommand : UnitCmdletBase
             try
             {
                 RunStreamed(outputFile);
-                break;
+                return null;
             }
             catch (Exception ex) when (ex is RuntimeException && RunExecutor.Unwrap(ex) is RunStoppedException stopped)
             {
                 // A stop met at an item boundary inside this step: the step stays pending.
                 Terminate(context, stopped, Name);
-                return;
+                return null;
             }
             catch (Exception ex) when (InvokeRunItemCommand.IsUnitFailure(ex))
             {
                 TryDelete(outputFile);
-                bool timedOut = RunExecutor.Unwrap(ex) is RunToolsException { ErrorId: ErrorIds.UnitTimedOut };
-                TimeSpan? wait = engine.ActiveStep == Name && ShouldRetry(ex, tryNumber) ? DelayBefore(tryNumber + 1) : null;
-                var failure = Failure($"step '{Name}' failed: {RunExecutor.Explain(ex, MyInvocation.ScriptName)}", ex, timedOut, tryNumber, wait);
-                if (engine.ActiveStep == Name)
-                {
-                    engine.FailStep(Name, failure);
-                }
-
-                if (wait is { } delay)
-                {
-                    WriteVerbose($"Step '{Name}' failed on try {tryNumber} of {MaxTries} ({ex.Message}); trying again in {delay.TotalSeconds:0.###} s.");
-                    try
-                    {
-                        WaitBeforeRetry(engine, delay);
-                    }
-                    catch (RunToolsException stop)
-                    {
-                        Terminate(context, stop, Name);
-                    }
-
-                    continue;
-                }
-
-                Fail(context, failure.Error, RunExecutor.Cause(ex, MyInvocation.ScriptName));
-                return;
+                return ex;
             }
+        });
+        switch (outcome.End)
+        {
+            case UnitTriesEnd.NotTried:
+                return;
+            case UnitTriesEnd.Stopped:
+                Terminate(context, (RunToolsException)outcome.Error!, Name);
+                return;
+            case UnitTriesEnd.Interrupted:
+                throw new PipelineStoppedException();
+            case UnitTriesEnd.Failed:
+                Fail(context, StepFailed(outcome.Error!), RunExecutor.Cause(outcome.Error!, MyInvocation.ScriptName));
+                return;
         }
 
         if (context.Misuse is { } misuse)
@@ -305,4 +308,7 @@ public sealed class InvokeRunStepCommand : UnitCmdletBase
         var answer = InvokeWithItem(decider, step);
         return InvokeRunItemCommand.ReadAnswer(answer, $"step '{step.Step}'", step.Step);
     }
+
+    /// <summary>What step_failed and RunFailed say for a failed try of this step.</summary>
+    private string StepFailed(Exception ex) => $"step '{Name}' failed: {RunExecutor.Explain(ex, MyInvocation.ScriptName)}";
 }

@@ -85,6 +85,7 @@ internal sealed class RunExecutor : IDisposable
         }
         finally
         {
+            ItemWorkerPool.Close(context);
             RunContext.Leave(context, previousOrigin);
         }
     }
@@ -215,6 +216,9 @@ internal sealed class RunExecutor : IDisposable
             {
                 // From here a call from another runspace is told that the attempt ended; before, it fails the run.
                 context.Close();
+
+                // The parallel items' runspaces live as long as the attempt's script, however it ended.
+                ItemWorkerPool.Close(context);
             }
         }
 

@@ -61,20 +61,17 @@ public abstract class UnitCmdletBase : InScriptCmdletBase
         }
     }
 
-    /// <summary>Whether another try may follow a failure with <paramref name="error"/> on try <paramref name="tryNumber"/>.</summary>
-    internal bool ShouldRetry(Exception error, int tryNumber) =>
-        tryNumber < MaxTries && !_stopping && UnitErrors.IsTransient(RetryOn, error, sb => InvokeWithItem(sb, UnitErrors.RecordOf(error)));
-
-    internal TimeSpan DelayBefore(int nextTry) => Retry.DelayBefore(nextTry, s_jitter.Value!);
-
-    /// <summary>Waits before the next try (RunAttempt.WaitBeforeRetry): Ctrl+C ends the wait, Stop-Run throws; the unit stays failed, so a resume retries it.</summary>
-    internal void WaitBeforeRetry(RunAttempt engine, TimeSpan delay)
-    {
-        if (!engine.WaitBeforeRetry(delay, () => _stopping))
+    /// <summary>
+    /// The tries of a unit of this cmdlet under -MaxTries, -RetryDelay and -RetryOn (script blocks
+    /// asked in this runspace): Ctrl+C ends a wait; the caller says how a try starts and how a
+    /// failure is recorded.
+    /// </summary>
+    internal UnitTries NewTries(RunAttempt engine) =>
+        new(engine, Retry, s_jitter.Value!)
         {
-            throw new PipelineStoppedException();
-        }
-    }
+            IsTransient = error => !_stopping && UnitErrors.IsTransient(RetryOn, error, sb => InvokeWithItem(sb, UnitErrors.RecordOf(error))),
+            Abandoned = () => _stopping,
+        };
 
     /// <summary>
     /// Runs <paramref name="body"/> with $_ = <paramref name="input"/>; under -TimeoutSec in a nested

@@ -54,3 +54,129 @@ public sealed class UnitFailure
     /// <summary>Set when the unit will be tried again after this wait; null when this failure is final.</summary>
     public TimeSpan? RetryIn { get; set; }
 }
+
+/// <summary>
+/// The tries of one step or item under a <see cref="RetryPolicy"/>, written once for the three
+/// places that run units (a step, an item in the run script's runspace, an item in a worker):
+/// run a try; on a failure decide whether another follows and record the failure with the wait
+/// before it; wait (<see cref="RunAttempt.WaitBeforeRetry"/>: a stop request ends the wait, as
+/// does <see cref="Abandoned"/>); start the next try; until a try succeeds or a failure is final.
+/// </summary>
+public sealed class UnitTries
+{
+    private readonly RunAttempt _attempt;
+    private readonly RetryPolicy _policy;
+    private readonly Random _jitter;
+
+    public UnitTries(RunAttempt attempt, RetryPolicy policy, Random jitter)
+    {
+        _attempt = attempt;
+        _policy = policy;
+        _jitter = jitter;
+    }
+
+    /// <summary>Before each try after the first (its number given): journals its start; false when the unit is not to be tried again.</summary>
+    public Func<int, bool> BeginTry { get; set; } = _ => true;
+
+    /// <summary>Whether an error is worth another try (-RetryOn's rules); asked only while tries are left.</summary>
+    public Func<Exception, bool> IsTransient { get; set; } = _ => true;
+
+    /// <summary>
+    /// Records a failed try: the error, the try's number, and the wait before the next try (null
+    /// when this failure is final). False ends the unit at once (no wait, no further try).
+    /// </summary>
+    public Func<Exception, int, TimeSpan?, bool> RecordFailure { get; set; } = (_, _, _) => true;
+
+    /// <summary>Told before each wait (for -Verbose): the error, the try that failed, the wait.</summary>
+    public Action<Exception, int, TimeSpan>? Waiting { get; set; }
+
+    /// <summary>Polled during a wait: true (Ctrl+C) ends it, and the unit stays failed.</summary>
+    public Func<bool> Abandoned { get; set; } = () => false;
+
+    /// <summary>
+    /// Runs the tries. <paramref name="tryOnce"/> gets the try's number and returns the error that
+    /// failed it, or null when it needs no retry decision (it succeeded, or it was cut off).
+    /// Anything it throws goes to the caller.
+    /// </summary>
+    public UnitTriesOutcome Run(Func<int, Exception?> tryOnce)
+    {
+        for (int tryNumber = 1; ; tryNumber++)
+        {
+            if (tryNumber > 1 && !BeginTry(tryNumber))
+            {
+                return new UnitTriesOutcome(UnitTriesEnd.NotTried, null, tryNumber - 1);
+            }
+
+            var error = tryOnce(tryNumber);
+            if (error is null)
+            {
+                return new UnitTriesOutcome(UnitTriesEnd.Done, null, tryNumber);
+            }
+
+            TimeSpan? wait = tryNumber < _policy.MaxTries && IsTransient(error) ? _policy.DelayBefore(tryNumber + 1, _jitter) : null;
+            if (!RecordFailure(error, tryNumber, wait))
+            {
+                return new UnitTriesOutcome(UnitTriesEnd.Ended, error, tryNumber);
+            }
+
+            if (wait is not { } delay)
+            {
+                return new UnitTriesOutcome(UnitTriesEnd.Failed, error, tryNumber);
+            }
+
+            Waiting?.Invoke(error, tryNumber, delay);
+            try
+            {
+                if (!_attempt.WaitBeforeRetry(delay, Abandoned))
+                {
+                    return new UnitTriesOutcome(UnitTriesEnd.Interrupted, error, tryNumber);
+                }
+            }
+            catch (RunToolsException stop)
+            {
+                // A stop request during the wait: the unit stays failed (recorded), and a resume tries it again.
+                return new UnitTriesOutcome(UnitTriesEnd.Stopped, stop, tryNumber);
+            }
+        }
+    }
+}
+
+/// <summary>How a unit's tries ended.</summary>
+public enum UnitTriesEnd
+{
+    /// <summary>The last try needed no retry decision: it succeeded, or it was cut off.</summary>
+    Done,
+
+    /// <summary>The last try failed and no other follows (no tries left, or the error is not transient).</summary>
+    Failed,
+
+    /// <summary>Recording the failure ended the unit (the record failed, or the run is ending).</summary>
+    Ended,
+
+    /// <summary>The wait before the next try was abandoned (Ctrl+C).</summary>
+    Interrupted,
+
+    /// <summary>A stop request (Stop-Run, the attempt's time limit) ended the wait; the error is the stop.</summary>
+    Stopped,
+
+    /// <summary>The next try was not started (<see cref="UnitTries.BeginTry"/> said no).</summary>
+    NotTried,
+}
+
+/// <summary>The end of a unit's tries: how, the last error (or the stop), and how many tries ran.</summary>
+public sealed class UnitTriesOutcome
+{
+    public UnitTriesOutcome(UnitTriesEnd end, Exception? error, int tries)
+    {
+        End = end;
+        Error = error;
+        Tries = tries;
+    }
+
+    public UnitTriesEnd End { get; }
+
+    /// <summary>The error of the last failed try; for <see cref="UnitTriesEnd.Stopped"/>, the stop request's error.</summary>
+    public Exception? Error { get; }
+
+    public int Tries { get; }
+}

@@ -27,15 +27,14 @@ internal sealed class JournalWriter : IRunLog
     private readonly JournalLineParser _readParser = new();
     private byte[] _readBuffer = new byte[4096];
     private FileStream? _reader;
-    private readonly object _flushGate = new();
+    private readonly GroupCommit _commit;
     private long _length;
     private int _lastLineLength;
     private long _lastSequence;
 
-    // Guarded by _flushGate.
-    private long _durableSequence;
+    // Written by the flush in progress only (GroupCommit runs one at a time).
+    private long _flushTargetLength;
     private long _durableLength;
-    private bool _flushing;
     private RunToolsException? _flushFailure;
 
     public JournalWriter(string path, long validLength, long lastSequence)
@@ -67,8 +66,8 @@ internal sealed class JournalWriter : IRunLog
         _stream.Position = validLength;
         _length = validLength;
         _lastSequence = lastSequence;
-        _durableSequence = lastSequence;
         _durableLength = validLength;
+        _commit = new GroupCommit(lastSequence, CaptureFlushTarget, FlushTo);
     }
 
     public string Path { get; }
@@ -77,16 +76,10 @@ internal sealed class JournalWriter : IRunLog
 
     public long Length => Volatile.Read(ref _length);
 
-    public long DurableSequence
-    {
-        get
-        {
-            lock (_flushGate)
-            {
-                return _durableSequence;
-            }
-        }
-    }
+    public long DurableSequence => _commit.Durable;
+
+    /// <summary>How many fsyncs group commit has run: tests assert that concurrent commits share them.</summary>
+    internal int Flushes => _commit.Flushes;
 
     public JournalPosition Position => new() { Sequence = LastSequence, Length = Length };
 
@@ -172,91 +165,49 @@ internal sealed class JournalWriter : IRunLog
 
     public void MakeDurable(long sequence)
     {
-        lock (_flushGate)
-        {
-            while (true)
-            {
-                if (_flushFailure is not null)
-                {
-                    throw _flushFailure;
-                }
+        ThrowIfFlushFailed();
+        _commit.Commit(sequence);
+    }
 
-                if (_durableSequence >= sequence)
-                {
-                    return;
-                }
-
-                if (!_flushing)
-                {
-                    break;
-                }
-
-                Monitor.Wait(_flushGate);
-            }
-
-            _flushing = true;
-        }
-
-        // Every line counted here was fully written before the fsync starts, so the fsync covers
-        // it; lines written while it runs wait for the next one. The write lock is not held:
-        // appends go on during the flush (fsync on the descriptor is safe beside write()).
-        long targetSequence;
-        long targetLength;
+    /// <summary>The last line written so far, which the flush about to start covers (only the flush leader calls it).</summary>
+    private long CaptureFlushTarget()
+    {
         lock (_writeLock)
         {
-            targetSequence = _lastSequence;
-            targetLength = _length;
+            ThrowIfFlushFailed();
+            _flushTargetLength = _length;
+            return _lastSequence;
         }
+    }
 
-        RunToolsException? failure = null;
+    /// <summary>
+    /// One fsync: every line counted by <see cref="CaptureFlushTarget"/> was fully written before it
+    /// starts, so it covers them. The write lock is not held: appends go on during the flush (fsync
+    /// on the descriptor is safe beside write()).
+    /// </summary>
+    private void FlushTo(long targetSequence)
+    {
         try
         {
             DurableFile.Sync(_stream, Path);
+            Volatile.Write(ref _durableLength, _flushTargetLength);
         }
         catch (IOException ex)
         {
-            failure = DurableFile.Failed($"Could not flush the journal '{Path}' to disk", Path, ex,
+            var failure = DurableFile.Failed($"Could not flush the journal '{Path}' to disk", Path, ex,
                 "Events since the last good flush may be lost in a power loss, so none of them counts as done.");
-        }
 
-        if (failure is not null)
-        {
             // What was not durable is cut back off (best effort): after a failed fsync the kernel
-            // may have dropped those pages, so the journal must not claim them later.
+            // may have dropped those pages, so the journal must not claim them later; and nothing
+            // more is appended, so no later event can count as done either.
             lock (_writeLock)
             {
-                long keep;
-                lock (_flushGate)
-                {
-                    keep = _durableLength;
-                }
-
+                Volatile.Write(ref _flushFailure, failure);
+                long keep = Volatile.Read(ref _durableLength);
                 CutBack(keep);
                 _length = keep;
             }
-        }
 
-        lock (_flushGate)
-        {
-            _flushing = false;
-            if (failure is null)
-            {
-                if (targetSequence > _durableSequence)
-                {
-                    _durableSequence = targetSequence;
-                    _durableLength = targetLength;
-                }
-            }
-            else
-            {
-                _flushFailure = failure;
-            }
-
-            Monitor.PulseAll(_flushGate);
-        }
-
-        if (failure is not null)
-        {
             throw failure;
         }
     }
@@ -294,12 +245,9 @@ internal sealed class JournalWriter : IRunLog
 
     private void ThrowIfFlushFailed()
     {
-        lock (_flushGate)
+        if (Volatile.Read(ref _flushFailure) is { } failure)
         {
-            if (_flushFailure is not null)
-            {
-                throw _flushFailure;
-            }
+            throw failure;
         }
     }
 
