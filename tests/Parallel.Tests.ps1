@@ -294,7 +294,10 @@ $afterLoop = @(Get-Runspace).InstanceId
 } | ConvertTo-Json -Depth 3 | Set-Content $OutPath
 '@
         $runspacesBefore = @(Get-Runspace).Count
-        $run = Start-Run -Name pool -ScriptPath $script -Root $root -Parameters @{ OutPath = $out; Here = $here }
+        # The run script runs in this runspace, so its Set-Location moves this one (as a script's would): put it back.
+        Push-Location
+        try { $run = Start-Run -Name pool -ScriptPath $script -Root $root -Parameters @{ OutPath = $out; Here = $here } }
+        finally { Pop-Location }
         $run.Status | Should -Be 'Completed'
         $seen = Get-Content $out -Raw | ConvertFrom-Json
         $opened = @($seen.AfterFirst | Where-Object { $_ -notin $seen.Before })
