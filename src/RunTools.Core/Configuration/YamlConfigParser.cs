@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
+using System.Linq;
 using System.Numerics;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
@@ -88,6 +89,7 @@ internal sealed class YamlConfigParser
 
         var rootNode = stream.Documents[0].RootNode;
         var self = new YamlConfigParser(source);
+        self.CheckExpandedSize(rootNode);
         var root = self.Convert(rootNode, string.Empty, 1);
         return root switch
         {
@@ -117,6 +119,62 @@ internal sealed class YamlConfigParser
                     break;
             }
         }
+    }
+
+    /// <summary>
+    /// Refuses a document whose aliases expand past <see cref="MaxValues"/> before converting it.
+    /// An alias is the same node object wherever it is used, so sizes are counted once per node:
+    /// a "billion laughs" file is refused in microseconds instead of after a million conversions
+    /// (seconds on a busy machine). A node that refers to its own parent is left to
+    /// <see cref="Convert"/>, which reports the nesting.
+    /// </summary>
+    private void CheckExpandedSize(YamlNode root)
+    {
+        var sizes = new Dictionary<YamlNode, long>(ByReference.Instance);
+        var inProgress = new HashSet<YamlNode>(ByReference.Instance);
+        long Size(YamlNode node)
+        {
+            if (sizes.TryGetValue(node, out long known))
+            {
+                return known;
+            }
+
+            if (!inProgress.Add(node))
+            {
+                return 0;
+            }
+
+            long size = 1;
+            IEnumerable<YamlNode> children = node switch
+            {
+                YamlSequenceNode sequence => sequence.Children,
+                YamlMappingNode mapping => mapping.Children.Select(pair => pair.Value),
+                _ => Enumerable.Empty<YamlNode>(),
+            };
+            foreach (var child in children)
+            {
+                size = Math.Min(size + Size(child), MaxValues + 1L);
+            }
+
+            inProgress.Remove(node);
+            sizes[node] = size;
+            return size;
+        }
+
+        if (Size(root) > MaxValues)
+        {
+            throw Error(root, $"expands to more than {MaxValues} values (check its aliases)");
+        }
+    }
+
+    /// <summary>Node identity: YamlNode's own Equals and GetHashCode compare (and hash) whole subtrees.</summary>
+    private sealed class ByReference : IEqualityComparer<YamlNode>
+    {
+        public static readonly ByReference Instance = new();
+
+        public bool Equals(YamlNode? x, YamlNode? y) => ReferenceEquals(x, y);
+
+        public int GetHashCode(YamlNode obj) => System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(obj);
     }
 
     private static int ToInt(long value) => value > int.MaxValue ? int.MaxValue : (int)value;

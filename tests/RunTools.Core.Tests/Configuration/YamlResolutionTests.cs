@@ -145,6 +145,25 @@ public sealed class YamlResolutionTests
     }
 
     [Fact]
+    public void AliasesThatExpandPastAMillionValuesAreRefusedBeforeAnyIsConverted()
+    {
+        // 9^12 values once expanded: counting them one by one (as converting does) would never end.
+        var yaml = new System.Text.StringBuilder("l0: &l0 [x, x, x, x, x, x, x, x, x]\n");
+        for (int level = 1; level <= 11; level++)
+        {
+            string alias = $"*l{level - 1}";
+            yaml.Append($"l{level}: &l{level} [{string.Join(", ", System.Linq.Enumerable.Repeat(alias, 9))}]\n");
+        }
+
+        var ex = Assert.Throws<InvalidConfigException>(() => EffectiveConfig.FromText(yaml.ToString(), ConfigFormat.Yaml));
+        Assert.Contains("expands to more than 1000000 values", ex.Message, StringComparison.Ordinal);
+
+        // Below the limit, shared nodes still expand in full.
+        var small = EffectiveConfig.FromText("a: &a [1, 2]\nb: &b [*a, *a]\nc: [*b, *b]\n", ConfigFormat.Yaml);
+        Assert.Equal("{\"a\":[1,2],\"b\":[[1,2],[1,2]],\"c\":[[[1,2],[1,2]],[[1,2],[1,2]]]}", small.CanonicalJson);
+    }
+
+    [Fact]
     public void MergeKeysMergeWithExplicitKeysWinning()
     {
         string yaml = """
