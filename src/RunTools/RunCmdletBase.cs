@@ -51,22 +51,14 @@ public abstract class RunCmdletBase : PSCmdlet
     }
 
     /// <summary>What every cmdlet but Get-Run says for a run in a database, or a database root.</summary>
-    private protected void ThrowStoreNotSupported(string root)
-    {
-        ThrowTerminatingError(ToErrorRecord(new RunToolsException(ErrorIds.StoreNotSupported, RunToolsErrorCategory.InvalidOperation,
-            $"The runs root {root} is a PostgreSQL database, and {MyInvocation.MyCommand.Name} does not work on a database yet: so far the PostgreSQL store supports only Get-Run. Use a folder root (-Root or $env:RUNTOOLS_ROOT) for this command.", root)));
-    }
+    private protected void ThrowStoreNotSupported(string root) => ThrowTerminatingError(ToErrorRecord(StoreNotSupported(root)));
 
-    /// <summary>A RunInfo's run folder; a run listed from a database has none (StoreNotSupported).</summary>
-    private protected string RunFolderOf(RunInfo input)
-    {
-        if (input.Path is null)
-        {
-            ThrowStoreNotSupported(input.Root);
-        }
+    private RunToolsException StoreNotSupported(string root) =>
+        new(ErrorIds.StoreNotSupported, RunToolsErrorCategory.InvalidOperation,
+            $"The runs root {root} is a PostgreSQL database, and {MyInvocation.MyCommand.Name} does not work on a database yet: so far the PostgreSQL store supports only Get-Run. Use a folder root (-Root or $env:RUNTOOLS_ROOT) for this command.", root);
 
-        return input.Path!;
-    }
+    /// <summary>A RunInfo's run folder; a run listed from a database has none (StoreNotSupported, thrown as the other selection errors are).</summary>
+    private protected string RunFolderOf(RunInfo input) => input.Path ?? throw StoreNotSupported(input.Root);
 
     protected string ResolvePath(string path) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
 
@@ -243,9 +235,14 @@ public abstract class RunCmdletBase : PSCmdlet
     {
         try
         {
-            string rootPath = ResolveRoot(root);
-            RequireRootDirectory(rootPath);
-            return new RunsRoot(rootPath);
+            var location = ResolveRootLocation(root);
+            if (location.Kind != RootKind.Folder)
+            {
+                throw StoreNotSupported(location.Display);
+            }
+
+            RequireRootDirectory(location.FolderPath!);
+            return new RunsRoot(location.FolderPath!);
         }
         catch (RunToolsException ex)
         {
