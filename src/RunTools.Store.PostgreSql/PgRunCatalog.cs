@@ -64,16 +64,16 @@ internal sealed class PgRunCatalog : IRunCatalog
 
     public IEnumerable<T> EnumerateRuns<T>(RunFilter filter, Func<StoredRunListing, T> project)
     {
-        // Rows are read on a background task and folded and projected a batch at a time on all
-        // cores while the caller writes out the previous batch, as RunsRoot.EnumerateRuns does.
-        using var batches = new BlockingCollection<List<T>>(boundedCapacity: 2);
+        // Rows are read on a background task; each batch is folded and projected on all cores while
+        // the next one is read and the caller writes out the previous one (RunsRoot.EnumerateRuns's shape).
+        using var batches = new BlockingCollection<Task<List<T>>>(boundedCapacity: 2);
         using var stop = new CancellationTokenSource();
         ExceptionDispatchInfo? failure = null;
         var reading = Task.Run(() =>
         {
             try
             {
-                ReadBatches(filter, batch => batches.Add(ProjectBatch(batch, project), stop.Token));
+                ReadBatches(filter, batch => batches.Add(Task.Run(() => ProjectBatch(batch, project)), stop.Token));
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -81,7 +81,7 @@ internal sealed class PgRunCatalog : IRunCatalog
             }
             catch (Exception ex)
             {
-                failure = ExceptionDispatchInfo.Capture(ex is AggregateException { InnerExceptions.Count: > 0 } aggregate ? aggregate.InnerExceptions[0] : ex);
+                failure = ExceptionDispatchInfo.Capture(ex);
             }
             finally
             {
@@ -91,8 +91,20 @@ internal sealed class PgRunCatalog : IRunCatalog
 
         try
         {
-            foreach (var batch in batches.GetConsumingEnumerable())
+            foreach (var projecting in batches.GetConsumingEnumerable())
             {
+                List<T> batch;
+                try
+                {
+                    batch = projecting.GetAwaiter().GetResult();
+                }
+                catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
+                {
+                    // Parallel.For wraps what a projection threw; the caller sees the first as if called directly.
+                    ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
+                    throw;
+                }
+
                 foreach (var item in batch)
                 {
                     yield return item;
