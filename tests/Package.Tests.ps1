@@ -118,6 +118,7 @@ finally {
         finally { $zip.Dispose() }
         $entries | Should -Contain 'LICENSE'
         $entries | Should -Contain 'Dependencies/RunTools.Core.dll'
+        $entries | Should -Contain 'Dependencies/PostgreSql/Npgsql.dll'
         $nuspec.package.metadata.version | Should -Be $version
         $nuspec.package.metadata.projectUrl | Should -Be 'https://github.com/runtools/RunTools'
         $nuspec.package.metadata.licenseUrl | Should -Be 'https://github.com/runtools/RunTools/blob/main/LICENSE'

@@ -49,6 +49,14 @@ public sealed class DependencyLoader : IModuleAssemblyInitializer
     private static string s_moduleFolder = string.Empty;
     private static string s_folder = string.Empty;
 
+    // Dependencies/PostgreSql: the PostgreSQL store and Npgsql, loaded into the private context only
+    // when Core loads the store for a database root, never at import (see LoadOnDemand).
+    private const string OnDemandFolderName = "PostgreSql";
+    private static string s_onDemandFolder = string.Empty;
+    private static object? s_context;
+    private static MethodInfo? s_loadFromPath;
+    private static readonly Dictionary<string, Assembly> s_onDemand = new(StringComparer.OrdinalIgnoreCase);
+
     public void OnImport() => Initialize();
 
     internal static void Initialize()
@@ -67,6 +75,7 @@ public sealed class DependencyLoader : IModuleAssemblyInitializer
 
             s_moduleFolder = Path.GetFullPath(Path.GetDirectoryName(typeof(DependencyLoader).Assembly.Location) ?? ".");
             s_folder = Path.Combine(s_moduleFolder, "Dependencies");
+            s_onDemandFolder = Path.Combine(s_folder, OnDemandFolderName);
             // Without Dependencies/ (a flat test build) normal probing finds everything beside us.
             if (Directory.Exists(s_folder))
             {
@@ -91,6 +100,8 @@ public sealed class DependencyLoader : IModuleAssemblyInitializer
         var contextType = Type.GetType("System.Runtime.Loader.AssemblyLoadContext, System.Runtime.Loader", throwOnError: true)!;
         object context = contextType.GetConstructor(new[] { typeof(string), typeof(bool) })!.Invoke(new object[] { "RunTools", false });
         var loadFromPath = contextType.GetMethod("LoadFromAssemblyPath", new[] { typeof(string) })!;
+        s_context = context;
+        s_loadFromPath = loadFromPath;
         var platform = PlatformAssemblyPaths();
         var loaded = new Dictionary<string, Assembly>(StringComparer.OrdinalIgnoreCase);
         foreach (string file in Directory.GetFiles(s_folder, "*.dll"))
@@ -158,7 +169,8 @@ public sealed class DependencyLoader : IModuleAssemblyInitializer
         }
 
         string? folder = Path.GetDirectoryName(Path.GetFullPath(location));
-        return folder is not null && (s_pathComparer.Equals(folder, s_moduleFolder) || s_pathComparer.Equals(folder, s_folder));
+        return folder is not null
+            && (s_pathComparer.Equals(folder, s_moduleFolder) || s_pathComparer.Equals(folder, s_folder) || s_pathComparer.Equals(folder, s_onDemandFolder));
     }
 
     private static Assembly? ResolvePrivate(object? sender, ResolveEventArgs args)
@@ -174,7 +186,36 @@ public sealed class DependencyLoader : IModuleAssemblyInitializer
 
         string? name = new AssemblyName(args.Name).Name;
         var loaded = s_private;
-        return name is not null && loaded is not null && loaded.TryGetValue(name, out var assembly) ? assembly : null;
+        if (name is null || loaded is null)
+        {
+            return null;
+        }
+
+        return loaded.TryGetValue(name, out var assembly) ? assembly : LoadOnDemand(name);
+    }
+
+    /// <summary>
+    /// A dependency of the PostgreSQL store (Npgsql and what it needs that the host lacks): asked for
+    /// only once Core loaded the store into the private context, and loaded there on first request.
+    /// </summary>
+    private static Assembly? LoadOnDemand(string name)
+    {
+        string file = Path.Combine(s_onDemandFolder, name + ".dll");
+        if (s_context is null || s_loadFromPath is null || !File.Exists(file))
+        {
+            return null;
+        }
+
+        lock (s_onDemand)
+        {
+            if (!s_onDemand.TryGetValue(name, out var assembly))
+            {
+                assembly = (Assembly)s_loadFromPath.Invoke(s_context, new object[] { file })!;
+                s_onDemand[name] = assembly;
+            }
+
+            return assembly;
+        }
     }
 
     private static Assembly? ResolveFromFolder(object? sender, ResolveEventArgs args)

@@ -21,7 +21,7 @@ internal sealed class PgDatabase : IDisposable
     private readonly NpgsqlDataSource _dataSource;
     private readonly string? _password;
 
-    public PgDatabase(string connectionString, string schema)
+    public PgDatabase(string connectionString, string schema, string? display = null)
     {
         NpgsqlConnectionStringBuilder builder;
         try
@@ -43,7 +43,7 @@ internal sealed class PgDatabase : IDisposable
 
         // A commit is the moment a unit counts as done: it must be on disk, whatever the server's default.
         builder.Options = ((builder.Options ?? string.Empty) + " -c synchronous_commit=on").Trim();
-        Description = $"postgresql://{builder.Username}@{builder.Host}:{builder.Port}/{builder.Database} (schema {schema})";
+        Description = display ?? $"postgresql://{builder.Username}@{builder.Host}:{builder.Port}/{builder.Database} (schema {schema})";
         _dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
     }
 

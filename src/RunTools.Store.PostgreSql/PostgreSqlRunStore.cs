@@ -182,13 +182,19 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
         }
     }
 
-    RunState IRunSnapshot.ReadStored()
+    RunState IRunSnapshot.ReadStored() => FoldStored(ReadSnapshotRow(), ScanEvents);
+
+    /// <summary>
+    /// The stored state: <paramref name="snapshot"/> plus the events after it, read by
+    /// <paramref name="scanTail"/> (from the database, or rows a listing already holds), or a
+    /// rebuild from the whole log when there is no usable snapshot. Status as stored.
+    /// </summary>
+    internal RunState FoldStored(RunState? snapshot, Func<long, long, IJournalVisitor?, JournalScanResult> scanTail)
     {
-        var snapshot = ReadSnapshotRow();
         if (snapshot is not null)
         {
             var reducer = new StateReducer(snapshot);
-            var tail = ScanEvents(snapshot.Journal.Sequence, snapshot.Journal.Length, reducer);
+            var tail = scanTail(snapshot.Journal.Sequence, snapshot.Journal.Length, reducer);
             if (tail.SequenceGaps.Count == 0)
             {
                 if (tail.ValidLines > 0)
@@ -223,52 +229,20 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
     /// </summary>
     internal JournalScanResult ScanEvents(long afterSequence, long startLength, IJournalVisitor? visitor)
     {
-        var result = new JournalScanResult { LastSequence = afterSequence, ValidLength = startLength, FileLength = startLength };
-        var parser = new JournalLineParser();
-        long resumeAfter = afterSequence;
-        byte[]? lastLine = null;
-        ParsedLine lastParsed = default;
+        var scan = new PgEventScan(afterSequence, startLength, visitor);
         Db.Run("read the run's events", idempotent: true, connection =>
         {
             using var command = Db.Command(connection, $"SELECT seq, line FROM {S}.events WHERE run_id = @run AND seq > @after ORDER BY seq");
             command.Parameters.AddWithValue("run", RunId);
-            command.Parameters.AddWithValue("after", resumeAfter);
+            command.Parameters.AddWithValue("after", scan.ResumeAfter);
             using var reader = command.ExecuteReader();
             while (reader.Read())
             {
-                long seq = reader.GetInt64(0);
-                byte[] line = (byte[])reader[1];
-                resumeAfter = seq;
-                long offset = result.FileLength;
-                result.FileLength += line.Length + 1;
-                if (!parser.TryParse(line, wantTimestamp: true, out var parsed, out string? error) || parsed.Sequence != seq)
-                {
-                    result.CorruptLines.Add(new JournalDefect(offset, line.Length + 1, error ?? $"the row for seq {seq} holds seq {parsed.Sequence}"));
-                    continue;
-                }
-
-                if (parsed.Sequence != result.LastSequence + 1)
-                {
-                    result.SequenceGaps.Add($"seq {parsed.Sequence} follows seq {result.LastSequence}");
-                }
-
-                result.LastSequence = parsed.Sequence;
-                result.ValidLength = result.FileLength;
-                result.ValidLines++;
-                lastLine = line;
-                lastParsed = parsed;
-                visitor?.Visit(in parsed, seq, line);
+                scan.Add(reader.GetInt64(0), (byte[])reader[1]);
             }
         });
 
-        // Rows are whole or absent: a damaged row is reported, never a torn tail.
-        result.FileLength = result.ValidLength;
-        if (lastLine is not null)
-        {
-            result.LastTimestamp = JournalEvent.ParseTimestamp(lastParsed.TimestampText(lastLine));
-        }
-
-        return result;
+        return scan.Finish();
     }
 
     private bool HoldsLease() => Db.Run("read the run's owner", idempotent: true, connection =>
@@ -279,14 +253,16 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
         return command.ExecuteScalar() is true;
     });
 
-    private RunState? ReadSnapshotRow()
+    private RunState? ReadSnapshotRow() => ParseSnapshot(Db.Run("read the run's snapshot", idempotent: true, connection =>
     {
-        byte[]? bytes = Db.Run("read the run's snapshot", idempotent: true, connection =>
-        {
-            using var command = Db.Command(connection, $"SELECT snapshot FROM {S}.runs WHERE run_id = @run");
-            command.Parameters.AddWithValue("run", RunId);
-            return command.ExecuteScalar() as byte[];
-        });
+        using var command = Db.Command(connection, $"SELECT snapshot FROM {S}.runs WHERE run_id = @run");
+        command.Parameters.AddWithValue("run", RunId);
+        return command.ExecuteScalar() as byte[];
+    }));
+
+    /// <summary>The snapshot row's document; null when it is empty, unreadable or another run's (the log is read instead).</summary>
+    internal RunState? ParseSnapshot(byte[]? bytes)
+    {
         if (bytes is not { Length: > 0 })
         {
             return null;
@@ -301,5 +277,65 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
         {
             return null;
         }
+    }
+}
+
+/// <summary>
+/// Verifies event rows one by one as a journal scan does (seq, parse, crc) and feeds them to a
+/// visitor: shared by a run's own reads and a listing that fetched the rows with its snapshots.
+/// Lengths are those of the same lines in a journal.jsonl.
+/// </summary>
+internal sealed class PgEventScan
+{
+    private readonly JournalScanResult _result;
+    private readonly IJournalVisitor? _visitor;
+    private readonly JournalLineParser _parser = new();
+    private byte[]? _lastLine;
+    private ParsedLine _lastParsed;
+
+    public PgEventScan(long afterSequence, long startLength, IJournalVisitor? visitor)
+    {
+        _result = new JournalScanResult { LastSequence = afterSequence, ValidLength = startLength, FileLength = startLength };
+        _visitor = visitor;
+        ResumeAfter = afterSequence;
+    }
+
+    /// <summary>The last seq seen: a scan that lost its connection resumes after it.</summary>
+    public long ResumeAfter { get; private set; }
+
+    public void Add(long seq, byte[] line)
+    {
+        ResumeAfter = seq;
+        long offset = _result.FileLength;
+        _result.FileLength += line.Length + 1;
+        if (!_parser.TryParse(line, wantTimestamp: true, out var parsed, out string? error) || parsed.Sequence != seq)
+        {
+            _result.CorruptLines.Add(new JournalDefect(offset, line.Length + 1, error ?? $"the row for seq {seq} holds seq {parsed.Sequence}"));
+            return;
+        }
+
+        if (parsed.Sequence != _result.LastSequence + 1)
+        {
+            _result.SequenceGaps.Add($"seq {parsed.Sequence} follows seq {_result.LastSequence}");
+        }
+
+        _result.LastSequence = parsed.Sequence;
+        _result.ValidLength = _result.FileLength;
+        _result.ValidLines++;
+        _lastLine = line;
+        _lastParsed = parsed;
+        _visitor?.Visit(in parsed, seq, line);
+    }
+
+    public JournalScanResult Finish()
+    {
+        // Rows are whole or absent: a damaged row is reported, never a torn tail.
+        _result.FileLength = _result.ValidLength;
+        if (_lastLine is not null)
+        {
+            _result.LastTimestamp = JournalEvent.ParseTimestamp(_lastParsed.TimestampText(_lastLine));
+        }
+
+        return _result;
     }
 }

@@ -17,6 +17,9 @@ internal sealed class PostgreSqlStoreOptions
     /// <summary>The schema holding the store's tables; created on first use when the role may create it.</summary>
     public string Schema { get; set; } = "runtools";
 
+    /// <summary>How messages name the store (a -Root URI without its password); null: built from the connection string.</summary>
+    public string? DisplayName { get; set; }
+
     /// <summary>How long an owner's lease lasts without a heartbeat: a crashed owner's run reads as Interrupted after it.</summary>
     public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
 
@@ -38,7 +41,7 @@ internal sealed class PostgreSqlStore : IDisposable
     {
         Options = options;
         S = PgSchema.Quote(options.Schema);
-        Db = new PgDatabase(options.ConnectionString, options.Schema);
+        Db = new PgDatabase(options.ConnectionString, options.Schema, options.DisplayName);
     }
 
     public PostgreSqlStoreOptions Options { get; }

@@ -30,6 +30,11 @@ public class RunIdCompleter : IArgumentCompleter
 
         string root = fakeBoundParameters["Root"] is { } given ? (given is IEnumerable e and not string ? e.Cast<object>().First().ToString()! : given.ToString()!)
             : Environment.GetEnvironmentVariable(RunCmdletBase.RootVariable) is { Length: > 0 } env ? env : "runs";
+        if (Core.Storage.RootLocation.IsStoreUri(root))
+        {
+            yield break; // no completion from a database (yet): a Tab must not wait on a connection, nor read a folder named "postgresql:"
+        }
+
         IEnumerable<string> values;
         try
         {

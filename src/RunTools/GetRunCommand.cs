@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
 using RunTools.Core;
+using RunTools.Core.Storage;
 
 namespace RunTools;
 
@@ -56,13 +57,18 @@ public sealed class GetRunCommand : RunCmdletBase
         }
 
         var unmatchedLiteralIds = new HashSet<string>(RunId.Where(p => !WildcardPattern.ContainsWildcardCharacters(p)), StringComparer.OrdinalIgnoreCase);
-        var roots = Root.Length == 0 ? new[] { ResolveRoot(null) } : Root.Select(ResolveRoot).ToArray();
-
-        foreach (string rootPath in roots)
+        var rootNames = new List<string>();
+        foreach (string? given in Root.Length == 0 ? new string?[] { null } : Root)
         {
+            RootLocation location;
             try
             {
-                RequireRootDirectory(rootPath);
+                location = ResolveRootLocation(given);
+                rootNames.Add(location.Display);
+                if (location.Kind == RootKind.Folder)
+                {
+                    RequireRootDirectory(location.FolderPath!);
+                }
             }
             catch (RunToolsException ex)
             {
@@ -71,35 +77,27 @@ public sealed class GetRunCommand : RunCmdletBase
                 continue;
             }
 
-            var root = new RunsRoot(rootPath);
-            var progress = new ProgressRecord(1, "Get-Run", $"Reading runs under {rootPath}");
+            var progress = new ProgressRecord(1, "Get-Run", $"Reading runs under {location.Display}");
             WriteProgress(progress);
-            // Streamed: runs are read, filtered and made into RunInfo on all cores, a batch at a
-            // time; this thread only writes them out (see RunsRoot.EnumerateRuns).
-            var listed = root.EnumerateRuns<(string RunId, RunInfo? Info, RunToolsException? Error)>(id => idPatterns.Count == 0 || idPatterns.Any(p => p.IsMatch(id)), listing =>
+            try
             {
-                if (listing.Error is not null)
+                foreach (var (runId, info, error) in Enumerate(location, idPatterns, namePatterns))
                 {
-                    return (listing.Run.RunId, null, listing.Error);
+                    unmatchedLiteralIds.Remove(runId);
+                    if (error is not null)
+                    {
+                        WriteError(ToErrorRecord(error));
+                    }
+                    else if (info is not null)
+                    {
+                        WriteObject(info);
+                    }
                 }
-
-                var state = listing.State!;
-                bool selected = (namePatterns.Count == 0 || namePatterns.Any(p => p.IsMatch(state.Name)))
-                    && (Status.Length == 0 || Array.IndexOf(Status, state.Status) >= 0)
-                    && UpdatedBefore(state, Before);
-                return (listing.Run.RunId, selected ? RunInfo.From(listing.Run, state) : null, null);
-            });
-            foreach (var (runId, info, error) in listed)
+            }
+            catch (RunToolsException ex) when (location.Kind != RootKind.Folder)
             {
-                unmatchedLiteralIds.Remove(runId);
-                if (error is not null)
-                {
-                    WriteError(ToErrorRecord(error));
-                }
-                else if (info is not null)
-                {
-                    WriteObject(info);
-                }
+                // The database could not be reached (StoreUnavailable) or its schema used: one error for this root.
+                WriteError(ToErrorRecord(ex));
             }
 
             progress.RecordType = ProgressRecordType.Completed;
@@ -110,11 +108,38 @@ public sealed class GetRunCommand : RunCmdletBase
         {
             var error = RunTools.Core.RunId.IsValid(missing)
                 ? new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
-                    $"No run '{missing}' under {string.Join(", ", roots.Select(r => "'" + r + "'"))}. List runs with Get-Run, or pass the right -Root.", missing)
+                    $"No run '{missing}' under {string.Join(", ", rootNames.Select(r => "'" + r + "'"))}. List runs with Get-Run, or pass the right -Root.", missing)
                 : new RunToolsException(ErrorIds.InvalidRunId, RunToolsErrorCategory.InvalidArgument,
                     $"'{missing}' is not a valid run id: use {RunTools.Core.RunId.Rule}.", missing);
             WriteError(ToErrorRecord(error));
         }
+    }
+
+    /// <summary>
+    /// The runs of one root, read, filtered and made into RunInfo on all cores a batch at a time;
+    /// this thread only writes them out (see RunsRoot.EnumerateRuns). A database root gets the
+    /// filters too, so that its query returns only the runs they may match.
+    /// </summary>
+    private IEnumerable<(string RunId, RunInfo? Info, RunToolsException? Error)> Enumerate(RootLocation location, List<WildcardPattern> idPatterns, List<WildcardPattern> namePatterns)
+    {
+        bool Selected(Core.State.RunState state) =>
+            (namePatterns.Count == 0 || namePatterns.Any(p => p.IsMatch(state.Name)))
+            && (Status.Length == 0 || Array.IndexOf(Status, state.Status) >= 0)
+            && UpdatedBefore(state, Before);
+
+        if (location.Kind == RootKind.Folder)
+        {
+            return new RunsRoot(location.FolderPath!).EnumerateRuns<(string, RunInfo?, RunToolsException?)>(id => idPatterns.Count == 0 || idPatterns.Any(p => p.IsMatch(id)), listing =>
+                listing.Error is not null ? (listing.Run.RunId, null, listing.Error)
+                : (listing.Run.RunId, Selected(listing.State!) ? RunInfo.From(listing.Run, listing.State!) : null, null));
+        }
+
+        // Opening the catalog loads the PostgreSQL store (and Npgsql) the first time a database root is used.
+        var catalog = RunCatalogs.Open(location);
+        var filter = new RunFilter { RunIdPatterns = RunId, NamePatterns = Name, Statuses = Status };
+        return catalog.EnumerateRuns<(string, RunInfo?, RunToolsException?)>(filter, listing =>
+            listing.Error is not null ? (listing.RunId, null, listing.Error)
+            : (listing.RunId, (idPatterns.Count == 0 || idPatterns.Any(p => p.IsMatch(listing.RunId))) && Selected(listing.State!) ? RunInfo.FromStore(listing.State!, catalog.Display) : null, null));
     }
 
     /// <summary>True without a limit; an Unspecified time is local, as Get-Date gives it.</summary>

@@ -6,6 +6,7 @@ using System.Linq;
 using System.Management.Automation;
 using RunTools.Core;
 using RunTools.Core.Configuration;
+using RunTools.Core.Storage;
 
 namespace RunTools;
 
@@ -14,14 +15,50 @@ public abstract class RunCmdletBase : PSCmdlet
 {
     internal const string RootVariable = "RUNTOOLS_ROOT";
 
-    /// <summary>-Root, else $env:RUNTOOLS_ROOT, else ./runs, resolved against the current PowerShell location.</summary>
+    /// <summary>
+    /// The folder root of a cmdlet that works on folders only: -Root, else $env:RUNTOOLS_ROOT, else
+    /// ./runs, resolved against the current PowerShell location. A database root (a PostgreSQL URI)
+    /// is a terminating StoreNotSupported error naming it: only Get-Run reads a database so far.
+    /// </summary>
     protected string ResolveRoot(string? root)
+    {
+        RootLocation location;
+        try
+        {
+            location = ResolveRootLocation(root);
+        }
+        catch (RunToolsException ex)
+        {
+            ThrowTerminatingError(ToErrorRecord(ex));
+            throw; // not reached: ThrowTerminatingError always throws
+        }
+
+        if (location.Kind != RootKind.Folder)
+        {
+            ThrowStoreNotSupported(location.Display);
+        }
+
+        return location.FolderPath!;
+    }
+
+    /// <summary>-Root, else $env:RUNTOOLS_ROOT, else ./runs: a folder (resolved against the current PowerShell location) or a database URI; InvalidArgument for a malformed URI.</summary>
+    protected RootLocation ResolveRootLocation(string? root)
     {
         string chosen = !string.IsNullOrEmpty(root) ? root!
             : Environment.GetEnvironmentVariable(RootVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment
             : "runs";
-        return SessionState.Path.GetUnresolvedProviderPathFromPSPath(chosen);
+        return RootLocation.Parse(chosen, SessionState.Path.GetUnresolvedProviderPathFromPSPath);
     }
+
+    /// <summary>What every cmdlet but Get-Run says for a run in a database, or a database root.</summary>
+    private protected void ThrowStoreNotSupported(string root) => ThrowTerminatingError(ToErrorRecord(StoreNotSupported(root)));
+
+    private RunToolsException StoreNotSupported(string root) =>
+        new(ErrorIds.StoreNotSupported, RunToolsErrorCategory.InvalidOperation,
+            $"The runs root {root} is a PostgreSQL database, and {MyInvocation.MyCommand.Name} does not work on a database yet: so far the PostgreSQL store supports only Get-Run. Use a folder root (-Root or $env:RUNTOOLS_ROOT) for this command.", root);
+
+    /// <summary>A RunInfo's run folder; a run listed from a database has none (StoreNotSupported, thrown as the other selection errors are).</summary>
+    private protected string RunFolderOf(RunInfo input) => input.Path ?? throw StoreNotSupported(input.Root);
 
     protected string ResolvePath(string path) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
 
@@ -30,7 +67,7 @@ public abstract class RunCmdletBase : PSCmdlet
     {
         if (input is not null)
         {
-            return RunDirectory.Open(input.Path);
+            return RunDirectory.Open(RunFolderOf(input));
         }
 
         if (!string.IsNullOrEmpty(path))
@@ -175,7 +212,7 @@ public abstract class RunCmdletBase : PSCmdlet
     {
         foreach (var input in inputs)
         {
-            if (TrySelect(() => RunDirectory.Open(input.Path), input) is { } run)
+            if (TrySelect(() => RunDirectory.Open(RunFolderOf(input)), input) is { } run)
             {
                 yield return new SelectedRun(run, input);
             }
@@ -198,9 +235,14 @@ public abstract class RunCmdletBase : PSCmdlet
     {
         try
         {
-            string rootPath = ResolveRoot(root);
-            RequireRootDirectory(rootPath);
-            return new RunsRoot(rootPath);
+            var location = ResolveRootLocation(root);
+            if (location.Kind != RootKind.Folder)
+            {
+                throw StoreNotSupported(location.Display);
+            }
+
+            RequireRootDirectory(location.FolderPath!);
+            return new RunsRoot(location.FolderPath!);
         }
         catch (RunToolsException ex)
         {

@@ -10,7 +10,7 @@ namespace RunTools;
 /// <summary>A run as operators see it: what Get-Run, Start-Run and Resume-Run return.</summary>
 public sealed class RunInfo
 {
-    internal RunInfo(RunState state, string root, string path)
+    internal RunInfo(RunState state, string root, string? path)
     {
         RunId = state.RunId;
         Name = state.Name;
@@ -64,11 +64,11 @@ public sealed class RunInfo
     /// <summary><see cref="Status"/> as the enum, for the module's own decisions (exit codes, job states).</summary>
     internal RunStatus RunStatus { get; }
 
-    /// <summary>The runs root the run lives under.</summary>
+    /// <summary>The runs root the run lives under: a folder, or a PostgreSQL URI without its password.</summary>
     public string Root { get; }
 
-    /// <summary>The run directory.</summary>
-    public string Path { get; }
+    /// <summary>The run directory; null for a run in a database, which has no folder (<see cref="Root"/> and <see cref="RunId"/> name it).</summary>
+    public string? Path { get; }
 
     public DateTime CreatedAt { get; }
 
@@ -154,9 +154,10 @@ public sealed class RunInfo
     private static readonly ConcurrentDictionary<string, ScriptShape> s_scriptShapes = new(StringComparer.Ordinal);
 
     /// <summary>The shape of the run's script.ps1; null for a finished run (its state says it all), a run without a script (an adopted legacy directory) or an unreadable script.</summary>
-    private static ScriptShape? ReadScriptShape(RunState state, string path)
+    private static ScriptShape? ReadScriptShape(RunState state, string? path)
     {
-        if (state.Status == RunStatus.Completed || state.Script.Hash.Length == 0)
+        // A run in a database keeps no script.ps1 there (docs/postgresql-store.md): its recorded steps are what is known.
+        if (path is null || state.Status == RunStatus.Completed || state.Script.Hash.Length == 0)
         {
             return null;
         }
@@ -252,4 +253,7 @@ public sealed class RunInfo
 
     internal static RunInfo From(RunDirectory run, RunState state) =>
         new(state, System.IO.Path.GetDirectoryName(run.Path) ?? run.Path, run.Path);
+
+    /// <summary>A run listed from a database: <paramref name="root"/> is its URI without the password, and it has no path.</summary>
+    internal static RunInfo FromStore(RunState state, string root) => new(state, root, null);
 }

@@ -44,7 +44,7 @@ public sealed class InScriptCmdletTests
         Assert.Equal(nameof(RunStatus.Completed), info.Status);
         Assert.Single(File.ReadAllLines(s.Combine("made.txt")));
         Assert.Contains("N=42 two", s.Host.Lines);
-        Assert.Contains(File.ReadAllText(Path.Combine(info.Path, "logs", "attempt-2.log")).Split('\n'), l => l.Contains("VERBOSE: Step 'make' completed earlier", System.StringComparison.Ordinal));
+        Assert.Contains(File.ReadAllText(Path.Combine(info.Path!, "logs", "attempt-2.log")).Split('\n'), l => l.Contains("VERBOSE: Step 'make' completed earlier", System.StringComparison.Ordinal));
     }
 
     [Fact]
@@ -98,7 +98,7 @@ public sealed class InScriptCmdletTests
         Assert.Equal(2, info.ItemsCompleted);
         Assert.Contains(s.Host.Lines, l => l.Contains("Item 'b' of step 'work' failed: b broke", System.StringComparison.Ordinal));
         Assert.Contains("ID:ItemFailed,RunTools.InvokeRunItemCommand", s.Host.Lines);
-        Assert.Contains("ERROR: Item 'b' of step 'work' failed: b broke", File.ReadAllText(Path.Combine(info.Path, "logs", "attempt-1.log")));
+        Assert.Contains("ERROR: Item 'b' of step 'work' failed: b broke", File.ReadAllText(Path.Combine(info.Path!, "logs", "attempt-1.log")));
 
         File.Delete(s.Combine("fail.flag"));
         var resumed = s.Run("Resume-Run r").Single<RunInfo>();
@@ -202,6 +202,6 @@ public sealed class InScriptCmdletTests
         Assert.Contains("RunArtifact|sub/renamed.txt|Copy|5|art", s.Host.Lines);
         Assert.Contains("E1:ArtifactNotFound,RunTools.AddRunArtifactCommand", s.Host.Lines);
         Assert.Contains("E2:InvalidArtifactName,RunTools.AddRunArtifactCommand", s.Host.Lines);
-        Assert.Equal("alpha", File.ReadAllText(Path.Combine(info.Path, "artifacts", "sub", "renamed.txt")));
+        Assert.Equal("alpha", File.ReadAllText(Path.Combine(info.Path!, "artifacts", "sub", "renamed.txt")));
     }
 }

@@ -36,7 +36,7 @@ public sealed class StopRunTests
         Assert.Equal("done", result.Errors[0].TargetObject);
         Assert.Equal("missing", result.Errors[1].TargetObject);
         Assert.Empty(result.Output);
-        Assert.False(File.Exists(Path.Combine(done.Path, "stop")));
+        Assert.False(File.Exists(Path.Combine(done.Path!, "stop")));
     }
 
     [Fact]
@@ -102,7 +102,7 @@ public sealed class GetRunTests
         s.StartCompleted("'x'", runId: "good");
         var bad = s.StartCompleted("'x'", runId: "bad");
         // A snapshot written by a newer RunTools cannot be read by this one.
-        string state = Path.Combine(bad.Path, "run.json");
+        string state = Path.Combine(bad.Path!, "run.json");
         File.WriteAllText(state, File.ReadAllText(state).Replace("\"format_version\": 1", "\"format_version\": 2", System.StringComparison.Ordinal).Replace("\"format_version\":1", "\"format_version\":2", System.StringComparison.Ordinal));
         var result = s.Run("Get-Run");
         Assert.Equal("good", result.Single<RunInfo>().RunId);

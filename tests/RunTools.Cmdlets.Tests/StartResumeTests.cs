@@ -24,7 +24,7 @@ public sealed class StartRunTests
         // The script's output goes to the host and the attempt log, never to the pipeline.
         Assert.Contains("hello you", s.Host.Lines);
         Assert.Contains("plain output", s.Host.Lines);
-        Assert.Contains("OUTPUT: plain output", File.ReadAllText(Path.Combine(info.Path, "logs", "attempt-1.log")));
+        Assert.Contains("OUTPUT: plain output", File.ReadAllText(Path.Combine(info.Path!, "logs", "attempt-1.log")));
         Assert.Contains(result.Verbose, v => v.StartsWith("Created run " + info.RunId, System.StringComparison.Ordinal));
     }
 
@@ -61,7 +61,7 @@ public sealed class StartRunTests
         var info = s.Run("param($s) Start-Run job $s", script).Single<RunInfo>();
 
         Assert.Equal(nameof(RunStatus.Completed), info.Status);
-        string log = File.ReadAllText(Path.Combine(info.Path, "logs", "attempt-1.log"));
+        string log = File.ReadAllText(Path.Combine(info.Path!, "logs", "attempt-1.log"));
         Assert.Contains("WARNING: careful", log);
         Assert.Contains("ERROR: soft error", log);
         Assert.Contains("VERBOSE: detail", log);

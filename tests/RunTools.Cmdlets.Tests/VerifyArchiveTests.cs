@@ -29,7 +29,7 @@ public sealed class TestRunTests
     {
         using var s = new ModuleSession();
         var info = s.StartCompleted("Invoke-RunStep a { 'recorded output' }", runId: "t1");
-        File.AppendAllText(Path.Combine(info.Path, "steps", "a", "output.clixml"), " ");
+        File.AppendAllText(Path.Combine(info.Path!, "steps", "a", "output.clixml"), " ");
         var result = s.Run("Test-Run t1").Single<RunTestResult>();
         Assert.False(result.IsValid);
         var problem = Assert.Single(result.Problems, p => p.Severity == nameof(RunProblemSeverity.Error));

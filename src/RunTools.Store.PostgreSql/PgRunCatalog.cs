@@ -1,0 +1,358 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Runtime.ExceptionServices;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using NpgsqlTypes;
+using RunTools.Core;
+using RunTools.Core.Journal;
+using RunTools.Core.State;
+using RunTools.Core.Storage;
+
+namespace RunTools.Store.PostgreSql;
+
+/// <summary>
+/// What Core's <see cref="RunCatalogs"/> finds by name in this assembly: the catalog of a database
+/// root. One opened store (pool, migrated schema) per connection and schema for the process, so a
+/// session's Get-Runs share connections instead of opening a pool each.
+/// </summary>
+internal sealed class PostgreSqlStoreProvider : IRunStoreProvider
+{
+    private static readonly Dictionary<(string, string), PostgreSqlStore> s_stores = new();
+    private static readonly object s_gate = new();
+
+    public IRunCatalog OpenCatalog(RootLocation root)
+    {
+        var key = (root.ConnectionString!, root.Schema!);
+        PostgreSqlStore? store;
+        lock (s_gate)
+        {
+            if (!s_stores.TryGetValue(key, out store))
+            {
+                // Not cached on failure: the next command tries again (the server may be up by then).
+                store = PostgreSqlStore.Open(new PostgreSqlStoreOptions { ConnectionString = key.Item1, Schema = key.Item2, DisplayName = root.Display });
+                s_stores[key] = store;
+            }
+        }
+
+        return new PgRunCatalog(store, root.Display);
+    }
+}
+
+/// <summary>
+/// Lists a database's runs for Get-Run: one query returns each matching run's snapshot row, its
+/// live lease and stop request, and the events after its snapshot; each run is folded by the
+/// store's own reader (<see cref="PostgreSqlRunStore.FoldStored"/>). Filters on id, name and
+/// status run in SQL where a wildcard translates to LIKE; the caller checks every run again.
+/// </summary>
+internal sealed class PgRunCatalog : IRunCatalog
+{
+    private const int BatchSize = 256;
+    private readonly PostgreSqlStore _store;
+
+    public PgRunCatalog(PostgreSqlStore store, string display)
+    {
+        _store = store;
+        Display = display;
+    }
+
+    public string Display { get; }
+
+    public IEnumerable<T> EnumerateRuns<T>(RunFilter filter, Func<StoredRunListing, T> project)
+    {
+        // Rows are read on a background task; each batch is folded and projected on all cores while
+        // the next one is read and the caller writes out the previous one (RunsRoot.EnumerateRuns's shape).
+        using var batches = new BlockingCollection<Task<List<T>>>(boundedCapacity: 2);
+        using var stop = new CancellationTokenSource();
+        ExceptionDispatchInfo? failure = null;
+        var reading = Task.Run(() =>
+        {
+            try
+            {
+                ReadBatches(filter, batch => batches.Add(Task.Run(() => ProjectBatch(batch, project)), stop.Token));
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                // The caller stopped early (Select-Object -First): nothing more is wanted.
+            }
+            catch (Exception ex)
+            {
+                failure = ExceptionDispatchInfo.Capture(ex);
+            }
+            finally
+            {
+                batches.CompleteAdding();
+            }
+        });
+
+        try
+        {
+            foreach (var projecting in batches.GetConsumingEnumerable())
+            {
+                List<T> batch;
+                try
+                {
+                    batch = projecting.GetAwaiter().GetResult();
+                }
+                catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
+                {
+                    // Parallel.For wraps what a projection threw; the caller sees the first as if called directly.
+                    ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
+                    throw;
+                }
+
+                foreach (var item in batch)
+                {
+                    yield return item;
+                }
+            }
+        }
+        finally
+        {
+            stop.Cancel();
+            reading.Wait();
+        }
+
+        failure?.Throw();
+    }
+
+    /// <summary>One run's rows as the query returned them.</summary>
+    private sealed class StoredRun
+    {
+        public StoredRun(string runId, byte[]? snapshot, long journalSeq, bool live, bool stopping)
+        {
+            RunId = runId;
+            Snapshot = snapshot;
+            JournalSeq = journalSeq;
+            Live = live;
+            Stopping = stopping;
+        }
+
+        public string RunId { get; }
+
+        public byte[]? Snapshot { get; }
+
+        public long JournalSeq { get; }
+
+        public bool Live { get; }
+
+        public bool Stopping { get; }
+
+        public List<(long Seq, byte[] Line)> Tail { get; } = new();
+    }
+
+    private void ReadBatches(RunFilter filter, Action<List<StoredRun>> emit)
+    {
+        string s = _store.S;
+        var where = new List<string>();
+        string[]? ids = LikePatterns(filter.RunIdPatterns);
+        string[]? names = LikePatterns(filter.NamePatterns);
+        string[]? statuses = filter.Statuses.Count == 0 ? null
+            : filter.Statuses.Select(StoredStatus).Distinct(StringComparer.Ordinal).ToArray();
+        if (ids is not null)
+        {
+            where.Add("run_id ILIKE ANY (@ids)");
+        }
+
+        if (names is not null)
+        {
+            where.Add("name ILIKE ANY (@names)");
+        }
+
+        if (statuses is not null)
+        {
+            where.Add("status = ANY (@statuses)");
+        }
+
+        where.Add("run_id COLLATE \"C\" > @after"); // a scan that lost its connection resumes after the last whole run
+        string sql = $"""
+            WITH r AS (
+                SELECT run_id, snapshot, journal_seq FROM {s}.runs WHERE {string.Join(" AND ", where)})
+            SELECT r.run_id, r.snapshot, r.journal_seq,
+                EXISTS (SELECT 1 FROM {s}.leases l WHERE l.run_id = r.run_id AND l.expires_at > now()),
+                EXISTS (SELECT 1 FROM {s}.stop_requests q WHERE q.run_id = r.run_id),
+                e.seq, e.line
+            FROM r LEFT JOIN {s}.events e ON e.run_id = r.run_id AND e.seq > r.journal_seq
+            ORDER BY r.run_id COLLATE "C", e.seq
+            """;
+        string after = string.Empty;
+        _store.Db.Run("list the runs", idempotent: true, connection =>
+        {
+            using var command = _store.Db.Command(connection, sql);
+            if (ids is not null)
+            {
+                command.Parameters.AddWithValue("ids", NpgsqlDbType.Array | NpgsqlDbType.Text, ids);
+            }
+
+            if (names is not null)
+            {
+                command.Parameters.AddWithValue("names", NpgsqlDbType.Array | NpgsqlDbType.Text, names);
+            }
+
+            if (statuses is not null)
+            {
+                command.Parameters.AddWithValue("statuses", NpgsqlDbType.Array | NpgsqlDbType.Text, statuses);
+            }
+
+            command.Parameters.AddWithValue("after", after);
+            using var reader = command.ExecuteReader();
+            var batch = new List<StoredRun>(BatchSize);
+            StoredRun? current = null;
+            while (reader.Read())
+            {
+                string runId = reader.GetString(0);
+                if (current is null || !string.Equals(current.RunId, runId, StringComparison.Ordinal))
+                {
+                    if (current is not null)
+                    {
+                        batch.Add(current);
+                        if (batch.Count == BatchSize)
+                        {
+                            emit(batch);
+                            after = batch[batch.Count - 1].RunId;
+                            batch = new List<StoredRun>(BatchSize);
+                        }
+                    }
+
+                    current = new StoredRun(runId, reader.IsDBNull(1) ? null : (byte[])reader[1], reader.GetInt64(2), reader.GetBoolean(3), reader.GetBoolean(4));
+                }
+
+                if (!reader.IsDBNull(5))
+                {
+                    current.Tail.Add((reader.GetInt64(5), (byte[])reader[6]));
+                }
+            }
+
+            if (current is not null)
+            {
+                batch.Add(current);
+            }
+
+            if (batch.Count > 0)
+            {
+                emit(batch);
+                after = batch[batch.Count - 1].RunId;
+            }
+        });
+    }
+
+    private List<T> ProjectBatch<T>(List<StoredRun> batch, Func<StoredRunListing, T> project)
+    {
+        var projected = new T[batch.Count];
+        Parallel.For(0, batch.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i => projected[i] = project(Read(batch[i])));
+        return projected.ToList();
+    }
+
+    /// <summary>The run's state as a reader sees it (Interrupted when Running without a live lease, Stopping with a stop request), or why it could not be read.</summary>
+    private StoredRunListing Read(StoredRun row)
+    {
+        try
+        {
+            // No local files are touched by a read: the local folder is never created.
+            var run = new PostgreSqlRunStore(_store, row.RunId, Path.GetTempPath());
+            var snapshot = run.ParseSnapshot(row.Snapshot);
+            var state = run.FoldStored(snapshot, (afterSeq, startLength, visitor) =>
+            {
+                if (afterSeq != row.JournalSeq)
+                {
+                    return run.ScanEvents(afterSeq, startLength, visitor); // the document and its column disagree: read the log itself
+                }
+
+                var scan = new PgEventScan(afterSeq, startLength, visitor);
+                foreach (var (seq, line) in row.Tail)
+                {
+                    scan.Add(seq, line);
+                }
+
+                return scan.Finish();
+            });
+            if (state.Status == RunStatus.Running)
+            {
+                state.Status = !row.Live ? RunStatus.Interrupted : row.Stopping ? RunStatus.Stopping : RunStatus.Running;
+            }
+
+            return new StoredRunListing(row.RunId, state, null);
+        }
+        catch (RunToolsException ex)
+        {
+            return new StoredRunListing(row.RunId, null, ex);
+        }
+    }
+
+    /// <summary>Interrupted and Stopping are never stored: they are Running with no live lease, or with a stop request.</summary>
+    private static string StoredStatus(RunStatus status) =>
+        RunFormat.EnumText(status is RunStatus.Interrupted or RunStatus.Stopping ? RunStatus.Running : status);
+
+    /// <summary>The patterns as ILIKE patterns; null (no SQL filter) when there are none or one cannot be translated.</summary>
+    private static string[]? LikePatterns(IReadOnlyList<string> patterns)
+    {
+        if (patterns.Count == 0)
+        {
+            return null;
+        }
+
+        var like = new string[patterns.Count];
+        for (int i = 0; i < patterns.Count; i++)
+        {
+            if (LikePattern(patterns[i]) is not { } translated)
+            {
+                return null;
+            }
+
+            like[i] = translated;
+        }
+
+        return like;
+    }
+
+    /// <summary>
+    /// A PowerShell wildcard as a LIKE pattern (escape character '\'): * is %, ? is _, a backtick
+    /// escapes the next character, and LIKE's own %, _ and \ are escaped. Null for a [...] set,
+    /// which LIKE has no form for: that filter then runs only in the caller.
+    /// </summary>
+    internal static string? LikePattern(string wildcard)
+    {
+        var like = new StringBuilder(wildcard.Length + 8);
+        for (int i = 0; i < wildcard.Length; i++)
+        {
+            char c = wildcard[i];
+            if (c == '`' && i + 1 < wildcard.Length)
+            {
+                c = wildcard[++i];
+                AppendLiteral(like, c);
+                continue;
+            }
+
+            switch (c)
+            {
+                case '*':
+                    like.Append('%');
+                    break;
+                case '?':
+                    like.Append('_');
+                    break;
+                case '[':
+                    return null;
+                default:
+                    AppendLiteral(like, c);
+                    break;
+            }
+        }
+
+        return like.ToString();
+
+        static void AppendLiteral(StringBuilder builder, char c)
+        {
+            if (c is '%' or '_' or '\\')
+            {
+                builder.Append('\\');
+            }
+
+            builder.Append(c);
+        }
+    }
+}

@@ -1,0 +1,180 @@
+<#
+    A PostgreSQL database as a runs root, through the real module: Get-Run lists it, every other
+    cmdlet refuses it clearly, and nothing of the store or Npgsql loads unless a database root is
+    used. Whatever loads Npgsql runs in a child pwsh (tools/ChildPwsh.psm1), so this process, and
+    the other test files sharing it, never have it. The database tests use the cluster .ci/run
+    starts (RUNTOOLS_TEST_PG, RUNTOOLS_TEST_PG_ADMIN; tools/pg-cluster.sh) and are skipped, saying
+    so, only when it is not set.
+#>
+BeforeAll {
+    Import-Module $env:RUNTOOLS_MODULE_PATH -Force
+    Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force
+    $script:oneStep = Join-Path $TestDrive 'one-step.ps1'
+    Set-Content $script:oneStep 'Invoke-RunStep a { 1 }'
+
+    # Runs -Command in a child pwsh with the module imported; its last output line is JSON.
+    function Invoke-InChild([string] $Command, [hashtable] $Environment = @{}) {
+        $result = Invoke-ChildPwsh -Command $Command -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment $Environment -TimeoutSec 180
+        if ($result.ExitCode -ne 0) { throw "The child pwsh failed ($($result.ExitCode)):`n$($result.Output)`n$($result.Error)" }
+        (($result.Output -split "`n") | Where-Object { $_.Trim() } | Select-Object -Last 1) | ConvertFrom-Json
+    }
+
+    $script:loadedStore = "@([AppDomain]::CurrentDomain.GetAssemblies() | ForEach-Object { `$_.GetName().Name } | Where-Object { `$_ -like 'Npgsql*' -or `$_ -like 'RunTools.Store*' })"
+}
+
+Describe 'Choosing a database root' {
+    It 'never loads the PostgreSQL store or Npgsql on import or for a folder root' {
+        $root = Join-Path $TestDrive 'folder-runs'
+        $out = Invoke-InChild @"
+`$afterImport = $script:loadedStore
+`$null = Start-Run -Name nightly -RunId a1 -ScriptPath '$script:oneStep' -Root '$root'
+`$listed = @(Get-Run -Root '$root') + @(Get-Run)
+[pscustomobject]@{ AfterImport = `$afterImport; Listed = @(`$listed.RunId); Loaded = $script:loadedStore } | ConvertTo-Json -Compress
+"@ -Environment @{ RUNTOOLS_ROOT = $root }
+        $out.Listed | Should -Be @('a1', 'a1')
+        $out.AfterImport | Should -BeNullOrEmpty
+        $out.Loaded | Should -BeNullOrEmpty
+    }
+
+    It 'writes one StoreUnavailable naming the root without its password, and still lists the other roots' {
+        $root = Join-Path $TestDrive 'reachable'
+        $null = Start-Run -Name nightly -RunId b1 -ScriptPath $script:oneStep -Root $root
+        $out = Invoke-InChild @"
+`$listed = Get-Run -Root 'postgresql://ops:sekrit-pw@127.0.0.1:1/jobs', '$root' -ErrorVariable failed -ErrorAction SilentlyContinue
+[pscustomobject]@{ Listed = @(`$listed.RunId); Ids = @(`$failed.FullyQualifiedErrorId); Messages = @(`$failed.Exception.Message); Targets = @(`$failed.TargetObject); Loaded = $script:loadedStore } | ConvertTo-Json -Compress
+"@
+        $out.Listed | Should -Be 'b1'
+        $out.Ids | Should -Be 'StoreUnavailable,RunTools.GetRunCommand'
+        $out.Messages[0] | Should -BeLike '*postgresql://ops@127.0.0.1:1/jobs`?schema=runtools*'
+        $out.Messages[0] | Should -Not -BeLike '*sekrit*'
+        $out.Targets | Should -Not -BeLike '*sekrit*'
+        # The store was found and loaded from the module's Dependencies/PostgreSql.
+        $out.Loaded | Should -Contain 'Npgsql'
+        $out.Loaded | Should -Contain 'RunTools.Store.PostgreSql'
+    }
+
+    It 'refuses a database root in every other cmdlet with StoreNotSupported naming it, never as a folder' {
+        $uri = 'postgresql://ops:sekrit-pw@db.example:5432/jobs?schema=nightly'
+        Push-Location $TestDrive
+        try {
+            foreach ($call in @(
+                    { Start-Run -Name n -ScriptPath $script:oneStep -Root $uri }
+                    { Resume-Run -RunId r1 -Root $uri -ErrorAction Stop }
+                    { Remove-Run -Status Completed -Root $uri -Confirm:$false }
+                    { Stop-Run -RunId r1 -Root $uri -ErrorAction Stop }
+                    { Test-Run -Name nightly -Root $uri -ErrorAction Stop })) {
+                $failure = { & $call } | Should -Throw -ErrorId 'StoreNotSupported*' -PassThru
+                $failure.Exception.Message | Should -BeLike '*postgresql://ops@db.example:5432/jobs`?schema=nightly*supports only Get-Run*'
+                $failure.Exception.Message | Should -Not -BeLike '*sekrit*'
+            }
+
+            $saved = $env:RUNTOOLS_ROOT
+            try {
+                $env:RUNTOOLS_ROOT = $uri
+                { Start-Run -Name n -ScriptPath $script:oneStep } | Should -Throw -ErrorId 'StoreNotSupported*'
+            } finally { $env:RUNTOOLS_ROOT = $saved }
+            Get-ChildItem -Force | Where-Object Name -like 'postgres*' | Should -BeNullOrEmpty
+        } finally { Pop-Location }
+    }
+
+    It 'says what is wrong with a malformed database URI, per root in Get-Run' {
+        { Start-Run -Name n -ScriptPath $script:oneStep -Root 'postgresql:jobs' } | Should -Throw -ErrorId 'InvalidArgument*'
+        $root = Join-Path $TestDrive 'good'
+        $null = Start-Run -Name nightly -RunId c1 -ScriptPath $script:oneStep -Root $root
+        $listed = Get-Run -Root 'postgresql://ops:sekrit@h:99999/db', $root -ErrorVariable failed -ErrorAction SilentlyContinue
+        $listed.RunId | Should -Be 'c1'
+        $failed.FullyQualifiedErrorId | Should -Be 'InvalidArgument,RunTools.GetRunCommand'
+        $failed.Exception.Message | Should -BeLike "*port '99999'*"
+        $failed.Exception.Message | Should -Not -BeLike '*sekrit*'
+    }
+}
+
+Describe 'Get-Run on a PostgreSQL root' {
+    It 'lists the database''s runs with their status, filters, the redacted root and no path' {
+        if (-not $env:RUNTOOLS_TEST_PG -or -not $env:RUNTOOLS_TEST_PG_ADMIN) {
+            Set-ItResult -Skipped -Because 'RUNTOOLS_TEST_PG and RUNTOOLS_TEST_PG_ADMIN are not set (tools/pg-cluster.sh start DIR prints them; .ci/run always sets them)'
+            return
+        }
+
+        $local = Join-Path $TestDrive 'pg-local'
+        # The runs are created with the module's own store assembly (as the store's xUnit contract
+        # tests do): no cmdlet writes to a database yet. Reflection, because its types are internal.
+        $out = Invoke-InChild @"
+`$kv = @{}; foreach (`$p in `$env:RUNTOOLS_TEST_PG -split ';') { if (`$p) { `$k, `$v = `$p -split '=', 2; `$kv[`$k.Trim()] = `$v } }
+`$schema = 'pgroot_' + [guid]::NewGuid().ToString('N').Substring(0, 8)
+`$uri = 'postgresql://{0}:{1}@{2}:{3}/{4}?schema={5}' -f [uri]::EscapeDataString(`$kv.Username), [uri]::EscapeDataString(`$kv.Password), [uri]::EscapeDataString(`$kv.Host), `$kv.Port, [uri]::EscapeDataString(`$kv.Database), `$schema
+`$beforeUse = $script:loadedStore
+`$null = Get-Run -Root (`$uri -replace 'schema=[a-z0-9_]+', 'schema=runtools')   # loads the store; runtools is the app role's own schema
+`$all = [AppDomain]::CurrentDomain.GetAssemblies()
+`$npgsql = `$all | Where-Object { `$_.GetName().Name -eq 'Npgsql' }
+`$storeAsm = `$all | Where-Object { `$_.GetName().Name -eq 'RunTools.Store.PostgreSql' }
+`$coreAsm = [Runtime.Loader.AssemblyLoadContext]::GetLoadContext(`$storeAsm).Assemblies | Where-Object { `$_.GetName().Name -eq 'RunTools.Core' }
+function Invoke-Admin([string] `$sql) {
+    `$connection = [Activator]::CreateInstance(`$npgsql.GetType('Npgsql.NpgsqlConnection'), [object[]]@(`$env:RUNTOOLS_TEST_PG_ADMIN))
+    try { `$connection.Open(); `$command = `$connection.CreateCommand(); `$command.CommandText = `$sql; `$null = `$command.ExecuteNonQuery() } finally { `$connection.Dispose() }
+}
+Invoke-Admin "CREATE SCHEMA `$schema AUTHORIZATION `$(`$kv.Username)"
+`$optionsType = `$storeAsm.GetType('RunTools.Store.PostgreSql.PostgreSqlStoreOptions', `$true)
+`$options = [Activator]::CreateInstance(`$optionsType)
+`$optionsType.GetProperty('ConnectionString').SetValue(`$options, `$env:RUNTOOLS_TEST_PG)
+`$optionsType.GetProperty('Schema').SetValue(`$options, `$schema)
+`$optionsType.GetProperty('LeaseDuration').SetValue(`$options, [TimeSpan]::FromMinutes(10))
+`$db = `$storeAsm.GetType('RunTools.Store.PostgreSql.PostgreSqlStore', `$true).GetMethod('Open').Invoke(`$null, @(`$options))
+`$createType = `$coreAsm.GetType('RunTools.Core.RunCreateOptions', `$true)
+function New-DbRun([string] `$id, [string] `$name) {
+    `$create = [Activator]::CreateInstance(`$createType)
+    `$createType.GetProperty('Name').SetValue(`$create, `$name)
+    `$createType.GetProperty('RunId').SetValue(`$create, `$id)
+    `$createType.GetProperty('Script').SetValue(`$create, [byte[]](35, 10))
+    `$db.GetType().GetMethod('CreateRun').Invoke(`$db, @(`$create, '$local', `$null))
+}
+`$null = New-DbRun 'r1' 'nightly_load'
+`$null = New-DbRun 'r2' 'nightlyXload'
+`$attempted = New-DbRun 'r3' 'weekly'
+# r3 gets an attempt that stays open: Running while its lease lives, Interrupted once it ran out.
+`$runDirectory = `$coreAsm.GetType('RunTools.Core.RunDirectory', `$true).GetConstructors([Reflection.BindingFlags]'Instance,NonPublic')[0].Invoke([object[]]@([string](Join-Path '$local' 'r3'), 'r3'))
+`$null = New-Item -ItemType Directory -Force `$runDirectory.Path
+`$begin = `$coreAsm.GetType('RunTools.Core.Engine.RunAttempt', `$true).GetMethods([Reflection.BindingFlags]'Static,NonPublic') | Where-Object { `$_.Name -eq 'Begin' -and `$_.GetParameters().Count -eq 3 }
+`$attempt = `$begin.Invoke(`$null, @(`$runDirectory, `$attempted, [Activator]::CreateInstance(`$coreAsm.GetType('RunTools.Core.Engine.AttemptOptions', `$true))))
+`$listed = @(Get-Run -Root `$uri)
+`$live = (Get-Run r3 -Root `$uri).Status
+Invoke-Admin "UPDATE `$schema.leases SET expires_at = now() - interval '1 second' WHERE run_id = 'r3'"
+`$dead = (Get-Run r3 -Root `$uri).Status
+`$env:RUNTOOLS_ROOT = `$uri
+`$missing = Get-Run 'r9' -ErrorVariable notFound -ErrorAction SilentlyContinue
+`$piped = foreach (`$command in 'Test-Run', 'Resume-Run', 'Stop-Run') { try { `$null = Get-Run r1 | & `$command -ErrorAction Stop; 'no error' } catch { `$_.FullyQualifiedErrorId } }
+[pscustomobject]@{
+    BeforeUse = `$beforeUse
+    Ids = @(`$listed.RunId); Names = @(`$listed.Name); Statuses = @(`$listed.Status)
+    Roots = @(`$listed.Root | Select-Object -Unique); PathsNull = @(`$listed | Where-Object { `$null -eq `$_.Path }).Count
+    Typed = @(`$listed | Where-Object { `$_ -is [RunTools.RunInfo] }).Count
+    Escaped = @((Get-Run -Name 'nightly_load' -Root `$uri).RunId); CaseFree = @((Get-Run -Name 'NIGHTLY*' -Root `$uri).RunId)
+    Created = @((Get-Run -Status Created -Root `$uri).RunId); Interrupted = @((Get-Run -Status Interrupted -Root `$uri).RunId)
+    Live = "`$live"; Dead = "`$dead"
+    Piped = @(`$piped); NotFound = @(`$notFound.FullyQualifiedErrorId); NotFoundMessage = "`$(`$notFound.Exception.Message)"
+    Password = `$kv.Password; Schema = `$schema
+} | ConvertTo-Json -Compress
+`$attempt.Dispose()
+"@
+        $out.BeforeUse | Should -BeNullOrEmpty
+        $out.Ids | Should -Be @('r1', 'r2', 'r3')
+        $out.Names | Should -Be @('nightly_load', 'nightlyXload', 'weekly')
+        $out.Statuses | Should -Be @('Created', 'Created', 'Running')
+        $out.Typed | Should -Be 3
+        $out.Roots | Should -HaveCount 1
+        $out.Roots[0] | Should -BeLike "postgresql://runtools@*?schema=$($out.Schema)"
+        $out.Roots[0] | Should -Not -BeLike "*$($out.Password)*"
+        $out.PathsNull | Should -Be 3
+        $out.Escaped | Should -Be 'r1'
+        $out.CaseFree | Should -Be @('r1', 'r2')
+        $out.Created | Should -Be @('r1', 'r2')
+        $out.Live | Should -Be 'Running'
+        $out.Dead | Should -Be 'Interrupted'
+        $out.Interrupted | Should -Be 'r3'
+        $out.NotFound | Should -Be 'RunNotFound,RunTools.GetRunCommand'
+        # A run listed from the database, piped on: refused by name, not opened as a folder.
+        $out.Piped | Should -Be @('StoreNotSupported,RunTools.TestRunCommand', 'StoreNotSupported,RunTools.ResumeRunCommand', 'StoreNotSupported,RunTools.StopRunCommand')
+        $out.NotFoundMessage | Should -BeLike "*'r9'*postgresql://runtools@*"
+        $out.NotFoundMessage | Should -Not -BeLike "*$($out.Password)*"
+    }
+}
