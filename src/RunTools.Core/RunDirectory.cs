@@ -9,22 +9,41 @@ using RunTools.Core.Engine;
 using RunTools.Core.Infrastructure;
 using RunTools.Core.Journal;
 using RunTools.Core.State;
+using RunTools.Core.Storage;
 
 namespace RunTools.Core;
 
 /// <summary>
-/// One run on disk. Everything here reads without taking the lock; driving the run
+/// One run: a run folder, or a run held in a database (<see cref="Database"/>), whose
+/// <see cref="Path"/> is then its local folder on this machine (attempt logs, staging files, local
+/// copies of the stored config, parameters and script) while every record that counts is the
+/// database's. Everything here reads without taking ownership; driving the run
 /// (<see cref="BeginAttempt"/>) takes it.
 /// </summary>
 public sealed class RunDirectory
 {
+    private bool _localCopiesReady;
+
     internal RunDirectory(string path, string runId)
     {
         Path = path;
         RunId = runId;
     }
 
+    internal RunDirectory(string localFolder, string runId, IDatabaseRun database)
+        : this(localFolder, runId)
+    {
+        Database = database;
+    }
+
+    /// <summary>The run folder; for a run in a database, its local folder on this machine.</summary>
     public string Path { get; }
+
+    /// <summary>The database root (its URI without password) of a run held in a database; null for a run folder.</summary>
+    public string? DatabaseRoot => Database?.RootDisplay;
+
+    /// <summary>The database record of a run held in one; null for a run folder.</summary>
+    internal IDatabaseRun? Database { get; }
 
     public string RunId { get; }
 
@@ -68,7 +87,7 @@ public sealed class RunDirectory
     /// </summary>
     public RunState ReadState()
     {
-        var state = ReadStoredState(out _);
+        var state = Database is { } database ? database.ReadStoredState() : ReadStoredState(out _);
         state.Status = DeriveStatus(state.Status);
         return state;
     }
@@ -77,13 +96,21 @@ public sealed class RunDirectory
     public string ResolveRecordedPath(string recordedPath) => Engine.Integrity.ResolvePath(Path, recordedPath);
 
     /// <summary>Whether a live process owns the run (holds its lock).</summary>
-    public bool IsOwned => RunLock.Probe(Path).State == LockProbeState.Held;
+    public bool IsOwned => Database is { } database ? database.ReadHolder() is not null : RunLock.Probe(Path).State == LockProbeState.Held;
+
+    /// <summary>Whether a stop was requested (Stop-Run) and not yet honoured: one stat, or one indexed lookup in a database.</summary>
+    public bool StopRequested => Database is { } database ? database.ReadStopRequest() is not null : File.Exists(StopPath);
 
     /// <summary>A reader's look at the lock: held, free, not a regular file, or not readable.</summary>
     internal LockProbe ProbeLock() => RunLock.Probe(Path);
 
     public StopRequest? ReadStopRequest()
     {
+        if (Database is { } database)
+        {
+            return database.ReadStopRequest();
+        }
+
         try
         {
             if (!File.Exists(StopPath))
@@ -110,37 +137,126 @@ public sealed class RunDirectory
             RequestedBy = requestedBy ?? $"{Environment.UserName}@{Environment.MachineName} pid {RunLock.CurrentProcessOwner(DateTimeOffset.UtcNow).ProcessId}",
             Reason = reason,
         };
-        DurableFile.WriteAtomic(StopPath, JsonSerializer.SerializeToUtf8Bytes(request, RunFormat.JsonOptions));
+        if (Database is { } database)
+        {
+            database.RequestStop(request);
+        }
+        else
+        {
+            DurableFile.WriteAtomic(StopPath, JsonSerializer.SerializeToUtf8Bytes(request, RunFormat.JsonOptions));
+        }
+
         return request;
     }
 
-    /// <summary>Every verified journal event, streamed in order.</summary>
-    public IEnumerable<JournalEvent> ReadEvents(long fromOffset = 0) => JournalScanner.ReadEvents(JournalPath, fromOffset);
+    /// <summary>
+    /// Every verified journal event from <paramref name="offset"/> on (see <see cref="JournalEvent.Offset"/>:
+    /// a byte offset in journal.jsonl, or for a run in a database its seq − 1), streamed in order.
+    /// </summary>
+    public IEnumerable<JournalEvent> ReadEvents(long offset = 0) =>
+        Database is { } database ? database.ReadEvents(offset) : JournalScanner.ReadEvents(JournalPath, offset);
 
     /// <summary>Verifies every journal line; reports torn tails, damaged lines and sequence gaps.</summary>
-    public JournalScanResult ScanJournal() => JournalScanner.Scan(JournalPath, 0, 0, null);
+    public JournalScanResult ScanJournal() =>
+        Database is { } database ? database.ScanTail(0, 0, null) : JournalScanner.Scan(JournalPath, 0, 0, null);
 
     /// <summary>The effective config as stored (config.json).</summary>
-    public EffectiveConfig ReadConfig() =>
-        File.Exists(ConfigPath)
+    public EffectiveConfig ReadConfig()
+    {
+        EnsureLocalCopies();
+        return File.Exists(ConfigPath)
             ? EffectiveConfig.FromCanonicalJson(System.Text.Encoding.UTF8.GetString(DurableFile.ReadAllBytes(ConfigPath)))
             : EffectiveConfig.Empty;
+    }
 
     public string ParametersPath => Combine(RunFormat.ParametersFile);
 
     /// <summary>The saved parameters of the run script; null for a run that saved none (created before they were saved).</summary>
-    public EffectiveConfig? ReadParameters() =>
-        File.Exists(ParametersPath)
+    public EffectiveConfig? ReadParameters()
+    {
+        EnsureLocalCopies();
+        return File.Exists(ParametersPath)
             ? EffectiveConfig.FromCanonicalJson(System.Text.Encoding.UTF8.GetString(DurableFile.ReadAllBytes(ParametersPath)))
             : null;
+    }
 
-    public byte[] ReadScript() => File.Exists(ScriptPath) ? DurableFile.ReadAllBytes(ScriptPath) : Array.Empty<byte>();
+    public byte[] ReadScript()
+    {
+        EnsureLocalCopies();
+        return File.Exists(ScriptPath) ? DurableFile.ReadAllBytes(ScriptPath) : Array.Empty<byte>();
+    }
+
+    /// <summary>
+    /// For a run in a database: makes the local folder's config.json, parameters.json and script.ps1
+    /// the copies the run's state records (by SHA-256), fetched from the database where missing or
+    /// different, so that everything reading them by path works on any machine. Once per instance
+    /// unless <paramref name="again"/>. A run folder holds its own copies: nothing to do.
+    /// </summary>
+    internal void EnsureLocalCopies(bool again = false)
+    {
+        if (Database is not { } database || (_localCopiesReady && !again))
+        {
+            return;
+        }
+
+        var state = database.ReadStoredState();
+        DurableFile.CreateDirectory(Path);
+        Fetch(ConfigPath, state.Config.Hash);
+        Fetch(ParametersPath, state.ParametersHash);
+        Fetch(ScriptPath, state.Script.Hash);
+        _localCopiesReady = true;
+
+        void Fetch(string path, string? sha256)
+        {
+            if (string.IsNullOrEmpty(sha256) || (File.Exists(path) && string.Equals(Integrity.HashFile(path).Sha256, sha256, StringComparison.OrdinalIgnoreCase)))
+            {
+                return;
+            }
+
+            if (database.ReadStoredCopy(sha256!) is { } content)
+            {
+                DurableFile.WriteAtomic(path, content);
+            }
+        }
+    }
+
+    /// <summary>
+    /// For a run in a database: stores the local copies that match what the state records (after
+    /// a creation or an accepted drift), so that another machine can fetch them. Idempotent.
+    /// </summary>
+    internal void SaveStoredCopies(RunState state)
+    {
+        if (Database is not { } database)
+        {
+            return;
+        }
+
+        Save(ConfigPath, state.Config.Hash);
+        Save(ParametersPath, state.ParametersHash);
+        Save(ScriptPath, state.Script.Hash);
+
+        void Save(string path, string? sha256)
+        {
+            if (!string.IsNullOrEmpty(sha256) && File.Exists(path))
+            {
+                byte[] content = DurableFile.ReadAllBytes(path);
+                if (string.Equals(Integrity.Sha256Hex(content), sha256, StringComparison.OrdinalIgnoreCase))
+                {
+                    database.WriteStoredCopy(content);
+                }
+            }
+        }
+    }
 
     /// <summary>Plans a resume without taking the lock: what is done, what is in doubt, what must be redone.</summary>
     public ResumePlan Plan(bool verifyArtifacts = true) => ResumePlanner.Plan(this, verifyArtifacts).Plan;
 
     /// <summary>Takes ownership and starts a new attempt. Throws RunLocked when another process owns the run.</summary>
-    public RunAttempt BeginAttempt(AttemptOptions? options = null) => RunAttempt.Begin(this, options ?? new AttemptOptions());
+    public RunAttempt BeginAttempt(AttemptOptions? options = null)
+    {
+        EnsureLocalCopies(again: true);
+        return RunAttempt.Begin(this, options ?? new AttemptOptions());
+    }
 
     /// <summary>
     /// Verifies the run: state against journal, every recorded file's presence, size and SHA-256,
@@ -156,6 +272,24 @@ public sealed class RunDirectory
     /// </summary>
     public void Delete()
     {
+        if (Database is { } database)
+        {
+            database.Delete();
+            try
+            {
+                if (Directory.Exists(Path))
+                {
+                    Directory.Delete(Path, recursive: true);
+                }
+            }
+            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+            {
+                // The run is gone from the database; its local folder holds only logs and copies.
+            }
+
+            return;
+        }
+
         string parent = System.IO.Path.GetDirectoryName(Path)!;
         string doomed = System.IO.Path.Combine(parent, RunFormat.DeletingPrefix + RunId + "-" + Guid.NewGuid().ToString("N").Substring(0, 8));
         var runLock = AcquireLock(DateTimeOffset.UtcNow);
@@ -190,6 +324,13 @@ public sealed class RunDirectory
         if (stored != RunStatus.Running)
         {
             return stored;
+        }
+
+        if (Database is { } database)
+        {
+            return database.ReadHolder() is null ? RunStatus.Interrupted
+                : database.ReadStopRequest() is not null ? RunStatus.Stopping
+                : RunStatus.Running;
         }
 
         // A lock file that cannot be read (Unknown) leaves the status as recorded: Interrupted

@@ -80,6 +80,38 @@ internal sealed class PgBlobs : IRunBlobs
 
     public bool Exists(string name) => Find(name) is not null;
 
+    /// <summary>
+    /// A stored copy of the run's config, parameters or script by its SHA-256 (what the state
+    /// records), or null. Small files: read whole.
+    /// </summary>
+    public byte[]? ReadStoredCopy(string sha256)
+    {
+        var found = Find(StoredCopyName(sha256));
+        if (found is null)
+        {
+            return null;
+        }
+
+        using var source = new PgBlobStream(_store, found.ContentId, found.Size);
+        using var copy = new MemoryStream();
+        source.CopyTo(copy);
+        return copy.ToArray();
+    }
+
+    /// <summary>Stores a copy by content under stored/&lt;sha256&gt;; idempotent (a second writer of the same copy finds it there).</summary>
+    public void WriteStoredCopy(byte[] content)
+    {
+        string name = StoredCopyName(Integrity.Sha256Hex(content));
+        if (Find(name) is null)
+        {
+            using var stream = new MemoryStream(content, writable: false);
+            Write(new[] { name }, stream);
+        }
+    }
+
+    /// <summary>Stored copies are named by content: every version a run ever recorded stays fetchable.</summary>
+    internal static string StoredCopyName(string sha256) => "stored/" + sha256.ToLowerInvariant();
+
     /// <summary>Re-reads and re-hashes every stored blob from the database; references to files outside the store are checked where they are.</summary>
     public List<RunProblem> Verify(IReadOnlyList<RecordedFile> files, Action<long>? bytesDone = null, CancellationToken cancellation = default)
     {
@@ -219,7 +251,12 @@ internal sealed class PgBlobs : IRunBlobs
                     drop.ExecuteNonQuery();
                 }
 
-                string name = Claim(connection, transaction, candidates, contentId);
+                if (Claim(connection, transaction, candidates, contentId) is not { } name)
+                {
+                    // Only a name fixed by its content runs out of candidates: that same content is stored under it already.
+                    return new StoredBlob(candidates.First(), size, Integrity.Hex(hash));
+                }
+
                 _store.FaultPoint?.Invoke("blob_commit", connection);
                 transaction.Commit();
                 return new StoredBlob(name, size, Integrity.Hex(hash));
@@ -236,8 +273,8 @@ internal sealed class PgBlobs : IRunBlobs
         }
     }
 
-    /// <summary>The first free name; a name another writer holds uncommitted waits for that writer's outcome.</summary>
-    private string Claim(NpgsqlConnection connection, NpgsqlTransaction transaction, IEnumerable<string> candidates, long contentId)
+    /// <summary>The first free name, null when every candidate is taken; a name another writer holds uncommitted waits for that writer's outcome.</summary>
+    private string? Claim(NpgsqlConnection connection, NpgsqlTransaction transaction, IEnumerable<string> candidates, long contentId)
     {
         using var claim = _store.Db.Command(connection,
             $"INSERT INTO {_store.S}.blobs (run_id, name, content_id) VALUES (@run, @name, @id) ON CONFLICT (run_id, name) DO NOTHING", transaction);
@@ -253,7 +290,7 @@ internal sealed class PgBlobs : IRunBlobs
             }
         }
 
-        throw new InvalidOperationException("unreachable: the candidates never end");
+        return null;
     }
 
     private static T Scalar<T>(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql)

@@ -9,6 +9,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using NpgsqlTypes;
 using RunTools.Core;
+using RunTools.Core.Infrastructure;
 using RunTools.Core.Journal;
 using RunTools.Core.State;
 using RunTools.Core.Storage;
@@ -23,23 +24,34 @@ namespace RunTools.Store.PostgreSql;
 internal sealed class PostgreSqlStoreProvider : IRunStoreProvider
 {
     private static readonly Dictionary<(string, string), PostgreSqlStore> s_stores = new();
+    private static readonly Dictionary<string, PostgreSqlStore> s_byDisplay = new(StringComparer.Ordinal);
     private static readonly object s_gate = new();
 
+    /// <summary>
+    /// A root without a password that names a store this process already opened with one (a
+    /// RunInfo's Root, which never shows it: <c>Get-Run -Root $uri | Resume-Run</c>) reuses that
+    /// store; otherwise Npgsql finds the password in PGPASSWORD or ~/.pgpass.
+    /// </summary>
     public IRunCatalog OpenCatalog(RootLocation root)
     {
         var key = (root.ConnectionString!, root.Schema!);
         PostgreSqlStore? store;
         lock (s_gate)
         {
-            if (!s_stores.TryGetValue(key, out store))
+            bool passwordless = new Npgsql.NpgsqlConnectionStringBuilder(key.Item1).Password is null;
+            if (!s_stores.TryGetValue(key, out store) && !(passwordless && s_byDisplay.TryGetValue(root.Display, out store)))
             {
                 // Not cached on failure: the next command tries again (the server may be up by then).
                 store = PostgreSqlStore.Open(new PostgreSqlStoreOptions { ConnectionString = key.Item1, Schema = key.Item2, DisplayName = root.Display });
                 s_stores[key] = store;
+                if (!passwordless || !s_byDisplay.ContainsKey(root.Display))
+                {
+                    s_byDisplay[root.Display] = store;
+                }
             }
         }
 
-        return new PgRunCatalog(store, root.Display);
+        return new PgRunCatalog(store, root);
     }
 }
 
@@ -53,14 +65,61 @@ internal sealed class PgRunCatalog : IRunCatalog
 {
     private const int BatchSize = 256;
     private readonly PostgreSqlStore _store;
+    private readonly RootLocation _root;
 
-    public PgRunCatalog(PostgreSqlStore store, string display)
+    public PgRunCatalog(PostgreSqlStore store, RootLocation root)
     {
         _store = store;
-        Display = display;
+        _root = root;
     }
 
-    public string Display { get; }
+    public string Display => _root.Display;
+
+    public RunDirectory OpenRun(string runId)
+    {
+        string local = LocalFolders.ForRun(_root, Core.RunId.Validate(runId));
+        _store.OpenRun(runId, local); // RunNotFound when the database has no such run
+        return Run(runId, local);
+    }
+
+    /// <summary>
+    /// The run's rows first (the creation), then its stored copies, then the local copies: a crash
+    /// between leaves a run whose copies Test-Run reports missing, which a resume given the script
+    /// (and config) stores again.
+    /// </summary>
+    public RunDirectory CreateRun(RunCreateOptions options)
+    {
+        var now = DateTimeOffset.UtcNow;
+        string id = options.RunId ?? Core.RunId.Generate(RunsRoot.ValidateName(options.Name), now);
+        string local = LocalFolders.ForRun(_root, Core.RunId.Validate(id));
+        var created = _store.CreateRun(CopyWithId(options, id), local, () => now);
+        var run = Run(created.RunId, local);
+        DurableFile.CreateDirectory(local);
+        RunsRoot.WriteConfigFiles(local, options.Config);
+        if (options.Parameters is { } parameters)
+        {
+            RunsRoot.WriteParametersFile(local, parameters);
+        }
+
+        DurableFile.WriteAtomic(Path.Combine(local, RunFormat.ScriptFile), options.Script);
+        run.SaveStoredCopies(run.ReadState());
+        return run;
+    }
+
+    private RunDirectory Run(string runId, string local) => new(local, runId, new PgDatabaseRun(_store, runId, local, Display));
+
+    private static RunCreateOptions CopyWithId(RunCreateOptions options, string id) => new()
+    {
+        Name = options.Name,
+        RunId = id,
+        Config = options.Config,
+        Parameters = options.Parameters,
+        Script = options.Script,
+        ScriptSourcePath = options.ScriptSourcePath,
+        DeclaredSteps = options.DeclaredSteps,
+        Migrated = options.Migrated,
+        SourceFormat = options.SourceFormat,
+    };
 
     public IEnumerable<T> EnumerateRuns<T>(RunFilter filter, Func<StoredRunListing, T> project)
     {
@@ -253,7 +312,9 @@ internal sealed class PgRunCatalog : IRunCatalog
         try
         {
             // No local files are touched by a read: the local folder is never created.
-            var run = new PostgreSqlRunStore(_store, row.RunId, Path.GetTempPath());
+            string local = LocalFolders.ForRun(_root, row.RunId);
+            var directory = Run(row.RunId, local);
+            var run = new PostgreSqlRunStore(_store, row.RunId, local);
             var snapshot = run.ParseSnapshot(row.Snapshot);
             var state = run.FoldStored(snapshot, (afterSeq, startLength, visitor) =>
             {
@@ -275,11 +336,11 @@ internal sealed class PgRunCatalog : IRunCatalog
                 state.Status = !row.Live ? RunStatus.Interrupted : row.Stopping ? RunStatus.Stopping : RunStatus.Running;
             }
 
-            return new StoredRunListing(row.RunId, state, null);
+            return new StoredRunListing(directory, state, null);
         }
         catch (RunToolsException ex)
         {
-            return new StoredRunListing(row.RunId, null, ex);
+            return new StoredRunListing(Run(row.RunId, LocalFolders.ForRun(_root, row.RunId)), null, ex);
         }
     }
 

@@ -260,6 +260,35 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
         return command.ExecuteScalar() as byte[];
     }));
 
+    /// <summary>The snapshot row as stored, or null with why it cannot be used ("missing" when there is none).</summary>
+    internal RunState? TryReadSnapshot(out string? failure)
+    {
+        byte[]? bytes = Db.Run("read the run's snapshot", idempotent: true, connection =>
+        {
+            using var command = Db.Command(connection, $"SELECT snapshot FROM {S}.runs WHERE run_id = @run");
+            command.Parameters.AddWithValue("run", RunId);
+            return command.ExecuteScalar() as byte[];
+        });
+        failure = null;
+        if (bytes is not { Length: > 0 })
+        {
+            failure = "missing";
+            return null;
+        }
+
+        try
+        {
+            var state = JsonSerializer.Deserialize<RunState>(bytes, RunFormat.JsonOptions);
+            failure = state is null || state.RunId.Length == 0 ? "no run_id" : state.RunId != RunId ? $"it names run '{state.RunId}'" : null;
+            return failure is null ? state : null;
+        }
+        catch (JsonException ex)
+        {
+            failure = ex.Message;
+            return null;
+        }
+    }
+
     /// <summary>The snapshot row's document; null when it is empty, unreadable or another run's (the log is read instead).</summary>
     internal RunState? ParseSnapshot(byte[]? bytes)
     {

@@ -13,6 +13,9 @@ namespace RunTools;
 [OutputType(typeof(FileInfo))]
 public sealed class ExportRunArchiveCommand : RunSelectionCmdletBase, IDisposable
 {
+    /// <summary>Not on runs held in a database yet: StoreNotSupported.</summary>
+    private protected override bool SupportsDatabase => false;
+
     private readonly CancellationTokenSource _cancel = new();
 
     // Archive paths written by this pipeline: a second run must not silently replace the first.

@@ -139,7 +139,7 @@ public sealed class GetRunCommand : RunCmdletBase
         var filter = new RunFilter { RunIdPatterns = RunId, NamePatterns = Name, Statuses = Status };
         return catalog.EnumerateRuns<(string, RunInfo?, RunToolsException?)>(filter, listing =>
             listing.Error is not null ? (listing.RunId, null, listing.Error)
-            : (listing.RunId, (idPatterns.Count == 0 || idPatterns.Any(p => p.IsMatch(listing.RunId))) && Selected(listing.State!) ? RunInfo.FromStore(listing.State!, catalog.Display) : null, null));
+            : (listing.RunId, (idPatterns.Count == 0 || idPatterns.Any(p => p.IsMatch(listing.RunId))) && Selected(listing.State!) ? RunInfo.From(listing.Run, listing.State!) : null, null));
     }
 
     /// <summary>True without a limit; an Unspecified time is local, as Get-Date gives it.</summary>

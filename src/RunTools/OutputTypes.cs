@@ -93,7 +93,8 @@ public sealed class RunTestResult
     internal RunTestResult(Core.Engine.RunTestResult result)
     {
         RunId = result.Run.RunId;
-        Path = result.Run.Path;
+        Root = result.Run.DatabaseRoot ?? System.IO.Path.GetDirectoryName(result.Run.Path) ?? result.Run.Path;
+        Path = result.Run.DatabaseRoot is null ? result.Run.Path : null;
         Name = result.State?.Name;
         Status = result.State?.Status.ToString();
         IsValid = result.IsValid;
@@ -115,7 +116,11 @@ public sealed class RunTestResult
     /// <summary>The <see cref="RunStatus"/> name as the journal tells it (a string, as RunInfo.Status); null when the run cannot be read.</summary>
     public string? Status { get; }
 
-    public string Path { get; }
+    /// <summary>The runs root, as RunInfo.Root: a folder, or a database's URI without its password.</summary>
+    public string Root { get; }
+
+    /// <summary>The run folder; null for a run held in a database (it has no folder that is the run).</summary>
+    public string? Path { get; }
 
     /// <summary>True when no problem is an error (warnings do not count).</summary>
     public bool IsValid { get; }

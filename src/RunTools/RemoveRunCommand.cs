@@ -1,8 +1,10 @@
 using System;
+using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
 using RunTools.Core;
 using RunTools.Core.State;
+using RunTools.Core.Storage;
 
 namespace RunTools;
 
@@ -69,27 +71,38 @@ public sealed class RemoveRunCommand : RunSelectionCmdletBase
             return;
         }
 
-        string rootPath = ResolveRoot(Root);
+        List<(RunDirectory Run, RunState? State, RunToolsException? Error)> listings;
         try
         {
-            RequireRootDirectory(rootPath);
+            var location = ResolveRootLocation(Root);
+            if (location.Kind == RootKind.Folder)
+            {
+                RequireRootDirectory(location.FolderPath!);
+                listings = new RunsRoot(location.FolderPath!).ListRuns().Select(l => (l.Run, l.State, l.Error)).ToList();
+            }
+            else
+            {
+                // The status filter runs in SQL; every run is matched again below.
+                listings = RunCatalogs.Open(location).EnumerateRuns(new RunFilter { Statuses = Status }, l => (l.Run, l.State, l.Error)).ToList();
+            }
         }
         catch (RunToolsException ex)
         {
             ThrowTerminatingError(ToErrorRecord(ex));
+            return;
         }
 
-        foreach (var listing in new RunsRoot(rootPath).ListRuns().ToList())
+        foreach (var (run, state, error) in listings)
         {
-            if (listing.Error is not null)
+            if (error is not null)
             {
-                WriteError(ToErrorRecord(listing.Error));
+                WriteError(ToErrorRecord(error));
                 continue;
             }
 
-            if (Matches(listing.State!))
+            if (Matches(state!))
             {
-                RemoveOne(listing.Run, listing.Run.RunId);
+                RemoveOne(run, run.RunId);
             }
         }
     }
@@ -98,7 +111,7 @@ public sealed class RemoveRunCommand : RunSelectionCmdletBase
     {
         try
         {
-            if (ShouldProcess(run.Path, "Delete run"))
+            if (ShouldProcess(run.DatabaseRoot is { } database ? $"{run.RunId} in {database}" : run.Path, "Delete run"))
             {
                 run.Delete();
             }

@@ -84,14 +84,16 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
         {
             if (ShouldProcess(run.RunId, "Resume run as a job"))
             {
-                // One job per run, each selecting its run by path (a path always names exactly one run).
+                // One job per run, each selecting its run by path (a path always names exactly one run);
+                // a run in a database by its RunInfo, which holds the opened run (the job runs in this process).
+                bool inDatabase = run.DatabaseRoot is not null;
                 WriteObject(StartJob(run.RunId, new Dictionary<string, object?>
                 {
-                    [nameof(Path)] = new[] { run.Path },
+                    [nameof(Path)] = inDatabase ? null : new[] { run.Path },
                     [nameof(RunId)] = null,
                     [nameof(Name)] = null,
                     [nameof(Root)] = null,
-                    [nameof(InputObject)] = null,
+                    [nameof(InputObject)] = inDatabase ? new[] { RunInfo.From(run, run.ReadState()) } : null,
                 }));
             }
 

@@ -18,7 +18,7 @@ public abstract class RunCmdletBase : PSCmdlet
     /// <summary>
     /// The folder root of a cmdlet that works on folders only: -Root, else $env:RUNTOOLS_ROOT, else
     /// ./runs, resolved against the current PowerShell location. A database root (a PostgreSQL URI)
-    /// is a terminating StoreNotSupported error naming it: only Get-Run reads a database so far.
+    /// is a terminating StoreNotSupported error naming it (see <see cref="SupportsDatabase"/>).
     /// </summary>
     protected string ResolveRoot(string? root)
     {
@@ -50,15 +50,52 @@ public abstract class RunCmdletBase : PSCmdlet
         return RootLocation.Parse(chosen, SessionState.Path.GetUnresolvedProviderPathFromPSPath);
     }
 
-    /// <summary>What every cmdlet but Get-Run says for a run in a database, or a database root.</summary>
+    /// <summary>
+    /// Whether this cmdlet works on runs held in a database. Those that do not yet (Compare-Run,
+    /// the archive cmdlets, ConvertTo-Run) refuse a database root or run with StoreNotSupported.
+    /// </summary>
+    private protected virtual bool SupportsDatabase => true;
+
+    /// <summary>What a cmdlet that does not work on a database yet says for a run in one, or a database root.</summary>
     private protected void ThrowStoreNotSupported(string root) => ThrowTerminatingError(ToErrorRecord(StoreNotSupported(root)));
 
     private RunToolsException StoreNotSupported(string root) =>
         new(ErrorIds.StoreNotSupported, RunToolsErrorCategory.InvalidOperation,
-            $"The runs root {root} is a PostgreSQL database, and {MyInvocation.MyCommand.Name} does not work on a database yet: so far the PostgreSQL store supports only Get-Run. Use a folder root (-Root or $env:RUNTOOLS_ROOT) for this command.", root);
+            $"The runs root {root} is a PostgreSQL database, and {MyInvocation.MyCommand.Name} does not work on a database yet (docs/postgresql-store.md lists what does). Use a folder root (-Root or $env:RUNTOOLS_ROOT) for this command.", root);
 
     /// <summary>A RunInfo's run folder; a run listed from a database has none (StoreNotSupported, thrown as the other selection errors are).</summary>
     private protected string RunFolderOf(RunInfo input) => input.Path ?? throw StoreNotSupported(input.Root);
+
+    /// <summary>
+    /// The run a RunInfo names: its folder, or for a run listed from a database the same run opened
+    /// again (by the RunInfo's own handle in this session, else by its root and id, as after a job
+    /// or a deserialization; the root then has no password, which Npgsql takes from PGPASSWORD or ~/.pgpass).
+    /// </summary>
+    private protected RunDirectory OpenRunOf(RunInfo input)
+    {
+        if (input.Path is { } path)
+        {
+            return RunDirectory.Open(path);
+        }
+
+        if (!SupportsDatabase)
+        {
+            throw StoreNotSupported(input.Root);
+        }
+
+        if (input.Run is { DatabaseRoot: not null } run)
+        {
+            return run;
+        }
+
+        var location = RootLocation.Parse(input.Root, SessionState.Path.GetUnresolvedProviderPathFromPSPath);
+        if (location.Kind == RootKind.Folder)
+        {
+            return new RunsRoot(location.FolderPath!).OpenRun(input.RunId);
+        }
+
+        return RunCatalogs.Open(location).OpenRun(input.RunId);
+    }
 
     protected string ResolvePath(string path) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
 
@@ -67,7 +104,7 @@ public abstract class RunCmdletBase : PSCmdlet
     {
         if (input is not null)
         {
-            return RunDirectory.Open(RunFolderOf(input));
+            return OpenRunOf(input);
         }
 
         if (!string.IsNullOrEmpty(path))
@@ -140,11 +177,27 @@ public abstract class RunCmdletBase : PSCmdlet
         foreach (string id in runIds)
         {
             // OpenRun says InvalidRunId for a malformed id and RunNotFound for a missing run.
-            if (TrySelect(() => runsRoot.OpenRun(id), id) is { } run)
+            if (TrySelect(() => runsRoot.Folder?.OpenRun(id) ?? runsRoot.Catalog!.OpenRun(id), id) is { } run)
             {
                 yield return new SelectedRun(run, id);
             }
         }
+    }
+
+    /// <summary>A runs root opened to select runs under: a folder, or a database's catalog.</summary>
+    private sealed class OpenedRoot
+    {
+        public RunsRoot? Folder { get; set; }
+
+        public IRunCatalog? Catalog { get; set; }
+
+        public string Display => Folder?.Path ?? Catalog!.Display;
+
+        /// <summary>Every run with its state (null when unreadable), in run id order; a database gets the name patterns as its filter.</summary>
+        public IEnumerable<(RunDirectory Run, Core.State.RunState? State)> List(IReadOnlyList<string> names) =>
+            Folder is not null
+                ? Folder.ListRuns().Select(l => (l.Run, l.State))
+                : Catalog!.EnumerateRuns(new RunFilter { NamePatterns = names }, l => (l.Run, l.State)).ToList();
     }
 
     private IEnumerable<SelectedRun> SelectByName(IReadOnlyList<string> names, string? root)
@@ -167,14 +220,14 @@ public abstract class RunCmdletBase : PSCmdlet
             yield break;
         }
 
-        IReadOnlyList<RunListing> listings;
+        List<(RunDirectory Run, Core.State.RunState? State)> listings;
         try
         {
-            listings = runsRoot.ListRuns();
+            listings = runsRoot.List(patterns.Select(p => p.Name).ToList()).ToList();
         }
         catch (Exception ex) when (ex is RunToolsException || IsIoError(ex))
         {
-            WriteSelectionError(ex is RunToolsException known ? ToErrorRecord(known, runsRoot.Path) : IoErrorRecord(ex, runsRoot.Path));
+            WriteSelectionError(ex is RunToolsException known ? ToErrorRecord(known, runsRoot.Display) : IoErrorRecord(ex, runsRoot.Display));
             yield break;
         }
 
@@ -204,7 +257,7 @@ public abstract class RunCmdletBase : PSCmdlet
         foreach (var (name, _) in patterns.Where(p => !matched.Contains(p.Name) && !WildcardPattern.ContainsWildcardCharacters(p.Name)))
         {
             WriteSelectionError(ToErrorRecord(new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
-                $"No run named '{name}' under '{runsRoot.Path}'. List runs with Get-Run, or pass the right -Root.", name)));
+                $"No run named '{name}' under '{runsRoot.Display}'. List runs with Get-Run, or pass the right -Root.", name)));
         }
     }
 
@@ -212,7 +265,7 @@ public abstract class RunCmdletBase : PSCmdlet
     {
         foreach (var input in inputs)
         {
-            if (TrySelect(() => RunDirectory.Open(RunFolderOf(input)), input) is { } run)
+            if (TrySelect(() => OpenRunOf(input), input) is { } run)
             {
                 yield return new SelectedRun(run, input);
             }
@@ -230,19 +283,25 @@ public abstract class RunCmdletBase : PSCmdlet
         }
     }
 
-    /// <summary>The runs root to select under, or null after its one error (not a directory, a path PowerShell cannot resolve).</summary>
-    private RunsRoot? OpenRoot(string? root)
+    /// <summary>The runs root to select under, or null after its one error (not a directory, a path PowerShell cannot resolve, a database that cannot be reached).</summary>
+    private OpenedRoot? OpenRoot(string? root)
     {
         try
         {
             var location = ResolveRootLocation(root);
             if (location.Kind != RootKind.Folder)
             {
-                throw StoreNotSupported(location.Display);
+                if (!SupportsDatabase)
+                {
+                    throw StoreNotSupported(location.Display);
+                }
+
+                // Opening the catalog loads the PostgreSQL store (and Npgsql) the first time a database root is used.
+                return new OpenedRoot { Catalog = RunCatalogs.Open(location) };
             }
 
             RequireRootDirectory(location.FolderPath!);
-            return new RunsRoot(location.FolderPath!);
+            return new OpenedRoot { Folder = new RunsRoot(location.FolderPath!) };
         }
         catch (RunToolsException ex)
         {

@@ -209,6 +209,13 @@ public abstract class RunExecutionCmdletBase : RunCmdletBase
     internal RunInfo ContinueRun(RunDirectory run, RunState state, string? scriptPath, object? configArgument, string? startedBy)
     {
         string script = scriptPath is not null ? ResolvePath(scriptPath) : state.Script.SourcePath ?? string.Empty;
+        if (scriptPath is null && run.DatabaseRoot is not null && !File.Exists(script) && run.ReadScript().Length > 0)
+        {
+            // Another machine, or the file moved: a run in a database resumes with the script it stored.
+            WriteVerbose($"Run '{run.RunId}': its script '{script}' is not on this machine; the copy stored in the database is used ({run.ScriptPath}).");
+            script = run.ScriptPath;
+        }
+
         RequireRegularScript(script);
         if (!File.Exists(script))
         {
@@ -220,8 +227,8 @@ public abstract class RunExecutionCmdletBase : RunCmdletBase
         var (parameterConfig, rest) = SplitParameters();
         configArgument ??= parameterConfig;
         EffectiveConfig? config = configArgument is not null ? LoadConfig(configArgument)
-            : state.Config.SourcePath is { } source ? LoadRecordedConfig(run.RunId, source)
-            : null; // a hashtable config has only its snapshot
+            : state.Config.SourcePath is { } source && (run.DatabaseRoot is null || File.Exists(source)) ? LoadRecordedConfig(run.RunId, source)
+            : null; // a hashtable config has only its snapshot; a run in a database without its config file here uses the stored one
         EffectiveConfig? parameters = rest is null ? null : SaveableParameters(rest);
         IDictionary? arguments = rest;
         if (rest is null && run.ReadParameters() is { } saved)

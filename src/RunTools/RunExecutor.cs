@@ -351,14 +351,14 @@ internal sealed class RunExecutor : IDisposable
     {
         try
         {
-            if (_deadline is { } deadline && DateTimeOffset.UtcNow >= deadline && Volatile.Read(ref _forcedStop) is null && !File.Exists(run.StopPath))
+            if (_deadline is { } deadline && DateTimeOffset.UtcNow >= deadline && Volatile.Read(ref _forcedStop) is null && !run.StopRequested)
             {
                 // The attempt's time limit: a stop request like Stop-Run's, honoured the same way.
                 _deadline = null;
                 run.RequestStop($"the attempt's time limit of {TimeLimit!.Value.TotalSeconds:0} s was reached", "time limit");
             }
 
-            if (Volatile.Read(ref _forcedStop) is not null || !File.Exists(run.StopPath))
+            if (Volatile.Read(ref _forcedStop) is not null || !run.StopRequested)
             {
                 _stopSeenAt = null;
                 return;

@@ -54,6 +54,9 @@ public sealed class RunInfo
 
     public string Name { get; }
 
+    /// <summary>The run this was read from, to act on it again in this session (a run in a database has no path to reopen it by).</summary>
+    internal RunDirectory? Run { get; private set; }
+
     /// <summary>
     /// The <see cref="RunStatus"/> name (Created, Running, Stopping, Stopped, Completed, Failed, Interrupted).
     /// A string, not the enum, so ConvertTo-Json and Export-Csv write the name, not a number;
@@ -251,9 +254,12 @@ public sealed class RunInfo
         return state.Steps.Sum(s => (long)s.ItemsOpen.Count(k => resumed.InDoubt.Exists(d => d.Step == s.Name && d.Key == k)));
     }
 
+    /// <summary>
+    /// A run as listed or after an attempt. A run held in a database has its root's URI (without
+    /// password) as Root and no Path: its folder here is only a local copy, not where the run lives.
+    /// </summary>
     internal static RunInfo From(RunDirectory run, RunState state) =>
-        new(state, System.IO.Path.GetDirectoryName(run.Path) ?? run.Path, run.Path);
-
-    /// <summary>A run listed from a database: <paramref name="root"/> is its URI without the password, and it has no path.</summary>
-    internal static RunInfo FromStore(RunState state, string root) => new(state, root, null);
+        run.DatabaseRoot is { } database
+            ? new(state, database, null) { Run = run }
+            : new(state, System.IO.Path.GetDirectoryName(run.Path) ?? run.Path, run.Path) { Run = run };
 }

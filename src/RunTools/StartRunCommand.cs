@@ -6,6 +6,7 @@ using System.Management.Automation;
 using RunTools.Core;
 using RunTools.Core.Engine;
 using RunTools.Core.State;
+using RunTools.Core.Storage;
 
 namespace RunTools;
 
@@ -49,7 +50,23 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
 
     protected override void EndProcessing()
     {
-        string root = ResolveRoot(Root);
+        RootLocation location;
+        try
+        {
+            location = ResolveRootLocation(Root);
+            if (location.Kind == RootKind.Folder)
+            {
+                RequireRootDirectory(location.FolderPath!);
+            }
+        }
+        catch (RunToolsException ex)
+        {
+            SetExitCode(null);
+            ThrowTerminatingError(ToErrorRecord(ex));
+            return;
+        }
+
+        string root = location.Display;
         string script = ResolvePath(ScriptPath);
         RunStatus? outcome = null;
         try
@@ -59,13 +76,15 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
             {
                 if (ShouldProcess($"{Name} in {root}", Resume ? "Start or resume run as a job" : "Start run as a job"))
                 {
-                    WriteObject(StartJob(Name, new Dictionary<string, object?> { [nameof(Root)] = root }));
+                    // The job gets the root as given (a database URI keeps its password), a folder resolved here.
+                    string rootArgument = location.Kind == RootKind.Folder ? location.FolderPath! : Root ?? Environment.GetEnvironmentVariable(RootVariable)!;
+                    WriteObject(StartJob(Name, new Dictionary<string, object?> { [nameof(Root)] = rootArgument }));
                 }
 
                 return;
             }
 
-            if (Resume && FindUnfinished(root) is { } unfinished)
+            if (Resume && FindUnfinished(location) is { } unfinished)
             {
                 var (run, state) = unfinished;
                 if (!ShouldProcess($"{run.RunId} ({state.Status}) in {root}", "Resume run"))
@@ -90,7 +109,7 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
                 WriteVerbose($"No unfinished run named '{Name}' under {root}; starting a new run.");
             }
 
-            var info = StartNew(root, script);
+            var info = StartNew(location, script);
             outcome = info.RunStatus;
             WriteObject(info);
         }
@@ -115,7 +134,7 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
         }
     }
 
-    private RunInfo StartNew(string root, string script)
+    private RunInfo StartNew(RootLocation root, string script)
     {
         RequireRegularScript(script);
         if (!File.Exists(script))
@@ -124,7 +143,6 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
                 $"Run script '{script}' does not exist. Check -ScriptPath.", script);
         }
 
-        RequireRootDirectory(root);
         var (parameterConfig, rest) = SplitParameters();
         if (Config is not null && parameterConfig is not null)
         {
@@ -135,7 +153,7 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
         var config = LoadConfig(Config ?? parameterConfig);
         var parameters = rest is null ? null : SaveableParameters(rest);
         byte[] scriptBytes = File.ReadAllBytes(script);
-        var run = new RunsRoot(root).CreateRun(new RunCreateOptions
+        var create = new RunCreateOptions
         {
             Name = Name,
             RunId = RunId,
@@ -143,8 +161,11 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
             Parameters = parameters,
             Script = scriptBytes,
             ScriptSourcePath = script,
-        });
-        WriteVerbose($"Created run {run.RunId} in {run.Path}.");
+        };
+        var run = root.Kind == RootKind.Folder ? new RunsRoot(root.FolderPath!).CreateRun(create) : RunCatalogs.Open(root).CreateRun(create);
+        WriteVerbose(run.DatabaseRoot is { } database
+            ? $"Created run {run.RunId} in {database} (local folder {run.Path})."
+            : $"Created run {run.RunId} in {run.Path}.");
         Executor = new RunExecutor(this);
         var options = new AttemptOptions
         {
@@ -168,12 +189,27 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
     /// The newest run named <see cref="Name"/> (with -RunId: that run) that is not Completed. A
     /// Running one is returned too: its attempt is then refused with RunLocked, as Resume-Run's.
     /// </summary>
-    private (RunDirectory Run, RunState State)? FindUnfinished(string root)
+    private (RunDirectory Run, RunState State)? FindUnfinished(RootLocation root)
     {
-        var rootDirectory = new RunsRoot(root);
         string name = Name.Trim();
-        var candidates = rootDirectory.ListRuns(RunId is null ? null : id => string.Equals(id, RunId, StringComparison.Ordinal))
-            .Where(l => l.State is { } s && string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase) && s.Status != RunStatus.Completed)
+        IEnumerable<(RunDirectory Run, RunState? State)> runs;
+        if (root.Kind == RootKind.Folder)
+        {
+            runs = new RunsRoot(root.FolderPath!).ListRuns(RunId is null ? null : id => string.Equals(id, RunId, StringComparison.Ordinal)).Select(l => (l.Run, l.State));
+        }
+        else
+        {
+            var filter = new RunFilter
+            {
+                NamePatterns = new[] { WildcardPattern.Escape(name) },
+                RunIdPatterns = RunId is null ? Array.Empty<string>() : new[] { WildcardPattern.Escape(RunId) },
+            };
+            runs = RunCatalogs.Open(root).EnumerateRuns(filter, l => (l.Run, l.State)).ToList();
+        }
+
+        var candidates = runs
+            .Where(l => l.State is { } s && string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase) && s.Status != RunStatus.Completed
+                && (RunId is null || string.Equals(l.Run.RunId, RunId, StringComparison.Ordinal)))
             .OrderByDescending(l => l.State!.CreatedAt).ThenByDescending(l => l.Run.RunId, StringComparer.Ordinal)
             .ToList();
         return candidates.Count == 0 ? null : (candidates[0].Run, candidates[0].State!);

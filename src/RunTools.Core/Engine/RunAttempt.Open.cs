@@ -69,6 +69,9 @@ public sealed partial class RunAttempt
         }
 
         AttemptDrift.RepairStoredCopies(run, options, State);
+
+        // A run in a database: its copies as now recorded are stored there, for any machine to fetch.
+        run.SaveStoredCopies(State);
         if (options.FailedItems == FailedItemAction.Skip)
         {
             SkipFailedItems();

@@ -6,6 +6,7 @@ using System.Threading;
 using RunTools.Core.Infrastructure;
 using RunTools.Core.Journal;
 using RunTools.Core.State;
+using RunTools.Core.Storage;
 
 namespace RunTools.Core.Engine;
 
@@ -46,6 +47,11 @@ internal static class RunTester
 {
     public static RunTestResult Test(RunDirectory run, Action<long, long>? bytesHashed, CancellationToken cancellation)
     {
+        if (run.Database is { } database)
+        {
+            return TestInDatabase(run, database, bytesHashed, cancellation);
+        }
+
         var problems = new List<RunProblem>();
         var journalKind = NativeFileType.Of(run.JournalPath);
         if (journalKind is not (FileKind.Regular or FileKind.Missing))
@@ -128,7 +134,7 @@ internal static class RunTester
         CheckJournal(journal, journalExists, owned, problems);
         if (snapshot is not null && journal.ValidLines > 0)
         {
-            CheckSnapshot(run, snapshot, state, journal, problems);
+            CheckSnapshot(snapshot, state, journal, (length, sequence, reducer) => JournalScanner.Scan(run.JournalPath, length, sequence, reducer), problems);
         }
 
         CheckCompletion(plan, problems);
@@ -143,6 +149,77 @@ internal static class RunTester
 
         state.Status = run.DeriveStatus(state.Status);
         return new RunTestResult(run, state, problems, files.Count, total);
+    }
+
+    /// <summary>
+    /// A run held in a database: its event rows (checksums, consecutive seqs), its snapshot row
+    /// against them, completion, the stored copies of its config and script, and every blob
+    /// re-read and re-hashed from the database. Rows cannot tear and are keyed by run, so there
+    /// is no torn tail and no foreign run id to look for. Problems name the tables' journal and
+    /// run.json counterparts, as an exported archive would hold them.
+    /// </summary>
+    private static RunTestResult TestInDatabase(RunDirectory run, IDatabaseRun database, Action<long, long>? bytesHashed, CancellationToken cancellation)
+    {
+        var problems = new List<RunProblem>();
+        var store = database.OpenStore(null);
+        var snapshot = database.TryReadSnapshot(out string? snapshotFailure);
+        ResumePlan plan;
+        try
+        {
+            plan = ResumePlanner.Plan(store, verifyArtifacts: false, checkRunId: false).Plan;
+        }
+        catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.RunDamaged)
+        {
+            problems.Add(new RunProblem(RunProblemKind.CorruptJournal, RunFormat.JournalFile, "verified events", "none", null, null, note: ex.Message));
+            return new RunTestResult(run, null, problems, 0, 0);
+        }
+
+        if (snapshotFailure is not null && snapshotFailure != "missing")
+        {
+            problems.Add(new RunProblem(RunProblemKind.CorruptState, RunFormat.StateFile, "a snapshot readable as JSON", snapshotFailure, null, null,
+                note: "Readers rebuild the state from the events; the next attempt writes a new snapshot."));
+        }
+
+        var state = plan.State;
+        var journal = plan.Journal;
+        CheckJournal(journal, exists: true, owned: true, problems);
+        if (snapshot is not null && journal.ValidLines > 0)
+        {
+            CheckSnapshot(snapshot, state, journal, (length, sequence, reducer) => database.ScanTail(sequence, length, reducer), problems);
+        }
+
+        CheckCompletion(plan, problems);
+        CheckStoredCopyInDatabase(database, RunFormat.ConfigFile, state.Config.Hash, "the config the run recorded", problems);
+        CheckStoredCopyInDatabase(database, RunFormat.ScriptFile, state.Script.Hash, "the script the run recorded", problems);
+
+        var files = ResumePlanner.RecordedFiles(state, plan.Ledger, unitsOnly: false);
+        long total = files.Sum(f => f.Size);
+        long done = 0;
+        Action<long>? onFile = bytesHashed is null ? null : size => bytesHashed(Interlocked.Add(ref done, size), total);
+        problems.AddRange(store.Blobs.Verify(files, onFile, cancellation));
+
+        state.Status = run.DeriveStatus(state.Status);
+        return new RunTestResult(run, state, problems, files.Count, total);
+    }
+
+    private static void CheckStoredCopyInDatabase(IDatabaseRun database, string file, string recordedHash, string what, List<RunProblem> problems)
+    {
+        if (recordedHash.Length == 0)
+        {
+            return;
+        }
+
+        var content = database.ReadStoredCopy(recordedHash);
+        if (content is null)
+        {
+            problems.Add(new RunProblem(RunProblemKind.MissingFile, file, $"a stored copy with SHA-256 {recordedHash}", "none in the database", null, null,
+                note: $"It is {what}: Resume-Run on another machine cannot fetch it. Resume the run once with -ScriptPath (and -Config) from a machine that has them; they are stored again."));
+        }
+        else if (!string.Equals(Integrity.Sha256Hex(content), recordedHash, StringComparison.OrdinalIgnoreCase))
+        {
+            problems.Add(new RunProblem(RunProblemKind.HashMismatch, file, recordedHash, Integrity.Sha256Hex(content), null, null,
+                note: $"The database's copy of {what} is damaged; resume the run with -ScriptPath (and -Config) to store it again."));
+        }
     }
 
     /// <summary>A run directory is named by its run id; files naming another run belong elsewhere.</summary>
@@ -239,7 +316,7 @@ internal static class RunTester
     }
 
     /// <summary>run.json plus the journal after it must tell the same story as the whole journal.</summary>
-    private static void CheckSnapshot(RunDirectory run, RunState snapshot, RunState truth, JournalScanResult journal, List<RunProblem> problems)
+    private static void CheckSnapshot(RunState snapshot, RunState truth, JournalScanResult journal, Func<long, long, IJournalVisitor, JournalScanResult> scanFrom, List<RunProblem> problems)
     {
         var position = snapshot.Journal;
         if (position.Length > journal.ValidLength || position.Sequence > journal.LastSequence)
@@ -254,7 +331,7 @@ internal static class RunTester
         if (position.Length < journal.ValidLength)
         {
             var reducer = new StateReducer(snapshot);
-            var tail = JournalScanner.Scan(run.JournalPath, position.Length, position.Sequence, reducer);
+            var tail = scanFrom(position.Length, position.Sequence, reducer);
             if (tail.SequenceGaps.Count > 0 || tail.CorruptLines.Count > journal.CorruptLines.Count)
             {
                 problems.Add(Mismatch("journal", $"a line boundary at offset {position.Length} after sequence {position.Sequence}", "the journal does not continue there", null, null));

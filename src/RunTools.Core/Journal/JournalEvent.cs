@@ -34,7 +34,10 @@ public sealed class JournalEvent
 
     public int? Attempt { get; }
 
-    /// <summary>Byte offset of the line in journal.jsonl.</summary>
+    /// <summary>
+    /// Where the event is read from again: the byte offset of its line in journal.jsonl; for a run
+    /// held in a database, its seq − 1 (that store reads the events after a seq).
+    /// </summary>
     public long Offset { get; }
 
     /// <summary>The line as written, without its newline.</summary>

@@ -21,14 +21,17 @@ public sealed class RunFilter
 /// <summary>A run found in a store that is not a folder: its state (status derived), or why it could not be read.</summary>
 public sealed class StoredRunListing
 {
-    internal StoredRunListing(string runId, RunState? state, RunToolsException? error)
+    internal StoredRunListing(RunDirectory run, RunState? state, RunToolsException? error)
     {
-        RunId = runId;
+        Run = run;
         State = state;
         Error = error;
     }
 
-    public string RunId { get; }
+    public string RunId => Run.RunId;
+
+    /// <summary>The run, to act on (its local folder is not created by listing it).</summary>
+    public RunDirectory Run { get; }
 
     public RunState? State { get; }
 
@@ -46,6 +49,16 @@ public interface IRunCatalog
     /// <paramref name="project"/> (thread-safe) into what the caller keeps, as RunsRoot.EnumerateRuns does.
     /// </summary>
     IEnumerable<T> EnumerateRuns<T>(RunFilter filter, Func<StoredRunListing, T> project);
+
+    /// <summary>An existing run: InvalidRunId for a malformed id, RunNotFound when the database has no such run.</summary>
+    RunDirectory OpenRun(string runId);
+
+    /// <summary>
+    /// Creates a run as RunsRoot.CreateRun does (run_created, then its snapshot, with its config,
+    /// parameters and script stored in the database and copied to its local folder). RunExists
+    /// when the id is taken; nothing is changed then.
+    /// </summary>
+    RunDirectory CreateRun(RunCreateOptions options);
 }
 
 /// <summary>What a store assembly exposes: its catalog for a root. Found by name (<see cref="RunCatalogs"/>).</summary>

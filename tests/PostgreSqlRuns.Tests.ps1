@@ -1,0 +1,249 @@
+<#
+    Runs held in a PostgreSQL database, driven through the real module: Start-Run writes them
+    there, Resume-Run continues them (on "another machine": another local folder, the script file
+    gone), Stop-Run stops them across processes, Get-RunEvent, Test-Run, Wait-Run and Remove-Run
+    work on them, and the cmdlets that do not work on a database yet refuse it by name. Every
+    command that loads Npgsql runs in a child pwsh (tools/ChildPwsh.psm1), so this process never
+    has it. The cluster is the one .ci/run starts (RUNTOOLS_TEST_PG, RUNTOOLS_TEST_PG_ADMIN;
+    tools/pg-cluster.sh); without it the tests are skipped, saying so. Each test has a schema of
+    its own, made by the administrator for the app role (which may not create schemas).
+#>
+BeforeAll {
+    Import-Module $env:RUNTOOLS_MODULE_PATH -Force
+    Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force
+    $script:haveCluster = $env:RUNTOOLS_TEST_PG -and $env:RUNTOOLS_TEST_PG_ADMIN
+
+    # Npgsql keyword strings as hashtables.
+    function ConvertFrom-ConnectionString([string] $text) {
+        $kv = @{}
+        foreach ($part in $text -split ';') { if ($part) { $k, $v = $part -split '=', 2; $kv[$k.Trim()] = $v } }
+        $kv
+    }
+
+    # A fresh schema owned by the app role, and the -Root URI (with the app role's password) naming it.
+    function New-StoreRoot {
+        $app = ConvertFrom-ConnectionString $env:RUNTOOLS_TEST_PG
+        $schema = 'runs_' + [guid]::NewGuid().ToString('N').Substring(0, 10)
+        Invoke-AdminSql "CREATE SCHEMA $schema AUTHORIZATION $($app.Username)"
+        [pscustomobject]@{
+            Schema   = $schema
+            Password = $app.Password
+            Uri      = 'postgresql://{0}:{1}@{2}:{3}/{4}?schema={5}' -f [uri]::EscapeDataString($app.Username), [uri]::EscapeDataString($app.Password),
+                [uri]::EscapeDataString($app.Host), $app.Port, [uri]::EscapeDataString($app.Database), $schema
+        }
+    }
+
+    # SQL as the cluster's superuser, through psql (this process never loads Npgsql).
+    function Invoke-AdminSql([string] $Sql) {
+        $admin = ConvertFrom-ConnectionString $env:RUNTOOLS_TEST_PG_ADMIN
+        $psql = @("$env:RUNTOOLS_PG_BIN/psql", '/usr/lib/postgresql/15/bin/psql') | Where-Object { Test-Path $_ } | Select-Object -First 1
+        $env:PGPASSWORD = $admin.Password
+        try {
+            $out = & $psql -X -q -t -A -v ON_ERROR_STOP=1 -h $admin.Host -p $admin.Port -U $admin.Username -d $admin.Database -c $Sql 2>&1
+            if ($LASTEXITCODE -ne 0) { throw "psql failed: $out" }
+            $out
+        } finally { Remove-Item Env:PGPASSWORD }
+    }
+
+    # Runs -Command in a child pwsh with the module; its last output line is JSON.
+    function Invoke-InChild([string] $Command, [hashtable] $Environment = @{}) {
+        $result = Invoke-ChildPwsh -Command $Command -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment $Environment -TimeoutSec 180
+        if ($result.ExitCode -ne 0) { throw "The child pwsh failed ($($result.ExitCode)):`n$($result.Output)`n$($result.Error)" }
+        (($result.Output -split "`n") | Where-Object { $_.Trim() } | Select-Object -Last 1) | ConvertFrom-Json
+    }
+
+    function Wait-Until([scriptblock] $Condition, [int] $TimeoutSec = 60, [string] $What) {
+        $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSec)
+        while (-not (& $Condition)) {
+            if ([DateTime]::UtcNow -gt $deadline) { throw "Timed out waiting for $What" }
+            Start-Sleep -Milliseconds 100
+        }
+    }
+
+    $script:itemsScript = Join-Path $TestDrive 'items.ps1'
+    Set-Content $script:itemsScript @'
+param([int] $Count = 6, [int] $DelayMs = 0, [string] $EffectsPath)
+$prepared = Invoke-RunStep prepare { "prepared for $Count" }
+1..$Count | Invoke-RunItem -Step work -Key { "k$_" } {
+    param($i)
+    if ($EffectsPath) { Add-Content -LiteralPath $EffectsPath "k$i" }
+    Start-Sleep -Milliseconds $DelayMs
+    $i * 2
+}
+Invoke-RunStep finish { "finished after $prepared" }
+'@
+}
+
+Describe 'Runs in a PostgreSQL database, through every cmdlet' {
+    BeforeEach {
+        if (-not $script:haveCluster) {
+            Set-ItResult -Skipped -Because 'RUNTOOLS_TEST_PG and RUNTOOLS_TEST_PG_ADMIN are not set (tools/pg-cluster.sh start DIR prints them; .ci/run always sets them)'
+        }
+    }
+
+    It 'Start-Run writes the run into the database; Get-Run, Get-RunEvent, Test-Run and Remove-Run work on it' {
+        if (-not $script:haveCluster) { return }
+        $store = New-StoreRoot
+        $local = Join-Path $TestDrive 'local-a'
+        $work = Join-Path $TestDrive 'cwd-a'
+        $null = New-Item -ItemType Directory $work
+        $out = Invoke-InChild @"
+Set-Location '$work'
+`$info = Start-Run -Name nightly -RunId n1 -ScriptPath '$script:itemsScript' -Root '$($store.Uri)' -Config @{ region = 'eu' } -Parameters @{ Count = 4 }
+`$exit = `$LASTEXITCODE
+`$listed = @(Get-Run -Root '$($store.Uri)')
+`$events = @(Get-RunEvent -RunId n1 -Root '$($store.Uri)')
+`$tail = @(Get-RunEvent -RunId n1 -Root '$($store.Uri)' -Last 2)
+`$test = Test-Run -RunId n1 -Root '$($store.Uri)'
+`$second = Start-Run -Name nightly -RunId n2 -ScriptPath '$script:itemsScript' -Root '$($store.Uri)'
+`$localLog = Test-Path (Join-Path '$local' '*/n1/logs/attempt-1.log')
+Remove-Run -RunId n1 -Root '$($store.Uri)' -Confirm:`$false
+`$afterRemove = @(Get-Run -Root '$($store.Uri)').RunId
+`$gone = try { `$null = Get-RunEvent -RunId n1 -Root '$($store.Uri)' -ErrorAction Stop; 'no error' } catch { `$_.FullyQualifiedErrorId }
+[pscustomobject]@{
+    Status = `$info.Status; Exit = `$exit; Root = `$info.Root; PathNull = `$null -eq `$info.Path
+    Steps = `$info.StepsCompleted; Items = `$info.ItemsCompleted
+    Listed = @(`$listed.RunId); ListedStatus = @(`$listed.Status)
+    FirstEvent = `$events[0].Type; LastEvent = `$events[-1].Type; EventCount = `$events.Count; Sequences = @(`$events.Sequence)
+    Tail = @(`$tail.Type)
+    Valid = `$test.IsValid; Files = `$test.FilesChecked; TestRoot = `$test.Root; TestPathNull = `$null -eq `$test.Path
+    Second = `$second.Status; LocalLog = `$localLog; CwdEntries = @(Get-ChildItem -Force -Name)
+    AfterRemove = @(`$afterRemove); Gone = `$gone
+} | ConvertTo-Json -Compress
+"@ -Environment @{ RUNTOOLS_LOCAL = $local }
+        $out.Status | Should -Be 'Completed'
+        $out.Exit | Should -Be 0
+        $out.Root | Should -BeLike "postgresql://*schema=$($store.Schema)"
+        $out.Root | Should -Not -BeLike "*$($store.Password)*"
+        $out.PathNull | Should -BeTrue
+        $out.Steps | Should -Be 3
+        $out.Items | Should -Be 4
+        $out.Listed | Should -Be @('n1')
+        $out.ListedStatus | Should -Be @('Completed')
+        $out.FirstEvent | Should -Be 'run_created'
+        $out.LastEvent | Should -Be 'run_completed'
+        $out.Sequences | Should -Be (1..$out.EventCount)
+        $out.Tail | Should -Be @('step_completed', 'run_completed')
+        $out.Valid | Should -BeTrue
+        $out.Files | Should -BeGreaterOrEqual 2 # the step outputs, stored as blobs and re-hashed
+        $out.TestRoot | Should -Be $out.Root
+        $out.TestPathNull | Should -BeTrue
+        $out.Second | Should -Be 'Completed'
+        $out.LocalLog | Should -BeTrue
+        # Nothing is written where the command ran: no runs folder, no folder named after the URI.
+        $out.CwdEntries | Should -BeNullOrEmpty
+        $out.AfterRemove | Should -Be @('n2')
+        $out.Gone | Should -Be 'RunNotFound,RunTools.GetRunEventCommand'
+        # Removed from every table, its contents no other run shares too; n2 keeps its own.
+        Invoke-AdminSql "SELECT count(*) FROM $($store.Schema).events WHERE run_id = 'n1'" | Should -Be '0'
+        Invoke-AdminSql "SELECT count(*) FROM $($store.Schema).blobs WHERE run_id = 'n1'" | Should -Be '0'
+        Invoke-AdminSql "SELECT count(*) FROM $($store.Schema).runs" | Should -Be '1'
+        [int](Invoke-AdminSql "SELECT count(*) FROM $($store.Schema).blobs WHERE run_id = 'n2'") | Should -BeGreaterThan 0
+        Invoke-AdminSql "SELECT count(*) FROM $($store.Schema).blob_contents c WHERE NOT EXISTS (SELECT 1 FROM $($store.Schema).blobs b WHERE b.content_id = c.id)" | Should -Be '0'
+    }
+
+    It 'a killed run reads Interrupted once its lease expires, and resumes on another machine from the database alone' {
+        if (-not $script:haveCluster) { return }
+        $store = New-StoreRoot
+        $effects = Join-Path $TestDrive 'effects-kill.txt'
+        $script = Join-Path $TestDrive 'kill-me.ps1'
+        Copy-Item $script:itemsScript $script
+        $child = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-first') } -Command @"
+`$null = Start-Run -Name killed -RunId k1 -ScriptPath '$script' -Root '$($store.Uri)' -Config @{ size = 'large' } -Parameters @{ Count = 40; DelayMs = 150; EffectsPath = '$effects' }
+"@
+        try {
+            Wait-Until { (Test-Path $effects) -and @(Get-Content $effects).Count -ge 5 } -What 'five items of the first attempt'
+        } finally { Stop-ChildPwsh $child }
+        $before = @(Get-Content $effects)
+
+        # The holder died; its lease would expire after 30 s: the test makes it expire now.
+        Invoke-AdminSql "UPDATE $($store.Schema).leases SET expires_at = now() - interval '1 second' WHERE run_id = 'k1'" | Out-Null
+        # "Another machine": another local folder, and the script file is gone.
+        Remove-Item $script
+        $out = Invoke-InChild @"
+`$uri = '$($store.Uri)'
+`$status = (Get-Run -Root `$uri -RunId k1).Status
+# RunInfo.Root has no password: the pipeline reopens the store this session already has open.
+`$resumed = Get-Run -Root `$uri | Where-Object Status -eq Interrupted | Resume-Run -Verbose 4>&1 | ForEach-Object { if (`$_ -is [Management.Automation.VerboseRecord]) { `$script:verbose += @(`$_.Message) } else { `$_ } }
+`$test = Test-Run -RunId k1 -Root `$uri
+[pscustomobject]@{
+    Before = `$status; After = `$resumed.Status; Attempt = `$resumed.Attempt; Items = `$resumed.ItemsCompleted
+    Valid = `$test.IsValid; Problems = @(`$test.Problems | ForEach-Object { "`$_" })
+    UsedStoredScript = @(`$script:verbose | Where-Object { `$_ -like '*is not on this machine*' }).Count
+    Local = @(Get-ChildItem '$(Join-Path $TestDrive 'local-second')' -Recurse -Name -Filter script.ps1)
+} | ConvertTo-Json -Compress
+"@ -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-second') }
+        $out.Before | Should -Be 'Interrupted'
+        $out.After | Should -Be 'Completed'
+        $out.Attempt | Should -Be 2
+        $out.Items | Should -Be 40
+        $out.Valid | Should -BeTrue
+        $out.UsedStoredScript | Should -Be 1
+        $out.Local | Should -HaveCount 1
+        # Every key ran; only what the kill left in doubt (at most the one item in flight) ran twice.
+        $after = @(Get-Content $effects)
+        ($after | Sort-Object -Unique).Count | Should -Be 40
+        $repeated = @($after | Group-Object | Where-Object Count -gt 1)
+        $repeated.Count | Should -BeLessOrEqual 1
+        if ($repeated) { $before | Should -Contain $repeated[0].Name }
+    }
+
+    It 'Stop-Run stops a run working in another process; a second owner is refused naming the holder' {
+        if (-not $script:haveCluster) { return }
+        $store = New-StoreRoot
+        $effects = Join-Path $TestDrive 'effects-stop.txt'
+        $owner = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-owner') } -Command @"
+`$info = Start-Run -Name stopped -RunId s1 -ScriptPath '$script:itemsScript' -Root '$($store.Uri)' -Parameters @{ Count = 200; DelayMs = 100; EffectsPath = '$effects' }
+'STATUS=' + `$info.Status
+exit `$LASTEXITCODE
+"@
+        try {
+            Wait-Until { (Test-Path $effects) -and @(Get-Content $effects).Count -ge 3 } -What 'the owner''s first items'
+            $out = Invoke-InChild @"
+`$uri = '$($store.Uri)'
+`$running = (Get-Run -Root `$uri -RunId s1).Status
+`$locked = try { `$null = Resume-Run -RunId s1 -Root `$uri -ErrorAction Stop; 'no error' } catch { [pscustomobject]@{ Id = `$_.FullyQualifiedErrorId; Message = `$_.Exception.Message } }
+Stop-Run -RunId s1 -Root `$uri -Reason 'maintenance'
+`$waited = Wait-Run -RunId s1 -Root `$uri -Timeout 60
+[pscustomobject]@{ Running = `$running; Locked = `$locked; Final = `$waited.Status } | ConvertTo-Json -Compress
+"@
+            $exit = Wait-ChildPwsh $owner -TimeoutSec 60
+        } finally { Stop-ChildPwsh $owner }
+        $out.Running | Should -Be 'Running'
+        $out.Locked.Id | Should -Be 'RunLocked,RunTools.ResumeRunCommand'
+        $out.Locked.Message | Should -BeLike "*owned by process $($owner.Process.Id)@*"
+        $out.Final | Should -Be 'Stopped'
+        $exit | Should -Be 3
+        $owner.Stdout.Result | Should -BeLike '*STATUS=Stopped*'
+        @(Get-Content $effects).Count | Should -BeLessThan 200
+        Invoke-AdminSql "SELECT type FROM $($store.Schema).events WHERE run_id = 's1' ORDER BY seq DESC LIMIT 1" | Should -Be 'run_stopped'
+    }
+
+    It 'Start-Run -Resume continues the unfinished run of that name in the database; Compare-Run and Export-RunArchive refuse database runs' {
+        if (-not $script:haveCluster) { return }
+        $store = New-StoreRoot
+        $failing = Join-Path $TestDrive 'fails-once.ps1'
+        $flag = Join-Path $TestDrive 'fail-flag'
+        Set-Content $flag 'fail'
+        Set-Content $failing @"
+Invoke-RunStep one { 'one' }
+Invoke-RunStep two { if (Test-Path '$flag') { throw 'not yet' }; 'two' }
+"@
+        $out = Invoke-InChild @"
+`$uri = '$($store.Uri)'
+`$first = Start-Run -Name retry -ScriptPath '$failing' -Root `$uri -ErrorAction SilentlyContinue
+Remove-Item '$flag'
+`$second = Start-Run -Name retry -ScriptPath '$failing' -Root `$uri -Resume
+`$refused = foreach (`$call in { Get-Run -Root `$uri | Export-RunArchive -DestinationPath '$TestDrive' -ErrorAction Stop }, { Compare-Run -ReferenceRunId `$first.RunId -DifferenceRunId `$first.RunId -Root `$uri -ErrorAction Stop }) {
+    try { & `$call; 'no error' } catch { `$_.FullyQualifiedErrorId }
+}
+[pscustomobject]@{ First = `$first.Status; Second = `$second.Status; Same = `$first.RunId -eq `$second.RunId; Attempt = `$second.Attempt; Refused = @(`$refused); Count = @(Get-Run -Root `$uri).Count } | ConvertTo-Json -Compress
+"@ -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-resume') }
+        $out.First | Should -Be 'Failed'
+        $out.Second | Should -Be 'Completed'
+        $out.Same | Should -BeTrue
+        $out.Attempt | Should -Be 2
+        $out.Count | Should -Be 1
+        $out.Refused | Should -Be @('StoreNotSupported,RunTools.ExportRunArchiveCommand', 'StoreNotSupported,RunTools.CompareRunCommand')
+    }
+}
