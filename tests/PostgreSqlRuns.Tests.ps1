@@ -1,8 +1,8 @@
 <#
     Runs held in a PostgreSQL database, driven through the real module: Start-Run writes them
     there, Resume-Run continues them (on "another machine": another local folder, the script file
-    gone), Stop-Run stops them across processes, Get-RunEvent, Test-Run, Wait-Run and Remove-Run
-    work on them, and the cmdlets that do not work on a database yet refuse it by name. Every
+    gone), Stop-Run stops them across processes, Get-RunEvent, Test-Run, Wait-Run, Remove-Run
+    and Compare-Run (across stores) work on them, and the archive cmdlets refuse them by name. Every
     command that loads Npgsql runs in a child pwsh (tools/ChildPwsh.psm1), so this process never
     has it. The cluster is the one .ci/run starts (RUNTOOLS_TEST_PG, RUNTOOLS_TEST_PG_ADMIN;
     tools/pg-cluster.sh); without it the tests are skipped, saying so. Each test has a schema of
@@ -81,7 +81,7 @@ Describe 'Runs in a PostgreSQL database, through every cmdlet' {
         }
     }
 
-    It 'Start-Run writes the run into the database; Get-Run, Get-RunEvent, Test-Run and Remove-Run work on it' {
+    It 'Start-Run writes the run into the database; Get-Run, Get-RunEvent, Test-Run, Compare-Run (across stores) and Remove-Run work on it' {
         if (-not $script:haveCluster) { return }
         $store = New-StoreRoot
         $local = Join-Path $TestDrive 'local-a'
@@ -97,6 +97,10 @@ Set-Location '$work'
 `$test = Test-Run -RunId n1 -Root '$($store.Uri)'
 `$second = Start-Run -Name nightly -RunId n2 -ScriptPath '$script:itemsScript' -Root '$($store.Uri)'
 `$localLog = Test-Path (Join-Path '$local' '*/n1/logs/attempt-1.log')
+# Across stores: a folder run and the database run, piped together.
+`$folderRun = Start-Run -Name nightly -RunId f1 -ScriptPath '$script:itemsScript' -Root '$(Join-Path $TestDrive 'folder-runs')' -Config @{ region = 'us' } -Parameters @{ Count = 4 }
+`$diff = @(`$folderRun, `$info | Compare-Run -Property Config | Where-Object Name -ne hash)
+`$byId = @(Compare-Run -ReferenceRunId n1 -DifferenceRunId n2 -Root '$($store.Uri)' -Property Config | Where-Object Name -ne hash)
 Remove-Run -RunId n1 -Root '$($store.Uri)' -Confirm:`$false
 `$afterRemove = @(Get-Run -Root '$($store.Uri)').RunId
 `$gone = try { `$null = Get-RunEvent -RunId n1 -Root '$($store.Uri)' -ErrorAction Stop; 'no error' } catch { `$_.FullyQualifiedErrorId }
@@ -108,6 +112,7 @@ Remove-Run -RunId n1 -Root '$($store.Uri)' -Confirm:`$false
     Tail = @(`$tail.Type)
     Valid = `$test.IsValid; Files = `$test.FilesChecked; TestRoot = `$test.Root; TestPathNull = `$null -eq `$test.Path
     Second = `$second.Status; LocalLog = `$localLog; CwdEntries = @(Get-ChildItem -Force -Name)
+    Diff = @(`$diff | ForEach-Object { '{0}:{1}->{2}' -f `$_.Name, `$_.ReferenceValue, `$_.DifferenceValue }); ById = @(`$byId | ForEach-Object { '{0}:{1}->{2}' -f `$_.Name, `$_.ReferenceValue, `$_.DifferenceValue })
     AfterRemove = @(`$afterRemove); Gone = `$gone
 } | ConvertTo-Json -Compress
 "@ -Environment @{ RUNTOOLS_LOCAL = $local }
@@ -130,6 +135,8 @@ Remove-Run -RunId n1 -Root '$($store.Uri)' -Confirm:`$false
         $out.TestPathNull | Should -BeTrue
         $out.Second | Should -Be 'Completed'
         $out.LocalLog | Should -BeTrue
+        $out.Diff | Should -Be @('region:"us"->"eu"')
+        $out.ById | Should -Be @('region:"eu"->')
         # Nothing is written where the command ran: no runs folder, no folder named after the URI.
         $out.CwdEntries | Should -BeNullOrEmpty
         $out.AfterRemove | Should -Be @('n2')
@@ -219,7 +226,7 @@ Stop-Run -RunId s1 -Root `$uri -Reason 'maintenance'
         Invoke-AdminSql "SELECT type FROM $($store.Schema).events WHERE run_id = 's1' ORDER BY seq DESC LIMIT 1" | Should -Be 'run_stopped'
     }
 
-    It 'Start-Run -Resume continues the unfinished run of that name in the database; Compare-Run and Export-RunArchive refuse database runs' {
+    It 'Start-Run -Resume continues the unfinished run of that name in the database; the archive cmdlets refuse database runs' {
         if (-not $script:haveCluster) { return }
         $store = New-StoreRoot
         $failing = Join-Path $TestDrive 'fails-once.ps1'
@@ -234,7 +241,7 @@ Invoke-RunStep two { if (Test-Path '$flag') { throw 'not yet' }; 'two' }
 `$first = Start-Run -Name retry -ScriptPath '$failing' -Root `$uri -ErrorAction SilentlyContinue
 Remove-Item '$flag'
 `$second = Start-Run -Name retry -ScriptPath '$failing' -Root `$uri -Resume
-`$refused = foreach (`$call in { Get-Run -Root `$uri | Export-RunArchive -DestinationPath '$TestDrive' -ErrorAction Stop }, { Compare-Run -ReferenceRunId `$first.RunId -DifferenceRunId `$first.RunId -Root `$uri -ErrorAction Stop }) {
+`$refused = foreach (`$call in { Get-Run -Root `$uri | Export-RunArchive -DestinationPath '$TestDrive' -ErrorAction Stop }, { Import-RunArchive -LiteralPath '$failing' -Root `$uri -ErrorAction Stop }) {
     try { & `$call; 'no error' } catch { `$_.FullyQualifiedErrorId }
 }
 [pscustomobject]@{ First = `$first.Status; Second = `$second.Status; Same = `$first.RunId -eq `$second.RunId; Attempt = `$second.Attempt; Refused = @(`$refused); Count = @(Get-Run -Root `$uri).Count } | ConvertTo-Json -Compress
@@ -244,6 +251,6 @@ Remove-Item '$flag'
         $out.Same | Should -BeTrue
         $out.Attempt | Should -Be 2
         $out.Count | Should -Be 1
-        $out.Refused | Should -Be @('StoreNotSupported,RunTools.ExportRunArchiveCommand', 'StoreNotSupported,RunTools.CompareRunCommand')
+        $out.Refused | Should -Be @('StoreNotSupported,RunTools.ExportRunArchiveCommand', 'StoreNotSupported,RunTools.ImportRunArchiveCommand')
     }
 }

@@ -11,9 +11,6 @@ namespace RunTools;
 [OutputType(typeof(RunDifference))]
 public sealed class CompareRunCommand : RunCmdletBase
 {
-    /// <summary>Not on runs held in a database yet: StoreNotSupported.</summary>
-    private protected override bool SupportsDatabase => false;
-
     // Two runs, not a selection: its own Reference/Difference sets, each side opened by FindRun.
     private const string ById = RunSelectionSets.ById;
     private const string ByInput = RunSelectionSets.ByInputObject;

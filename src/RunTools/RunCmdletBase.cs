@@ -51,8 +51,8 @@ public abstract class RunCmdletBase : PSCmdlet
     }
 
     /// <summary>
-    /// Whether this cmdlet works on runs held in a database. Those that do not yet (Compare-Run,
-    /// the archive cmdlets, ConvertTo-Run) refuse a database root or run with StoreNotSupported.
+    /// Whether this cmdlet works on runs held in a database. Those that do not yet (the archive
+    /// cmdlets) refuse a database root or run with StoreNotSupported.
     /// </summary>
     private protected virtual bool SupportsDatabase => true;
 
@@ -99,7 +99,7 @@ public abstract class RunCmdletBase : PSCmdlet
 
     protected string ResolvePath(string path) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
 
-    /// <summary>A run by id under a root, by RunInfo, or by path.</summary>
+    /// <summary>A run by id under a root (a folder or a database), by RunInfo, or by path.</summary>
     protected RunDirectory FindRun(string? runId, string? root, RunInfo? input, string? path)
     {
         if (input is not null)
@@ -112,9 +112,19 @@ public abstract class RunCmdletBase : PSCmdlet
             return RunDirectory.Open(ResolvePath(path!));
         }
 
-        string rootPath = ResolveRoot(root);
-        RequireRootDirectory(rootPath);
-        return new RunsRoot(rootPath).OpenRun(runId ?? string.Empty);
+        var location = ResolveRootLocation(root);
+        if (location.Kind != RootKind.Folder)
+        {
+            if (!SupportsDatabase)
+            {
+                throw StoreNotSupported(location.Display);
+            }
+
+            return RunCatalogs.Open(location).OpenRun(runId ?? string.Empty);
+        }
+
+        RequireRootDirectory(location.FolderPath!);
+        return new RunsRoot(location.FolderPath!).OpenRun(runId ?? string.Empty);
     }
 
     /// <summary>RootNotDirectory when the runs root exists but is not a directory (see RunsRoot.RequireDirectory).</summary>
