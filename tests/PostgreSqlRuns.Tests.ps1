@@ -226,6 +226,53 @@ Stop-Run -RunId s1 -Root `$uri -Reason 'maintenance'
         Invoke-AdminSql "SELECT type FROM $($store.Schema).events WHERE run_id = 's1' ORDER BY seq DESC LIMIT 1" | Should -Be 'run_stopped'
     }
 
+    It 'a run rides out the database crashing mid-run and staying down for 8 s: nothing lost, nothing done twice' {
+        if (-not $script:haveCluster) { return }
+        # A cluster of its own: crashing the shared one would break the tests running beside this file.
+        $cluster = Join-Path $PSScriptRoot '../tools/pg-cluster.sh'
+        $clusterDir = Join-Path ([IO.Path]::GetTempPath()) ('rt-crash-' + [guid]::NewGuid().ToString('N').Substring(0, 8))
+        $lines = & bash $cluster start $clusterDir 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "could not start a cluster: $lines" }
+        try {
+            $app = ConvertFrom-ConnectionString (($lines | Where-Object { $_ -like 'export RUNTOOLS_TEST_PG=*' }) -replace "^export RUNTOOLS_TEST_PG='(.*)'$", '$1')
+            $uri = 'postgresql://{0}:{1}@{2}:{3}/{4}?schema=runtools' -f [uri]::EscapeDataString($app.Username), [uri]::EscapeDataString($app.Password),
+                [uri]::EscapeDataString($app.Host), $app.Port, [uri]::EscapeDataString($app.Database)
+            $effects = Join-Path $TestDrive 'effects-restart.txt'
+            $owner = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-restart') } -Command @"
+`$info = Start-Run -Name restarted -RunId d1 -ScriptPath '$script:itemsScript' -Root '$uri' -Parameters @{ Count = 60; DelayMs = 50; EffectsPath = '$effects' }
+'STATUS=' + `$info.Status
+exit `$LASTEXITCODE
+"@
+            try {
+                Wait-Until { (Test-Path $effects) -and @(Get-Content $effects).Count -ge 10 } -What 'ten items before the crash'
+                # Down longer than the plain retries (0, 0.2, 1, 3 s): the owner waits it out within its lease.
+                $restart = & bash $cluster restart $clusterDir 8 2>&1
+                if ($LASTEXITCODE -ne 0) { throw "restart failed: $restart" }
+                $atRestart = @(Get-Content $effects).Count
+                $exit = Wait-ChildPwsh $owner -TimeoutSec 120
+            } finally { Stop-ChildPwsh $owner }
+            $output = Get-ChildPwshOutput $owner
+            $atRestart | Should -BeLessThan 60 -Because 'the server must come back while items are still to do'
+            $exit | Should -Be 0 -Because "an owner retries on a new connection for as long as its lease lasts; it printed: $output"
+            $output | Should -BeLike '*STATUS=Completed*'
+            $done = @(Get-Content $effects)
+            $done.Count | Should -Be 60
+            ($done | Sort-Object -Unique).Count | Should -Be 60
+            $out = Invoke-InChild @"
+`$test = Test-Run -RunId d1 -Root '$uri'
+`$events = @(Get-RunEvent -RunId d1 -Root '$uri')
+[pscustomobject]@{ Valid = `$test.IsValid; Problems = @(`$test.Problems | ForEach-Object { "`$_" }); Completed = @(`$events | Where-Object Type -eq item_completed).Count; Contiguous = (@(`$events.Sequence) -join ',') -eq ((1..`$events.Count) -join ',') } | ConvertTo-Json -Compress
+"@
+            $out.Valid | Should -BeTrue -Because ($out.Problems -join '; ')
+            $out.Completed | Should -Be 60
+            $out.Contiguous | Should -BeTrue
+            # The crash landed mid-run: the server log shows the recovery from it.
+            Get-Content (Join-Path $clusterDir 'server.log') -Raw | Should -Match 'database system was interrupted|was not properly shut down'
+        } finally {
+            & bash $cluster stop $clusterDir 2>&1 | Out-Null
+        }
+    }
+
     It 'Start-Run -Resume continues the unfinished run of that name in the database; the archive cmdlets refuse database runs' {
         if (-not $script:haveCluster) { return }
         $store = New-StoreRoot

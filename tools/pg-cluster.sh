@@ -5,6 +5,11 @@
 #                                   socket in DIR, creates the test roles and database, and prints
 #                                   the connection strings as `export NAME='...'` lines (eval them)
 #   tools/pg-cluster.sh env DIR     prints those lines again for a running cluster
+#   tools/pg-cluster.sh restart DIR [SECONDS]
+#                                   crashes the server (pg_ctl -m immediate: no shutdown
+#                                   checkpoint, WAL recovery at start) and starts it again, after
+#                                   SECONDS down (default 0): the "database restarting mid-run"
+#                                   and "database down for a while" faults of the store's tests
 #   tools/pg-cluster.sh stop DIR    stops the cluster and removes DIR
 # Variables printed:
 #   RUNTOOLS_TEST_PG        the app role `runtools`: LOGIN, password, CONNECT on its database and
@@ -14,8 +19,8 @@
 # The connection strings carry passwords: they live in DIR (mode 0700) and die with the cluster.
 set -euo pipefail
 
-usage() { echo "usage: $0 start|stop|env DIR" >&2; exit 2; }
-[ $# -eq 2 ] || usage
+usage() { echo "usage: $0 start|restart|stop|env DIR" >&2; exit 2; }
+[ $# -eq 2 ] || [ $# -eq 3 ] || usage
 cmd=$1
 dir=$2
 port=5432 # only the socket's file name (.s.PGSQL.5432): nothing listens on TCP
@@ -104,6 +109,22 @@ EOF
     print_env
 }
 
+restart() {
+    local down=${1:-0}
+    [ -f "$dir/data/postmaster.pid" ] || { echo "no running cluster in $dir" >&2; exit 1; }
+    if [ "$down" = 0 ]; then
+        # pg_ctl restart starts it again with the options it was started with (postmaster.opts).
+        as_owner "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m immediate -w -t 60 restart >/dev/null \
+            || { tail -20 "$dir/server.log" >&2; exit 1; }
+        return
+    fi
+    as_owner "$pg_bin/pg_ctl" -D "$dir/data" -m immediate -w -t 60 stop >/dev/null
+    sleep "$down"
+    as_owner "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "$(sed -n 's/^[^ ]*postgres"* //p' "$dir/data/postmaster.opts" | sed 's/"-D" "[^"]*" //g')" start >/dev/null \
+        || { tail -20 "$dir/server.log" >&2; exit 1; }
+}
+
 stop() {
     if [ -f "$dir/data/PG_VERSION" ] && [ -x "$pg_bin/pg_ctl" ]; then
         as_owner "$pg_bin/pg_ctl" -D "$dir/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
@@ -113,6 +134,7 @@ stop() {
 
 case "$cmd" in
     start) start ;;
+    restart) restart "${3:-0}" ;;
     stop) stop ;;
     env) print_env ;;
     *) usage ;;

@@ -53,10 +53,14 @@ internal sealed class PgDatabase : IDisposable
     /// <summary>
     /// Runs <paramref name="work"/> on a pooled connection. When the connection drops or the server
     /// restarts, an <paramref name="idempotent"/> piece of work is retried on a new connection (the
-    /// pool is cleared first: its other connections died too); anything else fails at once.
+    /// pool is cleared first: its other connections died too) after 0, 0.2, 1 and 3 s; with
+    /// <paramref name="patience"/>, every 3 s more until that much time has passed since the first
+    /// try (an owner's writes wait out a server restart or failover for as long as its lease lasts).
+    /// Anything else fails at once.
     /// </summary>
-    public T Run<T>(string what, bool idempotent, Func<NpgsqlConnection, T> work)
+    public T Run<T>(string what, bool idempotent, Func<NpgsqlConnection, T> work, TimeSpan? patience = null)
     {
+        var started = System.Diagnostics.Stopwatch.StartNew();
         for (int attempt = 0; ; attempt++)
         {
             try
@@ -67,12 +71,14 @@ internal sealed class PgDatabase : IDisposable
             catch (Exception ex) when (IsConnectionFailure(ex))
             {
                 _dataSource.Clear();
-                if (!idempotent || attempt + 1 >= s_retryDelaysMs.Length)
+                int delay = attempt + 1 < s_retryDelaysMs.Length ? s_retryDelaysMs[attempt + 1] : s_retryDelaysMs[s_retryDelaysMs.Length - 1];
+                bool patient = patience is { } limit && started.Elapsed + TimeSpan.FromMilliseconds(delay) < limit;
+                if (!idempotent || (attempt + 1 >= s_retryDelaysMs.Length && !patient))
                 {
-                    throw Unavailable(what, ex, idempotent ? "retried " + s_retryDelaysMs.Length + " times" : null);
+                    throw Unavailable(what, ex, idempotent ? $"retried {attempt + 1} times over {started.Elapsed.TotalSeconds:0.#} s" : null);
                 }
 
-                Thread.Sleep(s_retryDelaysMs[attempt + 1]);
+                Thread.Sleep(delay);
             }
             catch (PostgresException ex)
             {

@@ -26,6 +26,7 @@ internal sealed class PgLease : IRunOwnership
     private bool _lost;
     private bool _paused;
     private bool _disposed;
+    private int _renewing;
 
     private PgLease(PostgreSqlRunStore store, Guid session, OwnerRecord holder, TimeSpan duration, TimeSpan heartbeat)
     {
@@ -165,13 +166,23 @@ internal sealed class PgLease : IRunOwnership
             }
         }
 
+        // A renewal waiting out an outage must not pile up the timer's later ticks behind it.
+        if (Interlocked.Exchange(ref _renewing, 1) == 1)
+        {
+            return;
+        }
+
         try
         {
             Renew();
         }
         catch (RunToolsException)
         {
-            // Unreachable for now: ThrowIfLost asks again once a whole lease passed without renewal.
+            // Unreachable for a whole lease: ThrowIfLost asks again once a whole lease passed without renewal.
+        }
+        finally
+        {
+            Volatile.Write(ref _renewing, 0);
         }
     }
 
@@ -189,7 +200,7 @@ internal sealed class PgLease : IRunOwnership
             command.Parameters.AddWithValue("session", Session);
             command.Parameters.AddWithValue("duration", _duration);
             return command.ExecuteNonQuery();
-        });
+        }, _duration);
 
         if (renewed == 1)
         {

@@ -183,7 +183,7 @@ internal sealed class PgRunLog : IRunLog
             command.Parameters.AddWithValue("types", batch.Select(b => b.Type).ToArray());
             command.Parameters.Add(new NpgsqlParameter("lines", NpgsqlDbType.Array | NpgsqlDbType.Bytea) { Value = batch.Select(b => b.Line).ToArray() });
             return command.ExecuteNonQuery();
-        });
+        }, _store.OutagePatience);
 
         if (inserted != batch.Length)
         {
@@ -194,7 +194,7 @@ internal sealed class PgRunLog : IRunLog
     /// <summary>Fewer rows than events: an earlier try committed them (fine), the lease is gone, or another writer has those seqs.</summary>
     private void ReconcileShortInsert((long Sequence, string Type, byte[] Line)[] batch, long[] seqs)
     {
-        var stored = _store.Db.Run("check the run's recorded events", idempotent: true, connection =>
+        var stored = _store.Db.Run("check the run's recorded events", idempotent: true, patience: _store.OutagePatience, work: connection =>
         {
             var lines = new Dictionary<long, byte[]>();
             using var command = _store.Db.Command(connection, $"SELECT seq, line FROM {_store.S}.events WHERE run_id = @run AND seq = ANY(@seqs)");

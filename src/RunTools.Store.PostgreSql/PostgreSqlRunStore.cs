@@ -53,6 +53,13 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
 
     internal string LocalFolder { get; }
 
+    /// <summary>
+    /// How long an owner's statements wait out a server that is down (a restart, a failover): as
+    /// long as its lease lasts, since no one else can take the run over before it expires. Readers
+    /// and non-owners give up after the usual retries.
+    /// </summary>
+    internal TimeSpan? OutagePatience => _session is null ? null : _owner.Options.LeaseDuration;
+
     /// <summary>Test seam: called with the connection at "log_commit", "blob_write", "blob_sync" and "blob_commit".</summary>
     internal Action<string, NpgsqlConnection>? FaultPoint { get; set; }
 
@@ -98,7 +105,7 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
         // Rows are keyed by run id: they cannot belong to another run.
     }
 
-    public StopRequest? ReadStopRequest() => Db.Run("read the run's stop request", idempotent: true, connection =>
+    public StopRequest? ReadStopRequest() => Db.Run("read the run's stop request", idempotent: true, patience: OutagePatience, work: connection =>
     {
         using var command = Db.Command(connection, $"SELECT requested_at, requested_by, reason FROM {S}.stop_requests WHERE run_id = @run");
         command.Parameters.AddWithValue("run", RunId);
@@ -173,7 +180,7 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
             command.Parameters.AddWithValue("seq", state.Journal.Sequence);
             command.Parameters.AddWithValue("snapshot", serialized);
             return command.ExecuteNonQuery();
-        });
+        }, OutagePatience);
 
         if (written == 0 && _session is not null && !HoldsLease())
         {
