@@ -20,7 +20,7 @@ namespace RunTools.Benchmarks;
 /// that times both sides with a Stopwatch and prints one 'RTBENCH {json}' line; this side turns
 /// it into rows and raw figures. P7 (module import) times whole child processes from here.
 /// </summary>
-internal sealed class PwshBenchmark
+internal sealed partial class PwshBenchmark
 {
     private const string ResultPrefix = "RTBENCH ";
     private static readonly TimeSpan ChildTimeout = TimeSpan.FromMinutes(30);
@@ -62,7 +62,7 @@ internal sealed class PwshBenchmark
         return module;
     }
 
-    /// <summary>Runs the family, or only the benchmarks named in <paramref name="selection"/> (P1..P7).</summary>
+    /// <summary>Runs the family, or only the benchmarks named in <paramref name="selection"/> (P1..P7, D1, D2).</summary>
     public static void Run(Report report, string work, bool quick, string repositoryRoot, string module, string[]? selection)
     {
         bool Selected(string id) => selection is null || selection.Contains(id, StringComparer.OrdinalIgnoreCase);
@@ -106,6 +106,11 @@ internal sealed class PwshBenchmark
         {
             Console.Error.WriteLine("P6/7 Get-Run over many runs ...");
             bench.List(runs: 10_000 / scale, rounds: quick ? 3 : 5);
+        }
+
+        if (Selected("D1") || Selected("D2"))
+        {
+            bench.Database(repositoryRoot, Selected("D1"), Selected("D2"), scale);
         }
 
         if (Selected("P7"))
