@@ -23,7 +23,7 @@ namespace RunTools.Store.PostgreSql;
 /// </summary>
 internal sealed class PostgreSqlStoreProvider : IRunStoreProvider
 {
-    private static readonly Dictionary<(string, string), PostgreSqlStore> s_stores = new();
+    private static readonly Dictionary<(string, string, int?), PostgreSqlStore> s_stores = new();
     private static readonly Dictionary<string, PostgreSqlStore> s_byDisplay = new(StringComparer.Ordinal);
     private static readonly object s_gate = new();
 
@@ -34,7 +34,7 @@ internal sealed class PostgreSqlStoreProvider : IRunStoreProvider
     /// </summary>
     public IRunCatalog OpenCatalog(RootLocation root)
     {
-        var key = (root.ConnectionString!, root.Schema!);
+        var key = (root.ConnectionString!, root.Schema!, root.LeaseSeconds);
         PostgreSqlStore? store;
         lock (s_gate)
         {
@@ -42,7 +42,13 @@ internal sealed class PostgreSqlStoreProvider : IRunStoreProvider
             if (!s_stores.TryGetValue(key, out store) && !(passwordless && s_byDisplay.TryGetValue(root.Display, out store)))
             {
                 // Not cached on failure: the next command tries again (the server may be up by then).
-                store = PostgreSqlStore.Open(new PostgreSqlStoreOptions { ConnectionString = key.Item1, Schema = key.Item2, DisplayName = root.Display });
+                var options = new PostgreSqlStoreOptions { ConnectionString = key.Item1, Schema = key.Item2, DisplayName = root.Display };
+                if (root.LeaseSeconds is { } lease)
+                {
+                    options.LeaseDuration = TimeSpan.FromSeconds(lease);
+                }
+
+                store = PostgreSqlStore.Open(options);
                 s_stores[key] = store;
                 if (!passwordless || !s_byDisplay.ContainsKey(root.Display))
                 {

@@ -74,6 +74,17 @@ public sealed class RootLocation
     /// <summary>The database schema holding the runs; null for a folder.</summary>
     public string? Schema { get; }
 
+    /// <summary>
+    /// The <c>lease</c> parameter: how many seconds an owner's lease lasts without a heartbeat, so
+    /// how long a crashed owner's run stays Running before it reads Interrupted (and how long a live
+    /// owner waits out an unreachable database). Null: the store's default (30 s).
+    /// </summary>
+    public int? LeaseSeconds { get; private set; }
+
+    internal const int MinLeaseSeconds = 2;
+
+    internal const int MaxLeaseSeconds = 3600;
+
     public override string ToString() => Display;
 
     /// <summary>Whether <paramref name="root"/> names a database rather than a folder (it starts with postgresql: or postgres:).</summary>
@@ -165,6 +176,7 @@ public sealed class RootLocation
         }
 
         string schema = DefaultSchema;
+        int? leaseSeconds = null;
         var options = new List<KeyValuePair<string, string>>();
         foreach (string pair in query.Split(s_ampersand, StringSplitOptions.RemoveEmptyEntries))
         {
@@ -191,10 +203,15 @@ public sealed class RootLocation
                 case "password":
                     password = value;
                     break;
+                case "lease":
+                    leaseSeconds = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int seconds) && seconds is >= MinLeaseSeconds and <= MaxLeaseSeconds
+                        ? seconds
+                        : throw Invalid($"the lease '{value}' is not a number of seconds from {MinLeaseSeconds} to {MaxLeaseSeconds}");
+                    break;
                 default:
                     if (!s_options.TryGetValue(key, out string? keyword))
                     {
-                        throw Invalid($"'{key}' is not a parameter RunTools knows (use schema, host, port, dbname, user, password, {string.Join(", ", s_options.Keys)})");
+                        throw Invalid($"'{key}' is not a parameter RunTools knows (use schema, lease, host, port, dbname, user, password, {string.Join(", ", s_options.Keys)})");
                     }
 
                     options.Add(new KeyValuePair<string, string>(keyword, value));
@@ -255,7 +272,12 @@ public sealed class RootLocation
         display.Append(':').Append(port ?? "5432");
         display.Append('/').Append(Uri.EscapeDataString(database));
         display.Append("?schema=").Append(schema);
-        return new RootLocation(RootKind.PostgreSql, display.ToString(), null, connection.ToString(), schema);
+        if (leaseSeconds is { } lease)
+        {
+            display.Append("&lease=").Append(lease.ToString(CultureInfo.InvariantCulture));
+        }
+
+        return new RootLocation(RootKind.PostgreSql, display.ToString(), null, connection.ToString(), schema) { LeaseSeconds = leaseSeconds };
 
         RunToolsException Invalid(string why) => new(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
             $"The runs root is not a usable PostgreSQL URI: {why}. Write it as postgresql://user@host:port/database?schema=name (a password in the URI or, better, in ~/.pgpass or $env:PGPASSWORD); see about_RunTools.", null);

@@ -68,6 +68,19 @@ public sealed class RootLocationTests
     }
 
     [Fact]
+    public void The_lease_parameter_sets_the_owners_lease_and_stays_in_the_display()
+    {
+        var root = Parse("postgresql://me:pw@h/db?lease=5&schema=s1");
+        var plain = Parse("postgresql://me:pw@h/db?schema=s1");
+
+        Assert.Equal(5, root.LeaseSeconds);
+        Assert.Null(plain.LeaseSeconds);
+        Assert.Equal("postgresql://me@h:5432/db?schema=s1&lease=5", root.Display);
+        Assert.Equal(5, Parse(root.Display).LeaseSeconds); // pasting the display back keeps it
+        Assert.DoesNotContain("lease", root.ConnectionString!, StringComparison.OrdinalIgnoreCase); // RunTools' own, not Npgsql's
+    }
+
+    [Fact]
     public void A_socket_folder_given_as_the_host_reaches_npgsql_as_a_path()
     {
         var builder = new NpgsqlConnectionStringBuilder(Parse("postgresql://me@%2Ftmp%2Fpg:5433/db").ConnectionString);
@@ -84,6 +97,9 @@ public sealed class RootLocationTests
     [InlineData("postgresql://me:sekrit@h/db?schema=Nightly-1", "schema 'Nightly-1'")]
     [InlineData("postgresql://me:sekrit@h/db?pooling=false", "'pooling' is not a parameter")]
     [InlineData("postgresql://me:sekrit@h/db#x", "fragment")]
+    [InlineData("postgresql://me:sekrit@h/db?lease=1", "lease '1'")]
+    [InlineData("postgresql://me:sekrit@h/db?lease=3601", "lease '3601'")]
+    [InlineData("postgresql://me:sekrit@h/db?lease=ten", "lease 'ten'")]
     public void A_malformed_uri_is_an_argument_error_that_says_why_and_never_shows_the_password(string uri, string why)
     {
         var error = Assert.Throws<RunToolsException>(() => Parse(uri));
