@@ -13,25 +13,36 @@ namespace RunTools;
 
 /// <summary>
 /// One worker runspace of the pool, on a thread of its own (the runspace runs on it): serves one
-/// call at a time, taking that call's items until the call has no more.
+/// call at a time, taking that call's items until the call has no more. Between attempts it may
+/// wait, detached from any run, in <see cref="IdleItemWorkers"/> for the next attempt of this process.
 /// </summary>
 internal sealed class ItemWorker
 {
-    private readonly ItemWorkerPool _pool;
+    /// <summary>Its runspace's name while it serves an attempt; Get-Runspace shows it.</summary>
+    internal const string BusyName = "RunToolsItemWorker";
+
+    /// <summary>Its runspace's name while it waits, attached to no run, for the next attempt.</summary>
+    internal const string IdleName = "RunToolsItemWorker(idle)";
+
     private readonly PSHost _host;
     private readonly IReadOnlyList<string> _initialModules;
-    private readonly HashSet<string> _imported = new(StringComparer.Ordinal);
+
+    // The modules imported in the runspace, in the order imported: what makes it fit an attempt (see Fits).
+    private readonly List<string> _imported = new();
     private readonly BlockingCollection<ParallelItemRunner> _assignments = new();
-    private readonly RunContext _itemContext;
     private readonly Thread _thread;
     private readonly object _callGate = new();
+    private ItemWorkerPool? _pool;
+    private RunContext? _itemContext;
     private Runspace? _runspace;
     private PowerShell? _shell;
     private object[]? _retryOn;
     private volatile Exception? _openFailure;
     private ParallelItemRunner? _call;
     private bool _used;
+    private WorkerBaseline? _baseline;
     private volatile bool _stopped;
+    private volatile bool _cutOff;
     private int _timedOut;
 
     public ItemWorker(ItemWorkerPool pool, PSHost host, IReadOnlyList<string> modules, RunContext itemContext)
@@ -46,6 +57,59 @@ internal sealed class ItemWorker
 
     /// <summary>Its runspace could not be opened: it fails the call it is given, and is not reused.</summary>
     public bool Broken => _openFailure is not null;
+
+    /// <summary>The run context of the items it runs now (attached to an attempt: it serves a call of it).</summary>
+    private RunContext ItemContext => _itemContext ?? throw new InvalidOperationException("An item worker ran an item while attached to no attempt.");
+
+    /// <summary>
+    /// Whether this worker, waiting idle, can serve an attempt whose run script has
+    /// <paramref name="modules"/> imported and writes to <paramref name="host"/>: the same host
+    /// (Write-Host and prompts of items go to it) and exactly the same modules, imported in the
+    /// same order (a module more or fewer would change which commands the items find).
+    /// </summary>
+    public bool Fits(PSHost host, IReadOnlyList<string> modules)
+    {
+        lock (_callGate)
+        {
+            return ReferenceEquals(_host, host) && _imported.SequenceEqual(modules, StringComparer.Ordinal);
+        }
+    }
+
+    /// <summary>A worker waiting idle now serves <paramref name="pool"/>'s attempt, as the items of <paramref name="itemContext"/>.</summary>
+    public void Attach(ItemWorkerPool pool, RunContext itemContext)
+    {
+        lock (_callGate)
+        {
+            _pool = pool;
+            _itemContext = itemContext;
+        }
+
+        RunContext.Enter(_runspace!, itemContext);
+        _runspace!.Name = BusyName;
+    }
+
+    /// <summary>
+    /// The attempt has ended: lets go of its run, to wait for the next attempt. False when the
+    /// worker must close instead: it is still serving a call, it was stopped or an item of it was
+    /// cut off mid-work (its runspace's state is not known), or it could not open.
+    /// </summary>
+    public bool Detach()
+    {
+        lock (_callGate)
+        {
+            if (_call is not null || _stopped || _cutOff || Broken || _runspace is null || _assignments.IsAddingCompleted)
+            {
+                return false;
+            }
+
+            _pool = null;
+            _itemContext = null;
+        }
+
+        RunContext.Leave(_runspace);
+        _runspace.Name = IdleName;
+        return true;
+    }
 
     /// <summary>Gives the worker a call to serve (it is not serving another).</summary>
     public void Assign(ParallelItemRunner call) => _assignments.Add(call);
@@ -109,12 +173,16 @@ internal sealed class ItemWorker
         {
             foreach (var call in _assignments.GetConsumingEnumerable())
             {
+                ItemWorkerPool? pool;
                 lock (_callGate)
                 {
                     _call = call;
                     _stopped = false;
+                    pool = _pool;
                 }
 
+                // Threads an item starts report a wrong use to this attempt, not to the one that opened the worker.
+                RunContext.Adopt(call.Context.Root);
                 try
                 {
                     Serve(call);
@@ -126,7 +194,7 @@ internal sealed class ItemWorker
                         _call = null;
                     }
 
-                    _pool.Return(this);
+                    pool?.Return(this);
                     call.WorkerDone();
                 }
             }
@@ -152,12 +220,19 @@ internal sealed class ItemWorker
             state.ImportPSModule(_initialModules.ToArray());
         }
 
-        _runspace = RunspaceFactory.CreateRunspace(_host, state);
-        _runspace.ThreadOptions = PSThreadOptions.UseCurrentThread;
-        _runspace.Open();
-        _imported.UnionWith(_initialModules);
-        Runspace.DefaultRunspace = _runspace;
-        RunContext.Enter(_runspace, _itemContext);
+        var runspace = RunspaceFactory.CreateRunspace(_host, state);
+        runspace.ThreadOptions = PSThreadOptions.UseCurrentThread;
+        runspace.Name = BusyName;
+        runspace.Open();
+        _imported.AddRange(_initialModules);
+        Runspace.DefaultRunspace = runspace;
+        lock (_callGate)
+        {
+            // Published under the gate: Detach reads it from the attempt's thread.
+            _runspace = runspace;
+            RunContext.Enter(runspace, _itemContext!);
+        }
+
         _shell = PowerShell.Create();
         _shell.Runspace = _runspace;
     }
@@ -214,6 +289,30 @@ internal sealed class ItemWorker
                 call.AddResult(result);
             }
         }
+
+        Forget(call);
+    }
+
+    /// <summary>The call is done: its <c>$using:</c> values are not kept alive by a worker waiting for the next call or attempt.</summary>
+    private void Forget(ParallelItemRunner call)
+    {
+        _retryOn = null;
+        if (_runspace is null || _openFailure is not null)
+        {
+            return;
+        }
+
+        foreach (string name in call.UsingValues.Keys)
+        {
+            try
+            {
+                _runspace.SessionStateProxy.PSVariable.Remove(name);
+            }
+            catch (Exception ex) when (ex is RuntimeException || ex is InvalidOperationException)
+            {
+                // Removed by an item already, or the runspace is closing: nothing is kept either way.
+            }
+        }
     }
 
     /// <summary>
@@ -224,14 +323,17 @@ internal sealed class ItemWorker
     private ScriptBlock Prepare(ParallelItemRunner call)
     {
         var runspace = _runspace!;
-        if (_used)
+        if (_used && (_baseline is null || !_baseline.Holds(_shell!, runspace, SetPerCall) || call.Preferences.Values.Any(v => v is null)))
         {
             // As ForEach-Object -Parallel does when it reuses a runspace: nothing an earlier call's items set is seen.
+            // Skipped when they left nothing (see WorkerBaseline): the reset's own location change is its dearest part.
             runspace.ResetRunspaceState();
         }
 
+        // Until this call's baseline is taken, a failure here leaves the runspace to be reset next time.
+        _baseline = null;
         _used = true;
-        var missing = call.Modules.Where(m => !_imported.Contains(m)).ToArray();
+        var missing = call.Modules.Where(m => !_imported.Contains(m, StringComparer.Ordinal)).ToArray();
         if (missing.Length > 0)
         {
             var shell = _shell!;
@@ -247,7 +349,10 @@ internal sealed class ItemWorker
                 shell.Streams.ClearStreams();
             }
 
-            _imported.UnionWith(missing);
+            lock (_callGate)
+            {
+                _imported.AddRange(missing);
+            }
         }
 
         var variables = runspace.SessionStateProxy;
@@ -261,16 +366,46 @@ internal sealed class ItemWorker
             variables.SetVariable(pair.Key, pair.Value);
         }
 
-        if (call.Location is { Length: > 0 } location
-            && !string.Equals(variables.Path.CurrentFileSystemLocation?.ProviderPath, location, StringComparison.Ordinal))
+        if (call.Location is { Length: > 0 } location)
         {
-            variables.Path.SetLocation(WildcardPattern.Escape(location));
+            SetLocation(variables, location);
         }
 
         // Created inside the worker's runspace, so it runs there and not back in the caller's.
         var body = MakeScriptBlock(call.Script);
         _retryOn = call.RetryOn?.Select(r => r is ParallelItemRunner.ScriptText text ? MakeScriptBlock(text) : r).ToArray();
+        _baseline = WorkerBaseline.Take(_shell!, runspace, SetPerCall);
         return body;
+    }
+
+    /// <summary>Variables every call sets anew: whatever an earlier call's items left in them does not reach the next call.</summary>
+    private static bool SetPerCall(string name) =>
+        name.StartsWith(ParallelItemRunner.UsingPrefix, StringComparison.OrdinalIgnoreCase) || string.Equals(name, "PWD", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Moves the runspace to the caller's location (a file system path, as the caller's
+    /// CurrentFileSystemLocation gives it). Set-Location would check the path through the provider
+    /// and fix its casing by listing every parent folder, tens of milliseconds under a large
+    /// folder; the caller's path is already resolved and cased, so on the current drive this sets
+    /// the drive's location and <c>$PWD</c> as Set-Location ends up doing.
+    /// </summary>
+    private static void SetLocation(SessionStateProxy state, string location)
+    {
+        if (string.Equals(state.Path.CurrentFileSystemLocation?.ProviderPath, location, StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        var drive = state.Drive.Current;
+        if (drive is { Provider.Name: "FileSystem" } && !string.IsNullOrEmpty(drive.Root)
+            && string.Equals(System.IO.Path.GetPathRoot(location), drive.Root, StringComparison.OrdinalIgnoreCase) && System.IO.Directory.Exists(location))
+        {
+            drive.CurrentLocation = location.Substring(drive.Root.Length);
+            state.PSVariable.Set("PWD", state.Path.CurrentLocation);
+            return;
+        }
+
+        state.Path.SetLocation(WildcardPattern.Escape(location));
     }
 
     private ScriptBlock MakeScriptBlock(ParallelItemRunner.ScriptText script)
@@ -329,10 +464,10 @@ internal sealed class ItemWorker
                 return false;
             }
 
-            if (_itemContext.Failure is not null)
+            if (ItemContext.Failure is not null)
             {
                 // An in-script cmdlet ended the run (as it would the run script): stop starting items.
-                call.SetFatal(error as RunToolsException ?? new RunToolsException(ErrorIds.ItemFailed, RunToolsErrorCategory.InvalidOperation, _itemContext.Failure, job.Key, error));
+                call.SetFatal(error as RunToolsException ?? new RunToolsException(ErrorIds.ItemFailed, RunToolsErrorCategory.InvalidOperation, ItemContext.Failure, job.Key, error));
                 return false;
             }
 
@@ -375,10 +510,10 @@ internal sealed class ItemWorker
     private void RunOnce(ParallelItemRunner call, RunAttempt engine, ScriptBlock body, ParallelItemRunner.Job job, ParallelItemRunner.Result result)
     {
         var shell = _shell!;
-        _itemContext.ItemKey = job.Key;
-        _itemContext.Failure = null;
-        _itemContext.FailureCause = null;
-        _itemContext.StopRequest = null;
+        ItemContext.ItemKey = job.Key;
+        ItemContext.Failure = null;
+        ItemContext.FailureCause = null;
+        ItemContext.StopRequest = null;
         System.Collections.ObjectModel.Collection<PSObject>? output = null;
         int limit = call.Unit.TimeoutSec;
         Interlocked.Exchange(ref _timedOut, 0);
@@ -409,21 +544,25 @@ internal sealed class ItemWorker
                 // A stopped pipeline in a runspace on its own thread returns normally, with
                 // what it had written so far: the item was cut off, its outcome is unknown.
                 result.Abandoned = true;
+                _cutOff = true;
                 return;
             }
         }
         catch (Exception ex) when ((ex is RuntimeException || ex is InvalidOperationException) && Volatile.Read(ref _timedOut) == 1 && !_stopped)
         {
+            // Stopped wherever it was: whatever it left in the runspace is not known, so the worker is not kept after the attempt.
+            _cutOff = true;
             result.Error = new RunToolsException(ErrorIds.UnitTimedOut, RunToolsErrorCategory.OperationTimeout,
                 $"It ran past its time limit of {limit} s and was stopped. Raise -TimeoutSec, or make the work faster.", job.Key);
         }
         catch (Exception ex) when (ex is RuntimeException || ex is InvalidOperationException)
         {
-            if (_itemContext.StopRequest is not null || _stopped || (ex is PipelineStoppedException && _itemContext.Failure is null) || RunExecutor.Unwrap(ex) is RunStoppedException)
+            if (ItemContext.StopRequest is not null || _stopped || (ex is PipelineStoppedException && ItemContext.Failure is null) || RunExecutor.Unwrap(ex) is RunStoppedException)
             {
                 // Cut off mid-work: its outcome is unknown, so it stays open, in doubt.
                 result.Abandoned = true;
-                if (_itemContext.StopRequest is { } request)
+                _cutOff = true;
+                if (ItemContext.StopRequest is { } request)
                 {
                     // An in-script cmdlet of the item met the stop request: the run script ends Stopped.
                     call.Context.StopRequest ??= request;
@@ -434,11 +573,11 @@ internal sealed class ItemWorker
                 return;
             }
 
-            result.Error = _itemContext.FailureCause ?? ex;
+            result.Error = ItemContext.FailureCause ?? ex;
         }
         finally
         {
-            _itemContext.ItemKey = null;
+            ItemContext.ItemKey = null;
             result.Errors = shell.Streams.Error.ReadAll();
             result.Warnings = shell.Streams.Warning.ReadAll();
             result.Verbose = shell.Streams.Verbose.ReadAll();

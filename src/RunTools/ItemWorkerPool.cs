@@ -13,16 +13,18 @@ using RunTools.Core.Engine;
 namespace RunTools;
 
 /// <summary>
-/// The worker runspaces of one attempt's parallel items: opened when an
-/// <c>Invoke-RunItem -ThrottleLimit</c> call first needs them, reused by every later call of the
-/// attempt (grown when a call needs more than are free), and closed when the attempt ends, however
-/// it ends. Opening a runspace (the engine, the modules, the location) costs far more than an item,
-/// so a script that calls Invoke-RunItem -ThrottleLimit in a loop pays it once.
+/// The worker runspaces of one attempt's parallel items: taken when an
+/// <c>Invoke-RunItem -ThrottleLimit</c> call first needs them (from the workers an earlier attempt
+/// of this process left in <see cref="IdleItemWorkers"/>, else opened), reused by every later call
+/// of the attempt (grown when a call needs more than are free), and let go of when the attempt
+/// ends, however it ends: kept for the next attempt when they are idle and whole, closed when not
+/// (stopped, cut off mid-item, still busy). Opening a runspace (the engine, the modules, the
+/// location) costs far more than an item, so a script, or a process, that runs items in a loop pays it once.
 /// </summary>
 /// <remarks>
 /// Between calls a worker's runspace state is reset, as ForEach-Object -Parallel resets a runspace
 /// it reuses: variables (the items' own, the call's <c>$using:</c> values) do not carry over, while
-/// the modules imported in it stay imported, with their state, for the attempt.
+/// the modules imported in it stay imported, with their state, as they do in the run script's own runspace.
 /// </remarks>
 internal sealed class ItemWorkerPool : IDisposable
 {
@@ -32,6 +34,7 @@ internal sealed class ItemWorkerPool : IDisposable
     private readonly object _gate = new();
     private readonly List<ItemWorker> _workers = new();
     private readonly Stack<ItemWorker> _idle = new();
+    private PSHost? _host;
     private bool _closed;
 
     private ItemWorkerPool(RunContext context) => _context = context;
@@ -73,6 +76,7 @@ internal sealed class ItemWorkerPool : IDisposable
                 throw new ObjectDisposedException(nameof(ItemWorkerPool), "The attempt these workers belonged to has ended.");
             }
 
+            _host = host;
             var leased = new List<ItemWorker>(count);
             while (leased.Count < count && _idle.Count > 0)
             {
@@ -81,6 +85,13 @@ internal sealed class ItemWorkerPool : IDisposable
                 {
                     leased.Add(worker);
                 }
+            }
+
+            while (leased.Count < count && IdleItemWorkers.Take(host, modules) is { } kept)
+            {
+                kept.Attach(this, _context.ForParallelItems());
+                _workers.Add(kept);
+                leased.Add(kept);
             }
 
             while (leased.Count < count)
@@ -121,12 +132,22 @@ internal sealed class ItemWorkerPool : IDisposable
             workers = _workers.ToList();
         }
 
+        // A job's host ends with its job: its workers could serve no other attempt.
+        bool keep = _host is not null && !RunJob.IsJobHost(_host);
+        var closing = new List<ItemWorker>();
         foreach (var worker in workers)
         {
+            if (keep && worker.Detach())
+            {
+                IdleItemWorkers.Park(worker);
+                continue;
+            }
+
             worker.Close();
+            closing.Add(worker);
         }
 
-        foreach (var worker in workers)
+        foreach (var worker in closing)
         {
             worker.Join(TimeSpan.FromSeconds(30));
         }

@@ -30,6 +30,9 @@ internal sealed class ParallelItemRunner : IDisposable
     private volatile bool _stopStarting;
     private int _inFlight;
 
+    /// <summary>How the variables holding the <c>$using:</c> values in a worker begin.</summary>
+    internal const string UsingPrefix = "__runtools_using_";
+
     public ParallelItemRunner(UnitCmdletBase cmdlet, RunContext context, string step, ScriptBlock body, int throttleLimit)
     {
         Unit = cmdlet;
@@ -198,7 +201,7 @@ internal sealed class ParallelItemRunner : IDisposable
         foreach (var usingAst in usings)
         {
             var variable = UsingExpressionAst.ExtractUsingVariable(usingAst);
-            string name = "__runtools_using_" + variable.VariablePath.UserPath.Replace(':', '_');
+            string name = UsingPrefix + variable.VariablePath.UserPath.Replace(':', '_');
             values[name] = cmdlet.SessionState.PSVariable.GetValue(variable.VariablePath.UserPath);
             int start = usingAst.Extent.StartOffset - baseOffset;
             int length = usingAst.Extent.EndOffset - usingAst.Extent.StartOffset;
