@@ -257,7 +257,7 @@ internal sealed class ItemWorker
         }
 
         var engine = call.Context.Engine;
-        foreach (var job in call.Queue.GetConsumingEnumerable())
+        while (call.HandOff.TryTake(out var job))
         {
             var result = new ParallelItemRunner.Result(job.Key, job.Input);
             try
