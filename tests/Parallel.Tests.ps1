@@ -21,6 +21,21 @@ BeforeAll {
         }
     }
 
+    # Workers an earlier attempt of this process kept for the next one close when the module is
+    # removed: a test that counts the workers it opens starts with none kept.
+    function Reset-KeptWorkers { Import-Module $env:RUNTOOLS_MODULE_PATH -Force }
+
+    # The runspaces open now that were not in $Before (InstanceIds).
+    function Get-NewRunspace($Before) { @(Get-Runspace | Where-Object { $_.InstanceId -notin $Before }) }
+
+    # What the worker runspaces kept for a next attempt look like: attached to no run, running nothing.
+    function Assert-KeptIdle($Runspaces) {
+        foreach ($r in $Runspaces) {
+            $r.Name | Should -Be 'RunToolsItemWorker(idle)' -Because 'a worker left open after its attempt waits, attached to no run'
+            "$($r.RunspaceAvailability)" | Should -Be 'Available' -Because 'a kept worker runs nothing'
+        }
+    }
+
     # key -> how many times its side effect ran (scripts/parallel-items.ps1 writes one file per key).
     function Get-EffectCounts([string] $Dir) {
         $counts = @{}
@@ -267,7 +282,8 @@ Describe 'Stop-Run and a real kill during a parallel step' {
         }
     }
 
-    It 'opens its worker runspaces once per attempt: later calls reuse them (growing when they ask for more) with fresh variables, and the attempt closes them' {
+    It 'opens its worker runspaces once per attempt: later calls reuse them (growing when they ask for more) with fresh variables, and the attempt lets go of them idle' {
+        Reset-KeptWorkers
         $root = New-Root
         $out = Join-Path $TestDrive 'pool.json'
         $here = Join-Path $TestDrive 'pool-location'
@@ -293,7 +309,7 @@ $afterLoop = @(Get-Runspace).InstanceId
     First = $first; Second = $second
 } | ConvertTo-Json -Depth 3 | Set-Content $OutPath
 '@
-        $runspacesBefore = @(Get-Runspace).Count
+        $runspacesBefore = @(Get-Runspace).InstanceId
         # The run script runs in this runspace, so its Set-Location moves this one (as a script's would): put it back.
         Push-Location
         try { $run = Start-Run -Name pool -ScriptPath $script -Root $root -Parameters @{ OutPath = $out; Here = $here } }
@@ -311,10 +327,13 @@ $afterLoop = @(Get-Runspace).InstanceId
             $location | Should -Be $here -Because 'items run at the run script''s location when the call starts'
         }
         @($seen.AfterLoop | Where-Object { $_ -notin $seen.Before }).Count | Should -Be 4 -Because '20 calls of -ThrottleLimit 4 grew the pool to 4 workers, not 80'
-        @(Get-Runspace).Count | Should -Be $runspacesBefore -Because 'the attempt closed every worker runspace when it ended'
+        $kept = Get-NewRunspace $runspacesBefore
+        @($kept.InstanceId | ForEach-Object { "$_" } | Sort-Object) | Should -Be @($seen.AfterLoop | Where-Object { $_ -notin $seen.Before } | Sort-Object) -Because 'the attempt kept its 4 workers for the next one, and nothing else'
+        Assert-KeptIdle $kept
     }
 
-    It 'closes the worker runspaces when the attempt fails, and a resume opens new ones' {
+    It 'lets go of the worker runspaces when the attempt fails, idle, and the resume takes them again' {
+        Reset-KeptWorkers
         $root = New-Root
         $script = Join-Path $TestDrive 'pool-fail.ps1'
         Set-Content $script @'
@@ -323,12 +342,90 @@ $afterLoop = @(Get-Runspace).InstanceId
     $_
 }
 '@
-        $runspacesBefore = @(Get-Runspace).Count
+        $runspacesBefore = @(Get-Runspace).InstanceId
         $run = Start-Run -Name poolfail -ScriptPath $script -Root $root -ErrorAction SilentlyContinue
         $run.Status | Should -Be 'Failed'
-        @(Get-Runspace).Count | Should -Be $runspacesBefore -Because 'a failed attempt closes its workers too'
+        $kept = Get-NewRunspace $runspacesBefore
+        $kept.Count | Should -Be 3 -Because 'an item failing cuts no worker off: the failed attempt keeps its three for the next one'
+        Assert-KeptIdle $kept
         (Resume-Run -RunId $run.RunId -Root $root).Status | Should -Be 'Completed'
-        @(Get-Runspace).Count | Should -Be $runspacesBefore
+        $after = Get-NewRunspace $runspacesBefore
+        @($after.InstanceId | Sort-Object) | Should -Be @($kept.InstanceId | Sort-Object) -Because 'the resume took the kept workers and opened none'
+        Assert-KeptIdle $after
+    }
+
+    It 'a later Start-Run reuses the workers an earlier one let go of: nothing of the earlier run is seen in them, and they run at the caller''s location' {
+        Reset-KeptWorkers
+        $root = New-Root
+        $out = Join-Path $TestDrive 'reuse.txt'
+        $script = Join-Path $TestDrive 'reuse.ps1'
+        Set-Content $script @'
+param($Config, [string] $Tag, [string] $OutPath, [switch] $Leak)
+$lines = @(1..4 | Invoke-RunItem -Key { "k$_" } -Step work -ThrottleLimit 2 {
+    $line = "$([runspace]::DefaultRunspace.InstanceId)|$global:leaked|$((Get-RunContext).RunId)|$using:Tag|$((Get-Location).Path)|$($PWD.Path)"
+    if ($using:Leak) { $global:leaked = "from $using:Tag" }
+    $line
+})
+Set-Content -LiteralPath $OutPath $lines
+'@
+        $places = foreach ($name in 'reuse [one]', 'reuse two', 'reuse three') { (New-Item -ItemType Directory -Path (Join-Path $TestDrive $name)).FullName }
+        function Invoke-Reuse([string] $Tag, [string] $Place, [switch] $Leak) {
+            Push-Location -LiteralPath $Place
+            try { $run = Start-Run -Name "reuse-$Tag" -ScriptPath $script -Root $root -Parameters @{ Tag = $Tag; OutPath = $out; Leak = [bool]$Leak } }
+            finally { Pop-Location }
+            $run.Status | Should -Be 'Completed'
+            foreach ($line in Get-Content -LiteralPath $out) {
+                $runspace, $leaked, $runId, $tag, $location, $pwdPath = $line -split '\|'
+                [pscustomobject]@{ Runspace = $runspace; Leaked = $leaked; RunId = $runId; Tag = $tag; Location = $location; Pwd = $pwdPath; Expected = $run.RunId }
+            }
+        }
+
+        $before = @(Get-Runspace).InstanceId
+        $first = @(Invoke-Reuse one $places[0] -Leak)
+        $opened = @(Get-NewRunspace $before | ForEach-Object { "$($_.InstanceId)" })
+        $opened.Count | Should -Be 2 -Because 'the first run opened two workers and kept them'
+        $first.Runspace | Should -BeIn $opened
+        $first.Location | Sort-Object -Unique | Should -Be $places[0] -Because 'items run at the caller''s location (a name with [ ] in it too)'
+        $first.Pwd | Sort-Object -Unique | Should -Be $places[0]
+        Assert-KeptIdle (Get-NewRunspace $before)
+
+        # The first run's items set $global:leaked; the second's set nothing, so the third starts from workers left clean.
+        foreach ($run in @(Invoke-Reuse two $places[1]), @(Invoke-Reuse three $places[2])) {
+            foreach ($item in $run) {
+                $item.Runspace | Should -BeIn $opened -Because 'a later attempt in this process takes the workers an earlier one kept'
+                $item.Leaked | Should -BeNullOrEmpty -Because 'variables of an earlier run are not seen in the next'
+                $item.RunId | Should -Be $item.Expected -Because 'a kept worker serves the run that took it'
+                $item.Location | Should -Be (@{ two = $places[1]; three = $places[2] })[$item.Tag] -Because 'items run where the caller is when it starts the run'
+
+                $item.Pwd | Should -Be $item.Location -Because '$PWD agrees with Get-Location'
+            }
+        }
+        @(Get-NewRunspace $before | ForEach-Object { "$($_.InstanceId)" } | Sort-Object) | Should -Be @($opened | Sort-Object) -Because 'the later runs opened no worker'
+    }
+
+    It 'closes the workers kept for a next attempt when the module is removed, and when they wait unused past the idle time' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'kept.ps1'
+        Set-Content $script '1..4 | Invoke-RunItem -Key { "k$_" } -Step work -ThrottleLimit 2 { $_ }'
+        Reset-KeptWorkers
+        $before = @(Get-Runspace).InstanceId
+        (Start-Run -Name kept -ScriptPath $script -Root $root).Status | Should -Be 'Completed'
+        $kept = Get-NewRunspace $before
+        $kept.Count | Should -Be 2
+        Remove-Module RunTools
+        try { Get-NewRunspace $before | Should -BeNullOrEmpty -Because 'removing the module closed the workers it kept' }
+        finally { Import-Module $env:RUNTOOLS_MODULE_PATH }
+
+        $idle = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'RunTools' } |
+            ForEach-Object { $_.GetType('RunTools.IdleItemWorkers') } | Where-Object { $_ } | Select-Object -First 1
+        $timeout = $idle.GetProperty('IdleTimeout', [Reflection.BindingFlags]'NonPublic, Static')
+        $timeout.SetValue($null, [TimeSpan]::FromSeconds(1))
+        try {
+            (Start-Run -Name kept -ScriptPath $script -Root $root).Status | Should -Be 'Completed'
+            (Get-NewRunspace $before).Count | Should -Be 2
+            Wait-Until { (Get-NewRunspace $before).Count -eq 0 } -Seconds 20
+        }
+        finally { $timeout.SetValue($null, [TimeSpan]::FromSeconds(60)) }
     }
 
     It 'imports in the pooled workers a module the run script imported after they opened' {

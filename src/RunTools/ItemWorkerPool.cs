@@ -13,16 +13,18 @@ using RunTools.Core.Engine;
 namespace RunTools;
 
 /// <summary>
-/// The worker runspaces of one attempt's parallel items: opened when an
-/// <c>Invoke-RunItem -ThrottleLimit</c> call first needs them, reused by every later call of the
-/// attempt (grown when a call needs more than are free), and closed when the attempt ends, however
-/// it ends. Opening a runspace (the engine, the modules, the location) costs far more than an item,
-/// so a script that calls Invoke-RunItem -ThrottleLimit in a loop pays it once.
+/// The worker runspaces of one attempt's parallel items: taken when an
+/// <c>Invoke-RunItem -ThrottleLimit</c> call first needs them (from the workers an earlier attempt
+/// of this process left in <see cref="IdleItemWorkers"/>, else opened), reused by every later call
+/// of the attempt (grown when a call needs more than are free), and let go of when the attempt
+/// ends, however it ends: kept for the next attempt when they are idle and whole, closed when not
+/// (stopped, cut off mid-item, still busy). Opening a runspace (the engine, the modules, the
+/// location) costs far more than an item, so a script, or a process, that runs items in a loop pays it once.
 /// </summary>
 /// <remarks>
 /// Between calls a worker's runspace state is reset, as ForEach-Object -Parallel resets a runspace
 /// it reuses: variables (the items' own, the call's <c>$using:</c> values) do not carry over, while
-/// the modules imported in it stay imported, with their state, for the attempt.
+/// the modules imported in it stay imported, with their state, as they do in the run script's own runspace.
 /// </remarks>
 internal sealed class ItemWorkerPool : IDisposable
 {
@@ -32,6 +34,7 @@ internal sealed class ItemWorkerPool : IDisposable
     private readonly object _gate = new();
     private readonly List<ItemWorker> _workers = new();
     private readonly Stack<ItemWorker> _idle = new();
+    private PSHost? _host;
     private bool _closed;
 
     private ItemWorkerPool(RunContext context) => _context = context;
@@ -73,6 +76,7 @@ internal sealed class ItemWorkerPool : IDisposable
                 throw new ObjectDisposedException(nameof(ItemWorkerPool), "The attempt these workers belonged to has ended.");
             }
 
+            _host = host;
             var leased = new List<ItemWorker>(count);
             while (leased.Count < count && _idle.Count > 0)
             {
@@ -81,6 +85,13 @@ internal sealed class ItemWorkerPool : IDisposable
                 {
                     leased.Add(worker);
                 }
+            }
+
+            while (leased.Count < count && IdleItemWorkers.Take(host, modules) is { } kept)
+            {
+                kept.Attach(this, _context.ForParallelItems());
+                _workers.Add(kept);
+                leased.Add(kept);
             }
 
             while (leased.Count < count)
@@ -121,468 +132,24 @@ internal sealed class ItemWorkerPool : IDisposable
             workers = _workers.ToList();
         }
 
+        // A job's host ends with its job: its workers could serve no other attempt.
+        bool keep = _host is not null && !RunJob.IsJobHost(_host);
+        var closing = new List<ItemWorker>();
         foreach (var worker in workers)
         {
+            if (keep && worker.Detach())
+            {
+                IdleItemWorkers.Park(worker);
+                continue;
+            }
+
             worker.Close();
+            closing.Add(worker);
         }
 
-        foreach (var worker in workers)
+        foreach (var worker in closing)
         {
             worker.Join(TimeSpan.FromSeconds(30));
-        }
-    }
-}
-
-/// <summary>
-/// One worker runspace of the pool, on a thread of its own (the runspace runs on it): serves one
-/// call at a time, taking that call's items until the call has no more.
-/// </summary>
-internal sealed class ItemWorker
-{
-    private readonly ItemWorkerPool _pool;
-    private readonly PSHost _host;
-    private readonly IReadOnlyList<string> _initialModules;
-    private readonly HashSet<string> _imported = new(StringComparer.Ordinal);
-    private readonly BlockingCollection<ParallelItemRunner> _assignments = new();
-    private readonly RunContext _itemContext;
-    private readonly Thread _thread;
-    private readonly object _callGate = new();
-    private Runspace? _runspace;
-    private PowerShell? _shell;
-    private object[]? _retryOn;
-    private volatile Exception? _openFailure;
-    private ParallelItemRunner? _call;
-    private bool _used;
-    private volatile bool _stopped;
-    private int _timedOut;
-
-    public ItemWorker(ItemWorkerPool pool, PSHost host, IReadOnlyList<string> modules, RunContext itemContext)
-    {
-        _pool = pool;
-        _host = host;
-        _initialModules = modules;
-        _itemContext = itemContext;
-        _thread = new Thread(Loop) { IsBackground = true, Name = "RunTools item worker" };
-        _thread.Start();
-    }
-
-    /// <summary>Its runspace could not be opened: it fails the call it is given, and is not reused.</summary>
-    public bool Broken => _openFailure is not null;
-
-    /// <summary>Gives the worker a call to serve (it is not serving another).</summary>
-    public void Assign(ParallelItemRunner call) => _assignments.Add(call);
-
-    /// <summary>Ctrl+C of <paramref name="call"/>: its item in flight is stopped mid-work, and no other is started.</summary>
-    public void Stop(ParallelItemRunner call)
-    {
-        lock (_callGate)
-        {
-            if (!ReferenceEquals(_call, call))
-            {
-                return; // already done with that call, perhaps serving the next one
-            }
-
-            _stopped = true;
-        }
-
-        StopShell();
-    }
-
-    /// <summary>The attempt has ended: anything still running is stopped, then the runspace closes.</summary>
-    public void Close()
-    {
-        lock (_callGate)
-        {
-            if (_call is not null)
-            {
-                _stopped = true;
-                StopShell();
-            }
-        }
-
-        _assignments.CompleteAdding();
-    }
-
-    public void Join(TimeSpan patience) => _thread.Join(patience);
-
-    private void StopShell()
-    {
-        try
-        {
-            _shell?.BeginStop(null, null);
-        }
-        catch (Exception ex) when (ex is InvalidOperationException || ex is ObjectDisposedException)
-        {
-        }
-    }
-
-    private void Loop()
-    {
-        try
-        {
-            Open();
-        }
-        catch (Exception ex) when (ex is RuntimeException || ex is InvalidOperationException || ex is System.IO.IOException)
-        {
-            _openFailure = ex;
-        }
-
-        try
-        {
-            foreach (var call in _assignments.GetConsumingEnumerable())
-            {
-                lock (_callGate)
-                {
-                    _call = call;
-                    _stopped = false;
-                }
-
-                try
-                {
-                    Serve(call);
-                }
-                finally
-                {
-                    lock (_callGate)
-                    {
-                        _call = null;
-                    }
-
-                    _pool.Return(this);
-                    call.WorkerDone();
-                }
-            }
-        }
-        finally
-        {
-            if (_runspace is not null)
-            {
-                RunContext.Leave(_runspace);
-            }
-
-            _shell?.Dispose();
-            _runspace?.Dispose();
-            _assignments.Dispose();
-        }
-    }
-
-    private void Open()
-    {
-        var state = InitialSessionState.CreateDefault2();
-        if (_initialModules.Count > 0)
-        {
-            state.ImportPSModule(_initialModules.ToArray());
-        }
-
-        _runspace = RunspaceFactory.CreateRunspace(_host, state);
-        _runspace.ThreadOptions = PSThreadOptions.UseCurrentThread;
-        _runspace.Open();
-        _imported.UnionWith(_initialModules);
-        Runspace.DefaultRunspace = _runspace;
-        RunContext.Enter(_runspace, _itemContext);
-        _shell = PowerShell.Create();
-        _shell.Runspace = _runspace;
-    }
-
-    /// <summary>Takes the call's items until it has no more; each is recorded, or abandoned (left pending or in doubt).</summary>
-    private void Serve(ParallelItemRunner call)
-    {
-        ScriptBlock? body = null;
-        try
-        {
-            if (_openFailure is { } failure)
-            {
-                throw failure;
-            }
-
-            body = Prepare(call);
-        }
-        catch (Exception ex) when (ex is RuntimeException || ex is InvalidOperationException || ex is System.IO.IOException)
-        {
-            call.SetFatal(new RunToolsException(ErrorIds.ItemFailed, RunToolsErrorCategory.InvalidOperation,
-                $"A runspace for parallel items could not be opened: {ex.Message} Run the items without -ThrottleLimit, or fix the module that failed to import.", null, ex));
-        }
-
-        var engine = call.Context.Engine;
-        foreach (var job in call.Queue.GetConsumingEnumerable())
-        {
-            var result = new ParallelItemRunner.Result(job.Key, job.Input);
-            try
-            {
-                if (_stopped || call.StopStarting || call.Fatal is not null || body is null)
-                {
-                    engine.ReleaseItem(job.Key);
-                    result.Abandoned = true;
-                    continue;
-                }
-
-                try
-                {
-                    engine.ThrowIfStopRequested();
-                    engine.StartItem(call.Step, job.Key);
-                }
-                catch (RunToolsException ex)
-                {
-                    engine.ReleaseItem(job.Key);
-                    call.SetFatal(ex);
-                    result.Abandoned = true;
-                    continue;
-                }
-
-                Run(call, engine, body, job, result);
-            }
-            finally
-            {
-                call.AddResult(result);
-            }
-        }
-    }
-
-    /// <summary>
-    /// Makes the runspace ready for <paramref name="call"/>: a clean variable table after an earlier
-    /// call, any module the run imported since, the run's location, preferences and $using: values,
-    /// and the body made in this runspace.
-    /// </summary>
-    private ScriptBlock Prepare(ParallelItemRunner call)
-    {
-        var runspace = _runspace!;
-        if (_used)
-        {
-            // As ForEach-Object -Parallel does when it reuses a runspace: nothing an earlier call's items set is seen.
-            runspace.ResetRunspaceState();
-        }
-
-        _used = true;
-        var missing = call.Modules.Where(m => !_imported.Contains(m)).ToArray();
-        if (missing.Length > 0)
-        {
-            var shell = _shell!;
-            shell.Commands.Clear();
-            shell.AddCommand("Import-Module").AddParameter("Name", missing).AddParameter("ErrorAction", ActionPreference.Stop);
-            try
-            {
-                shell.Invoke();
-            }
-            finally
-            {
-                shell.Commands.Clear();
-                shell.Streams.ClearStreams();
-            }
-
-            _imported.UnionWith(missing);
-        }
-
-        var variables = runspace.SessionStateProxy;
-        foreach (var preference in call.Preferences.Where(p => p.Value is not null))
-        {
-            variables.SetVariable(preference.Key, preference.Value);
-        }
-
-        foreach (var pair in call.UsingValues)
-        {
-            variables.SetVariable(pair.Key, pair.Value);
-        }
-
-        if (call.Location is { Length: > 0 } location
-            && !string.Equals(variables.Path.CurrentFileSystemLocation?.ProviderPath, location, StringComparison.Ordinal))
-        {
-            variables.Path.SetLocation(WildcardPattern.Escape(location));
-        }
-
-        // Created inside the worker's runspace, so it runs there and not back in the caller's.
-        var body = MakeScriptBlock(call.Script);
-        _retryOn = call.RetryOn?.Select(r => r is ParallelItemRunner.ScriptText text ? MakeScriptBlock(text) : r).ToArray();
-        return body;
-    }
-
-    private ScriptBlock MakeScriptBlock(ParallelItemRunner.ScriptText script)
-    {
-        var shell = _shell!;
-        shell.Commands.Clear();
-
-        // Parsed under its file's name, so positions in errors and $PSCommandPath read as in the run script.
-        const string Make = "param($text, $file) if (-not $file) { return [scriptblock]::Create($text) }; $t = $e = $null; "
-            + "[System.Management.Automation.Language.Parser]::ParseInput($text, $file, [ref]$t, [ref]$e).GetScriptBlock()";
-        var block = (ScriptBlock)shell.AddScript(Make).AddArgument(script.Text).AddArgument(script.File).Invoke()[0].BaseObject;
-        shell.Commands.Clear();
-        return block;
-    }
-
-    /// <summary>Tries the item up to -MaxTries times: each try journaled, a wait with jitter between them.</summary>
-    private void Run(ParallelItemRunner call, RunAttempt engine, ScriptBlock body, ParallelItemRunner.Job job, ParallelItemRunner.Result result)
-    {
-        var tries = call.Unit.NewTries(engine);
-        tries.BeginTry = tryNumber =>
-        {
-            try
-            {
-                engine.ThrowIfStopRequested();
-                if (_stopped || engine.ClaimItem(call.Step, job.Key) != ItemAction.Run)
-                {
-                    return false;
-                }
-
-                engine.StartItem(call.Step, job.Key, tryNumber);
-                return true;
-            }
-            catch (RunToolsException ex)
-            {
-                // A stop during the wait: the item stays failed (recorded), and a resume retries it.
-                engine.ReleaseItem(job.Key);
-                call.SetFatal(ex);
-                return false;
-            }
-        };
-
-        // -RetryOn's script blocks run here, in the worker; Ctrl+C of the call is this worker's stop.
-        tries.IsTransient = error => !_stopped && IsTransient(error);
-        tries.Abandoned = () => _stopped;
-        tries.RecordFailure = (error, tryNumber, wait) =>
-        {
-            bool timedOut = RunExecutor.Unwrap(error) is RunToolsException { ErrorId: ErrorIds.UnitTimedOut };
-            try
-            {
-                engine.FailItem(call.Step, job.Key, UnitCmdletBase.Failure(RunExecutor.Explain(error, call.ScriptName), error, timedOut, tryNumber, wait));
-            }
-            catch (RunToolsException ex)
-            {
-                call.SetFatal(ex);
-                result.Abandoned = true;
-                return false;
-            }
-
-            if (_itemContext.Failure is not null)
-            {
-                // An in-script cmdlet ended the run (as it would the run script): stop starting items.
-                call.SetFatal(error as RunToolsException ?? new RunToolsException(ErrorIds.ItemFailed, RunToolsErrorCategory.InvalidOperation, _itemContext.Failure, job.Key, error));
-                return false;
-            }
-
-            return true;
-        };
-        var outcome = tries.Run(_ =>
-        {
-            result.Error = null;
-            RunOnce(call, engine, body, job, result);
-            return result.Error is null || result.Abandoned || call.Fatal is not null ? null : result.Error;
-        });
-        switch (outcome.End)
-        {
-            case UnitTriesEnd.Failed:
-                result.FailedTries = outcome.Tries;
-                break;
-            case UnitTriesEnd.Stopped:
-                // A stop during the wait: the item stays failed (recorded), and a resume retries it.
-                call.SetFatal((RunToolsException)outcome.Error!);
-                break;
-        }
-    }
-
-    private bool IsTransient(Exception error) =>
-        UnitErrors.IsTransient(_retryOn, error, sb =>
-        {
-            var shell = _shell!;
-            shell.Commands.Clear();
-            shell.AddCommand("ForEach-Object").AddParameter("InputObject", UnitErrors.RecordOf(error)).AddParameter("Process", sb);
-            try
-            {
-                return shell.Invoke();
-            }
-            finally
-            {
-                shell.Commands.Clear();
-            }
-        });
-
-    private void RunOnce(ParallelItemRunner call, RunAttempt engine, ScriptBlock body, ParallelItemRunner.Job job, ParallelItemRunner.Result result)
-    {
-        var shell = _shell!;
-        _itemContext.ItemKey = job.Key;
-        _itemContext.Failure = null;
-        _itemContext.FailureCause = null;
-        _itemContext.StopRequest = null;
-        System.Collections.ObjectModel.Collection<PSObject>? output = null;
-        int limit = call.Unit.TimeoutSec;
-        Interlocked.Exchange(ref _timedOut, 0);
-        using var timer = limit == 0 ? null : new Timer(_ =>
-        {
-            Interlocked.Exchange(ref _timedOut, 1);
-            try
-            {
-                shell.BeginStop(null, null);
-            }
-            catch (Exception ex) when (ex is InvalidOperationException || ex is ObjectDisposedException)
-            {
-            }
-        }, null, TimeSpan.FromSeconds(limit), Timeout.InfiniteTimeSpan);
-        try
-        {
-            shell.Commands.Clear();
-            shell.AddCommand("ForEach-Object").AddParameter("InputObject", job.Input).AddParameter("Process", body);
-            output = shell.Invoke();
-            if (shell.InvocationStateInfo.State == PSInvocationState.Stopped)
-            {
-                if (Volatile.Read(ref _timedOut) == 1 && !_stopped)
-                {
-                    // Stopped by its time limit: a failure of this try (below), not an interruption.
-                    throw new PipelineStoppedException();
-                }
-
-                // A stopped pipeline in a runspace on its own thread returns normally, with
-                // what it had written so far: the item was cut off, its outcome is unknown.
-                result.Abandoned = true;
-                return;
-            }
-        }
-        catch (Exception ex) when ((ex is RuntimeException || ex is InvalidOperationException) && Volatile.Read(ref _timedOut) == 1 && !_stopped)
-        {
-            result.Error = new RunToolsException(ErrorIds.UnitTimedOut, RunToolsErrorCategory.OperationTimeout,
-                $"It ran past its time limit of {limit} s and was stopped. Raise -TimeoutSec, or make the work faster.", job.Key);
-        }
-        catch (Exception ex) when (ex is RuntimeException || ex is InvalidOperationException)
-        {
-            if (_itemContext.StopRequest is not null || _stopped || (ex is PipelineStoppedException && _itemContext.Failure is null) || RunExecutor.Unwrap(ex) is RunStoppedException)
-            {
-                // Cut off mid-work: its outcome is unknown, so it stays open, in doubt.
-                result.Abandoned = true;
-                if (_itemContext.StopRequest is { } request)
-                {
-                    // An in-script cmdlet of the item met the stop request: the run script ends Stopped.
-                    call.Context.StopRequest ??= request;
-                    call.SetFatal(new RunToolsException(ErrorIds.StopRequested, RunToolsErrorCategory.OperationStopped,
-                        $"Run '{engine.Run.RunId}' was asked to stop by {request.RequestedBy}.", engine.Run.RunId));
-                }
-
-                return;
-            }
-
-            result.Error = _itemContext.FailureCause ?? ex;
-        }
-        finally
-        {
-            _itemContext.ItemKey = null;
-            result.Errors = shell.Streams.Error.ReadAll();
-            result.Warnings = shell.Streams.Warning.ReadAll();
-            result.Verbose = shell.Streams.Verbose.ReadAll();
-            result.Information = shell.Streams.Information.ReadAll();
-            shell.Streams.ClearStreams();
-        }
-
-        if (result.Error is not null)
-        {
-            return;
-        }
-
-        try
-        {
-            byte[]? recorded = output!.Count == 0 ? null : Conversion.Serialize(output);
-            engine.CompleteItem(call.Step, job.Key, recorded, recorded is null ? null : "clixml");
-            result.Output = Conversion.Deserialize(recorded).ToList();
-        }
-        catch (RunToolsException ex)
-        {
-            call.SetFatal(ex);
-            result.Abandoned = true;
         }
     }
 }

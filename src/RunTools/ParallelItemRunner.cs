@@ -1,5 +1,4 @@
 using System;
-using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
@@ -20,15 +19,18 @@ namespace RunTools;
 /// </summary>
 internal sealed class ParallelItemRunner : IDisposable
 {
-    private readonly BlockingCollection<Job> _queue;
-    private readonly BlockingCollection<Result> _results = new();
+    private readonly ItemHandOff<Job, Result> _handOff;
     private readonly IReadOnlyList<ItemWorker> _workers;
     private readonly CountdownEvent _workersDone;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Dictionary<string, object?> _preferences = new(StringComparer.OrdinalIgnoreCase);
     private RunToolsException? _fatal;
     private volatile bool _stopStarting;
+    // Pipeline thread only: items queued whose result it has not written yet.
     private int _inFlight;
+
+    /// <summary>How the variables holding the <c>$using:</c> values in a worker begin.</summary>
+    internal const string UsingPrefix = "__runtools_using_";
 
     public ParallelItemRunner(UnitCmdletBase cmdlet, RunContext context, string step, ScriptBlock body, int throttleLimit)
     {
@@ -36,7 +38,7 @@ internal sealed class ParallelItemRunner : IDisposable
         ScriptName = cmdlet.MyInvocation.ScriptName;
         Context = context;
         Step = step;
-        _queue = new BlockingCollection<Job>(throttleLimit);
+        _handOff = new ItemHandOff<Job, Result>(throttleLimit);
         foreach (string preference in new[] { "ErrorActionPreference", "WarningPreference", "VerbosePreference", "InformationPreference", "DebugPreference", "ProgressPreference" })
         {
             // The run script's error rule and stream preferences hold in its items too.
@@ -86,7 +88,8 @@ internal sealed class ParallelItemRunner : IDisposable
 
     internal IReadOnlyDictionary<string, object?> Preferences => _preferences;
 
-    internal BlockingCollection<Job> Queue => _queue;
+    /// <summary>The queue of claimed items the workers take from, and their results.</summary>
+    internal ItemHandOff<Job, Result> HandOff => _handOff;
 
     /// <summary>Set when an item's error stops the run script: items not started yet stay pending.</summary>
     internal bool StopStarting => _stopStarting;
@@ -94,49 +97,47 @@ internal sealed class ParallelItemRunner : IDisposable
     /// <summary>Hands a claimed item to a free worker; blocks while all are busy, writing what finished meanwhile.</summary>
     public void Enqueue(string key, object? input, Action<Result> write)
     {
-        Interlocked.Increment(ref _inFlight);
         var job = new Job(key, input);
-        while (!_queue.TryAdd(job, 50, _stopping.Token))
+        var finished = new List<Result>();
+        bool queued = false;
+        try
         {
-            Drain(write, wait: false);
-        }
+            while (!queued)
+            {
+                finished.Clear();
+                queued = _handOff.AddOrTakeResults(job, finished, _stopping.Token);
+                if (queued)
+                {
+                    _inFlight++;
+                    _handOff.TakeResults(finished, wait: false);
+                }
 
-        Drain(write, wait: false);
+                Write(finished, write);
+            }
+        }
+        catch (Exception ex) when (!queued && ex is RuntimeException)
+        {
+            // Writing an earlier item stopped the run script before this one was queued: it never started, it stays pending.
+            Context.Engine.ReleaseItem(key);
+            throw;
+        }
     }
 
     /// <summary>Writes finished items' output and streams; with <paramref name="wait"/>, until no item is left in flight.</summary>
     public void Drain(Action<Result> write, bool wait)
     {
-        while (true)
+        var finished = new List<Result>();
+        do
         {
-            if (_results.TryTake(out var result, wait && Volatile.Read(ref _inFlight) > 0 ? 50 : 0))
-            {
-                Interlocked.Decrement(ref _inFlight);
-                try
-                {
-                    write(result);
-                }
-                catch (Exception ex) when (ex is RuntimeException)
-                {
-                    // Writing made the run script stop (an item's error under 'Stop'): no new item
-                    // starts, the ones in flight finish and are recorded, then the error goes on.
-                    _stopStarting = true;
-                    Drain(_ => { }, wait: true);
-                    throw;
-                }
-
-                continue;
-            }
-
-            if (!wait || Volatile.Read(ref _inFlight) == 0)
-            {
-                return;
-            }
+            finished.Clear();
+            _handOff.TakeResults(finished, wait && _inFlight > 0);
+            Write(finished, write);
         }
+        while (wait && _inFlight > 0);
     }
 
     /// <summary>No more items: lets the workers finish what they hold and go back to the pool.</summary>
-    public void Complete() => _queue.CompleteAdding();
+    public void Complete() => _handOff.Complete();
 
     /// <summary>Ctrl+C: items in flight are stopped mid-work and left in doubt; items not started stay pending.</summary>
     public void Stop()
@@ -150,7 +151,7 @@ internal sealed class ParallelItemRunner : IDisposable
 
     public void Dispose()
     {
-        _queue.CompleteAdding();
+        _handOff.Complete();
 
         // The workers stay open in the pool for the attempt's next call; this call is done when each has let go of it.
         bool done = _workersDone.Wait(TimeSpan.FromSeconds(30));
@@ -159,8 +160,7 @@ internal sealed class ParallelItemRunner : IDisposable
         {
             // Not while a worker that did not let go in time may still add a result.
             _stopping.Dispose();
-            _queue.Dispose();
-            _results.Dispose();
+            _handOff.Dispose();
             _workersDone.Dispose();
         }
     }
@@ -168,7 +168,29 @@ internal sealed class ParallelItemRunner : IDisposable
     /// <summary>A worker has finished with this call (every item it took is in <see cref="AddResult"/>).</summary>
     internal void WorkerDone() => _workersDone.Signal();
 
-    internal void AddResult(Result result) => _results.Add(result);
+    internal void AddResult(Result result) => _handOff.AddResult(result);
+
+    /// <summary>Writes <paramref name="finished"/> in order (pipeline thread); an error that stops the run script lets the items in flight finish first.</summary>
+    private void Write(List<Result> finished, Action<Result> write)
+    {
+        for (int i = 0; i < finished.Count; i++)
+        {
+            _inFlight--;
+            try
+            {
+                write(finished[i]);
+            }
+            catch (Exception ex) when (ex is RuntimeException)
+            {
+                // Writing made the run script stop (an item's error under 'Stop'): no new item
+                // starts, the ones in flight finish and are recorded, then the error goes on.
+                _stopStarting = true;
+                _inFlight -= finished.Count - i - 1;
+                Drain(_ => { }, wait: true);
+                throw;
+            }
+        }
+    }
 
     internal void SetFatal(RunToolsException error) => Interlocked.CompareExchange(ref _fatal, error, null);
 
@@ -198,7 +220,7 @@ internal sealed class ParallelItemRunner : IDisposable
         foreach (var usingAst in usings)
         {
             var variable = UsingExpressionAst.ExtractUsingVariable(usingAst);
-            string name = "__runtools_using_" + variable.VariablePath.UserPath.Replace(':', '_');
+            string name = UsingPrefix + variable.VariablePath.UserPath.Replace(':', '_');
             values[name] = cmdlet.SessionState.PSVariable.GetValue(variable.VariablePath.UserPath);
             int start = usingAst.Extent.StartOffset - baseOffset;
             int length = usingAst.Extent.EndOffset - usingAst.Extent.StartOffset;

@@ -154,6 +154,12 @@ public sealed class RunContext
 
     internal static void Leave(Runspace runspace) => s_current.Remove(runspace);
 
+    /// <summary>
+    /// A pooled worker thread serves an attempt other than the one that started it: threads started
+    /// from it from now on (ForEach-Object -Parallel inside an item) belong to <paramref name="context"/>.
+    /// </summary>
+    internal static void Adopt(RunContext context) => s_origin.Value = context;
+
     /// <summary>The same run for a worker runspace of parallel items, with its own current item and outcome.</summary>
     internal RunContext ForParallelItems() => new(Run, Engine, Config, InDoubt, ScriptPath, Root);
 

@@ -187,6 +187,9 @@ internal sealed class RunJob : Job
         }
     }
 
+    /// <summary>Whether <paramref name="host"/> is a job's own host, which ends with the job.</summary>
+    internal static bool IsJobHost(PSHost host) => host is JobHost || host.Name == JobHost.HostName; // a cmdlet sees it wrapped, with its name
+
     /// <summary>
     /// The job runspace's host: what the run script writes to the host (its output, Write-Host,
     /// error lines) becomes the job's information records, as Write-Host's do in a thread job;
@@ -198,7 +201,9 @@ internal sealed class RunJob : Job
 
         public JobHost(RunJob job) => _ui = new JobUI(job);
 
-        public override string Name => "RunToolsJobHost";
+        public const string HostName = "RunToolsJobHost";
+
+        public override string Name => HostName;
 
         public override Version Version => typeof(RunJob).Assembly.GetName().Version ?? new Version(0, 0);
 
