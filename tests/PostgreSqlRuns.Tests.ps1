@@ -273,6 +273,34 @@ exit `$LASTEXITCODE
         }
     }
 
+    It 'the same scheduled task on two machines: Start-Run -Resume with the slot's run id runs it once; the loser exits 4 without running anything' {
+        if (-not $script:haveCluster) { return }
+        $store = New-StoreRoot
+        $effects = Join-Path $TestDrive 'effects-ha.txt'
+        # As a scheduled task's script runs it: the default ErrorActionPreference, then exit with the run's code.
+        $task = @"
+`$ErrorActionPreference = 'Continue'
+`$null = Start-Run -Name nightly -RunId nightly-20261128 -ScriptPath '$script:itemsScript' -Root '$($store.Uri)' -Resume -Parameters @{ Count = 20; DelayMs = 50; EffectsPath = '$effects' } 2>`$null
+'ERRORS=' + (@(`$Error | ForEach-Object { `$_.FullyQualifiedErrorId }) -join ',')
+exit `$LASTEXITCODE
+"@
+        # Two "servers" (their own local folders) start the task at the same moment.
+        $a = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-ha-a') } -Command $task
+        $b = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-ha-b') } -Command $task
+        try {
+            $exits = @((Wait-ChildPwsh $a -TimeoutSec 120), (Wait-ChildPwsh $b -TimeoutSec 120))
+        } finally { Stop-ChildPwsh $a; Stop-ChildPwsh $b }
+        $outputs = @((Get-ChildPwshOutput $a), (Get-ChildPwshOutput $b))
+        ($exits | Sort-Object) | Should -Be @(0, 4) -Because "one runs the slot, the other is refused; they printed:`n$($outputs -join "`n---`n")"
+        $loser = $outputs[[array]::IndexOf($exits, 4)]
+        $loser | Should -Match 'ERRORS=(RunExists|RunLocked),RunTools.StartRunCommand'
+        $done = @(Get-Content $effects)
+        $done.Count | Should -Be 20 -Because 'every item ran once, on one machine'
+        ($done | Sort-Object -Unique).Count | Should -Be 20
+        Invoke-AdminSql "SELECT count(*) FROM $($store.Schema).runs" | Should -Be '1'
+        Invoke-AdminSql "SELECT count(*) FROM $($store.Schema).events WHERE run_id = 'nightly-20261128' AND type = 'attempt_started'" | Should -Be '1'
+    }
+
     It 'Start-Run -Resume continues the unfinished run of that name in the database; the archive cmdlets refuse database runs' {
         if (-not $script:haveCluster) { return }
         $store = New-StoreRoot
