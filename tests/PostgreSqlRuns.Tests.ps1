@@ -273,7 +273,7 @@ exit `$LASTEXITCODE
         }
     }
 
-    It 'the same scheduled task on two machines: Start-Run -Resume with the slot's run id runs it once; the loser exits 4 without running anything' {
+    It 'the same scheduled task on two machines: Start-Run -Resume with the run id of the slot runs it once; the loser exits 4 without running anything' {
         if (-not $script:haveCluster) { return }
         $store = New-StoreRoot
         $effects = Join-Path $TestDrive 'effects-ha.txt'

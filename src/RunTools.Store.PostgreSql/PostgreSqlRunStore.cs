@@ -1,5 +1,6 @@
 using System;
 using System.IO;
+using System.Threading;
 using System.Text.Json;
 using Npgsql;
 using RunTools.Core;
@@ -105,7 +106,30 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
         // Rows are keyed by run id: they cannot belong to another run.
     }
 
-    public StopRequest? ReadStopRequest() => Db.Run("read the run's stop request", idempotent: true, patience: OutagePatience, work: connection =>
+    /// <summary>
+    /// How long an owner trusts a "no stop request" answer: boundaries come once per item, and a
+    /// query per boundary would be a second round trip per item beside its commit. A stop is
+    /// still seen at the first boundary after this much time, well inside Stop-Run's grace period.
+    /// </summary>
+    internal static readonly TimeSpan StopCheckInterval = TimeSpan.FromMilliseconds(100);
+
+    private long _noStopSeenAt;
+
+    public StopRequest? ReadStopRequest()
+    {
+        long seenAt = Interlocked.Read(ref _noStopSeenAt);
+        if (_session is not null && seenAt != 0 && System.Diagnostics.Stopwatch.GetElapsedTime(seenAt) < StopCheckInterval)
+        {
+            return null;
+        }
+
+        long asked = System.Diagnostics.Stopwatch.GetTimestamp();
+        var request = QueryStopRequest();
+        Interlocked.Exchange(ref _noStopSeenAt, request is null ? asked : 0);
+        return request;
+    }
+
+    private StopRequest? QueryStopRequest() => Db.Run("read the run's stop request", idempotent: true, patience: OutagePatience, work: connection =>
     {
         using var command = Db.Command(connection, $"SELECT requested_at, requested_by, reason FROM {S}.stop_requests WHERE run_id = @run");
         command.Parameters.AddWithValue("run", RunId);
