@@ -113,18 +113,27 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
     /// </summary>
     internal static readonly TimeSpan StopCheckInterval = TimeSpan.FromMilliseconds(100);
 
+    // Bumped by every stop request made in this process (Stop-Run inside the run's own script, a time
+    // limit): a cached "no stop" answer older than the last bump is not trusted, so such a stop is
+    // seen at the very next boundary. One from another process is seen within StopCheckInterval.
+    private static long s_stopRequests;
+
     private long _noStopSeenAt;
+    private long _noStopEpoch;
 
     public StopRequest? ReadStopRequest()
     {
         long seenAt = Interlocked.Read(ref _noStopSeenAt);
-        if (_session is not null && seenAt != 0 && System.Diagnostics.Stopwatch.GetElapsedTime(seenAt) < StopCheckInterval)
+        if (_session is not null && seenAt != 0 && Interlocked.Read(ref _noStopEpoch) == Interlocked.Read(ref s_stopRequests)
+            && System.Diagnostics.Stopwatch.GetElapsedTime(seenAt) < StopCheckInterval)
         {
             return null;
         }
 
+        long epoch = Interlocked.Read(ref s_stopRequests);
         long asked = System.Diagnostics.Stopwatch.GetTimestamp();
         var request = QueryStopRequest();
+        Interlocked.Exchange(ref _noStopEpoch, epoch);
         Interlocked.Exchange(ref _noStopSeenAt, request is null ? asked : 0);
         return request;
     }
@@ -152,7 +161,13 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
     });
 
     /// <summary>Stop-Run: the owner sees it at its next boundary. A newer request replaces an older one.</summary>
-    public void RequestStop(StopRequest request) => Db.Run("request a stop of the run", idempotent: true, connection =>
+    public void RequestStop(StopRequest request)
+    {
+        WriteStopRequest(request);
+        Interlocked.Increment(ref s_stopRequests);
+    }
+
+    private void WriteStopRequest(StopRequest request) => Db.Run("request a stop of the run", idempotent: true, connection =>
     {
         using var command = Db.Command(connection, $"""
             INSERT INTO {S}.stop_requests (run_id, requested_at, requested_by, reason) VALUES (@run, @at, @by, @reason)
