@@ -61,7 +61,7 @@ internal sealed class PostgreSqlStoreProvider : IRunStoreProvider
 /// store's own reader (<see cref="PostgreSqlRunStore.FoldStored"/>). Filters on id, name and
 /// status run in SQL where a wildcard translates to LIKE; the caller checks every run again.
 /// </summary>
-internal sealed class PgRunCatalog : IRunCatalog
+internal sealed class PgRunCatalog : IRunCatalog, IRunImporter
 {
     private const int BatchSize = 256;
     private readonly PostgreSqlStore _store;
@@ -104,6 +104,15 @@ internal sealed class PgRunCatalog : IRunCatalog
         DurableFile.WriteAtomic(Path.Combine(local, RunFormat.ScriptFile), options.Script);
         run.SaveStoredCopies(run.ReadState());
         return run;
+    }
+
+    /// <summary>Import-RunArchive into the database: the whole run in one transaction (<see cref="PgRunImport"/>).</summary>
+    public RunDirectory ImportRun(IArchivedRun run, bool replace)
+    {
+        string id = Core.RunId.Validate(run.RunId);
+        string local = LocalFolders.ForRun(_root, id);
+        new PgRunImport(_store, id, local).Write(run, replace, Display);
+        return Run(id, local);
     }
 
     private RunDirectory Run(string runId, string local) => new(local, runId, new PgDatabaseRun(_store, runId, local, Display));
