@@ -214,5 +214,7 @@ Remove-Item '$flag'
         $out.Status | Should -Be 'Completed'
         $out.Valid | Should -BeTrue
         Invoke-AdminSql "SELECT size FROM $($store.Schema).blob_contents c JOIN $($store.Schema).blobs b ON b.content_id = c.id WHERE b.name = 'artifacts/big.bin'" | Should -Be ([string](48MB))
+        # Everything that touched the database ran in a child: this process never loaded Npgsql.
+        [AppDomain]::CurrentDomain.GetAssemblies().GetName().Name | Should -Not -Contain 'Npgsql'
     }
 }
