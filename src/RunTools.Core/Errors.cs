@@ -126,9 +126,6 @@ public static class ErrorIds
     // A run store in a database (issue 13): it cannot be reached, or its schema cannot be used.
     public const string StoreUnavailable = "StoreUnavailable";
     public const string StoreSchemaUnusable = "StoreSchemaUnusable";
-
-    /// <summary>A command given a database root (or a run listed from one) that works only on folders so far.</summary>
-    public const string StoreNotSupported = "StoreNotSupported";
 }
 
 /// <summary>

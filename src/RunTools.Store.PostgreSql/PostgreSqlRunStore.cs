@@ -299,22 +299,20 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
         return command.ExecuteScalar() is true;
     });
 
-    private RunState? ReadSnapshotRow() => ParseSnapshot(Db.Run("read the run's snapshot", idempotent: true, connection =>
+    private RunState? ReadSnapshotRow() => ParseSnapshot(ReadSnapshotDocument());
+
+    /// <summary>The snapshot row's document (run.json's bytes) as stored, or null when there is no row.</summary>
+    internal byte[]? ReadSnapshotDocument() => Db.Run("read the run's snapshot", idempotent: true, connection =>
     {
         using var command = Db.Command(connection, $"SELECT snapshot FROM {S}.runs WHERE run_id = @run");
         command.Parameters.AddWithValue("run", RunId);
         return command.ExecuteScalar() as byte[];
-    }));
+    });
 
     /// <summary>The snapshot row as stored, or null with why it cannot be used ("missing" when there is none).</summary>
     internal RunState? TryReadSnapshot(out string? failure)
     {
-        byte[]? bytes = Db.Run("read the run's snapshot", idempotent: true, connection =>
-        {
-            using var command = Db.Command(connection, $"SELECT snapshot FROM {S}.runs WHERE run_id = @run");
-            command.Parameters.AddWithValue("run", RunId);
-            return command.ExecuteScalar() as byte[];
-        });
+        byte[]? bytes = ReadSnapshotDocument();
         failure = null;
         if (bytes is not { Length: > 0 })
         {
@@ -378,16 +376,28 @@ internal sealed class PgEventScan
     /// <summary>The last seq seen: a scan that lost its connection resumes after it.</summary>
     public long ResumeAfter { get; private set; }
 
-    public void Add(long seq, byte[] line)
+    public void Add(long seq, byte[] line) => Add((long?)seq, line);
+
+    /// <summary>A journal line that is no row yet (an archived journal's): its seq is its own. Returns why it is damaged, or null.</summary>
+    public string? AddLine(byte[] line)
     {
-        ResumeAfter = seq;
+        int corrupt = _result.CorruptLines.Count;
+        Add(null, line);
+        return _result.CorruptLines.Count > corrupt ? _result.CorruptLines[corrupt].Reason : null;
+    }
+
+    private void Add(long? seq, byte[] line)
+    {
         long offset = _result.FileLength;
         _result.FileLength += line.Length + 1;
-        if (!_parser.TryParse(line, wantTimestamp: true, out var parsed, out string? error) || parsed.Sequence != seq)
+        if (!_parser.TryParse(line, wantTimestamp: true, out var parsed, out string? error) || (seq is { } rowSeq && parsed.Sequence != rowSeq))
         {
+            ResumeAfter = seq ?? ResumeAfter;
             _result.CorruptLines.Add(new JournalDefect(offset, line.Length + 1, error ?? $"the row for seq {seq} holds seq {parsed.Sequence}"));
             return;
         }
+
+        ResumeAfter = parsed.Sequence;
 
         if (parsed.Sequence != _result.LastSequence + 1)
         {
@@ -399,7 +409,7 @@ internal sealed class PgEventScan
         _result.ValidLines++;
         _lastLine = line;
         _lastParsed = parsed;
-        _visitor?.Visit(in parsed, seq, line);
+        _visitor?.Visit(in parsed, parsed.Sequence, line); // the locator is the seq
     }
 
     public JournalScanResult Finish()

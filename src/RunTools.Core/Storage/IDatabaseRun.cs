@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.IO;
 using RunTools.Core.Journal;
 using RunTools.Core.State;
 
@@ -47,6 +48,22 @@ internal interface IDatabaseRun
 
     /// <summary>Stores a copy by content (idempotent): the run's config, parameters or script as recorded.</summary>
     void WriteStoredCopy(byte[] content);
+
+    /// <summary>The snapshot row's document as stored (run.json's bytes), or null when the run has none.</summary>
+    byte[]? ReadSnapshotDocument();
+
+    /// <summary>
+    /// The event log as journal.jsonl would hold it (every row's line and a newline, in seq
+    /// order), through the last event stored when called, streamed a page of rows at a time;
+    /// <paramref name="length"/> is its size in bytes.
+    /// </summary>
+    Stream OpenJournal(out long length);
+
+    /// <summary>The run's step outputs and copied artifacts (not the stored copies), by name, with the size and SHA-256 the store holds.</summary>
+    IReadOnlyList<StoredBlob> ListBlobs();
+
+    /// <summary>A stored copy by its SHA-256, streamed, or null when the database has none.</summary>
+    Stream? OpenStoredCopy(string sha256, out long size);
 
     /// <summary>
     /// Deletes every record of the run in one transaction, after taking its ownership (RunLocked
