@@ -193,6 +193,9 @@ Remove-Item '$flag'
         $null = Start-Run -Name big -RunId g1 -ScriptPath $bigScript -Root (Join-Path $TestDrive 'big-runs')
         $archive = Export-RunArchive -RunId g1 -Root (Join-Path $TestDrive 'big-runs') -DestinationPath (Join-Path $TestDrive 'big-archive')
 
+        # The store's tables first (a first use creates them): otherwise the writing transaction seen
+        # below could be that creation, and the kill would roll the tables back instead of the import.
+        $null = Invoke-InChild "[pscustomobject]@{ Listed = @(Get-Run -Root '$($store.Uri)').Count } | ConvertTo-Json -Compress"
         $writing = "SELECT count(*) FROM pg_stat_activity WHERE usename = '$($store.Role)' AND backend_xid IS NOT NULL"
         $child = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-c') } -Command @"
 `$null = Import-RunArchive -LiteralPath '$($archive.FullName)' -Root '$($store.Uri)'
