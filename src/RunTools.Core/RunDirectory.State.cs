@@ -1,15 +1,10 @@
 using System;
-using System.Collections.Generic;
 using System.IO;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Threading;
-using RunTools.Core.Configuration;
-using RunTools.Core.Engine;
 using RunTools.Core.Infrastructure;
 using RunTools.Core.Journal;
 using RunTools.Core.State;
-using RunTools.Core.Storage;
 
 namespace RunTools.Core;
 

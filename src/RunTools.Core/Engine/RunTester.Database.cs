@@ -1,11 +1,7 @@
 using System;
 using System.Collections.Generic;
-using System.IO;
 using System.Linq;
 using System.Threading;
-using RunTools.Core.Infrastructure;
-using RunTools.Core.Journal;
-using RunTools.Core.State;
 using RunTools.Core.Storage;
 
 namespace RunTools.Core.Engine;
