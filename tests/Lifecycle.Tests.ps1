@@ -492,7 +492,7 @@ Describe 'PowerShell conventions' {
     }
 
     It 'exports its cmdlets, each a sealed VerbNounCommand class with [OutputType]' {
-        $commands.Name | Sort-Object | Should -Be (@('Add-RunArtifact', 'Compare-Run', 'ConvertTo-Run', 'Export-RunArchive', 'Get-Run', 'Get-RunContext', 'Get-RunEvent', 'Import-RunArchive', 'Invoke-RunItem', 'Invoke-RunStep', 'Remove-Run', 'Resume-Run', 'Start-Run', 'Stop-Run', 'Test-Run', 'Wait-Run') | Sort-Object)
+        $commands.Name | Sort-Object | Should -Be (@('Add-RunArtifact', 'Compare-Run', 'ConvertTo-Run', 'Export-RunArchive', 'Get-Run', 'Get-RunContext', 'Get-RunEvent', 'Import-RunArchive', 'Invoke-RunItem', 'Invoke-RunStep', 'Join-Run', 'Remove-Run', 'Resume-Run', 'Start-Run', 'Stop-Run', 'Test-Run', 'Wait-Run') | Sort-Object)
         foreach ($command in $commands) {
             $type = $command.ImplementingType
             $type.IsSealed | Should -BeTrue -Because $command.Name

@@ -81,6 +81,12 @@ public static class ErrorIds
     public const string RunEnded = "RunEnded";
     public const string RunFailed = "RunFailed";
     public const string RunNotRunning = "RunNotRunning";
+
+    /// <summary>Join-Run on a run in a folder: only a run in a database can have workers on several processes.</summary>
+    public const string JoinNotSupported = "JoinNotSupported";
+
+    /// <summary>A joined worker was asked to record what only the owner records (a step, an artifact outside an item).</summary>
+    public const string WorkerCannotRecord = "WorkerCannotRecord";
     public const string RunNested = "RunNested";
     public const string ItemFailed = "ItemFailed";
 

@@ -189,6 +189,15 @@ public sealed partial class RunDirectory
     public ResumePlan Plan(bool verifyArtifacts = true) => ResumePlanner.Plan(this, verifyArtifacts).Plan;
 
     /// <summary>Takes ownership and starts a new attempt. Throws RunLocked when another process owns the run.</summary>
+    /// <summary>Throws JoinNotSupported unless workers of several processes can join the run (a run in a database).</summary>
+    public void EnsureJoinable()
+    {
+        if (Database is null)
+        {
+            throw Storage.RunStores.NotJoinable(this);
+        }
+    }
+
     public RunAttempt BeginAttempt(AttemptOptions? options = null)
     {
         EnsureLocalCopies(again: true);

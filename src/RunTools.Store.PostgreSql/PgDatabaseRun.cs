@@ -19,7 +19,7 @@ internal sealed class PgDatabaseRun : IDatabaseRun
     private const int EventPage = 2000;
 
     /// <summary>The run's tables besides blobs, deleted with it.</summary>
-    private static readonly string[] s_runTables = { "events", "runs", "stop_requests", "leases" };
+    private static readonly string[] s_runTables = { "events", "runs", "stop_requests", "leases", "item_claims", "workers", "worker_events" };
     private readonly PostgreSqlStore _owner;
     private readonly PostgreSqlRunStore _reader;
 
@@ -43,6 +43,8 @@ internal sealed class PgDatabaseRun : IDatabaseRun
     private string S => _owner.S;
 
     public IRunStore OpenStore(Action<string>? crashPoint) => new PostgreSqlRunStore(_owner, RunId, LocalFolder);
+
+    public IRunStore OpenWorkerStore() => new PgWorkerStore(new PostgreSqlRunStore(_owner, RunId, LocalFolder));
 
     public RunState ReadStoredState() => ((IRunSnapshot)_reader).ReadStored();
 

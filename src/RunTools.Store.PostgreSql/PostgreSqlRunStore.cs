@@ -59,7 +59,18 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
     /// long as its lease lasts, since no one else can take the run over before it expires. Readers
     /// and non-owners give up after the usual retries.
     /// </summary>
-    internal TimeSpan? OutagePatience => _session is null ? null : _owner.Options.LeaseDuration;
+    internal TimeSpan? OutagePatience => _session is null && !WaitsOutOutages ? null : _owner.Options.LeaseDuration;
+
+    /// <summary>Set for a joined worker's reads and claims: it waits out an outage as an owner does.</summary>
+    internal bool WaitsOutOutages { get; set; }
+
+    /// <summary>The options of the store this run is in (lease duration, heartbeat).</summary>
+    internal PostgreSqlStoreOptions Options => _owner.Options;
+
+    /// <summary>The owner's side of claims and workers; claims are held under this attempt's lease session.</summary>
+    public IRunWorkers Workers => _workers ??= new PgWorkers(this, () => _session ?? throw new InvalidOperationException("The run's lease is not held."), isWorker: false);
+
+    private PgWorkers? _workers;
 
     /// <summary>Test seam: called with the connection at "log_commit", "blob_write", "blob_sync" and "blob_commit".</summary>
     internal Action<string, NpgsqlConnection>? FaultPoint { get; set; }

@@ -20,6 +20,9 @@ internal interface IDatabaseRun
     /// <summary>The run's store for one attempt or one plan (<see cref="RunStores"/>).</summary>
     IRunStore OpenStore(Action<string>? crashPoint);
 
+    /// <summary>The run's store for a worker joining its running attempt (Join-Run): <see cref="IRunStore.Workers"/> says so.</summary>
+    IRunStore OpenWorkerStore();
+
     /// <summary>The state as stored (snapshot plus the events after it, or a rebuild); status not derived.</summary>
     RunState ReadStoredState();
 
