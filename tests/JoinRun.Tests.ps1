@@ -111,7 +111,7 @@ Describe 'Join-Run: several processes drain one run' {
 
     It 'takes over the items of a SIGKILLed worker: nothing is lost, and only keys left in doubt run twice' {
         if (-not $script:haveCluster) { return }
-        $store = New-StoreRoot -Lease 3
+        $store = New-StoreRoot -Query 'lease=3'
         $effects = New-Item -ItemType Directory (Join-Path $TestDrive 'effects-kill')
         $owner = Start-Owner $store 'jkill' @{ Count = 400; Throttle = 2; SleepMs = 40; Effects = $effects.FullName } (Join-Path $TestDrive 'local-kill-owner')
         $victim = Start-Worker $store 'jkill' (Join-Path $TestDrive 'local-kill-a')

@@ -4,59 +4,16 @@
     A folder run goes into the database and back with the same journal, files and state (Test-Run
     valid, Compare-Run silent at every stage); a run started in the database resumes from its
     archive as a folder; an import killed midway leaves nothing in the database. Every command that
-    loads Npgsql runs in a child pwsh (tools/ChildPwsh.psm1), so this process never has it. The
+    loads Npgsql runs in a child pwsh (Invoke-InChild, tools/PgTestStore.psm1), so this process never has it. The
     cluster is the one .ci/run starts (RUNTOOLS_TEST_PG, RUNTOOLS_TEST_PG_ADMIN; tools/pg-cluster.sh);
     without it the tests are skipped, saying so. Each test has a schema of its own.
 #>
 BeforeAll {
     Import-Module $env:RUNTOOLS_MODULE_PATH -Force
     Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force
-    $script:haveCluster = $env:RUNTOOLS_TEST_PG -and $env:RUNTOOLS_TEST_PG_ADMIN
-
-    function ConvertFrom-ConnectionString([string] $text) {
-        $kv = @{}
-        foreach ($part in $text -split ';') { if ($part) { $k, $v = $part -split '=', 2; $kv[$k.Trim()] = $v } }
-        $kv
-    }
-
-    # A fresh schema owned by the app role, and the -Root URI (with the app role's password) naming it.
-    function New-StoreRoot {
-        $app = ConvertFrom-ConnectionString $env:RUNTOOLS_TEST_PG
-        $schema = 'arch_' + [guid]::NewGuid().ToString('N').Substring(0, 10)
-        Invoke-AdminSql "CREATE SCHEMA $schema AUTHORIZATION $($app.Username)"
-        [pscustomobject]@{
-            Schema = $schema
-            Role   = $app.Username
-            Uri    = 'postgresql://{0}:{1}@{2}:{3}/{4}?schema={5}' -f [uri]::EscapeDataString($app.Username), [uri]::EscapeDataString($app.Password),
-                [uri]::EscapeDataString($app.Host), $app.Port, [uri]::EscapeDataString($app.Database), $schema
-        }
-    }
-
-    # SQL as the cluster's superuser, through psql (this process never loads Npgsql).
-    function Invoke-AdminSql([string] $Sql) {
-        $admin = ConvertFrom-ConnectionString $env:RUNTOOLS_TEST_PG_ADMIN
-        $psql = @("$env:RUNTOOLS_PG_BIN/psql", '/usr/lib/postgresql/15/bin/psql') | Where-Object { Test-Path $_ } | Select-Object -First 1
-        $env:PGPASSWORD = $admin.Password
-        try {
-            $out = & $psql -X -q -t -A -v ON_ERROR_STOP=1 -h $admin.Host -p $admin.Port -U $admin.Username -d $admin.Database -c $Sql 2>&1
-            if ($LASTEXITCODE -ne 0) { throw "psql failed: $out" }
-            $out
-        } finally { Remove-Item Env:PGPASSWORD }
-    }
-
-    function Invoke-InChild([string] $Command, [hashtable] $Environment = @{}) {
-        $result = Invoke-ChildPwsh -Command $Command -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment $Environment -TimeoutSec 180
-        if ($result.ExitCode -ne 0) { throw "The child pwsh failed ($($result.ExitCode)):`n$($result.Output)`n$($result.Error)" }
-        (($result.Output -split "`n") | Where-Object { $_.Trim() } | Select-Object -Last 1) | ConvertFrom-Json
-    }
-
-    function Wait-Until([scriptblock] $Condition, [int] $TimeoutSec = 60, [string] $What) {
-        $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSec)
-        while (-not (& $Condition)) {
-            if ([DateTime]::UtcNow -gt $deadline) { throw "Timed out waiting for $What" }
-            Start-Sleep -Milliseconds 50
-        }
-    }
+    # New-StoreRoot, Invoke-AdminSql, Invoke-InChild, Wait-Until.
+    Import-Module (Join-Path $PSScriptRoot '../tools/PgTestStore.psm1') -Force
+    $script:haveCluster = Test-PgTestCluster
 
     # Every file of a run folder with its SHA-256, by relative path (the lock file is not the run's).
     function Get-RunFiles([string] $Path) {
@@ -92,7 +49,7 @@ Describe 'Run archives between a folder and a PostgreSQL database' {
 
     It 'a folder run goes into the database and back with the same journal, files and state, valid at every stage' {
         if (-not $script:haveCluster) { return }
-        $store = New-StoreRoot
+        $store = New-StoreRoot -Prefix arch_
         $source = Join-Path $TestDrive 'source-runs'
         $target = Join-Path $TestDrive 'target-runs'
         $out = Invoke-InChild @"
@@ -140,7 +97,7 @@ Describe 'Run archives between a folder and a PostgreSQL database' {
 
     It 'a run started in the database is exported (with -Force once it failed), imported as a folder and resumed there' {
         if (-not $script:haveCluster) { return }
-        $store = New-StoreRoot
+        $store = New-StoreRoot -Prefix arch_
         $folder = Join-Path $TestDrive 'resume-runs'
         $flag = Join-Path $TestDrive 'fail-flag'
         $effects = Join-Path $TestDrive 'effects.txt'
@@ -181,7 +138,7 @@ Remove-Item '$flag'
 
     It 'an import killed midway leaves nothing in the database, and the same import then succeeds' {
         if (-not $script:haveCluster) { return }
-        $store = New-StoreRoot
+        $store = New-StoreRoot -Prefix arch_
         # A large artifact keeps the import's one transaction open long enough to kill it inside.
         $big = Join-Path $TestDrive 'big.bin'
         $bytes = [byte[]]::new(48MB)

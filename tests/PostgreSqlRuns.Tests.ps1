@@ -3,7 +3,7 @@
     there, Resume-Run continues them (on "another machine": another local folder, the script file
     gone), Stop-Run stops them across processes, Get-RunEvent, Test-Run, Wait-Run, Remove-Run
     and Compare-Run (across stores) work on them (the archive cmdlets: tests/PostgreSqlArchive.Tests.ps1). Every
-    command that loads Npgsql runs in a child pwsh (tools/ChildPwsh.psm1), so this process never
+    command that loads Npgsql runs in a child pwsh (Invoke-InChild, tools/PgTestStore.psm1), so this process never
     has it. The cluster is the one .ci/run starts (RUNTOOLS_TEST_PG, RUNTOOLS_TEST_PG_ADMIN;
     tools/pg-cluster.sh); without it the tests are skipped, saying so. Each test has a schema of
     its own, made by the administrator for the app role (which may not create schemas).
@@ -11,54 +11,9 @@
 BeforeAll {
     Import-Module $env:RUNTOOLS_MODULE_PATH -Force
     Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force
-    $script:haveCluster = $env:RUNTOOLS_TEST_PG -and $env:RUNTOOLS_TEST_PG_ADMIN
-
-    # Npgsql keyword strings as hashtables.
-    function ConvertFrom-ConnectionString([string] $text) {
-        $kv = @{}
-        foreach ($part in $text -split ';') { if ($part) { $k, $v = $part -split '=', 2; $kv[$k.Trim()] = $v } }
-        $kv
-    }
-
-    # A fresh schema owned by the app role, and the -Root URI (with the app role's password) naming it.
-    function New-StoreRoot {
-        $app = ConvertFrom-ConnectionString $env:RUNTOOLS_TEST_PG
-        $schema = 'runs_' + [guid]::NewGuid().ToString('N').Substring(0, 10)
-        Invoke-AdminSql "CREATE SCHEMA $schema AUTHORIZATION $($app.Username)"
-        [pscustomobject]@{
-            Schema   = $schema
-            Password = $app.Password
-            Uri      = 'postgresql://{0}:{1}@{2}:{3}/{4}?schema={5}' -f [uri]::EscapeDataString($app.Username), [uri]::EscapeDataString($app.Password),
-                [uri]::EscapeDataString($app.Host), $app.Port, [uri]::EscapeDataString($app.Database), $schema
-        }
-    }
-
-    # SQL as the cluster's superuser, through psql (this process never loads Npgsql).
-    function Invoke-AdminSql([string] $Sql) {
-        $admin = ConvertFrom-ConnectionString $env:RUNTOOLS_TEST_PG_ADMIN
-        $psql = @("$env:RUNTOOLS_PG_BIN/psql", '/usr/lib/postgresql/15/bin/psql') | Where-Object { Test-Path $_ } | Select-Object -First 1
-        $env:PGPASSWORD = $admin.Password
-        try {
-            $out = & $psql -X -q -t -A -v ON_ERROR_STOP=1 -h $admin.Host -p $admin.Port -U $admin.Username -d $admin.Database -c $Sql 2>&1
-            if ($LASTEXITCODE -ne 0) { throw "psql failed: $out" }
-            $out
-        } finally { Remove-Item Env:PGPASSWORD }
-    }
-
-    # Runs -Command in a child pwsh with the module; its last output line is JSON.
-    function Invoke-InChild([string] $Command, [hashtable] $Environment = @{}) {
-        $result = Invoke-ChildPwsh -Command $Command -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment $Environment -TimeoutSec 180
-        if ($result.ExitCode -ne 0) { throw "The child pwsh failed ($($result.ExitCode)):`n$($result.Output)`n$($result.Error)" }
-        (($result.Output -split "`n") | Where-Object { $_.Trim() } | Select-Object -Last 1) | ConvertFrom-Json
-    }
-
-    function Wait-Until([scriptblock] $Condition, [int] $TimeoutSec = 60, [string] $What) {
-        $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSec)
-        while (-not (& $Condition)) {
-            if ([DateTime]::UtcNow -gt $deadline) { throw "Timed out waiting for $What" }
-            Start-Sleep -Milliseconds 100
-        }
-    }
+    # New-StoreRoot, Invoke-AdminSql, Invoke-InChild, Wait-Until, ConvertFrom-ConnectionString.
+    Import-Module (Join-Path $PSScriptRoot '../tools/PgTestStore.psm1') -Force
+    $script:haveCluster = Test-PgTestCluster
 
     $script:itemsScript = Join-Path $TestDrive 'items.ps1'
     Set-Content $script:itemsScript @'
