@@ -178,6 +178,79 @@ Describe 'Join-Run: several processes drain one run' {
         (Get-Effects $effects.FullName).PerKey.Count | Should -Be 300
     }
 
+    It 'loses nothing under random SIGKILLs of workers and a database restart: repeats only for keys recorded in doubt' {
+        if (-not $script:haveCluster) { return }
+        # A cluster of its own: restarting the shared one would break the tests running beside this file.
+        $cluster = Join-Path $PSScriptRoot '../tools/pg-cluster.sh'
+        $clusterDir = Join-Path ([IO.Path]::GetTempPath()) ('rt-chaos-' + [guid]::NewGuid().ToString('N').Substring(0, 8))
+        $lines = & bash $cluster start $clusterDir 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "could not start a cluster: $lines" }
+        $children = [Collections.Generic.List[object]]::new()
+        try {
+            $app = ConvertFrom-ConnectionString (($lines | Where-Object { $_ -like 'export RUNTOOLS_TEST_PG=*' }) -replace "^export RUNTOOLS_TEST_PG='(.*)'$", '$1')
+            # lease=15: a dead worker's registration expires after 15 s; owner and workers wait out an outage (3 s down plus crash recovery) within it.
+            $store = [pscustomobject]@{ Uri = 'postgresql://{0}:{1}@{2}:{3}/{4}?schema=runtools&lease=15' -f [uri]::EscapeDataString($app.Username), [uri]::EscapeDataString($app.Password),
+                [uri]::EscapeDataString($app.Host), $app.Port, [uri]::EscapeDataString($app.Database) }
+            $effects = New-Item -ItemType Directory (Join-Path $TestDrive 'effects-chaos')
+            $count = 3000
+            $owner = Start-Owner $store 'jchaos' @{ Count = $count; Throttle = 2; SleepMs = 15; Effects = $effects.FullName } (Join-Path $TestDrive 'local-chaos-owner')
+            $live = [Collections.Generic.List[object]]::new()
+            foreach ($n in 1..3) { $w = Start-Worker $store 'jchaos' (Join-Path $TestDrive "local-chaos-$n"); $live.Add($w); $children.Add($w) }
+            $kills = 0; $killedWorking = 0; $restarted = $false; $n = 3
+            $random = [Random]::new()
+            while (-not $owner.Process.HasExited -and $kills -lt 5) {
+                Start-Sleep -Milliseconds (1500 + $random.Next(1500))
+                $working = @($live | Where-Object { -not $_.Process.HasExited -and (Get-ChildItem -LiteralPath $effects.FullName -Filter "$($_.Id)-*.txt") })
+                if ($working.Count -eq 0) { continue }
+                $victim = $working[$random.Next($working.Count)]
+                Stop-ChildPwsh $victim
+                $null = $live.Remove($victim)
+                $kills++; $killedWorking++
+                $n++; $w = Start-Worker $store 'jchaos' (Join-Path $TestDrive "local-chaos-$n"); $live.Add($w); $children.Add($w)
+                if ($kills -eq 2 -and -not $restarted) {
+                    $restart = & bash $cluster restart $clusterDir 3 2>&1
+                    if ($LASTEXITCODE -ne 0) { throw "restart failed: $restart" }
+                    $restarted = $true
+                    $atRestart = (Get-Effects $effects.FullName).Total
+                }
+            }
+            $ownerExit = Wait-ChildPwsh $owner -TimeoutSec 300
+            foreach ($w in $live) { $null = Wait-ChildPwsh $w -TimeoutSec 120 }
+            $ownerExit | Should -Be 0 -Because (Get-ChildPwshOutput $owner)
+            $restarted | Should -BeTrue -Because 'the database must restart while the run goes on'
+            $atRestart | Should -BeLessThan $count
+            $killedWorking | Should -BeGreaterOrEqual 2 -Because 'kills must land on workers that were doing items'
+
+            $seen = Get-Effects $effects.FullName
+            $seen.PerKey.Count | Should -Be $count
+            $twice = @($seen.PerKey | Where-Object Count -gt 1 | ForEach-Object Name)
+            $check = Invoke-InChild @"
+`$events = @(Get-RunEvent -Root '$($store.Uri)' -RunId jchaos)
+`$test = Test-Run -Root '$($store.Uri)' -RunId jchaos
+[pscustomobject]@{
+    Status = (Get-Run -Root '$($store.Uri)' -RunId jchaos).Status; Valid = `$test.IsValid; Problems = @(`$test.Problems | ForEach-Object { "`$_" })
+    Completed = @(`$events | Where-Object Type -eq item_completed | ForEach-Object { `$_.Data.key } | Sort-Object -Unique).Count
+    InDoubt = @(`$events | Where-Object { `$_.Type -eq 'item_started' -and `$_.Data.previous -eq 'in_doubt' } | ForEach-Object { `$_.Data.key })
+    ByWorkers = @(`$events | Where-Object { `$_.Type -eq 'item_completed' -and `$_.Data.worker }).Count
+} | ConvertTo-Json -Compress
+"@
+            $check.Status | Should -Be 'Completed'
+            $check.Valid | Should -BeTrue -Because ($check.Problems -join '; ')
+            $check.Completed | Should -Be $count
+            $check.ByWorkers | Should -BeGreaterThan 0
+            foreach ($key in $twice) { @($check.InDoubt) | Should -Contain $key }
+            # Kills landed mid-item (a worker's item started and not finished), so the test cannot pass on luck.
+            @($check.InDoubt).Count | Should -BeGreaterOrEqual 1 -Because "$kills kills of working workers should leave some item in doubt"
+            # At most the items in flight of each killed worker (-ThrottleLimit 2) are in doubt.
+            @($check.InDoubt).Count | Should -BeLessOrEqual (2 * $kills)
+            Get-Content (Join-Path $clusterDir 'server.log') -Raw | Should -Match 'database system was interrupted|was not properly shut down'
+        } finally {
+            foreach ($c in $children) { Stop-ChildPwsh $c }
+            if ($owner) { Stop-ChildPwsh $owner }
+            & bash $cluster stop $clusterDir 2>&1 | Out-Null
+        }
+    }
+
     It 'refuses to join a run in a folder (JoinNotSupported) and a run that is not running (RunNotRunning)' {
         if (-not $script:haveCluster) { return }
         $store = New-StoreRoot
