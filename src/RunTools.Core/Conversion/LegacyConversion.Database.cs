@@ -94,7 +94,7 @@ public static partial class LegacyConversion
         catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.ArchiveSizeMismatch || ex.ErrorId == ErrorIds.ArchiveHashMismatch)
         {
             throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.InvalidData,
-                $"A legacy file of '{root}' changed while it was converted ({ex.Message}). Nothing was written to {display}; convert again when nothing writes to the directory.", root, ex);
+                $"A legacy file of '{root}' changed while it was converted: its bytes are no longer those read at first (size and SHA-256). Nothing was written to {display}; convert again when nothing writes to the directory.", root, ex);
         }
     }
 
