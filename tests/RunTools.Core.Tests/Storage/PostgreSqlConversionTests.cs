@@ -107,6 +107,24 @@ public sealed class PostgreSqlConversionTests : IDisposable
         Assert.Equal(events, _cluster.AdminScalar($"SELECT count(*) FROM {schema}.events")!.ToString());
     }
 
+    [Fact]
+    public void A_directory_with_an_interrupted_in_place_conversion_is_refused_and_left_to_finish_in_place()
+    {
+        string schema = _cluster.NewSchema("conv");
+        var catalog = Catalog(schema);
+        string legacy = ConversionTests.CopyFixture(_dir, "checkpoint/run_42_10");
+        Directory.CreateDirectory(Path.Combine(legacy, LegacyConversion.StagingFolder));
+        var before = ConversionTests.Snapshot(legacy);
+
+        var error = Assert.Throws<RunToolsException>(() => LegacyConversion.ConvertInto(legacy, new ConversionOptions(), catalog));
+
+        Assert.Equal(ErrorIds.RunDamaged, error.ErrorId);
+        Assert.Contains("without -Root", error.Message, StringComparison.Ordinal);
+        Assert.True(Directory.Exists(Path.Combine(legacy, LegacyConversion.StagingFolder)));
+        AssertSame(before, ConversionTests.Snapshot(legacy));
+        AssertNothingStored(schema);
+    }
+
     private static string[] StagingFolders() =>
         Directory.EnumerateDirectories(Path.GetTempPath(), "runtools-convert-*").OrderBy(f => f, StringComparer.Ordinal).ToArray();
 
