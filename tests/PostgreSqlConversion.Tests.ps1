@@ -165,7 +165,10 @@ Describe 'ConvertTo-Run into a PostgreSQL database' {
         # The store's tables first, so that the writing transaction seen below is the conversion's.
         $null = Invoke-InChild "[pscustomobject]@{ Listed = @(Get-Run -Root $(Quote $store.Uri)).Count } | ConvertTo-Json -Compress"
         $writing = "SELECT count(*) FROM pg_stat_activity WHERE usename = '$($store.Role)' AND backend_xid IS NOT NULL"
-        $child = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-k') } -Command @"
+        # Its temp folder in the test's own, so the state folder a kill leaves behind is seen (and cleaned up with it).
+        $temp = Join-Path $TestDrive 'temp-k'
+        $null = New-Item -ItemType Directory $temp
+        $child = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-k'); TMPDIR = $temp } -Command @"
 `$null = ConvertTo-Run $(Quote $legacy) -Root $(Quote $store.Uri) -WarningAction SilentlyContinue
 "@
         try {
@@ -175,6 +178,9 @@ Describe 'ConvertTo-Run into a PostgreSQL database' {
 
         Invoke-AdminSql "SELECT (SELECT count(*) FROM $($store.Schema).events) + (SELECT count(*) FROM $($store.Schema).runs) + (SELECT count(*) FROM $($store.Schema).blobs) + (SELECT count(*) FROM $($store.Schema).blob_contents)" | Should -Be '0'
         Get-Tree $legacy | Should -Be $before
+        # What the kill left: the run's state files only (a few KiB), never a copy of the legacy files.
+        $left = @(Get-ChildItem -LiteralPath $temp -Recurse -File -Filter * | Where-Object { $_.FullName -like '*runtools-convert-*' })
+        ($left | Measure-Object Length -Sum).Sum | Should -BeLessThan 1MB
         $out = Invoke-InChild @"
 `$converted = ConvertTo-Run $(Quote $legacy) -Root $(Quote $store.Uri) -WarningAction SilentlyContinue
 `$test = Test-Run -RunId run_exp1 -Root $(Quote $store.Uri)
