@@ -36,12 +36,10 @@ internal sealed class PgWorkerLog : IRunLog
     private long _length;
     private RunToolsException? _failure;
 
-    public PgWorkerLog(PostgreSqlRunStore run, Guid worker, long runSequence)
+    public PgWorkerLog(PostgreSqlRunStore run, Guid worker)
     {
         _run = run;
         _worker = worker;
-        _length = 0;
-        _ = runSequence;
         _commit = new GroupCommit(0, CaptureBatch, CommitBatch);
     }
 

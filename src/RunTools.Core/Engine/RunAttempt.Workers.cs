@@ -17,7 +17,8 @@ namespace RunTools.Core.Engine;
 /// transcribes them into it, so each event still has one writer. A worker follows the run's log
 /// to see the owner's steps and everyone's items; an item held elsewhere is awaited at the end of
 /// its Invoke-RunItem call (<see cref="AwaitItemsElsewhere"/>), where the owner also takes over
-/// the items of workers that died and applies the run's in-doubt policy to them.
+/// the items of workers that died and applies the run's in-doubt policy to them. This file holds
+/// what both sides share and the owner's side; the worker's own is RunAttempt.Worker.cs.
 /// </summary>
 public sealed partial class RunAttempt
 {
@@ -49,36 +50,6 @@ public sealed partial class RunAttempt
 
     /// <summary>Why a worker's part failed or stopped.</summary>
     public string? WorkerEndReason { get; private set; }
-
-    /// <summary>A worker leaves: its recorded events are made durable, nothing else is written (the run's end is the owner's).</summary>
-    private RunState LeaveAsWorker(RunStatus end, string? reason, string logLine)
-    {
-        lock (_recorder.SyncRoot)
-        {
-            if (_finished)
-            {
-                return State;
-            }
-
-            _finished = true;
-            _activeStep = null;
-            _running.Clear();
-        }
-
-        try
-        {
-            _recorder.Flush();
-        }
-        catch (RunToolsException ex)
-        {
-            logLine += $" (its last events could not be recorded: {ex.Message})";
-        }
-
-        WorkerEnd = end;
-        WorkerEndReason = reason;
-        Log(logLine);
-        return State;
-    }
 
     // The running step only runs items (Invoke-RunItem -Step): the kind whose items workers share.
     private volatile bool _activeStepItemsOnly;
@@ -221,16 +192,6 @@ public sealed partial class RunAttempt
         return _workers!.TryClaim(step, key, Attempt);
     }
 
-    /// <summary>A worker follows the log at most every <see cref="s_workerPoll"/> between items: claims decide who runs what, the log only saves asking.</summary>
-    private void FollowSometimes()
-    {
-        if (!_sincePoll.IsRunning || _sincePoll.Elapsed >= s_workerPoll)
-        {
-            _sincePoll.Restart();
-            Follow();
-        }
-    }
-
     /// <summary>
     /// While workers take part, the owner transcribes their events every <see cref="s_workerPoll"/>
     /// on a timer, so that the pipeline thread (which claims and starts the owner's own items)
@@ -287,18 +248,6 @@ public sealed partial class RunAttempt
         {
             stopped.WaitOne(TimeSpan.FromSeconds(30));
         }
-    }
-
-    /// <summary>A worker: folds what the run's log gained since it last looked (the owner's steps, everyone's items).</summary>
-    private void Follow()
-    {
-        if (_workers is null || !IsWorker)
-        {
-            return;
-        }
-
-        var scan = _workers.FollowLog(Interlocked.Read(ref _followed), new FollowVisitor(this));
-        Interlocked.Exchange(ref _followed, scan.LastSequence);
     }
 
     /// <summary>
@@ -402,87 +351,6 @@ public sealed partial class RunAttempt
             && root.TryGetProperty("attempt", out var attempt) && attempt.TryGetInt32(out int number) && number == Attempt)
         {
             _failedElsewhere[(step, key)] = root.TryGetProperty("error", out var error) ? error.GetString() ?? "failed" : "failed";
-        }
-    }
-    /// <summary>
-    /// A worker's step boundary: steps run on the owner. A step the owner completed is replayed; an
-    /// items-only step (Invoke-RunItem -Step) the owner has started in this attempt is joined, its
-    /// items claimed here too; any other waits until the owner completes it.
-    /// </summary>
-    private StepAction JoinStep(string name, bool itemsOnly)
-    {
-        while (true)
-        {
-            Follow();
-            if (JoinedStep(name, itemsOnly) is { } joined)
-            {
-                return joined;
-            }
-
-            try
-            {
-                ThrowIfStopRequested();
-            }
-            catch (RunStoppedException)
-            {
-                // The owner may have completed the step and then the attempt since the last look.
-                Follow();
-                if (JoinedStep(name, itemsOnly) is { } last)
-                {
-                    return last;
-                }
-
-                throw;
-            }
-
-            Thread.Sleep(s_elsewherePoll + s_elsewherePoll);
-        }
-    }
-
-    /// <summary>The step as joined now: Replay, Run (an items-only step of this attempt the owner has started), or null to wait.</summary>
-    private StepAction? JoinedStep(string name, bool itemsOnly)
-    {
-        lock (_recorder.SyncRoot)
-        {
-            var step = State.FindStep(name);
-            if (step is not null && step.Status == StepStatus.Completed)
-            {
-                Log($"Step '{name}' was completed by the owner; replaying its recorded output.");
-                return StepAction.Replay;
-            }
-
-            if (itemsOnly && step is { Status: StepStatus.Running } && step.Attempt == Attempt)
-            {
-                _activeStep = name;
-                _activeStepItemsOnly = true;
-                Log($"Joined step '{name}': claiming its items.");
-                return StepAction.Run;
-            }
-        }
-
-        return null;
-    }
-
-    /// <summary>Feeds a followed event to the worker's recorder; remembers failures of this attempt for <see cref="AwaitItemsElsewhere"/>.</summary>
-    private sealed class FollowVisitor : IJournalVisitor
-    {
-        private readonly RunAttempt _attempt;
-
-        public FollowVisitor(RunAttempt attempt) => _attempt = attempt;
-
-        public bool WantsTimestamp => false;
-
-        public void Visit(in ParsedLine line, long offset, ReadOnlySpan<byte> raw)
-        {
-            _attempt._recorder.Fold(in line, offset, raw);
-            if (line.Type == JournalEventTypes.ItemFailed && line.Step is { } step && line.Key is { } key)
-            {
-                using var document = JsonDocument.Parse(raw.ToArray());
-                lock (_attempt._recorder.SyncRoot)
-                {
-                    _attempt.NoteFailure(step, key, line.Type, document.RootElement);
-                }
-            }
         }
     }
 }
