@@ -40,6 +40,18 @@ public sealed class StopRunTests
     }
 
     [Fact]
+    public void JoiningARunInAFolderIsJoinNotSupportedWithExitCode4AndUnknownIdsAreRunNotFound()
+    {
+        using var s = new ModuleSession();
+        var done = s.StartCompleted("'x'", runId: "done");
+        var result = s.Run("Join-Run done; $code = $LASTEXITCODE; Join-Run missing; $code; $LASTEXITCODE");
+        Assert.Equal(new[] { "JoinNotSupported", "RunNotFound" }, result.ErrorIds.Select(i => i.Split(',')[0]));
+        Assert.Equal("done", result.Errors[0].TargetObject);
+        Assert.Equal(new object[] { 4, 4 }, result.Output.Select(o => o.BaseObject).ToArray());
+        Assert.Single(Directory.GetFiles(Path.Combine(done.Path!, "logs"))); // no attempt of its own
+    }
+
+    [Fact]
     public void ANameMatchingNothingRunningIsNotAnError()
     {
         using var s = new ModuleSession();

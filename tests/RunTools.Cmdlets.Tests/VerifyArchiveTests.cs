@@ -233,11 +233,12 @@ public sealed class ModuleSurfaceTests
         Assert.Equal(new[]
         {
             "Add-RunArtifact", "Compare-Run", "ConvertTo-Run", "Export-RunArchive", "Get-Run", "Get-RunContext", "Get-RunEvent",
-            "Import-RunArchive", "Invoke-RunItem", "Invoke-RunStep", "Remove-Run", "Resume-Run", "Start-Run", "Stop-Run", "Test-Run", "Wait-Run",
+            "Import-RunArchive", "Invoke-RunItem", "Invoke-RunStep", "Join-Run", "Remove-Run", "Resume-Run", "Start-Run", "Stop-Run", "Test-Run", "Wait-Run",
         }, names);
         string Sets(string cmdlet) => string.Join(",", s.Ok($"(Get-Command {cmdlet}).ParameterSets.Name | Sort-Object").Select(o => o.ToString()));
         Assert.Equal("ById,ByInputObject,ByName,ByPath", Sets("Resume-Run"));
         Assert.Equal("ById,ByInputObject,ByName,ByPath", Sets("Stop-Run"));
+        Assert.Equal("ById,ByInputObject,ByName,ByPath", Sets("Join-Run"));
         Assert.Equal("ById,ByInputObject,ByName,ByPath", Sets("Test-Run"));
         Assert.Equal("ById,ByInputObject,ByPath", Sets("Compare-Run"));
         Assert.Equal("ById,ByInputObject,ByName,ByPath", Sets("Export-RunArchive"));
