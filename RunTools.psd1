@@ -19,7 +19,7 @@
     TypesToProcess         = @('RunTools.types.ps1xml')
     CmdletsToExport        = @(
         'Start-Run', 'Resume-Run', 'Stop-Run', 'Get-Run', 'Remove-Run', 'Get-RunEvent',
-        'Wait-Run', 'Test-Run', 'Compare-Run', 'ConvertTo-Run', 'Export-RunArchive', 'Import-RunArchive',
+        'Wait-Run', 'Join-Run', 'Test-Run', 'Compare-Run', 'ConvertTo-Run', 'Export-RunArchive', 'Import-RunArchive',
         'Invoke-RunStep', 'Invoke-RunItem', 'Add-RunArtifact', 'Get-RunContext'
     )
     FunctionsToExport      = @()

@@ -10,22 +10,13 @@ BeforeAll {
     Import-Module $env:RUNTOOLS_MODULE_PATH -Force
     $script:itemsScript = Join-Path $PSScriptRoot 'scripts/items.ps1'
     Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force
+    Import-Module (Join-Path $PSScriptRoot '../tools/PgTestStore.psm1') -Force # New-StoreRoot
     $script:store = if ($env:RUNTOOLS_TEST_STORE) { $env:RUNTOOLS_TEST_STORE } else { 'folder' }
 
     function New-Root {
         if ($script:store -eq 'folder') { return Join-Path $TestDrive ([guid]::NewGuid().ToString('N').Substring(0, 8)) }
-        # A schema of its own, made by the administrator for the app role (which may not create schemas).
-        $app = @{}; foreach ($part in $env:RUNTOOLS_TEST_PG -split ';') { if ($part) { $k, $v = $part -split '=', 2; $app[$k.Trim()] = $v } }
-        $admin = @{}; foreach ($part in $env:RUNTOOLS_TEST_PG_ADMIN -split ';') { if ($part) { $k, $v = $part -split '=', 2; $admin[$k.Trim()] = $v } }
-        $schema = 'lc_' + [guid]::NewGuid().ToString('N').Substring(0, 10)
-        $psql = @("$env:RUNTOOLS_PG_BIN/psql", '/usr/lib/postgresql/15/bin/psql') | Where-Object { Test-Path $_ } | Select-Object -First 1
-        $env:PGPASSWORD = $admin.Password
-        try { $out = & $psql -X -q -v ON_ERROR_STOP=1 -h $admin.Host -p $admin.Port -U $admin.Username -d $admin.Database -c "CREATE SCHEMA $schema AUTHORIZATION $($app.Username)" 2>&1 }
-        finally { Remove-Item Env:PGPASSWORD }
-        if ($LASTEXITCODE -ne 0) { throw "psql could not create schema ${schema}: $out" }
         $env:RUNTOOLS_LOCAL = Join-Path $TestDrive 'local'
-        'postgresql://{0}:{1}@{2}:{3}/{4}?schema={5}&lease=3' -f [uri]::EscapeDataString($app.Username), [uri]::EscapeDataString($app.Password),
-            [uri]::EscapeDataString($app.Host), $app.Port, [uri]::EscapeDataString($app.Database), $schema
+        (New-StoreRoot -Prefix lc_ -Query 'lease=3').Uri
     }
 
     # Where a run's files are on this machine: its folder, or the local folder of a run in a database.
@@ -492,7 +483,7 @@ Describe 'PowerShell conventions' {
     }
 
     It 'exports its cmdlets, each a sealed VerbNounCommand class with [OutputType]' {
-        $commands.Name | Sort-Object | Should -Be (@('Add-RunArtifact', 'Compare-Run', 'ConvertTo-Run', 'Export-RunArchive', 'Get-Run', 'Get-RunContext', 'Get-RunEvent', 'Import-RunArchive', 'Invoke-RunItem', 'Invoke-RunStep', 'Remove-Run', 'Resume-Run', 'Start-Run', 'Stop-Run', 'Test-Run', 'Wait-Run') | Sort-Object)
+        $commands.Name | Sort-Object | Should -Be (@('Add-RunArtifact', 'Compare-Run', 'ConvertTo-Run', 'Export-RunArchive', 'Get-Run', 'Get-RunContext', 'Get-RunEvent', 'Import-RunArchive', 'Invoke-RunItem', 'Invoke-RunStep', 'Join-Run', 'Remove-Run', 'Resume-Run', 'Start-Run', 'Stop-Run', 'Test-Run', 'Wait-Run') | Sort-Object)
         foreach ($command in $commands) {
             $type = $command.ImplementingType
             $type.IsSealed | Should -BeTrue -Because $command.Name

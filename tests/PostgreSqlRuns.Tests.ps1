@@ -2,8 +2,8 @@
     Runs held in a PostgreSQL database, driven through the real module: Start-Run writes them
     there, Resume-Run continues them (on "another machine": another local folder, the script file
     gone), Stop-Run stops them across processes, Get-RunEvent, Test-Run, Wait-Run, Remove-Run
-    and Compare-Run (across stores) work on them, and the archive cmdlets refuse them by name. Every
-    command that loads Npgsql runs in a child pwsh (tools/ChildPwsh.psm1), so this process never
+    and Compare-Run (across stores) work on them (the archive cmdlets: tests/PostgreSqlArchive.Tests.ps1). Every
+    command that loads Npgsql runs in a child pwsh (Invoke-InChild, tools/PgTestStore.psm1), so this process never
     has it. The cluster is the one .ci/run starts (RUNTOOLS_TEST_PG, RUNTOOLS_TEST_PG_ADMIN;
     tools/pg-cluster.sh); without it the tests are skipped, saying so. Each test has a schema of
     its own, made by the administrator for the app role (which may not create schemas).
@@ -11,54 +11,9 @@
 BeforeAll {
     Import-Module $env:RUNTOOLS_MODULE_PATH -Force
     Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force
-    $script:haveCluster = $env:RUNTOOLS_TEST_PG -and $env:RUNTOOLS_TEST_PG_ADMIN
-
-    # Npgsql keyword strings as hashtables.
-    function ConvertFrom-ConnectionString([string] $text) {
-        $kv = @{}
-        foreach ($part in $text -split ';') { if ($part) { $k, $v = $part -split '=', 2; $kv[$k.Trim()] = $v } }
-        $kv
-    }
-
-    # A fresh schema owned by the app role, and the -Root URI (with the app role's password) naming it.
-    function New-StoreRoot {
-        $app = ConvertFrom-ConnectionString $env:RUNTOOLS_TEST_PG
-        $schema = 'runs_' + [guid]::NewGuid().ToString('N').Substring(0, 10)
-        Invoke-AdminSql "CREATE SCHEMA $schema AUTHORIZATION $($app.Username)"
-        [pscustomobject]@{
-            Schema   = $schema
-            Password = $app.Password
-            Uri      = 'postgresql://{0}:{1}@{2}:{3}/{4}?schema={5}' -f [uri]::EscapeDataString($app.Username), [uri]::EscapeDataString($app.Password),
-                [uri]::EscapeDataString($app.Host), $app.Port, [uri]::EscapeDataString($app.Database), $schema
-        }
-    }
-
-    # SQL as the cluster's superuser, through psql (this process never loads Npgsql).
-    function Invoke-AdminSql([string] $Sql) {
-        $admin = ConvertFrom-ConnectionString $env:RUNTOOLS_TEST_PG_ADMIN
-        $psql = @("$env:RUNTOOLS_PG_BIN/psql", '/usr/lib/postgresql/15/bin/psql') | Where-Object { Test-Path $_ } | Select-Object -First 1
-        $env:PGPASSWORD = $admin.Password
-        try {
-            $out = & $psql -X -q -t -A -v ON_ERROR_STOP=1 -h $admin.Host -p $admin.Port -U $admin.Username -d $admin.Database -c $Sql 2>&1
-            if ($LASTEXITCODE -ne 0) { throw "psql failed: $out" }
-            $out
-        } finally { Remove-Item Env:PGPASSWORD }
-    }
-
-    # Runs -Command in a child pwsh with the module; its last output line is JSON.
-    function Invoke-InChild([string] $Command, [hashtable] $Environment = @{}) {
-        $result = Invoke-ChildPwsh -Command $Command -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment $Environment -TimeoutSec 180
-        if ($result.ExitCode -ne 0) { throw "The child pwsh failed ($($result.ExitCode)):`n$($result.Output)`n$($result.Error)" }
-        (($result.Output -split "`n") | Where-Object { $_.Trim() } | Select-Object -Last 1) | ConvertFrom-Json
-    }
-
-    function Wait-Until([scriptblock] $Condition, [int] $TimeoutSec = 60, [string] $What) {
-        $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSec)
-        while (-not (& $Condition)) {
-            if ([DateTime]::UtcNow -gt $deadline) { throw "Timed out waiting for $What" }
-            Start-Sleep -Milliseconds 100
-        }
-    }
+    # New-StoreRoot, Invoke-AdminSql, Invoke-InChild, Wait-Until, ConvertFrom-ConnectionString.
+    Import-Module (Join-Path $PSScriptRoot '../tools/PgTestStore.psm1') -Force
+    $script:haveCluster = Test-PgTestCluster
 
     $script:itemsScript = Join-Path $TestDrive 'items.ps1'
     Set-Content $script:itemsScript @'
@@ -273,7 +228,35 @@ exit `$LASTEXITCODE
         }
     }
 
-    It 'Start-Run -Resume continues the unfinished run of that name in the database; the archive cmdlets refuse database runs' {
+    It 'the same scheduled task on two machines: Start-Run -Resume with the run id of the slot runs it once; the loser exits 4 without running anything' {
+        if (-not $script:haveCluster) { return }
+        $store = New-StoreRoot
+        $effects = Join-Path $TestDrive 'effects-ha.txt'
+        # As a scheduled task's script runs it: the default ErrorActionPreference, then exit with the run's code.
+        $task = @"
+`$ErrorActionPreference = 'Continue'
+`$null = Start-Run -Name nightly -RunId nightly-20261128 -ScriptPath '$script:itemsScript' -Root '$($store.Uri)' -Resume -Parameters @{ Count = 20; DelayMs = 50; EffectsPath = '$effects' } 2>`$null
+'ERRORS=' + (@(`$Error | ForEach-Object { `$_.FullyQualifiedErrorId }) -join ',')
+exit `$LASTEXITCODE
+"@
+        # Two "servers" (their own local folders) start the task at the same moment.
+        $a = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-ha-a') } -Command $task
+        $b = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-ha-b') } -Command $task
+        try {
+            $exits = @((Wait-ChildPwsh $a -TimeoutSec 120), (Wait-ChildPwsh $b -TimeoutSec 120))
+        } finally { Stop-ChildPwsh $a; Stop-ChildPwsh $b }
+        $outputs = @((Get-ChildPwshOutput $a), (Get-ChildPwshOutput $b))
+        ($exits | Sort-Object) | Should -Be @(0, 4) -Because "one runs the slot, the other is refused; they printed:`n$($outputs -join "`n---`n")"
+        $loser = $outputs[[array]::IndexOf($exits, 4)]
+        $loser | Should -Match 'ERRORS=(RunExists|RunLocked),RunTools.StartRunCommand'
+        $done = @(Get-Content $effects)
+        $done.Count | Should -Be 20 -Because 'every item ran once, on one machine'
+        ($done | Sort-Object -Unique).Count | Should -Be 20
+        Invoke-AdminSql "SELECT count(*) FROM $($store.Schema).runs" | Should -Be '1'
+        Invoke-AdminSql "SELECT count(*) FROM $($store.Schema).events WHERE run_id = 'nightly-20261128' AND type = 'attempt_started'" | Should -Be '1'
+    }
+
+    It 'Start-Run -Resume continues the unfinished run of that name in the database' {
         if (-not $script:haveCluster) { return }
         $store = New-StoreRoot
         $failing = Join-Path $TestDrive 'fails-once.ps1'
@@ -288,16 +271,12 @@ Invoke-RunStep two { if (Test-Path '$flag') { throw 'not yet' }; 'two' }
 `$first = Start-Run -Name retry -ScriptPath '$failing' -Root `$uri -ErrorAction SilentlyContinue
 Remove-Item '$flag'
 `$second = Start-Run -Name retry -ScriptPath '$failing' -Root `$uri -Resume
-`$refused = foreach (`$call in { Get-Run -Root `$uri | Export-RunArchive -DestinationPath '$TestDrive' -ErrorAction Stop }, { Import-RunArchive -LiteralPath '$failing' -Root `$uri -ErrorAction Stop }) {
-    try { & `$call; 'no error' } catch { `$_.FullyQualifiedErrorId }
-}
-[pscustomobject]@{ First = `$first.Status; Second = `$second.Status; Same = `$first.RunId -eq `$second.RunId; Attempt = `$second.Attempt; Refused = @(`$refused); Count = @(Get-Run -Root `$uri).Count } | ConvertTo-Json -Compress
+[pscustomobject]@{ First = `$first.Status; Second = `$second.Status; Same = `$first.RunId -eq `$second.RunId; Attempt = `$second.Attempt; Count = @(Get-Run -Root `$uri).Count } | ConvertTo-Json -Compress
 "@ -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-resume') }
         $out.First | Should -Be 'Failed'
         $out.Second | Should -Be 'Completed'
         $out.Same | Should -BeTrue
         $out.Attempt | Should -Be 2
         $out.Count | Should -Be 1
-        $out.Refused | Should -Be @('StoreNotSupported,RunTools.ExportRunArchiveCommand', 'StoreNotSupported,RunTools.ImportRunArchiveCommand')
     }
 }

@@ -81,6 +81,12 @@ public static class ErrorIds
     public const string RunEnded = "RunEnded";
     public const string RunFailed = "RunFailed";
     public const string RunNotRunning = "RunNotRunning";
+
+    /// <summary>Join-Run on a run in a folder: only a run in a database can have workers on several processes.</summary>
+    public const string JoinNotSupported = "JoinNotSupported";
+
+    /// <summary>A joined worker was asked to record what only the owner records (a step, an artifact outside an item).</summary>
+    public const string WorkerCannotRecord = "WorkerCannotRecord";
     public const string RunNested = "RunNested";
     public const string ItemFailed = "ItemFailed";
 
@@ -126,9 +132,6 @@ public static class ErrorIds
     // A run store in a database (issue 13): it cannot be reached, or its schema cannot be used.
     public const string StoreUnavailable = "StoreUnavailable";
     public const string StoreSchemaUnusable = "StoreSchemaUnusable";
-
-    /// <summary>A command given a database root (or a run listed from one) that works only on folders so far.</summary>
-    public const string StoreNotSupported = "StoreNotSupported";
 }
 
 /// <summary>

@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using System.Threading;
 using RunTools.Core.Configuration;
 using RunTools.Core.Engine;
@@ -20,7 +19,7 @@ namespace RunTools.Core;
 /// database's. Everything here reads without taking ownership; driving the run
 /// (<see cref="BeginAttempt"/>) takes it.
 /// </summary>
-public sealed class RunDirectory
+public sealed partial class RunDirectory
 {
     private bool _localCopiesReady;
 
@@ -186,72 +185,19 @@ public sealed class RunDirectory
         return File.Exists(ScriptPath) ? DurableFile.ReadAllBytes(ScriptPath) : Array.Empty<byte>();
     }
 
-    /// <summary>
-    /// For a run in a database: makes the local folder's config.json, parameters.json and script.ps1
-    /// the copies the run's state records (by SHA-256), fetched from the database where missing or
-    /// different, so that everything reading them by path works on any machine. Once per instance
-    /// unless <paramref name="again"/>. A run folder holds its own copies: nothing to do.
-    /// </summary>
-    internal void EnsureLocalCopies(bool again = false)
-    {
-        if (Database is not { } database || (_localCopiesReady && !again))
-        {
-            return;
-        }
-
-        var state = database.ReadStoredState();
-        DurableFile.CreateDirectory(Path);
-        Fetch(ConfigPath, state.Config.Hash);
-        Fetch(ParametersPath, state.ParametersHash);
-        Fetch(ScriptPath, state.Script.Hash);
-        _localCopiesReady = true;
-
-        void Fetch(string path, string? sha256)
-        {
-            if (string.IsNullOrEmpty(sha256) || (File.Exists(path) && string.Equals(Integrity.HashFile(path).Sha256, sha256, StringComparison.OrdinalIgnoreCase)))
-            {
-                return;
-            }
-
-            if (database.ReadStoredCopy(sha256!) is { } content)
-            {
-                DurableFile.WriteAtomic(path, content);
-            }
-        }
-    }
-
-    /// <summary>
-    /// For a run in a database: stores the local copies that match what the state records (after
-    /// a creation or an accepted drift), so that another machine can fetch them. Idempotent.
-    /// </summary>
-    internal void SaveStoredCopies(RunState state)
-    {
-        if (Database is not { } database)
-        {
-            return;
-        }
-
-        Save(ConfigPath, state.Config.Hash);
-        Save(ParametersPath, state.ParametersHash);
-        Save(ScriptPath, state.Script.Hash);
-
-        void Save(string path, string? sha256)
-        {
-            if (!string.IsNullOrEmpty(sha256) && File.Exists(path))
-            {
-                byte[] content = DurableFile.ReadAllBytes(path);
-                if (string.Equals(Integrity.Sha256Hex(content), sha256, StringComparison.OrdinalIgnoreCase))
-                {
-                    database.WriteStoredCopy(content);
-                }
-            }
-        }
-    }
-
     /// <summary>Plans a resume without taking the lock: what is done, what is in doubt, what must be redone.</summary>
     public ResumePlan Plan(bool verifyArtifacts = true) => ResumePlanner.Plan(this, verifyArtifacts).Plan;
 
     /// <summary>Takes ownership and starts a new attempt. Throws RunLocked when another process owns the run.</summary>
+    /// <summary>Throws JoinNotSupported unless workers of several processes can join the run (a run in a database).</summary>
+    public void EnsureJoinable()
+    {
+        if (Database is null)
+        {
+            throw Storage.RunStores.NotJoinable(this);
+        }
+    }
+
     public RunAttempt BeginAttempt(AttemptOptions? options = null)
     {
         EnsureLocalCopies(again: true);
@@ -342,177 +288,6 @@ public sealed class RunDirectory
         }
 
         return File.Exists(StopPath) ? RunStatus.Stopping : RunStatus.Running;
-    }
-
-    /// <summary>
-    /// Snapshot + tail (or a rebuild); the status is as stored. RunDamaged when run.json (or, for
-    /// a rebuild, the journal) names another run. With <paramref name="checkJournal"/> the journal's
-    /// run_created is read too when the snapshot is used as is: listing does not pay that extra
-    /// read per run (it doubled Get-Run's cost); attempts fold the whole journal and Test-Run
-    /// reports the mismatch, so a journal copied in from another run is still refused there.
-    /// </summary>
-    internal RunState ReadStoredState(out bool rebuilt, bool checkJournal = false)
-    {
-        var state = ReadStoredStateUnchecked(out rebuilt, out var snapshotRunId);
-        if (snapshotRunId is not null)
-        {
-            EnsureOwnRunId(snapshotRunId, RunFormat.StateFile);
-        }
-
-        EnsureOwnRunId(state.RunId, rebuilt ? RunFormat.JournalFile : RunFormat.StateFile);
-        if (checkJournal && !rebuilt && File.Exists(JournalPath)
-            && JournalScanner.ReadEventAt(JournalPath, 0) is { Type: JournalEventTypes.RunCreated } created
-            && created.Data["run_id"] is JsonValue createdId && createdId.TryGetValue(out string? journalRunId))
-        {
-            // The snapshot was used as is: the journal's own first event must name this run too.
-            EnsureOwnRunId(journalRunId, RunFormat.JournalFile);
-        }
-
-        return state;
-    }
-
-    /// <summary>
-    /// A run directory is named by its run id: run.json and the journal's run_created must say the
-    /// same id, or the files belong to another run (copied or moved in) and cannot be trusted here.
-    /// </summary>
-    internal void EnsureOwnRunId(string recordedId, string file)
-    {
-        if (recordedId.Length > 0 && !string.Equals(recordedId, RunId, StringComparison.Ordinal))
-        {
-            throw new RunToolsException(ErrorIds.RunDamaged, RunToolsErrorCategory.InvalidData,
-                $"Run directory '{Path}' holds the files of run '{recordedId}' ({file} says so), not of run '{RunId}': a run's directory must be named by its run id. Rename the directory to '{recordedId}' if it is that run, or restore this run's files from a backup or archive.", RunId);
-        }
-    }
-
-    /// <summary>As ReadStoredState without the run id check, for callers that report a foreign id themselves (archive import).</summary>
-    internal RunState ReadStoredStateUnchecked(out bool rebuilt) => ReadStoredStateUnchecked(out rebuilt, out _);
-
-    private RunState ReadStoredStateUnchecked(out bool rebuilt, out string? snapshotRunId)
-    {
-        snapshotRunId = null;
-        rebuilt = false;
-        RunState? snapshot = TryReadSnapshot();
-        snapshotRunId = snapshot?.RunId;
-        var journal = new FileInfo(JournalPath);
-        long journalLength = journal.Exists ? journal.Length : 0;
-        if (snapshot is not null)
-        {
-            if (journalLength == snapshot.Journal.Length)
-            {
-                return snapshot;
-            }
-
-            if (journalLength > snapshot.Journal.Length)
-            {
-                var reducer = new StateReducer(snapshot);
-                var tail = JournalScanner.Scan(JournalPath, snapshot.Journal.Length, snapshot.Journal.Sequence, reducer);
-                if (tail.SequenceGaps.Count == 0 || tail.ValidLines == 0)
-                {
-                    reducer.Finish(tail);
-                    return snapshot;
-                }
-            }
-        }
-
-        rebuilt = true;
-        if (snapshot is not null)
-        {
-            // The journal is shorter than the snapshot says (lost after a power cut) or has gaps:
-            // it is the truth when it has events at all; with none left, the snapshot is all there is.
-            return TryRebuild() ?? snapshot;
-        }
-
-        return Rebuild();
-    }
-
-    internal RunState Rebuild() => TryRebuild() ?? throw Damaged();
-
-    private RunState? TryRebuild()
-    {
-        var state = new RunState { RunId = RunId };
-        var reducer = new StateReducer(state);
-        var scan = JournalScanner.Scan(JournalPath, 0, 0, reducer);
-        if (scan.ValidLines == 0)
-        {
-            return null;
-        }
-
-        reducer.Finish(scan);
-        EnsureSupportedVersion(RunId, state.FormatVersion);
-        return state;
-    }
-
-    internal static void EnsureSupportedVersion(string runId, int version)
-    {
-        if (version > RunFormat.Version)
-        {
-            throw new RunToolsException(ErrorIds.UnsupportedFormatVersion, RunToolsErrorCategory.InvalidData,
-                $"Run '{runId}' uses run-directory format version {version}; this RunTools reads version {RunFormat.Version}. Update RunTools to work with it.", runId);
-        }
-    }
-
-    private RunToolsException Damaged() => new(ErrorIds.RunDamaged, RunToolsErrorCategory.InvalidData,
-        $"Run '{RunId}' cannot be read: {RunFormat.StateFile} is missing or corrupt and {RunFormat.JournalFile} has no readable events. Restore the run directory from a backup or archive.", RunId);
-
-    private RunState? TryReadSnapshot() => TryReadSnapshot(out _);
-
-    /// <summary>The snapshot as stored, or null with the reason it cannot be used.</summary>
-    internal RunState? TryReadSnapshot(out string? failure)
-    {
-        failure = null;
-        byte[] bytes;
-        try
-        {
-            bytes = DurableFile.ReadAllBytes(StatePath);
-        }
-        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
-        {
-            failure = ex is FileNotFoundException ? "missing" : ex.Message;
-            return null;
-        }
-
-        try
-        {
-            EnsureSupportedVersion(RunId, PeekFormatVersion(bytes));
-
-            var state = JsonSerializer.Deserialize<RunState>(bytes, RunFormat.JsonOptions);
-            if (state is null || state.RunId.Length == 0)
-            {
-                failure = "no run_id";
-                return null;
-            }
-
-            return state;
-        }
-        catch (JsonException ex)
-        {
-            failure = ex.Message;
-            return null;
-        }
-    }
-
-    private static int PeekFormatVersion(byte[] bytes)
-    {
-        var reader = new Utf8JsonReader(bytes);
-        int depth = 0;
-        while (reader.Read())
-        {
-            if (reader.TokenType == JsonTokenType.StartObject || reader.TokenType == JsonTokenType.StartArray)
-            {
-                depth++;
-            }
-            else if (reader.TokenType == JsonTokenType.EndObject || reader.TokenType == JsonTokenType.EndArray)
-            {
-                depth--;
-            }
-            else if (depth == 1 && reader.TokenType == JsonTokenType.PropertyName && reader.ValueTextEquals("format_version"u8))
-            {
-                reader.Read();
-                return reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int v) ? v : 0;
-            }
-        }
-
-        return 0;
     }
 
     private string Combine(string name) => System.IO.Path.Combine(Path, name);

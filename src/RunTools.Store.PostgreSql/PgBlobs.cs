@@ -86,17 +86,41 @@ internal sealed class PgBlobs : IRunBlobs
     /// </summary>
     public byte[]? ReadStoredCopy(string sha256)
     {
-        var found = Find(StoredCopyName(sha256));
-        if (found is null)
+        using var source = OpenStoredCopy(sha256, out _);
+        if (source is null)
         {
             return null;
         }
 
-        using var source = new PgBlobStream(_store, found.ContentId, found.Size);
         using var copy = new MemoryStream();
         source.CopyTo(copy);
         return copy.ToArray();
     }
+
+    /// <summary>A stored copy by its SHA-256, streamed chunk by chunk, or null.</summary>
+    public Stream? OpenStoredCopy(string sha256, out long size)
+    {
+        var found = Find(StoredCopyName(sha256));
+        size = found?.Size ?? 0;
+        return found is null ? null : new PgBlobStream(_store, found.ContentId, found.Size);
+    }
+
+    /// <summary>The run's step outputs and artifacts (every name but the stored copies), in name order.</summary>
+    public IReadOnlyList<StoredBlob> List() => _store.Db.Run("list the blobs of the run", idempotent: true, connection =>
+    {
+        using var command = _store.Db.Command(connection,
+            $"SELECT b.name, c.size, c.sha256 FROM {_store.S}.blobs b JOIN {_store.S}.blob_contents c ON c.id = b.content_id WHERE b.run_id = @run AND b.name NOT LIKE @stored ORDER BY b.name COLLATE \"C\"");
+        command.Parameters.AddWithValue("run", _store.RunId);
+        command.Parameters.AddWithValue("stored", StoredCopyPrefix + "%");
+        using var reader = command.ExecuteReader();
+        var blobs = new List<StoredBlob>();
+        while (reader.Read())
+        {
+            blobs.Add(new StoredBlob(reader.GetString(0), reader.GetInt64(1), Integrity.Hex((byte[])reader[2])));
+        }
+
+        return blobs;
+    });
 
     /// <summary>Stores a copy by content under stored/&lt;sha256&gt;; idempotent (a second writer of the same copy finds it there).</summary>
     public void WriteStoredCopy(byte[] content)
@@ -110,7 +134,10 @@ internal sealed class PgBlobs : IRunBlobs
     }
 
     /// <summary>Stored copies are named by content: every version a run ever recorded stays fetchable.</summary>
-    internal static string StoredCopyName(string sha256) => "stored/" + sha256.ToLowerInvariant();
+    internal static string StoredCopyName(string sha256) => StoredCopyPrefix + sha256.ToLowerInvariant();
+
+    /// <summary>The names of stored copies start with this; no step output or artifact name does.</summary>
+    internal const string StoredCopyPrefix = "stored/";
 
     /// <summary>Re-reads and re-hashes every stored blob from the database; references to files outside the store are checked where they are.</summary>
     public List<RunProblem> Verify(IReadOnlyList<RecordedFile> files, Action<long>? bytesDone = null, CancellationToken cancellation = default)
@@ -196,61 +223,12 @@ internal sealed class PgBlobs : IRunBlobs
     /// </summary>
     private StoredBlob Write(IEnumerable<string> candidates, Stream content)
     {
-        string s = _store.S;
         try
         {
             return _store.Db.Run("store a blob of the run", idempotent: false, connection =>
             {
                 using var transaction = connection.BeginTransaction();
-                long id = Scalar<long>(connection, transaction, $"SELECT nextval('{s}.blob_content_ids')");
-
-                using var sha = SHA256.Create();
-                byte[] buffer = new byte[_chunkSize];
-                long size = 0;
-                int chunk = 0;
-                using (var insert = _store.Db.Command(connection, $"INSERT INTO {s}.blob_chunks (content_id, n, data) VALUES (@id, @n, @data)", transaction))
-                {
-                    var n = insert.Parameters.AddWithValue("n", 0);
-                    var data = new NpgsqlParameter<ArraySegment<byte>>("data", NpgsqlTypes.NpgsqlDbType.Bytea);
-                    insert.Parameters.Add(data);
-                    insert.Parameters.AddWithValue("id", id);
-                    int filled;
-                    while ((filled = Fill(content, buffer)) > 0)
-                    {
-                        sha.TransformBlock(buffer, 0, filled, null, 0);
-                        n.Value = chunk++;
-                        data.TypedValue = new ArraySegment<byte>(buffer, 0, filled);
-                        insert.ExecuteNonQuery();
-                        size += filled;
-                        _store.FaultPoint?.Invoke("blob_write", connection);
-                    }
-                }
-
-                sha.TransformFinalBlock(Array.Empty<byte>(), 0, 0);
-                byte[] hash = sha.Hash!;
-                _store.FaultPoint?.Invoke("blob_sync", connection);
-
-                // Content already stored (by any run): keep that one, drop these chunks.
-                long contentId;
-                using (var insertContent = _store.Db.Command(connection,
-                    $"INSERT INTO {s}.blob_contents (id, sha256, size) VALUES (@id, @sha, @size) ON CONFLICT (sha256) DO NOTHING RETURNING id", transaction))
-                {
-                    insertContent.Parameters.AddWithValue("id", id);
-                    insertContent.Parameters.AddWithValue("sha", hash);
-                    insertContent.Parameters.AddWithValue("size", size);
-                    contentId = insertContent.ExecuteScalar() is long inserted ? inserted : -1;
-                }
-
-                if (contentId < 0)
-                {
-                    using var existing = _store.Db.Command(connection, $"SELECT id FROM {s}.blob_contents WHERE sha256 = @sha", transaction);
-                    existing.Parameters.AddWithValue("sha", hash);
-                    contentId = (long)existing.ExecuteScalar()!;
-                    using var drop = _store.Db.Command(connection, $"DELETE FROM {s}.blob_chunks WHERE content_id = @id", transaction);
-                    drop.Parameters.AddWithValue("id", id);
-                    drop.ExecuteNonQuery();
-                }
-
+                var (contentId, size, hash) = WriteContent(connection, transaction, content);
                 if (Claim(connection, transaction, candidates, contentId) is not { } name)
                 {
                     // Only a name fixed by its content runs out of candidates: that same content is stored under it already.
@@ -271,6 +249,67 @@ internal sealed class PgBlobs : IRunBlobs
             throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.WriteError,
                 $"Could not read the content to store in {_store.Location}: {ex.Message} The file was not stored.", _store.RunId, ex);
         }
+    }
+
+    /// <summary>
+    /// Streams <paramref name="content"/> into chunks of a content row inside the caller's
+    /// transaction, hashing as it goes (one chunk in memory). Content already stored (by any run)
+    /// is kept once: these chunks are dropped and that row's id returned.
+    /// </summary>
+    internal (long ContentId, long Size, byte[] Sha256) WriteContent(NpgsqlConnection connection, NpgsqlTransaction transaction, Stream content)
+    {
+        string s = _store.S;
+        long id = Scalar<long>(connection, transaction, $"SELECT nextval('{s}.blob_content_ids')");
+
+        using var sha = SHA256.Create();
+        byte[] buffer = new byte[_chunkSize];
+        long size = 0;
+        int chunk = 0;
+        using (var insert = _store.Db.Command(connection, $"INSERT INTO {s}.blob_chunks (content_id, n, data) VALUES (@id, @n, @data)", transaction))
+        {
+            var n = insert.Parameters.AddWithValue("n", 0);
+            var data = new NpgsqlParameter<ArraySegment<byte>>("data", NpgsqlTypes.NpgsqlDbType.Bytea);
+            insert.Parameters.Add(data);
+            insert.Parameters.AddWithValue("id", id);
+            int filled;
+            while ((filled = Fill(content, buffer)) > 0)
+            {
+                sha.TransformBlock(buffer, 0, filled, null, 0);
+                n.Value = chunk++;
+                data.TypedValue = new ArraySegment<byte>(buffer, 0, filled);
+                insert.ExecuteNonQuery();
+                size += filled;
+                _store.FaultPoint?.Invoke("blob_write", connection);
+            }
+        }
+
+        sha.TransformFinalBlock(Array.Empty<byte>(), 0, 0);
+        byte[] hash = sha.Hash!;
+        _store.FaultPoint?.Invoke("blob_sync", connection);
+
+        using (var insertContent = _store.Db.Command(connection,
+            $"INSERT INTO {s}.blob_contents (id, sha256, size) VALUES (@id, @sha, @size) ON CONFLICT (sha256) DO NOTHING RETURNING id", transaction))
+        {
+            insertContent.Parameters.AddWithValue("id", id);
+            insertContent.Parameters.AddWithValue("sha", hash);
+            insertContent.Parameters.AddWithValue("size", size);
+            if (insertContent.ExecuteScalar() is long inserted)
+            {
+                return (inserted, size, hash);
+            }
+        }
+
+        long contentId;
+        using (var existing = _store.Db.Command(connection, $"SELECT id FROM {s}.blob_contents WHERE sha256 = @sha", transaction))
+        {
+            existing.Parameters.AddWithValue("sha", hash);
+            contentId = (long)existing.ExecuteScalar()!;
+        }
+
+        using var drop = _store.Db.Command(connection, $"DELETE FROM {s}.blob_chunks WHERE content_id = @id", transaction);
+        drop.Parameters.AddWithValue("id", id);
+        drop.ExecuteNonQuery();
+        return (contentId, size, hash);
     }
 
     /// <summary>The first free name, null when every candidate is taken; a name another writer holds uncommitted waits for that writer's outcome.</summary>

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.IO;
 using Npgsql;
 using RunTools.Core;
 using RunTools.Core.Journal;
@@ -18,7 +19,7 @@ internal sealed class PgDatabaseRun : IDatabaseRun
     private const int EventPage = 2000;
 
     /// <summary>The run's tables besides blobs, deleted with it.</summary>
-    private static readonly string[] s_runTables = { "events", "runs", "stop_requests", "leases" };
+    private static readonly string[] s_runTables = { "events", "runs", "stop_requests", "leases", "item_claims", "workers", "worker_events" };
     private readonly PostgreSqlStore _owner;
     private readonly PostgreSqlRunStore _reader;
 
@@ -42,6 +43,8 @@ internal sealed class PgDatabaseRun : IDatabaseRun
     private string S => _owner.S;
 
     public IRunStore OpenStore(Action<string>? crashPoint) => new PostgreSqlRunStore(_owner, RunId, LocalFolder);
+
+    public IRunStore OpenWorkerStore() => new PgWorkerStore(new PostgreSqlRunStore(_owner, RunId, LocalFolder));
 
     public RunState ReadStoredState() => ((IRunSnapshot)_reader).ReadStored();
 
@@ -87,6 +90,27 @@ internal sealed class PgDatabaseRun : IDatabaseRun
         }
     }
 
+    public byte[]? ReadSnapshotDocument() => _reader.ReadSnapshotDocument();
+
+    /// <summary>Measured and bounded in one statement, so rows appended later (there are none while the caller holds the lease) are not read.</summary>
+    public Stream OpenJournal(out long length)
+    {
+        var (last, bytes) = Db.Run("measure the run's events", idempotent: true, connection =>
+        {
+            using var command = Db.Command(connection, $"SELECT coalesce(max(seq), 0), coalesce(sum(length(line) + 1), 0)::bigint FROM {S}.events WHERE run_id = @run");
+            command.Parameters.AddWithValue("run", RunId);
+            using var reader = command.ExecuteReader();
+            reader.Read();
+            return (reader.GetInt64(0), reader.GetInt64(1));
+        });
+        length = bytes;
+        return new PgJournalStream(_reader, last);
+    }
+
+    public IReadOnlyList<StoredBlob> ListBlobs() => ((PgBlobs)_reader.Blobs).List();
+
+    public Stream? OpenStoredCopy(string sha256, out long size) => ((PgBlobs)_reader.Blobs).OpenStoredCopy(sha256, out size);
+
     public OwnerRecord? ReadHolder() => _reader.ReadLeaseHolder();
 
     public StopRequest? ReadStopRequest() => _reader.ReadStopRequest();
@@ -108,57 +132,78 @@ internal sealed class PgDatabaseRun : IDatabaseRun
         long[] contents = Db.Run("remove the run", idempotent: true, connection =>
         {
             using var transaction = connection.BeginTransaction();
-            using (var fence = Db.Command(connection, $"SELECT 1 FROM {S}.leases WHERE run_id = @run AND session = @session FOR UPDATE", transaction))
-            {
-                fence.Parameters.AddWithValue("run", RunId);
-                fence.Parameters.AddWithValue("session", ownership.Session);
-                if (fence.ExecuteScalar() is null)
-                {
-                    throw new RunToolsException(ErrorIds.NotOwner, RunToolsErrorCategory.InvalidOperation,
-                        $"Run '{RunId}' was taken over by another owner while it was being removed; nothing was removed. Check it with Get-Run.", RunId);
-                }
-            }
-
-            var ids = new List<long>();
-            using (var blobs = Db.Command(connection, $"DELETE FROM {S}.blobs WHERE run_id = @run RETURNING content_id", transaction))
-            {
-                blobs.Parameters.AddWithValue("run", RunId);
-                using var reader = blobs.ExecuteReader();
-                while (reader.Read())
-                {
-                    ids.Add(reader.GetInt64(0));
-                }
-            }
-
-            foreach (string table in s_runTables)
-            {
-                using var delete = Db.Command(connection, $"DELETE FROM {S}.{table} WHERE run_id = @run", transaction);
-                delete.Parameters.AddWithValue("run", RunId);
-                delete.ExecuteNonQuery();
-            }
-
+            long[] ids = DeleteRows(_owner, connection, transaction, RunId, ownership.Session, "removed", keepLease: false);
             transaction.Commit();
-            return ids.ToArray();
+            return ids;
         });
 
-        if (contents.Length > 0)
+        DropUnnamedContents(_owner, contents);
+    }
+
+    /// <summary>
+    /// Deletes the run's rows in the caller's transaction, fenced by the lease <paramref name="session"/>
+    /// holds (NotOwner when it was taken over meanwhile, saying nothing was <paramref name="done"/>).
+    /// Returns the contents its blobs named, for <see cref="DropUnnamedContents"/> once committed.
+    /// </summary>
+    internal static long[] DeleteRows(PostgreSqlStore owner, NpgsqlConnection connection, NpgsqlTransaction transaction, string runId, Guid session, string done, bool keepLease)
+    {
+        var db = owner.Db;
+        string s = owner.S;
+        using (var fence = db.Command(connection, $"SELECT 1 FROM {s}.leases WHERE run_id = @run AND session = @session FOR UPDATE", transaction))
         {
-            DropUnnamedContents(contents);
+            fence.Parameters.AddWithValue("run", runId);
+            fence.Parameters.AddWithValue("session", session);
+            if (fence.ExecuteScalar() is null)
+            {
+                throw new RunToolsException(ErrorIds.NotOwner, RunToolsErrorCategory.InvalidOperation,
+                    $"Run '{runId}' was taken over by another owner while it was being {done}; nothing was {done}. Check it with Get-Run.", runId);
+            }
         }
+
+        var ids = new List<long>();
+        using (var blobs = db.Command(connection, $"DELETE FROM {s}.blobs WHERE run_id = @run RETURNING content_id", transaction))
+        {
+            blobs.Parameters.AddWithValue("run", runId);
+            using var reader = blobs.ExecuteReader();
+            while (reader.Read())
+            {
+                ids.Add(reader.GetInt64(0));
+            }
+        }
+
+        foreach (string table in s_runTables)
+        {
+            if (keepLease && table == "leases")
+            {
+                continue;
+            }
+
+            using var delete = db.Command(connection, $"DELETE FROM {s}.{table} WHERE run_id = @run", transaction);
+            delete.Parameters.AddWithValue("run", runId);
+            delete.ExecuteNonQuery();
+        }
+
+        return ids.ToArray();
     }
 
     /// <summary>
     /// Contents no run names any more. A writer that names one of them at the same moment wins: its
     /// reference makes this statement fail (foreign key), and the content stays.
     /// </summary>
-    private void DropUnnamedContents(long[] ids) =>
-        Db.Run("drop the run's unshared blob contents", idempotent: true, connection =>
+    internal static void DropUnnamedContents(PostgreSqlStore owner, long[] ids)
+    {
+        if (ids.Length == 0)
         {
-            using var command = Db.Command(connection, $"""
+            return;
+        }
+
+        owner.Db.Run("drop the run's unshared blob contents", idempotent: true, connection =>
+        {
+            using var command = owner.Db.Command(connection, $"""
                 WITH gone AS (
-                    DELETE FROM {S}.blob_contents c WHERE c.id = ANY (@ids) AND NOT EXISTS (SELECT 1 FROM {S}.blobs b WHERE b.content_id = c.id)
+                    DELETE FROM {owner.S}.blob_contents c WHERE c.id = ANY (@ids) AND NOT EXISTS (SELECT 1 FROM {owner.S}.blobs b WHERE b.content_id = c.id)
                     RETURNING c.id)
-                DELETE FROM {S}.blob_chunks WHERE content_id IN (SELECT id FROM gone)
+                DELETE FROM {owner.S}.blob_chunks WHERE content_id IN (SELECT id FROM gone)
                 """);
             command.Parameters.AddWithValue("ids", ids);
             try
@@ -170,4 +215,5 @@ internal sealed class PgDatabaseRun : IDatabaseRun
                 // Named again meanwhile: kept. The run itself is already gone.
             }
         });
+    }
 }

@@ -17,57 +17,12 @@ using RunTools.Core.Storage;
 namespace RunTools.Store.PostgreSql;
 
 /// <summary>
-/// What Core's <see cref="RunCatalogs"/> finds by name in this assembly: the catalog of a database
-/// root. One opened store (pool, migrated schema) per connection and schema for the process, so a
-/// session's Get-Runs share connections instead of opening a pool each.
-/// </summary>
-internal sealed class PostgreSqlStoreProvider : IRunStoreProvider
-{
-    private static readonly Dictionary<(string, string, int?), PostgreSqlStore> s_stores = new();
-    private static readonly Dictionary<string, PostgreSqlStore> s_byDisplay = new(StringComparer.Ordinal);
-    private static readonly object s_gate = new();
-
-    /// <summary>
-    /// A root without a password that names a store this process already opened with one (a
-    /// RunInfo's Root, which never shows it: <c>Get-Run -Root $uri | Resume-Run</c>) reuses that
-    /// store; otherwise Npgsql finds the password in PGPASSWORD or ~/.pgpass.
-    /// </summary>
-    public IRunCatalog OpenCatalog(RootLocation root)
-    {
-        var key = (root.ConnectionString!, root.Schema!, root.LeaseSeconds);
-        PostgreSqlStore? store;
-        lock (s_gate)
-        {
-            bool passwordless = new Npgsql.NpgsqlConnectionStringBuilder(key.Item1).Password is null;
-            if (!s_stores.TryGetValue(key, out store) && !(passwordless && s_byDisplay.TryGetValue(root.Display, out store)))
-            {
-                // Not cached on failure: the next command tries again (the server may be up by then).
-                var options = new PostgreSqlStoreOptions { ConnectionString = key.Item1, Schema = key.Item2, DisplayName = root.Display };
-                if (root.LeaseSeconds is { } lease)
-                {
-                    options.LeaseDuration = TimeSpan.FromSeconds(lease);
-                }
-
-                store = PostgreSqlStore.Open(options);
-                s_stores[key] = store;
-                if (!passwordless || !s_byDisplay.ContainsKey(root.Display))
-                {
-                    s_byDisplay[root.Display] = store;
-                }
-            }
-        }
-
-        return new PgRunCatalog(store, root);
-    }
-}
-
-/// <summary>
 /// Lists a database's runs for Get-Run: one query returns each matching run's snapshot row, its
 /// live lease and stop request, and the events after its snapshot; each run is folded by the
 /// store's own reader (<see cref="PostgreSqlRunStore.FoldStored"/>). Filters on id, name and
 /// status run in SQL where a wildcard translates to LIKE; the caller checks every run again.
 /// </summary>
-internal sealed class PgRunCatalog : IRunCatalog
+internal sealed class PgRunCatalog : IRunCatalog, IRunImporter
 {
     private const int BatchSize = 256;
     private readonly PostgreSqlStore _store;
@@ -110,6 +65,15 @@ internal sealed class PgRunCatalog : IRunCatalog
         DurableFile.WriteAtomic(Path.Combine(local, RunFormat.ScriptFile), options.Script);
         run.SaveStoredCopies(run.ReadState());
         return run;
+    }
+
+    /// <summary>Import-RunArchive into the database: the whole run in one transaction (<see cref="PgRunImport"/>).</summary>
+    public RunDirectory ImportRun(IArchivedRun run, bool replace)
+    {
+        string id = Core.RunId.Validate(run.RunId);
+        string local = LocalFolders.ForRun(_root, id);
+        new PgRunImport(_store, id, local).Write(run, replace, Display);
+        return Run(id, local);
     }
 
     private RunDirectory Run(string runId, string local) => new(local, runId, new PgDatabaseRun(_store, runId, local, Display));

@@ -161,8 +161,13 @@ internal sealed class PgRunLog : IRunLog
         string fence = _session is null
             ? "SELECT 1"
             : $"SELECT 1 FROM {s}.leases WHERE run_id = @run AND session = @session FOR SHARE";
+        // A run's first event brings a placeholder row of runs (no snapshot yet, read by folding its
+        // events), so that a creation cut short before its first snapshot is still listed.
+        string placeholder = Creating && batch[0].Sequence == 1
+            ? $", placeholder AS (INSERT INTO {s}.runs (run_id, name, status, journal_seq, snapshot) VALUES (@run, '', 'created', 0, ''::bytea) ON CONFLICT (run_id) DO NOTHING)"
+            : string.Empty;
         string sql = $"""
-            WITH fence AS ({fence})
+            WITH fence AS ({fence}){placeholder}
             INSERT INTO {s}.events (run_id, seq, type, line)
             SELECT @run, u.seq, u.type, u.line FROM unnest(@seqs, @types, @lines) AS u(seq, type, line)
             WHERE EXISTS (SELECT 1 FROM fence)

@@ -14,7 +14,7 @@ namespace RunTools.Store.PostgreSql;
 internal static class PgSchema
 {
     /// <summary>The schema version this build writes and reads.</summary>
-    public const int Version = 1;
+    public const int Version = 2;
 
     // Identifiers cannot be bound as parameters: the schema name is checked, then quoted.
     private static readonly Regex s_identifier = new("^[a-z_][a-z0-9_]{0,62}$", RegexOptions.CultureInvariant);
@@ -68,6 +68,37 @@ internal static class PgSchema
             content_id bigint NOT NULL REFERENCES {s}.blob_contents (id),
             created_at timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (run_id, name));
+        """,
+        // 2: workers joining a running attempt (Join-Run): their registrations, the claims that
+        // give each item of an items-only step to one process, and the events workers recorded
+        // that the owner has not transcribed into the run's log yet.
+        """
+        CREATE TABLE {s}.workers (
+            run_id     text NOT NULL,
+            worker     uuid NOT NULL,
+            attempt    integer NOT NULL,
+            host       text NOT NULL,
+            pid        integer NOT NULL,
+            joined_at  timestamptz NOT NULL DEFAULT now(),
+            admitted   boolean NOT NULL DEFAULT false,
+            expires_at timestamptz NOT NULL,
+            PRIMARY KEY (run_id, worker));
+        CREATE TABLE {s}.item_claims (
+            run_id     text NOT NULL,
+            step       text NOT NULL,
+            key        text NOT NULL,
+            holder     uuid NOT NULL,
+            attempt    integer NOT NULL,
+            claimed_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (run_id, step, key));
+        CREATE TABLE {s}.worker_events (
+            run_id text NOT NULL,
+            worker uuid NOT NULL,
+            wseq   bigint NOT NULL,
+            step   text NOT NULL,
+            key    text NOT NULL,
+            line   bytea NOT NULL,
+            PRIMARY KEY (run_id, worker, wseq));
         """,
     };
 

@@ -1,5 +1,6 @@
 using System;
 using System.IO;
+using System.Threading;
 using System.Text.Json;
 using Npgsql;
 using RunTools.Core;
@@ -58,7 +59,18 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
     /// long as its lease lasts, since no one else can take the run over before it expires. Readers
     /// and non-owners give up after the usual retries.
     /// </summary>
-    internal TimeSpan? OutagePatience => _session is null ? null : _owner.Options.LeaseDuration;
+    internal TimeSpan? OutagePatience => _session is null && !WaitsOutOutages ? null : _owner.Options.LeaseDuration;
+
+    /// <summary>Set for a joined worker's reads and claims: it waits out an outage as an owner does.</summary>
+    internal bool WaitsOutOutages { get; set; }
+
+    /// <summary>The options of the store this run is in (lease duration, heartbeat).</summary>
+    internal PostgreSqlStoreOptions Options => _owner.Options;
+
+    /// <summary>The owner's side of claims and workers; claims are held under this attempt's lease session.</summary>
+    public IRunWorkers Workers => _workers ??= new PgWorkers(this, () => _session ?? throw new InvalidOperationException("The run's lease is not held."), isWorker: false);
+
+    private PgWorkers? _workers;
 
     /// <summary>Test seam: called with the connection at "log_commit", "blob_write", "blob_sync" and "blob_commit".</summary>
     internal Action<string, NpgsqlConnection>? FaultPoint { get; set; }
@@ -105,7 +117,39 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
         // Rows are keyed by run id: they cannot belong to another run.
     }
 
-    public StopRequest? ReadStopRequest() => Db.Run("read the run's stop request", idempotent: true, patience: OutagePatience, work: connection =>
+    /// <summary>
+    /// How long an owner trusts a "no stop request" answer: boundaries come once per item, and a
+    /// query per boundary would be a second round trip per item beside its commit. A stop is
+    /// still seen at the first boundary after this much time, well inside Stop-Run's grace period.
+    /// </summary>
+    internal static readonly TimeSpan StopCheckInterval = TimeSpan.FromMilliseconds(100);
+
+    // Bumped by every stop request made in this process (Stop-Run inside the run's own script, a time
+    // limit): a cached "no stop" answer older than the last bump is not trusted, so such a stop is
+    // seen at the very next boundary. One from another process is seen within StopCheckInterval.
+    private static long s_stopRequests;
+
+    private long _noStopSeenAt;
+    private long _noStopEpoch;
+
+    public StopRequest? ReadStopRequest()
+    {
+        long seenAt = Interlocked.Read(ref _noStopSeenAt);
+        if (_session is not null && seenAt != 0 && Interlocked.Read(ref _noStopEpoch) == Interlocked.Read(ref s_stopRequests)
+            && System.Diagnostics.Stopwatch.GetElapsedTime(seenAt) < StopCheckInterval)
+        {
+            return null;
+        }
+
+        long epoch = Interlocked.Read(ref s_stopRequests);
+        long asked = System.Diagnostics.Stopwatch.GetTimestamp();
+        var request = QueryStopRequest();
+        Interlocked.Exchange(ref _noStopEpoch, epoch);
+        Interlocked.Exchange(ref _noStopSeenAt, request is null ? asked : 0);
+        return request;
+    }
+
+    private StopRequest? QueryStopRequest() => Db.Run("read the run's stop request", idempotent: true, patience: OutagePatience, work: connection =>
     {
         using var command = Db.Command(connection, $"SELECT requested_at, requested_by, reason FROM {S}.stop_requests WHERE run_id = @run");
         command.Parameters.AddWithValue("run", RunId);
@@ -128,7 +172,13 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
     });
 
     /// <summary>Stop-Run: the owner sees it at its next boundary. A newer request replaces an older one.</summary>
-    public void RequestStop(StopRequest request) => Db.Run("request a stop of the run", idempotent: true, connection =>
+    public void RequestStop(StopRequest request)
+    {
+        WriteStopRequest(request);
+        Interlocked.Increment(ref s_stopRequests);
+    }
+
+    private void WriteStopRequest(StopRequest request) => Db.Run("request a stop of the run", idempotent: true, connection =>
     {
         using var command = Db.Command(connection, $"""
             INSERT INTO {S}.stop_requests (run_id, requested_at, requested_by, reason) VALUES (@run, @at, @by, @reason)
@@ -260,22 +310,20 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
         return command.ExecuteScalar() is true;
     });
 
-    private RunState? ReadSnapshotRow() => ParseSnapshot(Db.Run("read the run's snapshot", idempotent: true, connection =>
+    private RunState? ReadSnapshotRow() => ParseSnapshot(ReadSnapshotDocument());
+
+    /// <summary>The snapshot row's document (run.json's bytes) as stored, or null when there is no row.</summary>
+    internal byte[]? ReadSnapshotDocument() => Db.Run("read the run's snapshot", idempotent: true, connection =>
     {
         using var command = Db.Command(connection, $"SELECT snapshot FROM {S}.runs WHERE run_id = @run");
         command.Parameters.AddWithValue("run", RunId);
         return command.ExecuteScalar() as byte[];
-    }));
+    });
 
     /// <summary>The snapshot row as stored, or null with why it cannot be used ("missing" when there is none).</summary>
     internal RunState? TryReadSnapshot(out string? failure)
     {
-        byte[]? bytes = Db.Run("read the run's snapshot", idempotent: true, connection =>
-        {
-            using var command = Db.Command(connection, $"SELECT snapshot FROM {S}.runs WHERE run_id = @run");
-            command.Parameters.AddWithValue("run", RunId);
-            return command.ExecuteScalar() as byte[];
-        });
+        byte[]? bytes = ReadSnapshotDocument();
         failure = null;
         if (bytes is not { Length: > 0 })
         {
@@ -339,16 +387,28 @@ internal sealed class PgEventScan
     /// <summary>The last seq seen: a scan that lost its connection resumes after it.</summary>
     public long ResumeAfter { get; private set; }
 
-    public void Add(long seq, byte[] line)
+    public void Add(long seq, byte[] line) => Add((long?)seq, line);
+
+    /// <summary>A journal line that is no row yet (an archived journal's): its seq is its own. Returns why it is damaged, or null.</summary>
+    public string? AddLine(byte[] line)
     {
-        ResumeAfter = seq;
+        int corrupt = _result.CorruptLines.Count;
+        Add(null, line);
+        return _result.CorruptLines.Count > corrupt ? _result.CorruptLines[corrupt].Reason : null;
+    }
+
+    private void Add(long? seq, byte[] line)
+    {
         long offset = _result.FileLength;
         _result.FileLength += line.Length + 1;
-        if (!_parser.TryParse(line, wantTimestamp: true, out var parsed, out string? error) || parsed.Sequence != seq)
+        if (!_parser.TryParse(line, wantTimestamp: true, out var parsed, out string? error) || (seq is { } rowSeq && parsed.Sequence != rowSeq))
         {
+            ResumeAfter = seq ?? ResumeAfter;
             _result.CorruptLines.Add(new JournalDefect(offset, line.Length + 1, error ?? $"the row for seq {seq} holds seq {parsed.Sequence}"));
             return;
         }
+
+        ResumeAfter = parsed.Sequence;
 
         if (parsed.Sequence != _result.LastSequence + 1)
         {
@@ -360,7 +420,7 @@ internal sealed class PgEventScan
         _result.ValidLines++;
         _lastLine = line;
         _lastParsed = parsed;
-        _visitor?.Visit(in parsed, seq, line);
+        _visitor?.Visit(in parsed, parsed.Sequence, line); // the locator is the seq
     }
 
     public JournalScanResult Finish()

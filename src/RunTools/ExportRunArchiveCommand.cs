@@ -8,14 +8,11 @@ using RunTools.Core.Archive;
 
 namespace RunTools;
 
-/// <summary>Writes runs to .zip archives holding archive_manifest.json (every file with size and SHA-256).</summary>
+/// <summary>Writes runs (from a folder or a database root alike) to .zip archives holding archive_manifest.json (every file with size and SHA-256).</summary>
 [Cmdlet(VerbsData.Export, "RunArchive", DefaultParameterSetName = RunSelectionSets.ById, SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "Export-RunArchive.md")]
 [OutputType(typeof(FileInfo))]
 public sealed class ExportRunArchiveCommand : RunSelectionCmdletBase, IDisposable
 {
-    /// <summary>Not on runs held in a database yet: StoreNotSupported.</summary>
-    private protected override bool SupportsDatabase => false;
-
     private readonly CancellationTokenSource _cancel = new();
 
     // Archive paths written by this pipeline: a second run must not silently replace the first.

@@ -4,10 +4,11 @@ using System.Management.Automation;
 using System.Threading;
 using RunTools.Core;
 using RunTools.Core.Archive;
+using RunTools.Core.Storage;
 
 namespace RunTools;
 
-/// <summary>Verifies run archives against their manifests and restores the runs under a root.</summary>
+/// <summary>Verifies run archives against their manifests and restores the runs under a root: a folder or a database.</summary>
 [Cmdlet(VerbsData.Import, "RunArchive", DefaultParameterSetName = ByPath, SupportsShouldProcess = true, HelpUri = HelpLinks.Pages + "Import-RunArchive.md")]
 [OutputType(typeof(RunInfo))]
 public sealed class ImportRunArchiveCommand : RunCmdletBase, IDisposable
@@ -108,20 +109,25 @@ public sealed class ImportRunArchiveCommand : RunCmdletBase, IDisposable
         var progress = new ArchiveProgressWriter(this, "Import-RunArchive");
         try
         {
-            var root = new RunsRoot(ResolveRoot(Root));
-            if (!ShouldProcess(file, $"Import run archive into '{root.Path}'"))
+            var location = ResolveTargetRoot();
+            if (!ShouldProcess(file, $"Import run archive into '{location.Display}'"))
             {
                 return;
             }
 
-            var run = RunArchive.Import(file, root, new ArchiveImportOptions
+            var options = new ArchiveImportOptions
             {
                 Force = Force,
                 MaximumSize = MaximumSize,
                 MaximumEntryCount = MaximumEntryCount,
                 Progress = progress.Report,
                 Cancellation = _cancel.Token,
-            });
+            };
+
+            // A database root loads the PostgreSQL store here, the first time one is used in the session.
+            var run = location.Kind == RootKind.Folder
+                ? RunArchive.Import(file, new RunsRoot(location.FolderPath!), options)
+                : RunArchive.Import(file, RunCatalogs.Open(location), options);
             WriteObject(RunInfo.From(run, run.ReadState()));
         }
         catch (RunToolsException ex)
@@ -139,6 +145,20 @@ public sealed class ImportRunArchiveCommand : RunCmdletBase, IDisposable
         finally
         {
             progress.Complete();
+        }
+    }
+
+    /// <summary>-Root, else $env:RUNTOOLS_ROOT, else ./runs: a folder or a database. A malformed root stops the command (every archive would fail the same way).</summary>
+    private RootLocation ResolveTargetRoot()
+    {
+        try
+        {
+            return ResolveRootLocation(Root);
+        }
+        catch (RunToolsException ex)
+        {
+            ThrowTerminatingError(ToErrorRecord(ex));
+            throw; // not reached: ThrowTerminatingError always throws
         }
     }
 

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
 using RunTools.Core;
@@ -21,6 +22,9 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
     private long _processed;
     private long _lastProgress;
     private bool _verbose;
+
+    // Keys another process of the attempt held when met (Join-Run), with their input objects.
+    private readonly Dictionary<string, object?> _elsewhere = new(StringComparer.Ordinal);
 
     [Parameter(Mandatory = true, ValueFromPipeline = true)]
     [AllowNull]
@@ -141,6 +145,13 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
             return;
         }
 
+        if (action == ItemAction.Elsewhere)
+        {
+            // Another process of the attempt (a joined worker, or the owner) has it: awaited at the end of the call.
+            _elsewhere[key] = InputObject;
+            return;
+        }
+
         if (ThrottleLimit > 1)
         {
             RunInParallel(context, key);
@@ -229,6 +240,7 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
             }
         }
 
+        AwaitItemsElsewhere();
         var done = RunProgress.ForItems(_step, "done");
         done.RecordType = ProgressRecordType.Completed;
         WriteProgress(done);
@@ -241,6 +253,69 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
             catch (RunToolsException ex)
             {
                 Terminate(_context!, ex, _step);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The items other processes of the attempt held (Join-Run): waits for each, emits the output
+    /// of those completed elsewhere (as a resume replays it), writes ItemFailed for those that
+    /// failed elsewhere, and runs here those whose worker died (the owner took them over).
+    /// </summary>
+    private void AwaitItemsElsewhere()
+    {
+        var context = _context!;
+        var engine = context.Engine;
+        while (_elsewhere.Count > 0)
+        {
+            // The call's own parallel items are drained; an item taken over gets a runner of its own.
+            _parallel?.Dispose();
+            _parallel = null;
+            WriteProgress(RunProgress.ForItems(_step, $"waiting for {_elsewhere.Count} item(s) held by other workers of the run"));
+            IReadOnlyList<(string Key, ElsewhereOutcome Outcome, string? Error)> outcomes = Array.Empty<(string, ElsewhereOutcome, string?)>();
+            try
+            {
+                outcomes = engine.AwaitItemsElsewhere(_step, _elsewhere.Keys.ToList());
+            }
+            catch (RunToolsException ex)
+            {
+                Terminate(context, ex, _step);
+            }
+
+            foreach (var (key, outcome, error) in outcomes)
+            {
+                object? input = _elsewhere[key];
+                _elsewhere.Remove(key);
+                switch (outcome)
+                {
+                    case ElsewhereOutcome.Completed:
+                        foreach (object? value in Conversion.Deserialize(engine.ReadItemOutput(_step, key)))
+                        {
+                            WriteObject(value);
+                        }
+
+                        break;
+                    case ElsewhereOutcome.Failed:
+                        WriteError(new ErrorRecord(
+                            new RunToolsException(ErrorIds.ItemFailed, RunToolsErrorCategory.InvalidResult, $"Item '{key}' of step '{_step}' failed in another worker of the run: {RunExecutor.Sentence(error ?? "no reason recorded")} It is retried when the run is resumed.", key),
+                            ErrorIds.ItemFailed, ErrorCategory.InvalidResult, input));
+                        break;
+                    case ElsewhereOutcome.RunHere:
+                        WriteVerbose($"Item '{key}' was held by a worker that is gone; it runs here.");
+                        InputObject = input;
+                        ProcessRecord();
+                        break;
+                }
+            }
+
+            if (_parallel is { } parallel)
+            {
+                parallel.Complete();
+                parallel.Drain(WriteResult, wait: true);
+                if (parallel.Fatal is { } fatal)
+                {
+                    Terminate(context, fatal, _step);
+                }
             }
         }
     }

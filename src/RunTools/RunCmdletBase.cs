@@ -15,32 +15,6 @@ public abstract class RunCmdletBase : PSCmdlet
 {
     internal const string RootVariable = "RUNTOOLS_ROOT";
 
-    /// <summary>
-    /// The folder root of a cmdlet that works on folders only: -Root, else $env:RUNTOOLS_ROOT, else
-    /// ./runs, resolved against the current PowerShell location. A database root (a PostgreSQL URI)
-    /// is a terminating StoreNotSupported error naming it (see <see cref="SupportsDatabase"/>).
-    /// </summary>
-    protected string ResolveRoot(string? root)
-    {
-        RootLocation location;
-        try
-        {
-            location = ResolveRootLocation(root);
-        }
-        catch (RunToolsException ex)
-        {
-            ThrowTerminatingError(ToErrorRecord(ex));
-            throw; // not reached: ThrowTerminatingError always throws
-        }
-
-        if (location.Kind != RootKind.Folder)
-        {
-            ThrowStoreNotSupported(location.Display);
-        }
-
-        return location.FolderPath!;
-    }
-
     /// <summary>-Root, else $env:RUNTOOLS_ROOT, else ./runs: a folder (resolved against the current PowerShell location) or a database URI; InvalidArgument for a malformed URI.</summary>
     protected RootLocation ResolveRootLocation(string? root)
     {
@@ -49,22 +23,6 @@ public abstract class RunCmdletBase : PSCmdlet
             : "runs";
         return RootLocation.Parse(chosen, SessionState.Path.GetUnresolvedProviderPathFromPSPath);
     }
-
-    /// <summary>
-    /// Whether this cmdlet works on runs held in a database. Those that do not yet (the archive
-    /// cmdlets) refuse a database root or run with StoreNotSupported.
-    /// </summary>
-    private protected virtual bool SupportsDatabase => true;
-
-    /// <summary>What a cmdlet that does not work on a database yet says for a run in one, or a database root.</summary>
-    private protected void ThrowStoreNotSupported(string root) => ThrowTerminatingError(ToErrorRecord(StoreNotSupported(root)));
-
-    private RunToolsException StoreNotSupported(string root) =>
-        new(ErrorIds.StoreNotSupported, RunToolsErrorCategory.InvalidOperation,
-            $"The runs root {root} is a PostgreSQL database, and {MyInvocation.MyCommand.Name} does not work on a database yet (docs/postgresql-store.md lists what does). Use a folder root (-Root or $env:RUNTOOLS_ROOT) for this command.", root);
-
-    /// <summary>A RunInfo's run folder; a run listed from a database has none (StoreNotSupported, thrown as the other selection errors are).</summary>
-    private protected string RunFolderOf(RunInfo input) => input.Path ?? throw StoreNotSupported(input.Root);
 
     /// <summary>
     /// The run a RunInfo names: its folder, or for a run listed from a database the same run opened
@@ -76,11 +34,6 @@ public abstract class RunCmdletBase : PSCmdlet
         if (input.Path is { } path)
         {
             return RunDirectory.Open(path);
-        }
-
-        if (!SupportsDatabase)
-        {
-            throw StoreNotSupported(input.Root);
         }
 
         if (input.Run is { DatabaseRoot: not null } run)
@@ -115,11 +68,6 @@ public abstract class RunCmdletBase : PSCmdlet
         var location = ResolveRootLocation(root);
         if (location.Kind != RootKind.Folder)
         {
-            if (!SupportsDatabase)
-            {
-                throw StoreNotSupported(location.Display);
-            }
-
             return RunCatalogs.Open(location).OpenRun(runId ?? string.Empty);
         }
 
@@ -301,11 +249,6 @@ public abstract class RunCmdletBase : PSCmdlet
             var location = ResolveRootLocation(root);
             if (location.Kind != RootKind.Folder)
             {
-                if (!SupportsDatabase)
-                {
-                    throw StoreNotSupported(location.Display);
-                }
-
                 // Opening the catalog loads the PostgreSQL store (and Npgsql) the first time a database root is used.
                 return new OpenedRoot { Catalog = RunCatalogs.Open(location) };
             }

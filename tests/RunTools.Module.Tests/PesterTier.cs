@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Reflection;
+using System.Threading;
 using RunTools.Tools;
 using Xunit;
 
@@ -38,6 +39,38 @@ public sealed class PesterTier
         string resultFile = Path.Combine(results, $"pester-{major}.xml");
         File.Delete(resultFile);
         var environment = new Dictionary<string, string> { ["RUNTOOLS_TEST_OTHER_YAMLDOTNET"] = Metadata("OtherYamlDotNet") };
+
+        // xUnit's VSTest adapter (3.1.5) calls a test process "crashed" when it exits more than 5 s
+        // after the last message the adapter read, unless the assembly's finished message was read
+        // first: it measures its grace period from that last message, not from the exit. This one
+        // test runs for minutes in silence, so a heartbeat keeps messages flowing to the end
+        // ("Test process crashed with exit code 0" after every Pester test had passed, twice).
+        var testOutput = TestContext.Current.TestOutputHelper;
+        var started = DateTime.UtcNow;
+        string? currentFile = null;
+        using var heartbeat = new System.Threading.Timer(
+            _ =>
+            {
+                try
+                {
+                    testOutput?.WriteLine($"[{(DateTime.UtcNow - started).TotalSeconds:0} s] {Volatile.Read(ref currentFile) ?? "starting Pester"}");
+                }
+                catch (InvalidOperationException)
+                {
+                    // a tick that raced the end of the test: nothing left to keep alive
+                }
+            },
+            null,
+            TimeSpan.FromSeconds(2),
+            TimeSpan.FromSeconds(2));
+        void Echo(string line)
+        {
+            if (line.StartsWith("Running tests from", StringComparison.Ordinal))
+            {
+                Volatile.Write(ref currentFile, line);
+            }
+        }
+
         var result = pwsh.Run(
             new[]
             {
@@ -46,7 +79,8 @@ public sealed class PesterTier
             },
             TierTimeout,
             repo,
-            environment);
+            environment,
+            Echo);
         // Only the summary: the whole tier's output (hundreds of KB) as one diagnostic message is the
         // suspect of a test process that ended before reporting (a "crash" with exit code 0, once).
         // A failure carries the whole output in its assertion message below.

@@ -11,6 +11,13 @@ internal static class ArchiveErrors
     public static RunToolsException RunExists(string id, string root, string archive) => new(ErrorIds.RunExists, RunToolsErrorCategory.ResourceExists,
         $"A run '{id}' already exists under '{root}'; '{archive}' was not imported. Use -Force to replace that run with the archived one, or import under another -Root.", id);
 
+    /// <summary>For a database root: the same condition worded for a database rather than a folder.</summary>
+    public static RunToolsException RunExistsInDatabase(string id, string root, string archive) => new(ErrorIds.RunExists, RunToolsErrorCategory.ResourceExists,
+        $"A run '{id}' already exists in {root}; '{archive}' was not imported. Use -Force to replace that run with the archived one, or import under another -Root.", id);
+
+    public static RunToolsException RunIdMismatch(string archive, string id, string found, string file) => new(ErrorIds.ArchiveRunIdMismatch, RunToolsErrorCategory.InvalidData,
+        $"Archive '{archive}' says it holds run '{id}', but its {file} is of run '{found}'. Nothing was imported; the archive was altered: export the run again from its source.", archive);
+
     public static RunToolsException Corrupt(string archive, string detail, Exception? inner = null) => new(ErrorIds.ArchiveCorrupt, RunToolsErrorCategory.InvalidData,
         $"Archive '{archive}' is truncated or corrupt ({detail}). Nothing was imported; copy the archive again from its source, or export the run again.", archive, inner);
 

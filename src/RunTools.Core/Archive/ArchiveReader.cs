@@ -104,14 +104,12 @@ internal sealed class ArchiveReader : IDisposable
     private void Extract(string staging, ArchiveImportOptions options)
     {
         var manifest = Manifest;
-        string archive = _archive;
         foreach (string directory in manifest.Directories)
         {
             Directory.CreateDirectory(Path.Combine(staging, directory.Replace('/', Path.DirectorySeparatorChar)));
         }
 
         var progress = new ArchiveProgressReporter(ArchivePhase.Extracting, manifest.Run.RunId, manifest.Files.Count, manifest.Files.Sum(f => f.Size), options.Progress, options.Cancellation);
-        var buffer = new byte[RunArchive.BufferSize];
         var folders = new HashSet<string>(StringComparer.Ordinal) { staging };
         for (int i = 0; i < manifest.Files.Count; i++)
         {
@@ -125,59 +123,11 @@ internal sealed class ArchiveReader : IDisposable
                 Directory.CreateDirectory(folder);
             }
 
-            long total = 0;
-            string actual;
-            try
+            using (var input = OpenVerified(record, progress))
+            using (var output = new FileStream(destination, FileMode.CreateNew, FileAccess.Write, FileShare.None, RunArchive.BufferSize, FileOptions.None))
             {
-                using var sha = SHA256.Create();
-                using (var input = entry.Open())
-                using (var output = new FileStream(destination, FileMode.CreateNew, FileAccess.Write, FileShare.None, RunArchive.BufferSize, FileOptions.None))
-                {
-                    while (true)
-                    {
-                        // A zip bomb cannot fill the disk: never more than one byte past the declared size is read.
-                        int want = (int)Math.Min(buffer.Length, record.Size + 1 - total);
-                        int n = want <= 0 ? 0 : input.Read(buffer, 0, want);
-                        if (n == 0)
-                        {
-                            break;
-                        }
-
-                        total += n;
-                        if (total > record.Size)
-                        {
-                            throw SizeMismatch(archive, record.Path, record.Size, "it decompresses to more");
-                        }
-
-                        sha.TransformBlock(buffer, 0, n, null, 0);
-                        output.Write(buffer, 0, n);
-                        progress.Add(n);
-                    }
-
-                    output.Flush(flushToDisk: true);
-                }
-
-                sha.TransformFinalBlock(buffer, 0, 0);
-                actual = Integrity.Hex(sha.Hash!);
-            }
-            catch (InvalidDataException ex)
-            {
-                throw Corrupt(archive, $"entry '{record.Path}' cannot be decompressed: {ex.Message}", ex);
-            }
-            catch (NotSupportedException ex)
-            {
-                throw Corrupt(archive, $"entry '{record.Path}' uses a compression method this RunTools cannot read: {ex.Message}", ex);
-            }
-
-            if (total != record.Size)
-            {
-                throw SizeMismatch(archive, record.Path, record.Size, $"it decompresses to {total} bytes");
-            }
-
-            if (!string.Equals(actual, record.Sha256, StringComparison.OrdinalIgnoreCase))
-            {
-                throw new RunToolsException(ErrorIds.ArchiveHashMismatch, RunToolsErrorCategory.InvalidData,
-                    $"Entry '{record.Path}' of archive '{archive}' has SHA-256 {actual}, but the manifest says {record.Sha256}: its bytes were altered or damaged. Nothing was imported; use another copy of the archive or export the run again.", archive);
+                input.CopyTo(output, RunArchive.BufferSize);
+                output.Flush(flushToDisk: true);
             }
 
             try
@@ -198,6 +148,26 @@ internal sealed class ArchiveReader : IDisposable
         progress.Finish();
     }
 
+    /// <summary>A listed file's bytes, checked against the manifest as they are read (see <see cref="VerifiedEntryStream"/>).</summary>
+    public Stream OpenVerified(ArchiveFileRecord record, ArchiveProgressReporter? progress)
+    {
+        Stream entry;
+        try
+        {
+            entry = _entries[record.Path].Open();
+        }
+        catch (InvalidDataException ex)
+        {
+            throw Corrupt(_archive, $"entry '{record.Path}' cannot be decompressed: {ex.Message}", ex);
+        }
+        catch (NotSupportedException ex)
+        {
+            throw Corrupt(_archive, $"entry '{record.Path}' uses a compression method this RunTools cannot read: {ex.Message}", ex);
+        }
+
+        return new VerifiedEntryStream(_archive, record, entry, progress);
+    }
+
     /// <summary>The staged files must be a run, and the run must be the one the manifest names.</summary>
     private void CheckStagedRun(string staging)
     {
@@ -211,8 +181,7 @@ internal sealed class ArchiveReader : IDisposable
         var state = new RunDirectory(staging, id).ReadStoredStateUnchecked(out _);
         if (!string.Equals(state.RunId, id, StringComparison.Ordinal))
         {
-            throw new RunToolsException(ErrorIds.ArchiveRunIdMismatch, RunToolsErrorCategory.InvalidData,
-                $"Archive '{archive}' says it holds run '{id}', but its {RunFormat.StateFile} is of run '{state.RunId}'. Nothing was imported; the archive was altered: export the run again from its source.", archive);
+            throw RunIdMismatch(archive, id, state.RunId, RunFormat.StateFile);
         }
     }
 

@@ -4,6 +4,7 @@ using System.IO;
 using System.IO.Compression;
 using System.Linq;
 using System.Reflection;
+using System.Security.Cryptography;
 using System.Text.Json;
 using System.Threading;
 using System.Threading.Tasks;
@@ -15,31 +16,35 @@ using static RunTools.Core.Archive.ArchiveErrors;
 namespace RunTools.Core.Archive;
 
 /// <summary>
-/// Turns a run directory into a zip: walks the run (never following a link), compresses every file
-/// while the other cores hash it, and ends the zip with the manifest. Which runs may be exported, the
-/// run's lock and the error wording are <see cref="RunArchive.Export"/>'s.
+/// Turns a run into a zip: compresses every file its <see cref="ArchiveSource"/> offers while the
+/// other cores hash those that are local files (the rest are hashed as they are compressed), and
+/// ends the zip with the manifest. Which runs may be exported, holding the run and the error
+/// wording are <see cref="RunArchive.Export"/>'s; which store the files come from is the source's.
 /// </summary>
 internal sealed class ArchiveWriter
 {
     private readonly string _runId;
-    private readonly List<SourceFile> _files = new();
+    private readonly List<ArchiveSourceFile> _files;
 
     /// <summary>Lists what the archive will hold; the manifest gets its file records as they are written.</summary>
-    public ArchiveWriter(RunDirectory run, RunState state, RunStatus status)
+    public ArchiveWriter(ArchiveSource source, RunStatus status)
     {
-        _runId = run.RunId;
+        _runId = source.RunId;
+        _files = source.Files;
         Manifest = new ArchiveManifest
         {
             CreatedAt = DateTimeOffset.UtcNow,
             CreatedBy = "RunTools " + ToolVersion(),
             Forced = status != RunStatus.Completed,
-            Run = Summarize(state, status),
+            Run = Summarize(source.State, status),
         };
-        Collect(new DirectoryInfo(run.Path), string.Empty);
-        foreach (var artifact in state.Artifacts.Where(a => a.Mode == ArtifactMode.Reference))
+        Manifest.Directories.AddRange(source.Directories);
+        Manifest.Skipped.AddRange(source.Skipped);
+        Warnings.AddRange(source.Warnings);
+        foreach (var artifact in source.State.Artifacts.Where(a => a.Mode == ArtifactMode.Reference))
         {
             Manifest.ReferencedArtifacts.Add(new ArchiveReferenceRecord { Name = artifact.Name, Path = artifact.Path, Size = artifact.Size, Sha256 = artifact.Sha256 });
-            Warnings.Add($"Artifact '{artifact.Name}' of run '{run.RunId}' is recorded by reference at '{artifact.Path}' and is not in the archive; the manifest lists it with its size and SHA-256.");
+            Warnings.Add($"Artifact '{artifact.Name}' of run '{source.RunId}' is recorded by reference at '{artifact.Path}' and is not in the archive; the manifest lists it with its size and SHA-256.");
         }
     }
 
@@ -49,18 +54,20 @@ internal sealed class ArchiveWriter
     public List<string> Warnings { get; } = new();
 
     /// <summary>
-    /// Compresses on this thread while the other cores hash the same files (from the page cache);
-    /// the manifest is the last entry, written once every hash is known.
+    /// Compresses on this thread while the other cores hash the same files (from the page cache)
+    /// when they are local files, else hashes them as they are compressed; the manifest is the
+    /// last entry, written once every hash is known.
     /// </summary>
     public void Write(string temp, ArchiveExportOptions options)
     {
         var cancel = options.Cancellation;
         var files = _files;
         var hashes = new (long Size, string Sha256)[files.Count];
+        int[] local = Enumerable.Range(0, files.Count).Where(i => files[i].LocalPath is not null).ToArray();
         using var hashCancel = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        var hashing = Task.Run(() => Parallel.For(0, files.Count,
+        var hashing = Task.Run(() => Parallel.For(0, local.Length,
             new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount - 1), CancellationToken = hashCancel.Token },
-            i => hashes[i] = Integrity.HashFile(files[i].Full)));
+            j => hashes[local[j]] = Integrity.HashFile(files[local[j]].LocalPath!)));
         var progress = new ArchiveProgressReporter(ArchivePhase.Compressing, _runId, files.Count, files.Sum(f => f.Size), options.Progress, cancel);
         var copied = new long[files.Count];
         try
@@ -75,16 +82,25 @@ internal sealed class ArchiveWriter
                     progress.StartFile(i, file.Relative);
                     var entry = zip.CreateEntry(file.Relative, options.CompressionLevel);
                     entry.LastWriteTime = ZipTime(file.LastWriteUtc);
-                    using (var input = DurableFile.OpenRead(file.Full, 1))
+                    using var sha = file.LocalPath is null ? SHA256.Create() : null;
+                    using (var input = file.Open())
                     using (var entryStream = entry.Open())
                     {
                         int n;
                         while ((n = input.Read(buffer, 0, buffer.Length)) > 0)
                         {
                             entryStream.Write(buffer, 0, n);
+                            sha?.TransformBlock(buffer, 0, n, null, 0);
                             copied[i] += n;
                             progress.Add(n);
                         }
+                    }
+
+                    if (sha is not null)
+                    {
+                        sha.TransformFinalBlock(buffer, 0, 0);
+                        hashes[i] = (copied[i], Integrity.Hex(sha.Hash!));
+                        CheckAgainstStore(file, copied[i], hashes[i].Sha256);
                     }
                 }
 
@@ -128,6 +144,17 @@ internal sealed class ArchiveWriter
         }
     }
 
+    /// <summary>Bytes a store offers with a recorded size and hash must be exactly those: anything else is damage in the store.</summary>
+    private void CheckAgainstStore(ArchiveSourceFile file, long size, string sha256)
+    {
+        if (size != file.Size || (file.ExpectedSha256 is { } expected && !string.Equals(expected, sha256, StringComparison.OrdinalIgnoreCase)))
+        {
+            throw new RunToolsException(ErrorIds.WriteFailed, RunToolsErrorCategory.InvalidData,
+                $"'{file.Relative}' of run '{_runId}' read back as {size} bytes with SHA-256 {sha256}, but the store recorded {file.Size} bytes" + (file.ExpectedSha256 is null ? string.Empty : $" with SHA-256 {file.ExpectedSha256}")
+                + ". Nothing was written; check the run with Test-Run, and export again when nothing writes to it.", _runId);
+        }
+    }
+
     /// <summary>Renames the finished temp file to the archive's name; an existing archive is replaced only with force.</summary>
     public static void MoveIntoPlace(string temp, string target, bool force)
     {
@@ -166,53 +193,6 @@ internal sealed class ArchiveWriter
         Migrated = state.Migrated,
         SourceFormat = state.SourceFormat,
     };
-
-    /// <summary>
-    /// Walks the run directory without following any link: a symbolic link (or other reparse point)
-    /// is skipped and reported, whether it points inside the run or out of it. The lock file, temp
-    /// files of atomic writes and staging leftovers are not part of the run's content.
-    /// </summary>
-    private void Collect(DirectoryInfo directory, string prefix)
-    {
-        foreach (var info in directory.EnumerateFileSystemInfos().OrderBy(i => i.Name, StringComparer.Ordinal))
-        {
-            string relative = prefix + info.Name;
-            if ((info.Attributes & FileAttributes.ReparsePoint) != 0)
-            {
-                Manifest.Skipped.Add(new ArchiveSkipRecord { Path = relative, Reason = "link" });
-                Warnings.Add($"'{relative}' in run '{Manifest.Run.RunId}' is a link; links are never followed, so it is not in the archive.");
-                continue;
-            }
-
-            bool topLevel = prefix.Length == 0;
-            if (info is DirectoryInfo sub)
-            {
-                if (topLevel && ArchivePaths.IsRootLeftover(info.Name))
-                {
-                    continue;
-                }
-
-                Manifest.Directories.Add(relative);
-                Collect(sub, relative + "/");
-                continue;
-            }
-
-            if ((topLevel && info.Name == RunFormat.LockFile) || ArchivePaths.IsTempFile(info.Name))
-            {
-                continue;
-            }
-
-            if ((topLevel && info.Name == RunArchive.ManifestName) || ArchivePaths.ExplainUnsafe(relative) is not null)
-            {
-                Manifest.Skipped.Add(new ArchiveSkipRecord { Path = relative, Reason = "reserved_name" });
-                Warnings.Add($"'{relative}' in run '{Manifest.Run.RunId}' has a name an archive cannot hold safely; it is not in the archive.");
-                continue;
-            }
-
-            var file = (FileInfo)info;
-            _files.Add(new SourceFile(relative, file.FullName, file.Length, file.LastWriteTimeUtc));
-        }
-    }
 
     private static void WaitForHashes(Task hashing)
     {
@@ -257,24 +237,5 @@ internal sealed class ArchiveWriter
         version ??= assembly.GetName().Version?.ToString() ?? "unknown";
         int plus = version.IndexOf('+');
         return plus < 0 ? version : version.Substring(0, plus);
-    }
-
-    private sealed class SourceFile
-    {
-        public SourceFile(string relative, string full, long size, DateTime lastWriteUtc)
-        {
-            Relative = relative;
-            Full = full;
-            Size = size;
-            LastWriteUtc = lastWriteUtc;
-        }
-
-        public string Relative { get; }
-
-        public string Full { get; }
-
-        public long Size { get; }
-
-        public DateTime LastWriteUtc { get; }
     }
 }

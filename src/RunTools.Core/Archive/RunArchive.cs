@@ -1,8 +1,11 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using RunTools.Core.Engine;
 using RunTools.Core.Infrastructure;
 using RunTools.Core.State;
+using RunTools.Core.Storage;
 using static RunTools.Core.Archive.ArchiveErrors;
 
 namespace RunTools.Core.Archive;
@@ -29,13 +32,14 @@ public static class RunArchive
     public static string ResolveDestination(string runId, string destination) => ArchivePaths.ResolveDestination(runId, destination);
 
     /// <summary>
-    /// Writes the run to a .zip. Only a Completed run unless Force; never a run a live process owns
-    /// (the run's lock is held for the whole export, so no attempt can start meanwhile).
+    /// Writes the run to a .zip, from a run folder or a run in a database alike. Only a Completed
+    /// run unless Force; never a run a live process owns (the run's lock, or its lease in a
+    /// database, is held for the whole export, so no attempt can start meanwhile).
     /// </summary>
     public static ArchiveExportResult Export(RunDirectory run, ArchiveExportOptions options)
     {
         string target = ResolveDestination(run.RunId, options.DestinationPath);
-        if (ArchivePaths.IsInside(target, run.Path))
+        if (run.Database is null && ArchivePaths.IsInside(target, run.Path))
         {
             throw new RunToolsException(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
                 $"The archive '{target}' would be inside the run directory it archives. Choose a -DestinationPath outside '{run.Path}'.", target);
@@ -52,18 +56,18 @@ public static class RunArchive
             throw ArchiveExists(target);
         }
 
-        using var runLock = LockForExport(run);
-        var state = run.ReadStoredState(out _, checkJournal: true);
+        using var source = ArchiveSource.Open(run);
 
-        // The lock is ours, so a state that says running has no live owner: it was interrupted.
-        var status = state.Status == RunStatus.Running ? RunStatus.Interrupted : state.Status;
+        // The run is held, so a state that says running has no live owner: it was interrupted.
+        var status = source.State.Status == RunStatus.Running ? RunStatus.Interrupted : source.State.Status;
         if (status != RunStatus.Completed && !options.Force)
         {
             throw new RunToolsException(ErrorIds.ArchiveRunNotCompleted, RunToolsErrorCategory.InvalidOperation,
                 $"Run '{run.RunId}' is {status}, not Completed; only completed runs are archived. Finish it with Resume-Run, or pass -Force to archive it as it is (the manifest then says forced).", run.RunId);
         }
 
-        var writer = new ArchiveWriter(run, state, status);
+        source.ListFiles();
+        var writer = new ArchiveWriter(source, status);
         string folder = Path.GetDirectoryName(target)!;
         string temp = Path.Combine(folder, "." + Path.GetFileName(target) + DurableFile.TempMarker + Guid.NewGuid().ToString("N").Substring(0, 12));
         bool done = false;
@@ -103,13 +107,7 @@ public static class RunArchive
     public static RunDirectory Import(string archivePath, RunsRoot root, ArchiveImportOptions? options = null)
     {
         options ??= new ArchiveImportOptions();
-        string full = Path.GetFullPath(archivePath);
-        if (!File.Exists(full))
-        {
-            throw new RunToolsException(ErrorIds.ArchiveNotFound, RunToolsErrorCategory.ObjectNotFound,
-                $"No archive at '{full}'. Check the path; archives are written by Export-RunArchive.", archivePath);
-        }
-
+        string full = FindArchive(archivePath);
         using var archive = ArchiveReader.Open(full, options);
         string id = archive.Manifest.Run.RunId;
         string target = Path.Combine(root.Path, id);
@@ -163,12 +161,44 @@ public static class RunArchive
         return new RunDirectory(target, id);
     }
 
+    /// <summary>
+    /// Restores a run from an archive into a database root's <paramref name="catalog"/>. The archive
+    /// is verified as for a folder root before anything is written; the store then writes the run
+    /// in one transaction (every file checked as it is streamed in), so it appears whole or not at all.
+    /// </summary>
+    public static RunDirectory Import(string archivePath, IRunCatalog catalog, ArchiveImportOptions? options = null)
+    {
+        options ??= new ArchiveImportOptions();
+        string full = FindArchive(archivePath);
+        if (catalog is not IRunImporter importer)
+        {
+            throw new RunToolsException(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
+                $"The runs root {catalog.Display} cannot take an archived run. Import '{full}' under a folder root.", catalog.Display);
+        }
+
+        using var archive = ArchiveReader.Open(full, options);
+        var progress = new ArchiveProgressReporter(ArchivePhase.Extracting, archive.Manifest.Run.RunId, archive.Manifest.Files.Count,
+            archive.Manifest.Files.Sum(f => f.Size), options.Progress, options.Cancellation);
+        var run = importer.ImportRun(new ArchivedRun(full, archive, progress), options.Force);
+        progress.Finish();
+        return run;
+    }
+
+    private static string FindArchive(string archivePath)
+    {
+        string full = Path.GetFullPath(archivePath);
+        if (!File.Exists(full))
+        {
+            throw new RunToolsException(ErrorIds.ArchiveNotFound, RunToolsErrorCategory.ObjectNotFound,
+                $"No archive at '{full}'. Check the path; archives are written by Export-RunArchive.", archivePath);
+        }
+
+        return full;
+    }
+
     private static RunToolsException ImportWriteFailed(string archive, string root, Exception ex) =>
         new(ErrorIds.WriteFailed, ex is UnauthorizedAccessException ? RunToolsErrorCategory.PermissionDenied : RunToolsErrorCategory.WriteError,
             $"Could not import '{archive}' under '{root}': {ex.Message.TrimEnd().TrimEnd('.')}. Nothing was left behind. Free disk space there, remount it read-write or fix its permissions, then import again, or import under another -Root.", archive, ex);
-
-    // RunLocked, LockFileInvalid, RunReadOnly (a mounted backup), LockPermissionDenied, ...: see RunLock.Acquire.
-    private static RunLock LockForExport(RunDirectory run) => run.AcquireLock(DateTimeOffset.UtcNow);
 
     /// <summary>Refuses an import that cannot fit: better than filling the disk and failing half-way.</summary>
     private static void CheckFreeSpace(string archive, string rootPath, long needed)
@@ -220,5 +250,36 @@ public static class RunArchive
         }
 
         RunReplacement.Replace(root.Path, staging, target, id);
+    }
+
+    /// <summary>A verified archive as a store reads it: each file streamed through its check, progress reported as each starts.</summary>
+    private sealed class ArchivedRun : IArchivedRun
+    {
+        private readonly ArchiveReader _reader;
+        private readonly ArchiveProgressReporter _progress;
+        private readonly Dictionary<ArchiveFileRecord, int> _index = new();
+
+        public ArchivedRun(string archivePath, ArchiveReader reader, ArchiveProgressReporter progress)
+        {
+            ArchivePath = archivePath;
+            _reader = reader;
+            _progress = progress;
+            for (int i = 0; i < reader.Manifest.Files.Count; i++)
+            {
+                _index[reader.Manifest.Files[i]] = i;
+            }
+        }
+
+        public string RunId => _reader.Manifest.Run.RunId;
+
+        public string ArchivePath { get; }
+
+        public IReadOnlyList<ArchiveFileRecord> Files => _reader.Manifest.Files;
+
+        public Stream Open(ArchiveFileRecord file)
+        {
+            _progress.StartFile(_index[file], file.Path);
+            return _reader.OpenVerified(file, _progress);
+        }
     }
 }

@@ -42,6 +42,13 @@ public sealed class AttemptOptions
     /// <summary>Continue despite config or script drift; the drift is journaled.</summary>
     public bool Force { get; set; }
 
+    /// <summary>
+    /// Join-Run: join the running attempt as a worker (a run in a database only) rather than take
+    /// the run over. A worker runs the same script, claims items of items-only steps, waits for the
+    /// owner's steps, and records only its items' events, which the owner transcribes.
+    /// </summary>
+    public bool Join { get; set; }
+
     public InDoubtAction InDoubt { get; set; } = InDoubtAction.Retry;
 
     /// <summary>The host decides each in-doubt item itself (BeginItem's decider); only for messages.</summary>
@@ -103,4 +110,26 @@ public enum ItemAction
 
     /// <summary>In doubt and resolved as Skip: do not run; there is no recorded output.</summary>
     Skip,
+
+    /// <summary>
+    /// Claimed by another process working on the attempt (a joined worker, or the owner): do not
+    /// run it here; <see cref="RunAttempt.AwaitItemsElsewhere"/> reports its outcome at the end of the call.
+    /// </summary>
+    Elsewhere,
+}
+
+/// <summary>What became of an item another process of the attempt held (<see cref="RunAttempt.AwaitItemsElsewhere"/>).</summary>
+public enum ElsewhereOutcome
+{
+    /// <summary>Completed: emit its recorded output (<see cref="RunAttempt.ReadItemOutput"/>).</summary>
+    Completed,
+
+    /// <summary>Done as skipped (in doubt and resolved as skip): no output.</summary>
+    Skipped,
+
+    /// <summary>Its last try failed where it ran.</summary>
+    Failed,
+
+    /// <summary>Its holder died: this process took the claim over and runs the item itself (claim it again).</summary>
+    RunHere,
 }

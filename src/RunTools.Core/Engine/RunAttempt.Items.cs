@@ -85,6 +85,15 @@ public sealed partial class RunAttempt
         }
 
         string? previous;
+        if (IsWorker)
+        {
+            FollowSometimes();
+        }
+        else
+        {
+            PollWorkers();
+        }
+
         lock (_recorder.SyncRoot)
         {
             ThrowIfRunning(step, key);
@@ -102,6 +111,11 @@ public sealed partial class RunAttempt
 
         // A stop boundary before new work (not before a replay, which does none).
         ThrowIfStopRequested();
+        if (ClaimsItems && !ClaimHere(step, key))
+        {
+            return ItemAction.Elsewhere;
+        }
+
         lock (_recorder.SyncRoot)
         {
             ThrowIfRunning(step, key);
@@ -114,7 +128,8 @@ public sealed partial class RunAttempt
                 return ItemAction.Run;
             }
 
-            if (startedIn == Attempt)
+            // Started in this attempt by a worker that died: in doubt, decided below.
+            if (startedIn == Attempt && !_takenOver.Remove(key))
             {
                 throw new RunToolsException(ErrorIds.StepNested, RunToolsErrorCategory.InvalidOperation,
                     $"Item '{key}' of step '{step}' was already started in this attempt and not finished.", key);

@@ -38,6 +38,11 @@ public sealed partial class RunAttempt
         }
 
         ThrowIfStopRequested();
+        if (IsWorker)
+        {
+            return JoinStep(name, itemsOnly);
+        }
+
         if (!_encountered.Contains(name))
         {
             _encountered.Add(name);
@@ -86,6 +91,7 @@ public sealed partial class RunAttempt
         // leaves it in doubt rather than silently unstarted.
         Record(RunEvent.StepStarted(name, Attempt, itemsOnly, previous, tryNumber));
         _activeStep = name;
+        _activeStepItemsOnly = itemsOnly;
         ClearWriteFailures();
         _stepClock.Restart();
         Log($"Step '{name}' started.");
@@ -136,6 +142,14 @@ public sealed partial class RunAttempt
     public void FailStep(string name, UnitFailure failure)
     {
         EnsureActiveStep(name);
+        if (IsWorker)
+        {
+            // The owner records the step's end; this worker only leaves it.
+            _activeStep = null;
+            Log($"Left step '{name}': {failure.Error}");
+            return;
+        }
+
         long duration = _stepClock.ElapsedMilliseconds;
         Record(RunEvent.StepFailed(name, Attempt, duration, failure));
         _activeStep = null;
@@ -159,6 +173,14 @@ public sealed partial class RunAttempt
             FailStep(name, error);
             throw new RunToolsException(ErrorIds.ItemsFailed, RunToolsErrorCategory.InvalidResult,
                 $"Step '{name}' did not complete: {error}. Resume the run to retry them.", name);
+        }
+
+        if (IsWorker)
+        {
+            // Its items are all done (here or elsewhere); the owner records the step's completion.
+            _activeStep = null;
+            Log($"Left step '{name}': its items are done.");
+            return;
         }
 
         OutputRecord? record = null;

@@ -40,6 +40,8 @@ public sealed partial class RunAttempt : IDisposable
         _ownership = ownership;
         _options = options;
         _gate = gate;
+        _workers = store.Workers;
+        IsWorker = _workers?.IsWorker == true;
         store.RemoveLeftovers();
 
         var planned = ResumePlanner.Plan(store, options.VerifyArtifacts);
@@ -57,11 +59,14 @@ public sealed partial class RunAttempt : IDisposable
         var state = State;
         var previousStatus = state.Status;
         PreviousStatus = previousStatus;
-        Attempt = state.Attempt + 1;
+
+        // A worker works in the attempt it joined; an owner begins the next one.
+        Attempt = IsWorker ? state.Attempt : state.Attempt + 1;
+        _followed = scan.LastSequence;
 
         // Attempt logs are for people, not part of the record: they stay files in the run folder
         // whatever the store (a database store keeps a local run folder for them).
-        LogPath = Path.Combine(run.Path, RunFormat.LogsFolder, $"attempt-{Attempt}.log");
+        LogPath = Path.Combine(run.Path, RunFormat.LogsFolder, IsWorker ? $"attempt-{Attempt}-worker-{_ownership.Holder.ProcessId}.log" : $"attempt-{Attempt}.log");
         try
         {
             DurableFile.CreateDirectory(Path.Combine(run.Path, RunFormat.LogsFolder));
@@ -75,7 +80,16 @@ public sealed partial class RunAttempt : IDisposable
 
         try
         {
-            Open(scan, tailBackup, previousStatus);
+            if (IsWorker)
+            {
+                Log($"Joined attempt {Attempt} of run '{run.RunId}' as a worker ({Environment.MachineName}, process {_ownership.Holder.ProcessId}).");
+            }
+            else
+            {
+                // What workers of a crashed attempt recorded is the run's before anything new is.
+                EndClaims();
+                Open(scan, tailBackup, previousStatus);
+            }
         }
         catch
         {
@@ -106,7 +120,8 @@ public sealed partial class RunAttempt : IDisposable
 
     private ItemLedger Ledger => _recorder.Ledger;
 
-    internal static RunAttempt Begin(RunDirectory run, AttemptOptions options) => Begin(run, RunStores.Open(run, options.CrashPoint), options);
+    internal static RunAttempt Begin(RunDirectory run, AttemptOptions options) =>
+        Begin(run, options.Join ? RunStores.OpenWorker(run) : RunStores.Open(run, options.CrashPoint), options);
 
     /// <summary>
     /// An attempt on <paramref name="store"/>, which holds the run's record; <paramref name="run"/> is
@@ -213,6 +228,11 @@ public sealed partial class RunAttempt : IDisposable
     public RunState Complete(IReadOnlyCollection<string>? stepsInScript)
     {
         EnsureUsable();
+        if (IsWorker)
+        {
+            return LeaveAsWorker(RunStatus.Completed, null, $"The run script ended; worker leaves attempt {Attempt}.");
+        }
+
         if (_activeStep is not null)
         {
             throw new RunToolsException(ErrorIds.StepNotRunning, RunToolsErrorCategory.InvalidOperation,
@@ -290,6 +310,11 @@ public sealed partial class RunAttempt : IDisposable
         {
         }
 
+        if (IsWorker)
+        {
+            return LeaveAsWorker(RunStatus.Failed, error, $"Worker failed and leaves attempt {Attempt}: {error}");
+        }
+
         return Finish(RunEvent.RunFailed(error), $"Attempt {Attempt} failed: {error}");
     }
 
@@ -309,6 +334,12 @@ public sealed partial class RunAttempt : IDisposable
         foreach (string key in running)
         {
             ForgetItem(key);
+        }
+
+        if (IsWorker)
+        {
+            return LeaveAsWorker(RunStatus.Stopped, request.Reason, $"Worker stopped as requested by {request.RequestedBy}{(request.Reason is null ? string.Empty : ": " + request.Reason)}"
+                + (running.Count > 0 ? $"; {running.Count} item(s) it was running are left in doubt: {string.Join(", ", running.Take(10))}." : "."));
         }
 
         var result = Finish(RunEvent.RunStopped(request, step, running.Count == 1 ? running[0] : null),
@@ -360,6 +391,19 @@ public sealed partial class RunAttempt : IDisposable
 
     private RunState Finish(RunEvent end, string logLine)
     {
+        try
+        {
+            // Workers stop with the attempt; what they recorded is the run's before its end.
+            EndClaims();
+        }
+        catch (RunToolsException ex) when (!_recorder.IsFaulted)
+        {
+            Warn($"The attempt's workers could not be ended cleanly ({ex.Message}); the next attempt transcribes what they recorded.");
+        }
+        catch (RunToolsException)
+        {
+        }
+
         long sequence;
         lock (_recorder.SyncRoot)
         {

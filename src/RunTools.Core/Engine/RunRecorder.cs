@@ -143,6 +143,19 @@ internal sealed class RunRecorder : IDisposable
         return (sequence, locator);
     }
 
+    /// <summary>
+    /// Folds an event another process recorded (a joined worker follows the owner's log this way):
+    /// the state and ledger learn it exactly as from a scan; nothing is appended.
+    /// </summary>
+    public void Fold(in ParsedLine line, long locator, ReadOnlySpan<byte> raw)
+    {
+        lock (_gate)
+        {
+            _reducer.Visit(in line, locator, raw);
+            Ledger.Visit(in line, locator, raw);
+        }
+    }
+
     /// <summary>Returns once the event <paramref name="sequence"/> (and all before it) is durable. Never call it holding <see cref="SyncRoot"/>.</summary>
     public void WaitDurable(long sequence) => MakeDurable(sequence);
 

@@ -332,6 +332,25 @@ internal readonly struct RunEvent
             }
         });
 
+    /// <summary>
+    /// An event a joined worker recorded (item_started, item_completed, item_failed,
+    /// artifact_added), copied into the run's log by the owner: the worker's members as it wrote
+    /// them, and <c>worker</c>, the worker's id. The worker's envelope (its own seq, ts, crc) is not copied.
+    /// </summary>
+    public static RunEvent Transcribed(string type, JsonElement recorded, string worker) =>
+        new(type, w =>
+        {
+            foreach (var member in recorded.EnumerateObject())
+            {
+                if (member.Name is not ("seq" or "ts" or "type" or "crc" or "worker"))
+                {
+                    member.WriteTo(w);
+                }
+            }
+
+            w.WriteString("worker", worker);
+        });
+
     /// <summary>An item converted from a legacy directory as completed.</summary>
     public static RunEvent ItemMigrated(string step, string key) =>
         new(JournalEventTypes.ItemCompleted, w =>

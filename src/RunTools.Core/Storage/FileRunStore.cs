@@ -92,6 +92,9 @@ internal sealed class FileRunStore : IRunStore, IRunSnapshot
 
     public void ClearStopRequest() => DurableFile.TryDelete(_run.StopPath);
 
+    /// <summary>A folder's run has one process at a time (its OS lock): no workers.</summary>
+    public IRunWorkers? Workers => null;
+
     /// <summary>Keeps a torn last line (a crash mid-append) in logs/ before the journal is cut back; returns its run-relative path.</summary>
     private string BackUpTornTail(JournalScanResult scan)
     {

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.IO;
 using RunTools.Core.Journal;
 using RunTools.Core.State;
 
@@ -18,6 +19,9 @@ internal interface IDatabaseRun
 
     /// <summary>The run's store for one attempt or one plan (<see cref="RunStores"/>).</summary>
     IRunStore OpenStore(Action<string>? crashPoint);
+
+    /// <summary>The run's store for a worker joining its running attempt (Join-Run): <see cref="IRunStore.Workers"/> says so.</summary>
+    IRunStore OpenWorkerStore();
 
     /// <summary>The state as stored (snapshot plus the events after it, or a rebuild); status not derived.</summary>
     RunState ReadStoredState();
@@ -47,6 +51,22 @@ internal interface IDatabaseRun
 
     /// <summary>Stores a copy by content (idempotent): the run's config, parameters or script as recorded.</summary>
     void WriteStoredCopy(byte[] content);
+
+    /// <summary>The snapshot row's document as stored (run.json's bytes), or null when the run has none.</summary>
+    byte[]? ReadSnapshotDocument();
+
+    /// <summary>
+    /// The event log as journal.jsonl would hold it (every row's line and a newline, in seq
+    /// order), through the last event stored when called, streamed a page of rows at a time;
+    /// <paramref name="length"/> is its size in bytes.
+    /// </summary>
+    Stream OpenJournal(out long length);
+
+    /// <summary>The run's step outputs and copied artifacts (not the stored copies), by name, with the size and SHA-256 the store holds.</summary>
+    IReadOnlyList<StoredBlob> ListBlobs();
+
+    /// <summary>A stored copy by its SHA-256, streamed, or null when the database has none.</summary>
+    Stream? OpenStoredCopy(string sha256, out long size);
 
     /// <summary>
     /// Deletes every record of the run in one transaction, after taking its ownership (RunLocked

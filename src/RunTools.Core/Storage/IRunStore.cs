@@ -67,6 +67,9 @@ internal interface IRunStore
 
     /// <summary>Withdraws the stop request once it was honoured or found left over. Owner only.</summary>
     void ClearStopRequest();
+
+    /// <summary>Workers joining the running attempt (Join-Run), or null when the store has none (a folder).</summary>
+    IRunWorkers? Workers { get; }
 }
 
 /// <summary>

@@ -4,6 +4,7 @@ using System.IO;
 using System.Linq;
 using Npgsql;
 using RunTools.Core.Engine;
+using RunTools.Core.Journal;
 using RunTools.Core.State;
 using RunTools.Core.Storage;
 using RunTools.Store.PostgreSql;
@@ -138,6 +139,37 @@ public sealed class PostgreSqlCatalogTests : IDisposable
         {
             Assert.DoesNotContain("sekrit-pw", e.Message, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public void A_run_whose_creation_was_cut_short_before_its_first_snapshot_is_listed_from_its_events()
+    {
+        string schema = _cluster.NewSchema("half");
+        var db = Open(schema);
+        db.CreateRun(Create("whole", "nightly"), _dir.Combine("l"));
+
+        // What PostgreSqlStore.CreateRun does up to a crash before its snapshot: the run_created event only.
+        var store = new PostgreSqlRunStore(db, "halfway", _dir.Combine("l", "halfway"));
+        var log = new PgRunLog(store, 0, 0, session: null) { Creating = true };
+        var options = Create("halfway", "nightly");
+        using (var recorder = new RunRecorder(log, new RunState { RunId = "halfway" }, new ItemLedger(), (_, _) => { }, TimeSpan.MaxValue))
+        {
+            recorder.Record(RunEvent.RunCreated("halfway", "nightly", options, Integrity.Sha256Hex(options.Script), null, Array.Empty<string>()), Durability.Durable);
+        }
+
+        Assert.Equal(0, Convert.ToInt32(_cluster.AdminScalar($"SELECT length(snapshot) FROM {schema}.runs WHERE run_id = 'halfway'"), System.Globalization.CultureInfo.InvariantCulture));
+
+        var listed = Catalog(schema).EnumerateRuns(new RunFilter(), l => l).ToList();
+        Assert.Equal(new[] { "halfway", "whole" }, listed.Select(l => l.RunId).ToArray());
+        var half = listed[0];
+        Assert.Null(half.Error);
+        Assert.Equal(RunStatus.Created, half.State!.Status);
+        Assert.Equal("nightly", half.State.Name);
+
+        // The first snapshot replaces the placeholder as usual, and a second creation of the id is still refused.
+        var again = Assert.Throws<RunToolsException>(() => db.CreateRun(Create("halfway", "nightly"), _dir.Combine("l")));
+        Assert.Equal(ErrorIds.RunExists, again.ErrorId);
+        Assert.Equal(2L, (long)_cluster.AdminScalar($"SELECT count(*) FROM {schema}.runs")!);
     }
 
     [Fact]

@@ -1,0 +1,420 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+using System.Text.Json;
+using System.Threading;
+using RunTools.Core.Journal;
+using RunTools.Core.State;
+using RunTools.Core.Storage;
+
+namespace RunTools.Core.Engine;
+
+/// <summary>
+/// Several processes on one attempt (Join-Run, docs/multi-machine.md). The owner admits workers
+/// at an item boundary; from then on every item of an items-only step is claimed (one process
+/// runs it) before it runs. A worker records its items' events beside the run's log and the owner
+/// transcribes them into it, so each event still has one writer. A worker follows the run's log
+/// to see the owner's steps and everyone's items; an item held elsewhere is awaited at the end of
+/// its Invoke-RunItem call (<see cref="AwaitItemsElsewhere"/>), where the owner also takes over
+/// the items of workers that died and applies the run's in-doubt policy to them.
+/// </summary>
+public sealed partial class RunAttempt
+{
+    /// <summary>How often the owner looks for workers waiting to join (a query, not one per item).</summary>
+    private static readonly TimeSpan s_workerPoll = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>How long a wait for items elsewhere, or for the owner's step, sleeps between looks.</summary>
+    private static readonly TimeSpan s_elsewherePoll = TimeSpan.FromMilliseconds(50);
+
+    private readonly IRunWorkers? _workers;
+    private readonly Stopwatch _sincePoll = new();
+    private readonly object _transcribeLock = new();
+
+    // Keys the owner took over from a worker that died after starting them: in doubt in this attempt. Guarded by _recorder.SyncRoot.
+    private readonly HashSet<string> _takenOver = new(StringComparer.Ordinal);
+
+    // The last seq of the run's log a worker has folded.
+    private long _followed;
+    private volatile bool _claimsOn;
+
+    /// <summary>True when this process joined the attempt as a worker (Join-Run) rather than owning it.</summary>
+    public bool IsWorker { get; }
+
+    /// <summary>How a worker's part ended (Completed: its script ended; Failed; Stopped), null while it works or for an owner.</summary>
+    public RunStatus? WorkerEnd { get; private set; }
+
+    /// <summary>Why a worker's part failed or stopped.</summary>
+    public string? WorkerEndReason { get; private set; }
+
+    /// <summary>A worker leaves: its recorded events are made durable, nothing else is written (the run's end is the owner's).</summary>
+    private RunState LeaveAsWorker(RunStatus end, string? reason, string logLine)
+    {
+        lock (_recorder.SyncRoot)
+        {
+            if (_finished)
+            {
+                return State;
+            }
+
+            _finished = true;
+            _activeStep = null;
+            _running.Clear();
+        }
+
+        try
+        {
+            _recorder.Flush();
+        }
+        catch (RunToolsException ex)
+        {
+            logLine += $" (its last events could not be recorded: {ex.Message})";
+        }
+
+        WorkerEnd = end;
+        WorkerEndReason = reason;
+        Log(logLine);
+        return State;
+    }
+
+    // The running step only runs items (Invoke-RunItem -Step): the kind whose items workers share.
+    private volatile bool _activeStepItemsOnly;
+
+    /// <summary>Whether items of the running step are claimed in the store before they run.</summary>
+    private bool ClaimsItems => _workers is not null && (IsWorker || _claimsOn) && _activeStepItemsOnly;
+
+    /// <summary>
+    /// The owner, at an item boundary: admits waiting workers (its items in flight become its
+    /// claims first, and its log is made durable, so a worker sees every completed item), and
+    /// transcribes what workers recorded. A query at most every <see cref="s_workerPoll"/>.
+    /// </summary>
+    private void PollWorkers(bool now = false)
+    {
+        if (_workers is null || IsWorker || (!now && _sincePoll.IsRunning && _sincePoll.Elapsed < s_workerPoll))
+        {
+            return;
+        }
+
+        _sincePoll.Restart();
+        var (waiting, admitted) = _workers.Census(Attempt);
+        if (waiting > 0)
+        {
+            List<(string Step, string Key)> running;
+            lock (_recorder.SyncRoot)
+            {
+                _claimsOn = true;
+                string? step = _activeStep;
+                running = step is null ? new() : _running.Keys.Select(k => (step, k)).ToList();
+            }
+
+            _recorder.Flush();
+            _workers.Admit(Attempt, running);
+            Log($"Admitted {waiting} worker(s) to attempt {Attempt}; items are claimed from now on.");
+        }
+        else if (admitted > 0)
+        {
+            _claimsOn = true;
+        }
+
+        if (_claimsOn)
+        {
+            Transcribe();
+        }
+    }
+
+    /// <summary>
+    /// Copies workers' recorded events into the run's log, then removes them. Idempotent: an event
+    /// whose transcription a crash left half done is not copied twice (a completion of a key the
+    /// log already has completed, a start of one it already has started or finished).
+    /// </summary>
+    private void Transcribe()
+    {
+        if (_workers is null || IsWorker)
+        {
+            return;
+        }
+
+        lock (_transcribeLock)
+        {
+            var events = _workers.ReadWorkerEvents();
+            if (events.Count == 0)
+            {
+                return;
+            }
+
+            long last = -1;
+            foreach (var recorded in events)
+            {
+                using var document = JsonDocument.Parse(recorded.Line);
+                var root = document.RootElement;
+                string type = root.GetProperty("type").GetString() ?? string.Empty;
+                lock (_recorder.SyncRoot)
+                {
+                    var ledger = Ledger.For(recorded.Step);
+                    bool done = ledger.Completed.ContainsKey(recorded.Key) || ledger.Skipped.Contains(recorded.Key);
+                    // A start or completion of a key already done is a copy a crash left half made.
+                    if (done && type is JournalEventTypes.ItemCompleted or JournalEventTypes.ItemStarted)
+                    {
+                        continue;
+                    }
+
+                    last = _recorder.Append(RunEvent.Transcribed(type, root, recorded.Worker.ToString("D"))).Sequence;
+                    NoteFailure(recorded.Step, recorded.Key, type, root);
+                }
+            }
+
+            if (last >= 0)
+            {
+                _recorder.WaitDurable(last);
+            }
+
+            _workers.DeleteWorkerEvents(events);
+            _recorder.MaybeSnapshot();
+        }
+    }
+
+    /// <summary>
+    /// Ends the attempt's claims (owner): workers still running see the attempt end, and a late
+    /// event of theirs is refused; then everything they recorded is transcribed. Also at the start
+    /// of an attempt, for the workers of one that crashed: their started items become in doubt.
+    /// </summary>
+    private void EndClaims()
+    {
+        if (_workers is null || IsWorker)
+        {
+            return;
+        }
+
+        _workers.Clear();
+        Transcribe();
+        _claimsOn = false;
+    }
+
+    /// <summary>
+    /// Claims an item before deciding to run it, when workers share the step. A worker leaves an
+    /// item that is open in the log (started and not finished: another process has it, or it is in
+    /// doubt from an earlier attempt, which is the owner's to decide) to the others.
+    /// </summary>
+    private bool ClaimHere(string step, string key)
+    {
+        if (IsWorker)
+        {
+            lock (_recorder.SyncRoot)
+            {
+                if (Ledger.For(step).Open.ContainsKey(key))
+                {
+                    return false;
+                }
+            }
+        }
+
+        return _workers!.TryClaim(step, key, Attempt);
+    }
+
+    /// <summary>A worker follows the log at most every <see cref="s_workerPoll"/> between items: claims decide who runs what, the log only saves asking.</summary>
+    private void FollowSometimes()
+    {
+        if (!_sincePoll.IsRunning || _sincePoll.Elapsed >= s_workerPoll)
+        {
+            _sincePoll.Restart();
+            Follow();
+        }
+    }
+
+    /// <summary>A worker: folds what the run's log gained since it last looked (the owner's steps, everyone's items).</summary>
+    private void Follow()
+    {
+        if (_workers is null || !IsWorker)
+        {
+            return;
+        }
+
+        var scan = _workers.FollowLog(Interlocked.Read(ref _followed), new FollowVisitor(this));
+        Interlocked.Exchange(ref _followed, scan.LastSequence);
+    }
+
+    /// <summary>
+    /// The end of an Invoke-RunItem call, for the keys this process met but another held: waits
+    /// until each has an outcome it can act on, and returns those outcomes (at least one, unless
+    /// <paramref name="keys"/> is empty). The owner transcribes meanwhile, and takes over the keys
+    /// of workers that are gone (RunHere: claim the key again and run it; a key the dead worker had
+    /// started is in doubt and gets the run's in-doubt policy then). Stop requests are honoured.
+    /// </summary>
+    public IReadOnlyList<(string Key, ElsewhereOutcome Outcome, string? Error)> AwaitItemsElsewhere(string step, IReadOnlyCollection<string> keys)
+    {
+        var outcomes = new List<(string, ElsewhereOutcome, string?)>();
+        if (keys.Count == 0)
+        {
+            return outcomes;
+        }
+
+        while (true)
+        {
+            EnsureUsable();
+            ThrowIfStopRequested();
+            if (IsWorker)
+            {
+                Follow();
+            }
+            else
+            {
+                PollWorkers(now: true);
+                var taken = _workers?.TakeOverAbandoned(step, keys, Attempt) ?? Array.Empty<string>();
+                if (taken.Count > 0)
+                {
+                    Transcribe();
+                    lock (_recorder.SyncRoot)
+                    {
+                        var ledger = Ledger.For(step);
+                        foreach (string key in taken)
+                        {
+                            if (ledger.Open.TryGetValue(key, out int startedIn) && startedIn == Attempt)
+                            {
+                                _takenOver.Add(key);
+                            }
+                        }
+                    }
+
+                    Log($"Took over {taken.Count} item(s) of step '{step}' from worker(s) that are gone: {string.Join(", ", taken.Take(10))}.");
+                }
+
+                foreach (string key in taken)
+                {
+                    if (!IsItemDone(step, key))
+                    {
+                        outcomes.Add((key, ElsewhereOutcome.RunHere, null));
+                    }
+                }
+            }
+
+            lock (_recorder.SyncRoot)
+            {
+                var ledger = Ledger.For(step);
+                foreach (string key in keys)
+                {
+                    if (outcomes.Any(o => o.Item1 == key))
+                    {
+                        continue;
+                    }
+
+                    if (ledger.Completed.ContainsKey(key))
+                    {
+                        outcomes.Add((key, ElsewhereOutcome.Completed, null));
+                    }
+                    else if (ledger.Skipped.Contains(key))
+                    {
+                        outcomes.Add((key, ElsewhereOutcome.Skipped, null));
+                    }
+                    else if (ledger.Failed.Contains(key) && !ledger.Open.ContainsKey(key) && FailedInThisAttempt(step, key) is { } error)
+                    {
+                        outcomes.Add((key, ElsewhereOutcome.Failed, error));
+                    }
+                }
+            }
+
+            if (outcomes.Count > 0)
+            {
+                return outcomes;
+            }
+
+            Thread.Sleep(s_elsewherePoll);
+        }
+    }
+
+    /// <summary>The error of the key's last failed try, when it failed elsewhere in this attempt; null otherwise. Under SyncRoot.</summary>
+    private string? FailedInThisAttempt(string step, string key) => _failedElsewhere.TryGetValue((step, key), out var error) ? error : null;
+
+    // Items of this attempt whose last try failed in another process (from item_failed without retry_in_ms). Guarded by SyncRoot.
+    private readonly Dictionary<(string, string), string> _failedElsewhere = new();
+
+    /// <summary>Remembers an item_failed of this attempt that ends the item's tries, with its error.</summary>
+    private void NoteFailure(string step, string key, string type, JsonElement root)
+    {
+        if (type == JournalEventTypes.ItemFailed && !root.TryGetProperty("retry_in_ms", out _)
+            && root.TryGetProperty("attempt", out var attempt) && attempt.TryGetInt32(out int number) && number == Attempt)
+        {
+            _failedElsewhere[(step, key)] = root.TryGetProperty("error", out var error) ? error.GetString() ?? "failed" : "failed";
+        }
+    }
+    /// <summary>
+    /// A worker's step boundary: steps run on the owner. A step the owner completed is replayed; an
+    /// items-only step (Invoke-RunItem -Step) the owner has started in this attempt is joined, its
+    /// items claimed here too; any other waits until the owner completes it.
+    /// </summary>
+    private StepAction JoinStep(string name, bool itemsOnly)
+    {
+        while (true)
+        {
+            Follow();
+            if (JoinedStep(name, itemsOnly) is { } joined)
+            {
+                return joined;
+            }
+
+            try
+            {
+                ThrowIfStopRequested();
+            }
+            catch (RunStoppedException)
+            {
+                // The owner may have completed the step and then the attempt since the last look.
+                Follow();
+                if (JoinedStep(name, itemsOnly) is { } last)
+                {
+                    return last;
+                }
+
+                throw;
+            }
+
+            Thread.Sleep(s_elsewherePoll + s_elsewherePoll);
+        }
+    }
+
+    /// <summary>The step as joined now: Replay, Run (an items-only step of this attempt the owner has started), or null to wait.</summary>
+    private StepAction? JoinedStep(string name, bool itemsOnly)
+    {
+        lock (_recorder.SyncRoot)
+        {
+            var step = State.FindStep(name);
+            if (step is not null && step.Status == StepStatus.Completed)
+            {
+                Log($"Step '{name}' was completed by the owner; replaying its recorded output.");
+                return StepAction.Replay;
+            }
+
+            if (itemsOnly && step is { Status: StepStatus.Running } && step.Attempt == Attempt)
+            {
+                _activeStep = name;
+                _activeStepItemsOnly = true;
+                Log($"Joined step '{name}': claiming its items.");
+                return StepAction.Run;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Feeds a followed event to the worker's recorder; remembers failures of this attempt for <see cref="AwaitItemsElsewhere"/>.</summary>
+    private sealed class FollowVisitor : IJournalVisitor
+    {
+        private readonly RunAttempt _attempt;
+
+        public FollowVisitor(RunAttempt attempt) => _attempt = attempt;
+
+        public bool WantsTimestamp => false;
+
+        public void Visit(in ParsedLine line, long offset, ReadOnlySpan<byte> raw)
+        {
+            _attempt._recorder.Fold(in line, offset, raw);
+            if (line.Type == JournalEventTypes.ItemFailed && line.Step is { } step && line.Key is { } key)
+            {
+                using var document = JsonDocument.Parse(raw.ToArray());
+                lock (_attempt._recorder.SyncRoot)
+                {
+                    _attempt.NoteFailure(step, key, line.Type, document.RootElement);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+<#
+.SYNOPSIS
+    The tests' way to a PostgreSQL run store: a fresh schema per test on the throwaway cluster
+    (tools/pg-cluster.sh, whose RUNTOOLS_TEST_PG and RUNTOOLS_TEST_PG_ADMIN it reads), SQL as the
+    cluster's superuser through psql, and a child pwsh with the module for every command that
+    loads Npgsql (so the test process never loads it). Not shipped with the module.
+#>
+Set-StrictMode -Version 3
+Import-Module (Join-Path $PSScriptRoot 'ChildPwsh.psm1')
+
+function Test-PgTestCluster {
+    <# Whether the cluster's connection strings are set (without them the database tests are skipped). #>
+    [bool]($env:RUNTOOLS_TEST_PG -and $env:RUNTOOLS_TEST_PG_ADMIN)
+}
+
+function ConvertFrom-ConnectionString {
+    <# An Npgsql keyword string (Host=...;Port=...) as a hashtable. #>
+    param([string] $Text)
+    $kv = @{}
+    foreach ($part in $Text -split ';') { if ($part) { $k, $v = $part -split '=', 2; $kv[$k.Trim()] = $v } }
+    $kv
+}
+
+function Invoke-AdminSql {
+    <#
+    .SYNOPSIS
+        Runs SQL as the cluster's superuser through psql (unaligned, tuples only) and returns what
+        it printed; throws with psql's output when it fails.
+    #>
+    param([Parameter(Mandatory)] [string] $Sql)
+    $admin = ConvertFrom-ConnectionString $env:RUNTOOLS_TEST_PG_ADMIN
+    $psql = @("$env:RUNTOOLS_PG_BIN/psql", '/usr/lib/postgresql/15/bin/psql') | Where-Object { Test-Path $_ } | Select-Object -First 1
+    $env:PGPASSWORD = $admin.Password
+    try {
+        $out = & $psql -X -q -t -A -v ON_ERROR_STOP=1 -h $admin.Host -p $admin.Port -U $admin.Username -d $admin.Database -c $Sql 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "psql failed: $out" }
+        $out
+    } finally { Remove-Item Env:PGPASSWORD }
+}
+
+function New-StoreRoot {
+    <#
+    .SYNOPSIS
+        A fresh schema owned by the app role (made by the administrator: the app role may not create
+        schemas) and the -Root URI naming it, with the app role's password. -Query adds URI options
+        (e.g. 'lease=3'). Returns Schema, Role, Password and Uri.
+    #>
+    param([string] $Prefix = 'runs_', [string] $Query)
+    $app = ConvertFrom-ConnectionString $env:RUNTOOLS_TEST_PG
+    $schema = $Prefix + [guid]::NewGuid().ToString('N').Substring(0, 10)
+    $null = Invoke-AdminSql "CREATE SCHEMA $schema AUTHORIZATION $($app.Username)"
+    $uri = 'postgresql://{0}:{1}@{2}:{3}/{4}?schema={5}' -f [uri]::EscapeDataString($app.Username), [uri]::EscapeDataString($app.Password),
+        [uri]::EscapeDataString($app.Host), $app.Port, [uri]::EscapeDataString($app.Database), $schema
+    if ($Query) { $uri += "&$Query" }
+    [pscustomobject]@{ Schema = $schema; Role = $app.Username; Password = $app.Password; Uri = $uri }
+}
+
+function Invoke-InChild {
+    <#
+    .SYNOPSIS
+        Runs -Command in a child pwsh with the module ($env:RUNTOOLS_MODULE_PATH) imported and
+        returns its last output line parsed as JSON; throws with what the child printed when it fails.
+    #>
+    param([Parameter(Mandatory)] [string] $Command, [hashtable] $Environment = @{}, [int] $TimeoutSec = 180)
+    $result = Invoke-ChildPwsh -Command $Command -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment $Environment -TimeoutSec $TimeoutSec
+    if ($result.ExitCode -ne 0) { throw "The child pwsh failed ($($result.ExitCode)):`n$($result.Output)`n$($result.Error)" }
+    (($result.Output -split "`n") | Where-Object { $_.Trim() } | Select-Object -Last 1) | ConvertFrom-Json
+}
+
+function Wait-Until {
+    <# Polls -Condition until it is true; throws naming -What after -TimeoutSec. #>
+    param([Parameter(Mandatory)] [scriptblock] $Condition, [int] $TimeoutSec = 60, [string] $What)
+    $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSec)
+    while (-not (& $Condition)) {
+        if ([DateTime]::UtcNow -gt $deadline) { throw "Timed out waiting for $What" }
+        Start-Sleep -Milliseconds 50
+    }
+}
+
+Export-ModuleMember -Function Test-PgTestCluster, ConvertFrom-ConnectionString, Invoke-AdminSql, New-StoreRoot, Invoke-InChild, Wait-Until
