@@ -31,7 +31,7 @@ public sealed partial class RunAttempt
     private readonly Stopwatch _sincePoll = new();
     private readonly object _transcribeLock = new();
 
-    // Keys the owner took over from a worker that died after starting them: in doubt in this attempt. Guarded by _recorder.SyncRoot.
+    // Keys the owner took over from a worker that died after starting them: in doubt in this attempt. Guarded by ClaimGate.
     private readonly HashSet<string> _takenOver = new(StringComparer.Ordinal);
 
     // The last seq of the run's log a worker has folded.
@@ -59,7 +59,10 @@ public sealed partial class RunAttempt
 
             _finished = true;
             _activeStep = null;
-            _running.Clear();
+            lock (ClaimGate)
+            {
+                _running.Clear();
+            }
         }
 
         try
@@ -104,7 +107,10 @@ public sealed partial class RunAttempt
             {
                 _claimsOn = true;
                 string? step = _activeStep;
-                running = step is null ? new() : _running.Keys.Select(k => (step, k)).ToList();
+                lock (ClaimGate)
+                {
+                    running = step is null ? new() : _running.Keys.Select(k => (step, k)).ToList();
+                }
             }
 
             _recorder.Flush();
@@ -270,7 +276,10 @@ public sealed partial class RunAttempt
                         {
                             if (ledger.Open.TryGetValue(key, out int startedIn) && startedIn == Attempt)
                             {
-                                _takenOver.Add(key);
+                                lock (ClaimGate)
+                                {
+                                    _takenOver.Add(key);
+                                }
                             }
                         }
                     }
