@@ -2,9 +2,10 @@
     Runs held in a PostgreSQL database, driven through the real module: Start-Run writes them
     there, Resume-Run continues them (on "another machine": another local folder, the script file
     gone), Stop-Run stops them across processes, Get-RunEvent, Test-Run, Wait-Run, Remove-Run
-    and Compare-Run (across stores) work on them (the archive cmdlets: tests/PostgreSqlArchive.Tests.ps1). Every
-    command that loads Npgsql runs in a child pwsh (Invoke-InChild, tools/PgTestStore.psm1), so this process never
-    has it. The cluster is the one .ci/run starts (RUNTOOLS_TEST_PG, RUNTOOLS_TEST_PG_ADMIN;
+    and Compare-Run (across stores) work on them, and Tab completes their ids and names (the
+    archive cmdlets: tests/PostgreSqlArchive.Tests.ps1). Every command that loads Npgsql runs in a
+    child pwsh (Invoke-InChild, tools/PgTestStore.psm1), so this process never has it. The
+    cluster is the one .ci/run starts (RUNTOOLS_TEST_PG, RUNTOOLS_TEST_PG_ADMIN;
     tools/pg-cluster.sh); without it the tests are skipped, saying so. Each test has a schema of
     its own, made by the administrator for the app role (which may not create schemas).
 #>
@@ -278,5 +279,71 @@ Remove-Item '$flag'
         $out.Same | Should -BeTrue
         $out.Attempt | Should -Be 2
         $out.Count | Should -Be 1
+    }
+}
+
+Describe 'Tab completion from a database root' {
+    BeforeEach {
+        if (-not $script:haveCluster) {
+            Set-ItResult -Skipped -Because 'RUNTOOLS_TEST_PG and RUNTOOLS_TEST_PG_ADMIN are not set (tools/pg-cluster.sh start DIR prints them; .ci/run always sets them)'
+        }
+    }
+
+    It 'completes run ids and names from -Root or RUNTOOLS_ROOT; a fresh schema completes nothing and gets no tables' {
+        if (-not $script:haveCluster) { return }
+        $store = New-StoreRoot
+        $fresh = New-StoreRoot
+        $oneStep = Join-Path $TestDrive 'tab-step.ps1'
+        Set-Content $oneStep 'Invoke-RunStep a { 1 }'
+        $out = Invoke-InChild @"
+`$null = Start-Run -Name 'nightly etl' -RunId tab-1 -ScriptPath '$oneStep' -Root '$($store.Uri)'
+`$null = Start-Run -Name weekly -RunId tab-2 -ScriptPath '$oneStep' -Root '$($store.Uri)'
+function Complete([string] `$line) { @((TabExpansion2 -inputScript `$line -cursorColumn `$line.Length).CompletionMatches.CompletionText) }
+[pscustomobject]@{
+    Ids = Complete "Resume-Run -Root '$($store.Uri)' -RunId tab"
+    Names = Complete "Stop-Run -Root '$($store.Uri)' -Name "
+    Narrowed = Complete "Get-RunEvent -Root '$($store.Uri)' -RunId tab-2"
+    FromEnvironment = Complete 'Get-Run -Name wee'
+    Fresh = Complete "Get-Run -Root '$($fresh.Uri)' -RunId "
+} | ConvertTo-Json -Compress
+"@ -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-tab'); RUNTOOLS_ROOT = $store.Uri }
+        $out.Ids | Should -Be @('tab-2', 'tab-1') -Because 'the newest id first, as from a folder'
+        $out.Names | Should -Be @("'nightly etl'", 'weekly') -Because 'names come in run id order, as from a folder'
+        $out.Narrowed | Should -Be 'tab-2'
+        $out.FromEnvironment | Should -Be 'weekly'
+        $out.Fresh | Should -BeNullOrEmpty
+        Invoke-AdminSql "SELECT count(*) FROM information_schema.tables WHERE table_schema = '$($fresh.Schema)'" | Should -Be '0'
+    }
+
+    It 'completes nothing, without an error or a prompt, from a server that never answers, a missing password or a malformed root' {
+        if (-not $script:haveCluster) { return }
+        $store = New-StoreRoot
+        $app = ConvertFrom-ConnectionString $env:RUNTOOLS_TEST_PG
+        $noPassword = 'postgresql://{0}@{1}:{2}/{3}?schema={4}' -f [uri]::EscapeDataString($app.Username), [uri]::EscapeDataString($app.Host), $app.Port,
+            [uri]::EscapeDataString($app.Database), $store.Schema
+        # Accepts connections (the kernel completes them) and never answers: without a bound, a connection waits 15 s and more.
+        $silent = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0)
+        $silent.Start()
+        try {
+            $out = Invoke-InChild @"
+function Complete([string] `$line) {
+    `$clock = [Diagnostics.Stopwatch]::StartNew()
+    `$matches = @((TabExpansion2 -inputScript `$line -cursorColumn `$line.Length).CompletionMatches.CompletionText)
+    [pscustomobject]@{ Matches = `$matches; Ms = `$clock.ElapsedMilliseconds }
+}
+`$Error.Clear()
+[pscustomobject]@{
+    Silent = Complete "Resume-Run -Root 'postgresql://ops:pw@127.0.0.1:$($silent.LocalEndpoint.Port)/jobs' -RunId "
+    NoPassword = Complete "Resume-Run -Root '$noPassword' -RunId "
+    Malformed = Complete "Resume-Run -Root 'postgresql:jobs' -RunId "
+    Errors = `$Error.Count
+} | ConvertTo-Json -Compress -Depth 3
+"@ -Environment @{ PGPASSWORD = ''; PGPASSFILE = (Join-Path $TestDrive 'no-pgpass') }
+        } finally { $silent.Stop() }
+        $out.Silent.Matches | Should -BeNullOrEmpty
+        $out.Silent.Ms | Should -BeLessThan 10000 -Because 'a Tab gives a database 2 s, where a connection alone would wait 15 s'
+        $out.NoPassword.Matches | Should -BeNullOrEmpty
+        $out.Malformed.Matches | Should -BeNullOrEmpty
+        $out.Errors | Should -Be 0
     }
 }

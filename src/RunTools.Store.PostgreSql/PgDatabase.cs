@@ -97,6 +97,9 @@ internal sealed class PgDatabase : IDisposable
         }
     }
 
+    /// <summary>A pooled connection, opened once: no retry (tab completion, which gives up rather than wait).</summary>
+    public NpgsqlConnection OpenConnectionOnce() => _dataSource.OpenConnection();
+
     public void Run(string what, bool idempotent, Action<NpgsqlConnection> work) =>
         Run<object?>(what, idempotent, connection =>
         {

@@ -153,6 +153,7 @@ internal sealed class PgWorkerMembership : IRunOwnership
     private readonly Stopwatch _sinceRenewal = Stopwatch.StartNew();
     private readonly object _gate = new();
     private bool _lost;
+    private bool _ended;
     private bool _disposed;
 
     private PgWorkerMembership(PostgreSqlRunStore run, Guid worker, OwnerRecord holder, int attempt, TimeSpan duration)
@@ -224,6 +225,11 @@ internal sealed class PgWorkerMembership : IRunOwnership
         bool check;
         lock (_gate)
         {
+            if (_ended)
+            {
+                throw Ended();
+            }
+
             if (_lost)
             {
                 throw Lost();
@@ -237,6 +243,11 @@ internal sealed class PgWorkerMembership : IRunOwnership
             Renew();
             lock (_gate)
             {
+                if (_ended)
+                {
+                    throw Ended();
+                }
+
                 if (_lost)
                 {
                     throw Lost();
@@ -326,14 +337,20 @@ internal sealed class PgWorkerMembership : IRunOwnership
 
         try
         {
+            // 1: renewed; 0: the registration expired (the owner may have taken this worker's claims
+            // over); -1: it is gone, because the owner ended the attempt (a stop, not a loss).
             int renewed = _run.Db.Run("renew the worker's registration", idempotent: true, patience: _duration, work: connection =>
             {
-                using var command = _run.Db.Command(connection,
-                    $"UPDATE {_run.S}.workers SET expires_at = now() + @duration WHERE run_id = @run AND worker = @worker AND expires_at > now()");
+                using var command = _run.Db.Command(connection, $"""
+                    WITH renewed AS (
+                        UPDATE {_run.S}.workers SET expires_at = now() + @duration WHERE run_id = @run AND worker = @worker AND expires_at > now() RETURNING 1)
+                    SELECT CASE WHEN EXISTS (SELECT 1 FROM renewed) THEN 1
+                                WHEN EXISTS (SELECT 1 FROM {_run.S}.workers WHERE run_id = @run AND worker = @worker) THEN 0 ELSE -1 END
+                    """);
                 command.Parameters.AddWithValue("run", _run.RunId);
                 command.Parameters.AddWithValue("worker", _worker);
                 command.Parameters.AddWithValue("duration", _duration);
-                return command.ExecuteNonQuery();
+                return (int)command.ExecuteScalar()!;
             });
             lock (_gate)
             {
@@ -341,9 +358,13 @@ internal sealed class PgWorkerMembership : IRunOwnership
                 {
                     _sinceRenewal.Restart();
                 }
-                else
+                else if (renewed == 0)
                 {
                     _lost = true;
+                }
+                else
+                {
+                    _ended = true;
                 }
             }
         }
@@ -352,6 +373,14 @@ internal sealed class PgWorkerMembership : IRunOwnership
             // Unreachable: ThrowIfLost asks again once a whole registration passed without renewal.
         }
     }
+
+    /// <summary>The owner ended the attempt (its registration is gone): the worker stops as at a Stop-Run.</summary>
+    private RunStoppedException Ended() => new(_run.RunId, new StopRequest
+    {
+        RequestedAt = DateTimeOffset.UtcNow,
+        RequestedBy = "the run's owner",
+        Reason = "the attempt this worker joined has ended",
+    });
 
     private RunToolsException Lost() => new(ErrorIds.NotOwner, RunToolsErrorCategory.InvalidOperation,
         $"This worker's registration in run '{_run.RunId}' expired or the attempt it joined ended: it records nothing more. Items it had claimed are the owner's to finish; join again while the run is running.",

@@ -55,14 +55,13 @@ internal sealed class PgWorkers : IRunWorkers
         });
     }
 
-    public (int Waiting, int Admitted) Census(int attempt) => _store.Db.Run("count the run's workers", idempotent: true, patience: _store.OutagePatience, work: connection =>
+    public (int Waiting, int Admitted) Census() => _store.Db.Run("count the run's workers", idempotent: true, patience: _store.OutagePatience, work: connection =>
     {
         using var command = _store.Db.Command(connection, $"""
             SELECT count(*) FILTER (WHERE NOT admitted), count(*) FILTER (WHERE admitted)
-            FROM {S}.workers WHERE run_id = @run AND attempt = @attempt AND expires_at > now()
+            FROM {S}.workers WHERE run_id = @run AND expires_at > now()
             """);
         command.Parameters.AddWithValue("run", _store.RunId);
-        command.Parameters.AddWithValue("attempt", attempt);
         using var reader = command.ExecuteReader();
         reader.Read();
         return ((int)reader.GetInt64(0), (int)reader.GetInt64(1));
@@ -88,7 +87,7 @@ internal sealed class PgWorkers : IRunWorkers
         }
 
         using var admit = _store.Db.Command(connection, $"""
-            UPDATE {S}.workers SET admitted = true WHERE run_id = @run AND attempt = @attempt AND NOT admitted AND expires_at > now()
+            UPDATE {S}.workers SET admitted = true, attempt = @attempt WHERE run_id = @run AND NOT admitted AND expires_at > now()
             """, transaction);
         admit.Parameters.AddWithValue("run", _store.RunId);
         admit.Parameters.AddWithValue("attempt", attempt);

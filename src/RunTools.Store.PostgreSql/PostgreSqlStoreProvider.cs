@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using Npgsql;
 using RunTools.Core.Storage;
 
 namespace RunTools.Store.PostgreSql;
@@ -46,5 +47,56 @@ internal sealed class PostgreSqlStoreProvider : IRunStoreProvider
         }
 
         return new PgRunCatalog(store, root);
+    }
+
+    /// <summary>
+    /// Tab completion's listing: one SELECT of the runs table, on a connection of its own (unpooled,
+    /// connect and command timeouts of <paramref name="timeout"/>, no retry), or on the pool of a
+    /// store this process opened for a root that carries no password. Never migrates the schema:
+    /// a schema or table that does not exist yet has no runs.
+    /// </summary>
+    public IReadOnlyList<(string RunId, string Name)> ListRunNames(RootLocation root, TimeSpan timeout)
+    {
+        int seconds = Math.Max(1, (int)Math.Ceiling(timeout.TotalSeconds));
+        var builder = new NpgsqlConnectionStringBuilder(root.ConnectionString!);
+        PostgreSqlStore? opened = null;
+        lock (s_gate)
+        {
+            if (!s_stores.TryGetValue((root.ConnectionString!, root.Schema!, root.LeaseSeconds), out opened) && builder.Password is null)
+            {
+                s_byDisplay.TryGetValue(root.Display, out opened);
+            }
+        }
+
+        builder.Timeout = seconds;
+        builder.CommandTimeout = seconds;
+        builder.Pooling = false;
+        if (string.IsNullOrEmpty(builder.ApplicationName))
+        {
+            builder.ApplicationName = "RunTools";
+        }
+
+        using var connection = opened is not null ? opened.Db.OpenConnectionOnce() : new NpgsqlConnection(builder.ConnectionString);
+        if (connection.State != System.Data.ConnectionState.Open)
+        {
+            connection.Open();
+        }
+
+        using var command = new NpgsqlCommand($"SELECT run_id, name FROM {PgSchema.Quote(root.Schema!)}.runs ORDER BY run_id DESC", connection) { CommandTimeout = seconds };
+        var runs = new List<(string, string)>();
+        try
+        {
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                runs.Add((reader.GetString(0), reader.GetString(1)));
+            }
+        }
+        catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.UndefinedTable or PostgresErrorCodes.InvalidSchemaName)
+        {
+            // The store was never used there: no runs.
+        }
+
+        return runs;
     }
 }

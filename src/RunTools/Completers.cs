@@ -9,9 +9,16 @@ using RunTools.Core;
 
 namespace RunTools;
 
-/// <summary>Completes run ids (and, with <see cref="RunNameCompleter"/>, names) from the root the command line names.</summary>
+/// <summary>
+/// Completes run ids (and, with <see cref="RunNameCompleter"/>, names) from the root the command
+/// line names: a runs folder, or a database (one query, given up after <see cref="DatabaseTimeout"/>).
+/// A Tab never throws, never prompts for a password and never waits longer than that.
+/// </summary>
 public class RunIdCompleter : IArgumentCompleter
 {
+    /// <summary>The most a Tab waits on a database: loading the store, connecting and the query.</summary>
+    internal static readonly TimeSpan DatabaseTimeout = TimeSpan.FromSeconds(2);
+
     private static readonly char[] s_needsQuotes = { ' ', '\'', '"', '$', '`', '(', ')', ';', ',', '{', '}', '@', '&' };
 
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
@@ -30,18 +37,17 @@ public class RunIdCompleter : IArgumentCompleter
 
         string root = fakeBoundParameters["Root"] is { } given ? (given is IEnumerable e and not string ? e.Cast<object>().First().ToString()! : given.ToString()!)
             : Environment.GetEnvironmentVariable(RunCmdletBase.RootVariable) is { Length: > 0 } env ? env : "runs";
-        if (Core.Storage.RootLocation.IsStoreUri(root))
-        {
-            yield break; // no completion from a database (yet): a Tab must not wait on a connection, nor read a folder named "postgresql:"
-        }
 
-        IEnumerable<string> values;
+        List<string> values;
         try
         {
-            values = Values(new RunsRoot(ResolveAgainstLocation(root)));
+            values = Core.Storage.RootLocation.IsStoreUri(root)
+                ? DatabaseValues(Core.Storage.RootLocation.Parse(root, Path.GetFullPath))
+                : Values(new RunsRoot(ResolveAgainstLocation(root))).ToList();
         }
-        catch (Exception ex) when (ex is RunToolsException || ex is IOException || ex is UnauthorizedAccessException)
+        catch (Exception)
         {
+            // A completer has no one to report to: a root it cannot read (malformed, missing, no rights) completes nothing.
             yield break;
         }
 
@@ -71,10 +77,19 @@ public class RunIdCompleter : IArgumentCompleter
     }
 
     protected virtual IEnumerable<string> Values(RunsRoot root) => root.EnumerateRunIds().Reverse();
+
+    /// <summary>What to complete from a database's runs (newest id first): their ids, in that order, as from a folder.</summary>
+    private protected virtual IEnumerable<string> Values(IReadOnlyList<(string RunId, string Name)> newestFirst) => newestFirst.Select(r => r.RunId);
+
+    private List<string> DatabaseValues(Core.Storage.RootLocation root) =>
+        Values(Core.Storage.RunCatalogs.TryListRunNames(root, DatabaseTimeout)).Where(v => v.Length > 0).ToList();
 }
 
 public sealed class RunNameCompleter : RunIdCompleter
 {
     protected override IEnumerable<string> Values(RunsRoot root) =>
         root.ListRuns().Where(l => l.State is not null).Select(l => l.State!.Name);
+
+    // In run id order, as from a folder (a run whose creation was cut short has no name yet: skipped).
+    private protected override IEnumerable<string> Values(IReadOnlyList<(string RunId, string Name)> newestFirst) => newestFirst.Reverse().Select(r => r.Name);
 }

@@ -355,7 +355,7 @@ public abstract class RunCmdletBase : PSCmdlet
     /// Core with the config; warnings and decisions go to the warning and verbose streams.
     /// Null when ShouldProcess declined.
     /// </summary>
-    protected Core.Conversion.ConversionResult? ConvertLegacyDirectory(string path, LegacyFormat format, string? name, string? scriptPath, object? config)
+    protected Core.Conversion.ConversionResult? ConvertLegacyDirectory(string path, LegacyFormat format, string? name, string? scriptPath, object? config, IRunCatalog? database = null)
     {
         byte[]? script = null;
         IReadOnlyList<Core.Conversion.DeclaredStep> steps = Array.Empty<Core.Conversion.DeclaredStep>();
@@ -376,13 +376,16 @@ public abstract class RunCmdletBase : PSCmdlet
             }
         }
 
-        var resolved = Core.Conversion.LegacyConversion.Resolve(path, format, steps.Count > 0);
-        if (!ShouldProcess(path, $"Convert to a RunTools run (legacy format {resolved}); RunTools state is written beside the legacy files"))
+        var resolved = Core.Conversion.LegacyConversion.Resolve(path, format, steps.Count > 0, database?.Display);
+        string action = database is null
+            ? $"Convert to a RunTools run (legacy format {resolved}); RunTools state is written beside the legacy files"
+            : $"Convert to a RunTools run in {database.Display} (legacy format {resolved}); the directory is only read";
+        if (!ShouldProcess(path, action))
         {
             return null;
         }
 
-        return Core.Conversion.LegacyConversion.Convert(path, new Core.Conversion.ConversionOptions
+        var options = new Core.Conversion.ConversionOptions
         {
             Format = format,
             Name = name,
@@ -391,7 +394,10 @@ public abstract class RunCmdletBase : PSCmdlet
             ScriptSourcePath = scriptPath,
             Steps = steps,
             Observer = new CmdletObserver(this),
-        });
+        };
+        return database is null
+            ? Core.Conversion.LegacyConversion.Convert(path, options)
+            : Core.Conversion.LegacyConversion.ConvertInto(path, options, database);
     }
 
     /// <summary>A run script must be a regular file: a FIFO would block the read for ever, a directory is not a script.</summary>

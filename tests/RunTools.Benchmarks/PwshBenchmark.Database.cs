@@ -22,7 +22,7 @@ namespace RunTools.Benchmarks;
 /// </summary>
 internal sealed partial class PwshBenchmark
 {
-    private void Database(string repositoryRoot, bool items, bool list, int scale)
+    private void Database(string repositoryRoot, bool items, bool list, bool workers, int scale)
     {
         using var cluster = BenchCluster.Open(repositoryRoot, Path.Combine(_work, "pg"));
         _report.AddFact($"PostgreSQL: {cluster.Version} ({cluster.Origin})");
@@ -37,6 +37,32 @@ internal sealed partial class PwshBenchmark
             Console.Error.WriteLine("D2 Get-Run over many runs in a database ...");
             DatabaseList(cluster, runs: 10_000 / scale, rounds: _quick ? 3 : 5);
         }
+
+        if (workers)
+        {
+            Console.Error.WriteLine("D3 workers on one run (Join-Run) ...");
+            DatabaseWorkers(cluster, items: 2000 / scale, rounds: _quick ? 2 : 3);
+        }
+    }
+
+    private void DatabaseWorkers(BenchCluster cluster, int items, int rounds)
+    {
+        const string section = "D3 workers on one run";
+        const int processes = 4, throttle = 4, sleepMs = 50;
+        string schema = cluster.NewSchema("bench_d3");
+        var json = Child(section, "DbWorkers.ps1", ("Work", Dir("D3")), ("Uri", cluster.Uri(schema)), ("Items", items), ("SleepMs", sleepMs),
+            ("Throttle", throttle), ("Processes", processes), ("Rounds", rounds));
+        double[] measured = Samples(json, "measured");
+        double[] baseline = Samples(json, "baseline");
+        double[] share = Samples(json, "worker_share");
+        double a = Measure.Median(measured);
+        double b = Measure.Median(baseline);
+        _report.AddDetail(section, $"the items step (step_started to step_completed in the journal), owner and {processes - 1} workers: {Measure.List(measured, Measure.Time)} (median {Measure.Time(a)}, {items / a:0} items/s; ideal {Measure.Time(items * sleepMs / 1000.0 / throttle / processes)})");
+        _report.AddDetail(section, $"the same step, the owner alone: {Measure.List(baseline, Measure.Time)} (median {Measure.Time(b)}, {items / b:0} items/s; ideal {Measure.Time(items * sleepMs / 1000.0 / throttle)})");
+        _report.AddDetail(section, $"share of the items the workers completed: {string.Join(", ", share.Select(x => x.ToString("P0", System.Globalization.CultureInfo.InvariantCulture)))}");
+        _report.AddRow(new ResultRow($"D3. {processes} processes (owner + {processes - 1} × Join-Run) × -ThrottleLimit {throttle} on one run, {Measure.Number(items)} items of {sleepMs} ms, {rounds} rounds",
+            $"{items / a:0} items/s", $"{items / b:0} items/s (the owner alone, -ThrottleLimit {throttle})", b / a, "≥ 3.50×", b / a >= 3.5));
+        cluster.DropSchema(schema);
     }
 
     private void DatabaseItems(BenchCluster cluster, int items, int rounds)

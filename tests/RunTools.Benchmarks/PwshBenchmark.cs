@@ -62,7 +62,7 @@ internal sealed partial class PwshBenchmark
         return module;
     }
 
-    /// <summary>Runs the family, or only the benchmarks named in <paramref name="selection"/> (P1..P7, D1, D2).</summary>
+    /// <summary>Runs the family, or only the benchmarks named in <paramref name="selection"/> (P1..P7, D1..D3).</summary>
     public static void Run(Report report, string work, bool quick, string repositoryRoot, string module, string[]? selection)
     {
         bool Selected(string id) => selection is null || selection.Contains(id, StringComparer.OrdinalIgnoreCase);
@@ -108,9 +108,9 @@ internal sealed partial class PwshBenchmark
             bench.List(runs: 10_000 / scale, rounds: quick ? 3 : 5);
         }
 
-        if (Selected("D1") || Selected("D2"))
+        if (Selected("D1") || Selected("D2") || Selected("D3"))
         {
-            bench.Database(repositoryRoot, Selected("D1"), Selected("D2"), scale);
+            bench.Database(repositoryRoot, Selected("D1"), Selected("D2"), Selected("D3"), scale);
         }
 
         if (Selected("P7"))

@@ -105,18 +105,18 @@ internal static class CheckpointReader
 
             if (!exact)
             {
-                string backup = plan.BackUp(path);
+                string kept = plan.KeepDamaged(path);
                 if (key is null)
                 {
                     badLines++;
-                    plan.Warn("bad_key_line", $"Line {number} of {KeysFile} is not a readable key record ({LegacyConversion.Shorten(text, 80)}); a copy of the file was kept as {backup}.",
+                    plan.Warn("bad_key_line", $"Line {number} of {KeysFile} is not a readable key record ({LegacyConversion.Shorten(text, 80)}); {kept}.",
                         "the message it recorded is unknown, so it is not marked done.",
                         "If that message was processed, its side effect may be repeated on resume: check it in the outside world first.", KeysFile);
                     continue;
                 }
 
                 recoveredLines++;
-                plan.Warn("recovered_key_line", $"Line {number} of {KeysFile} is damaged, but the key '{key}' could be read from it; a copy of the file was kept as {backup}.",
+                plan.Warn("recovered_key_line", $"Line {number} of {KeysFile} is damaged, but the key '{key}' could be read from it; {kept}.",
                     "the message with that key was processed (the store records a key once the message is handled), so it is a completed item.",
                     "Check that message if in doubt; nothing to do otherwise.", KeysFile);
             }

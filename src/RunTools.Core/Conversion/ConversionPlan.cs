@@ -15,16 +15,23 @@ internal sealed class ConversionPlan
     private static readonly char[] s_separator = { '/' };
     private readonly IRunObserver? _observer;
 
-    public ConversionPlan(LegacyFormat format, string root, IRunObserver? observer)
+    public ConversionPlan(LegacyFormat format, string root, IRunObserver? observer, bool legacyReadOnly = false)
     {
         Format = format;
         Root = root;
         _observer = observer;
+        LegacyReadOnly = legacyReadOnly;
     }
+
+    /// <summary>
+    /// The run is written elsewhere (a database): nothing in the legacy directory may change, so
+    /// no backup copy is made there and <see cref="BeforeCommit"/> is not run.
+    /// </summary>
+    public bool LegacyReadOnly { get; }
 
     public LegacyFormat Format { get; }
 
-    /// <summary>The legacy directory (becomes the run directory).</summary>
+    /// <summary>The legacy directory (becomes the run directory, unless the run is written into a database).</summary>
     public string Root { get; }
 
     /// <summary>The id the earlier tool gave the run, when its files name one.</summary>
@@ -84,6 +91,14 @@ internal sealed class ConversionPlan
         string relative = Relative(fullPath);
         return new ConvertedArtifact(ArtifactName(relative), relative, size, sha256);
     }
+
+    /// <summary>
+    /// What became of a corrupt legacy file, for a warning: "a copy was kept as &lt;file&gt;.bak"
+    /// (<see cref="BackUp"/>), or with <see cref="LegacyReadOnly"/> that it was left as it is.
+    /// </summary>
+    public string KeepDamaged(string fullPath) => LegacyReadOnly
+        ? "the file was left as it is (a conversion into a database changes nothing in the legacy directory)"
+        : $"a copy was kept as {BackUp(fullPath)}";
 
     /// <summary>
     /// Copies a corrupt legacy file to <c>&lt;file&gt;.bak</c> before anything is read from it.

@@ -108,8 +108,8 @@ internal static class FrameGeneratorReader
             if (problem is not null)
             {
                 corrupt.Add(entry.Key);
-                string backup = plan.BackUp(entry.Value);
-                plan.Warn("corrupt_frame", $"{relative} does not decode as PNG ({problem}); a copy was kept as {backup}.",
+                string kept = plan.KeepDamaged(entry.Value);
+                plan.Warn("corrupt_frame", $"{relative} does not decode as PNG ({problem}); {kept}.",
                     $"frame {entry.Key} is not approved; it will be generated again on resume.",
                     "Nothing to do: Resume-Run regenerates it.", relative);
                 continue;
@@ -190,8 +190,8 @@ internal static class FrameGeneratorReader
         plan.Legacy["audit_log"] = new JsonObject { ["entries"] = entries, ["bad_lines"] = bad.Count };
         if (bad.Count > 0)
         {
-            string backup = plan.BackUp(path);
-            plan.Warn("bad_audit_lines", $"{bad.Count} line(s) of {AuditLogFile} are not JSON objects (line {string.Join(", ", bad.Take(10))}); a copy was kept as {backup}.",
+            string kept = plan.KeepDamaged(path);
+            plan.Warn("bad_audit_lines", $"{bad.Count} line(s) of {AuditLogFile} are not JSON objects (line {string.Join(", ", bad.Take(10))}); {kept}.",
                 "they are left where they are; the log is continued after them.", "Nothing to do; they are part of the history.", AuditLogFile);
         }
 

@@ -17,10 +17,11 @@ namespace RunTools.Core.Conversion;
 /// <summary>
 /// Converts a directory written by an earlier tool into a run: the directory itself becomes the run
 /// directory, RunTools state is written beside the legacy files, and no legacy file is deleted
-/// or rewritten. The converted work is journaled as completed units (attempt 0), so a resume
-/// continues without redoing it.
+/// or rewritten (or, into a database, the run is created there and the directory is not touched:
+/// LegacyConversion.Database.cs). The converted work is journaled as completed units (attempt 0),
+/// so a resume continues without redoing it.
 /// </summary>
-public static class LegacyConversion
+public static partial class LegacyConversion
 {
     /// <summary>
     /// Where the state files are assembled inside the legacy directory before they are moved into
@@ -68,11 +69,12 @@ public static class LegacyConversion
     /// Which format a conversion would use (Auto resolved), without writing anything. Throws
     /// <see cref="ErrorIds.UnknownLegacyFormat"/> when no format fits.
     /// </summary>
-    public static LegacyFormat Resolve(string path, LegacyFormat format, bool haveSteps)
+    /// <param name="database">The database root the run is to be created in (as messages name it), or null for a conversion in place.</param>
+    public static LegacyFormat Resolve(string path, LegacyFormat format, bool haveSteps, string? database = null)
     {
         string root = Path.GetFullPath(path);
         RequireDirectory(root, path);
-        EnsureNotARun(root);
+        EnsureNotARun(root, database);
         var found = Detect(root);
         if (format == LegacyFormat.Auto)
         {
@@ -112,7 +114,6 @@ public static class LegacyConversion
         return format;
     }
 
-    /// <summary>Converts the legacy directory at <paramref name="path"/> into a run (in place).</summary>
     private static void RequireDirectory(string root, string path)
     {
         if (!Directory.Exists(root))
@@ -122,7 +123,30 @@ public static class LegacyConversion
         }
     }
 
+    /// <summary>Converts the legacy directory at <paramref name="path"/> into a run, in place.</summary>
     public static ConversionResult Convert(string path, ConversionOptions options)
+    {
+        var (root, runId) = Prepare(path);
+        RecoverInterrupted(root);
+        EnsureNotARun(root);
+        var plan = Read(root, options, legacyReadOnly: false);
+
+        try
+        {
+            Commit(root, runId, plan, options);
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+        {
+            // The legacy files were read; this is the RunTools state that could not be written beside them.
+            throw DurableFile.Failed($"Could not write the RunTools state of '{root}'", root, ex,
+                "It is not a run yet: nothing counts as converted until its journal is in place, and converting again finishes or undoes what was started.");
+        }
+
+        return Result(RunDirectory.Open(root), plan);
+    }
+
+    /// <summary>The legacy directory's full path and the run id it gives (its name); RunNotFound, InvalidRunId.</summary>
+    private static (string Root, string RunId) Prepare(string path)
     {
         string root = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar);
         RequireDirectory(root, path);
@@ -136,9 +160,12 @@ public static class LegacyConversion
                 $"'{runId}' cannot be a run id ({why}): a converted directory keeps its name as its run id. Rename the folder{(suggestion.Length > 0 ? $" (for example to '{suggestion}')" : string.Empty)} and convert again; the legacy files inside are not affected.", runId);
         }
 
-        RecoverInterrupted(root);
-        EnsureNotARun(root);
+        return (root, runId);
+    }
 
+    /// <summary>Reads the legacy files with the format's reader: what is done, what is assumed, what the run is to be.</summary>
+    private static ConversionPlan Read(string root, ConversionOptions options, bool legacyReadOnly)
+    {
         var steps = options.Steps ?? Array.Empty<DeclaredStep>();
         foreach (var step in steps)
         {
@@ -146,16 +173,22 @@ public static class LegacyConversion
         }
 
         var format = Resolve(root, options.Format, steps.Count > 0);
-        CheckNameConflicts(root);
-
-        var plan = new ConversionPlan(format, root, options.Observer);
-        if (options.Format == LegacyFormat.Auto && Detect(root) is { Count: > 1 } several)
+        if (!legacyReadOnly)
         {
-            plan.Warn("ambiguous_layout", $"The directory has the files of several legacy formats: {string.Join(", ", several)}.",
-                $"it was converted as {format}.", $"If that is wrong, remove the run state this conversion wrote (run.json, journal.jsonl, config.json, script.ps1) and convert again with -LegacyFormat.");
+            CheckNameConflicts(root);
         }
 
-        plan.Verbose($"Converting '{root}' as {format}.");
+        var plan = new ConversionPlan(format, root, options.Observer, legacyReadOnly);
+        if (options.Format == LegacyFormat.Auto && Detect(root) is { Count: > 1 } several)
+        {
+            string undo = legacyReadOnly
+                ? "remove the converted run from the database (Remove-Run)"
+                : "remove the run state this conversion wrote (run.json, journal.jsonl, config.json, script.ps1)";
+            plan.Warn("ambiguous_layout", $"The directory has the files of several legacy formats: {string.Join(", ", several)}.",
+                $"it was converted as {format}.", $"If that is wrong, {undo} and convert again with -LegacyFormat.");
+        }
+
+        plan.Verbose($"Converting '{root}' as {format}{(legacyReadOnly ? " into a database (the directory is only read)" : string.Empty)}.");
         switch (format)
         {
             case LegacyFormat.Checkpoint:
@@ -182,28 +215,25 @@ public static class LegacyConversion
             plan.Verbose($"Step '{step.Name}': {(step.Completed ? "completed" : "pending")}, {step.Items.Count} item(s) completed; {step.Reason}");
         }
 
-        try
-        {
-            Commit(root, runId, plan, options, steps);
-        }
-        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
-        {
-            // The legacy files were read; this is the RunTools state that could not be written beside them.
-            throw DurableFile.Failed($"Could not write the RunTools state of '{root}'", root, ex,
-                "It is not a run yet: nothing counts as converted until its journal is in place, and converting again finishes or undoes what was started.");
-        }
-
-        var decisions = plan.Steps.Select(s => new StepDecision(s.Name, s.Completed ? StepStatus.Completed : StepStatus.Pending, s.Items.Count, s.Reason)).ToList();
-        int artifacts = plan.Steps.Sum(s => s.Artifacts.Count + s.Items.Sum(i => i.Artifacts.Count));
-        return new ConversionResult(RunDirectory.Open(root), format, plan.Warnings, decisions, plan.Backups, decisions.Sum(d => d.ItemsCompleted), artifacts);
+        return plan;
     }
 
-    private static void EnsureNotARun(string root)
+    private static ConversionResult Result(RunDirectory run, ConversionPlan plan)
+    {
+        var decisions = plan.Steps.Select(s => new StepDecision(s.Name, s.Completed ? StepStatus.Completed : StepStatus.Pending, s.Items.Count, s.Reason)).ToList();
+        int artifacts = plan.Steps.Sum(s => s.Artifacts.Count + s.Items.Sum(i => i.Artifacts.Count));
+        return new ConversionResult(run, plan.Format, plan.Warnings, decisions, plan.Backups, decisions.Sum(d => d.ItemsCompleted), artifacts);
+    }
+
+    private static void EnsureNotARun(string root, string? database = null)
     {
         if (RunDirectory.IsRunDirectory(root))
         {
+            string next = database is null
+                ? $"Resume it with Resume-Run -Path '{root}'."
+                : $"Move it into {database} with Export-RunArchive and Import-RunArchive -Root.";
             throw new RunToolsException(ErrorIds.RunExists, RunToolsErrorCategory.ResourceExists,
-                $"'{root}' is already a RunTools run ({RunFormat.JournalFile} exists); there is nothing to convert. Resume it with Resume-Run -Path '{root}'.", root);
+                $"'{root}' is already a RunTools run ({RunFormat.JournalFile} exists); there is nothing to convert. {next}", root);
         }
     }
 
@@ -300,62 +330,14 @@ public static class LegacyConversion
         }
     }
 
-    private static void Commit(string root, string runId, ConversionPlan plan, ConversionOptions options, IReadOnlyList<DeclaredStep> scriptSteps)
+    private static void Commit(string root, string runId, ConversionPlan plan, ConversionOptions options)
     {
-        var config = options.Config ?? plan.Config ?? EffectiveConfig.Empty;
-        string name = PickName(options.Name, plan.LegacyRunId, runId);
-        byte[] script = options.Script ?? Array.Empty<byte>();
-        string? scriptSource = options.ScriptSourcePath is null ? null : Path.GetFullPath(options.ScriptSourcePath);
-        var declared = scriptSteps.Count > 0 ? scriptSteps.Select(s => s.Name).Distinct(StringComparer.Ordinal).ToList() : plan.Steps.Select(s => s.Name).ToList();
-        var create = new RunCreateOptions
-        {
-            Name = name,
-            RunId = runId,
-            Config = config,
-            Script = script,
-            ScriptSourcePath = scriptSource,
-            DeclaredSteps = declared,
-            Migrated = true,
-            SourceFormat = LegacyFormatName(plan.Format),
-        };
-
         string staging = Path.Combine(root, StagingFolder);
         Directory.CreateDirectory(staging);
         var moves = new List<string> { RunFormat.ConfigFile, RunFormat.ScriptFile };
-        RunsRoot.WriteConfigFiles(staging, config);
+        // Legacy files are referenced where they are: the directory is the run directory.
+        WriteRunState(staging, root, runId, plan, options, artifact => (artifact.Path, ArtifactMode.Reference));
         moves.AddRange(Directory.EnumerateFiles(staging, RunFormat.ConfigSourcePrefix + ".*").Select(Path.GetFileName)!);
-        DurableFile.WriteAtomic(Path.Combine(staging, RunFormat.ScriptFile), script);
-
-        using (var recorder = FileRunStore.CreateRecorder(staging, runId))
-        {
-            // One flush at the end: until the journal is moved into place, nothing here is a run.
-            recorder.Record(RunEvent.RunCreated(runId, name, create, Integrity.Sha256Hex(script), scriptSource, declared), Durability.Lazy);
-            recorder.Record(RunEvent.RunMigrated(root, plan), Durability.Lazy);
-            foreach (var step in plan.Steps)
-            {
-                foreach (var item in step.Items)
-                {
-                    foreach (var artifact in item.Artifacts)
-                    {
-                        recorder.Record(MigratedArtifact(artifact, step.Name, item.Key), Durability.Lazy);
-                    }
-
-                    recorder.Record(RunEvent.ItemMigrated(step.Name, item.Key), Durability.Lazy);
-                }
-
-                foreach (var artifact in step.Artifacts)
-                {
-                    recorder.Record(MigratedArtifact(artifact, step.Name, null), Durability.Lazy);
-                }
-
-                if (step.Completed)
-                {
-                    recorder.Record(RunEvent.StepMigrated(step.Name), Durability.Lazy);
-                }
-            }
-
-            recorder.Snapshot();
-        }
 
         DurableFile.WriteAtomic(Path.Combine(staging, MovesFile), JsonSerializer.SerializeToUtf8Bytes(moves));
         NativeMethods.FlushDirectory(staging);
@@ -380,6 +362,65 @@ public static class LegacyConversion
         Stage(plan, "snapshot");
         Directory.Delete(staging, recursive: true);
         Stage(plan, "done");
+    }
+
+    /// <summary>
+    /// Writes the converted run's state into <paramref name="folder"/>: config.json (and its source
+    /// copy), script.ps1, and the journal (run_created, run_migrated, the converted units as
+    /// completed in attempt 0, each with its files as <paramref name="recordArtifact"/> records
+    /// them) with its snapshot, flushed once at the end.
+    /// </summary>
+    private static void WriteRunState(string folder, string root, string runId, ConversionPlan plan, ConversionOptions options,
+        Func<ConvertedArtifact, (string Path, ArtifactMode Mode)> recordArtifact)
+    {
+        var config = options.Config ?? plan.Config ?? EffectiveConfig.Empty;
+        string name = PickName(options.Name, plan.LegacyRunId, runId);
+        byte[] script = options.Script ?? Array.Empty<byte>();
+        string? scriptSource = options.ScriptSourcePath is null ? null : Path.GetFullPath(options.ScriptSourcePath);
+        var scriptSteps = options.Steps ?? Array.Empty<DeclaredStep>();
+        var declared = scriptSteps.Count > 0 ? scriptSteps.Select(s => s.Name).Distinct(StringComparer.Ordinal).ToList() : plan.Steps.Select(s => s.Name).ToList();
+        var create = new RunCreateOptions
+        {
+            Name = name,
+            RunId = runId,
+            Config = config,
+            Script = script,
+            ScriptSourcePath = scriptSource,
+            DeclaredSteps = declared,
+            Migrated = true,
+            SourceFormat = LegacyFormatName(plan.Format),
+        };
+
+        RunsRoot.WriteConfigFiles(folder, config);
+        DurableFile.WriteAtomic(Path.Combine(folder, RunFormat.ScriptFile), script);
+        using var recorder = FileRunStore.CreateRecorder(folder, runId);
+        // One flush at the end: until the journal is in place (or imported), nothing here is a run.
+        recorder.Record(RunEvent.RunCreated(runId, name, create, Integrity.Sha256Hex(script), scriptSource, declared), Durability.Lazy);
+        recorder.Record(RunEvent.RunMigrated(root, plan), Durability.Lazy);
+        foreach (var step in plan.Steps)
+        {
+            foreach (var item in step.Items)
+            {
+                foreach (var artifact in item.Artifacts)
+                {
+                    recorder.Record(MigratedArtifact(artifact, recordArtifact(artifact), step.Name, item.Key), Durability.Lazy);
+                }
+
+                recorder.Record(RunEvent.ItemMigrated(step.Name, item.Key), Durability.Lazy);
+            }
+
+            foreach (var artifact in step.Artifacts)
+            {
+                recorder.Record(MigratedArtifact(artifact, recordArtifact(artifact), step.Name, null), Durability.Lazy);
+            }
+
+            if (step.Completed)
+            {
+                recorder.Record(RunEvent.StepMigrated(step.Name), Durability.Lazy);
+            }
+        }
+
+        recorder.Snapshot();
     }
 
     private static void Stage(ConversionPlan plan, string stage) => plan.Verbose("Conversion stage: " + stage);
@@ -407,8 +448,8 @@ public static class LegacyConversion
         return folder;
     }
 
-    private static RunEvent MigratedArtifact(ConvertedArtifact artifact, string step, string? key) =>
-        RunEvent.ArtifactAdded(artifact.Name, artifact.Path, ArtifactMode.Reference, artifact.Size, artifact.Sha256, step, key, attempt: 0);
+    private static RunEvent MigratedArtifact(ConvertedArtifact artifact, (string Path, ArtifactMode Mode) recorded, string step, string? key) =>
+        RunEvent.ArtifactAdded(artifact.Name, recorded.Path, recorded.Mode, artifact.Size, artifact.Sha256, step, key, attempt: 0);
 
     /// <summary>Reads a legacy JSON object; a damaged one is backed up, rebuilt as far as possible and warned about.</summary>
     internal static JsonObject? ReadLegacyJson(ConversionPlan plan, string relative, string code, string consequence, out bool complete)
@@ -423,11 +464,11 @@ public static class LegacyConversion
         var obj = LenientJson.ParseObject(DurableFile.ReadAllBytes(full), out complete, out string? problem);
         if (!complete)
         {
-            string backup = plan.BackUp(full);
+            string kept = plan.KeepDamaged(full);
             var recovered = obj?.Select(p => p.Key).ToList() ?? new List<string>();
-            plan.Warn(code, $"{relative} is damaged ({Shorten(problem)}); a copy was kept as {backup}.",
+            plan.Warn(code, $"{relative} is damaged ({Shorten(problem)}); {kept}.",
                 recovered.Count > 0 ? $"only what could be read was used ({string.Join(", ", recovered)}); {consequence}" : $"nothing could be read from it; {consequence}",
-                $"Check the warnings that follow; if you have an intact copy of {relative}, restore it, remove this run's state files and convert again.", relative);
+                $"Check the warnings that follow; if you have an intact copy of {relative}, restore it, {(plan.LegacyReadOnly ? "remove the converted run from the database (Remove-Run)" : "remove this run's state files")} and convert again.", relative);
         }
 
         return obj;

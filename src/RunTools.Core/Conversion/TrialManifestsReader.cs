@@ -178,8 +178,8 @@ internal static class TrialManifestsReader
         }
         catch (Exception ex) when (ex is InvalidConfigException || ex is RunToolsException)
         {
-            string backup = plan.BackUp(path);
-            plan.Warn("corrupt_effective_config", $"{EffectiveConfigFile} cannot be read as a config ({LegacyConversion.Shorten(ex.Message)}); a copy was kept as {backup}.",
+            string kept = plan.KeepDamaged(path);
+            plan.Warn("corrupt_effective_config", $"{EffectiveConfigFile} cannot be read as a config ({LegacyConversion.Shorten(ex.Message)}); {kept}.",
                 "the run gets no config from it (an empty config unless -Config is given).",
                 "Pass the config the run used with -Config (ConvertTo-Run or Resume-Run) so that drift is checked against it.", EffectiveConfigFile);
         }

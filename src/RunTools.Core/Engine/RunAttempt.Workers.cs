@@ -37,6 +37,9 @@ public sealed partial class RunAttempt
     // The last seq of the run's log a worker has folded.
     private long _followed;
     private volatile bool _claimsOn;
+    private Timer? _transcriber;
+    private readonly object _transcriberTick = new();
+    private RunToolsException? _transcriberFault;
 
     /// <summary>True when this process joined the attempt as a worker (Join-Run) rather than owning it.</summary>
     public bool IsWorker { get; }
@@ -99,7 +102,7 @@ public sealed partial class RunAttempt
         }
 
         _sincePoll.Restart();
-        var (waiting, admitted) = _workers.Census(Attempt);
+        var (waiting, admitted) = _workers.Census();
         if (waiting > 0)
         {
             List<(string Step, string Key)> running;
@@ -124,7 +127,13 @@ public sealed partial class RunAttempt
 
         if (_claimsOn)
         {
-            Transcribe();
+            StartTranscriber();
+        }
+
+        // A transcription that failed in the background fails the attempt here, at a boundary.
+        if (Volatile.Read(ref _transcriberFault) is { } fault)
+        {
+            throw fault;
         }
     }
 
@@ -191,6 +200,7 @@ public sealed partial class RunAttempt
             return;
         }
 
+        StopTranscriber();
         _workers.Clear();
         Transcribe();
         _claimsOn = false;
@@ -224,6 +234,64 @@ public sealed partial class RunAttempt
         {
             _sincePoll.Restart();
             Follow();
+        }
+    }
+
+    /// <summary>
+    /// While workers take part, the owner transcribes their events every <see cref="s_workerPoll"/>
+    /// on a timer, so that the pipeline thread (which claims and starts the owner's own items)
+    /// does not pay for the workers' records.
+    /// </summary>
+    private void StartTranscriber()
+    {
+        if (_transcriber is not null)
+        {
+            return;
+        }
+
+        _transcriber = new Timer(_ =>
+        {
+            if (_finished || Volatile.Read(ref _transcriberFault) is not null || !Monitor.TryEnter(_transcriberTick))
+            {
+                return;
+            }
+
+            try
+            {
+                Transcribe();
+            }
+            catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.StoreUnavailable && !_recorder.IsFaulted)
+            {
+                // The workers' events wait in the store; the next tick (or the end of the call) copies them.
+                Log($"Transcribing workers' events waits for the store: {ex.Message}");
+            }
+            catch (RunToolsException ex)
+            {
+                Volatile.Write(ref _transcriberFault, ex);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The attempt ended meanwhile; its end transcribed what was left.
+            }
+            finally
+            {
+                Monitor.Exit(_transcriberTick);
+            }
+        }, null, s_workerPoll, s_workerPoll);
+    }
+
+    private void StopTranscriber()
+    {
+        var timer = Interlocked.Exchange(ref _transcriber, null);
+        if (timer is null)
+        {
+            return;
+        }
+
+        using var stopped = new ManualResetEvent(false);
+        if (timer.Dispose(stopped))
+        {
+            stopped.WaitOne(TimeSpan.FromSeconds(30));
         }
     }
 

@@ -356,6 +356,7 @@ public sealed partial class RunAttempt : IDisposable
         // refuse every later attempt of this process (RunLocked naming itself) until it exits.
         try
         {
+            StopTranscriber();
             try
             {
                 if (!_finished && !_recorder.IsFaulted)

@@ -26,12 +26,16 @@ internal interface IRunWorkers
 
     // ---- the owner ----------------------------------------------------------------------------
 
-    /// <summary>Workers registered for <paramref name="attempt"/>: waiting to be admitted, and admitted and alive.</summary>
-    (int Waiting, int Admitted) Census(int attempt);
+    /// <summary>
+    /// The run's live workers: waiting to be admitted, and admitted. Registrations are the running
+    /// attempt's (the owner removes them when an attempt ends or after a crash), so a worker that
+    /// registered just before an attempt began is admitted into it.
+    /// </summary>
+    (int Waiting, int Admitted) Census();
 
     /// <summary>
     /// Publishes <paramref name="running"/> (the owner's items in flight, by step and key) as the
-    /// owner's claims, then admits the workers waiting for <paramref name="attempt"/>. The caller
+    /// owner's claims, then admits the waiting workers into <paramref name="attempt"/>. The caller
     /// made its log durable first, so an admitted worker reading it sees every completed item.
     /// </summary>
     void Admit(int attempt, IReadOnlyCollection<(string Step, string Key)> running);

@@ -65,6 +65,13 @@ public interface IRunCatalog
 internal interface IRunStoreProvider
 {
     IRunCatalog OpenCatalog(RootLocation root);
+
+    /// <summary>
+    /// Every run's id and name, newest id first, for tab completion: one query, bounded by
+    /// <paramref name="timeout"/> (connecting included), never retried, never creating or
+    /// migrating the schema (none yet: no runs). Throws what the connection or query threw.
+    /// </summary>
+    IReadOnlyList<(string RunId, string Name)> ListRunNames(RootLocation root, TimeSpan timeout);
 }
 
 /// <summary>
@@ -90,6 +97,37 @@ public static class RunCatalogs
         }
 
         return PostgreSqlProvider(root).OpenCatalog(root);
+    }
+
+    /// <summary>
+    /// The run ids and names of a database root for tab completion (newest id first), or nothing
+    /// when they cannot be read within <paramref name="timeout"/>: an unreachable server, a missing
+    /// password (never prompted for), a malformed root or a store that cannot load. Never throws,
+    /// never waits longer than the timeout, and writes nothing to the database.
+    /// </summary>
+    public static IReadOnlyList<(string RunId, string Name)> TryListRunNames(RootLocation root, TimeSpan timeout)
+    {
+        if (root is null || root.Kind != RootKind.PostgreSql)
+        {
+            return Array.Empty<(string, string)>();
+        }
+
+        // Loading the store, connecting and querying all count against the timeout; a listing still
+        // running then finishes (or fails) on its own, bounded by the same timeout, and is dropped.
+        var listing = System.Threading.Tasks.Task.Run(() => PostgreSqlProvider(root).ListRunNames(root, timeout));
+        try
+        {
+            return listing.Wait(timeout) ? listing.Result : Array.Empty<(string, string)>();
+        }
+        catch (AggregateException)
+        {
+            return Array.Empty<(string, string)>();
+        }
+        finally
+        {
+            // Observed, so that a listing that fails after the timeout is not an unobserved task exception.
+            listing.ContinueWith(t => t.Exception, System.Threading.Tasks.TaskContinuationOptions.OnlyOnFaulted);
+        }
     }
 
     private static IRunStoreProvider PostgreSqlProvider(RootLocation root)
