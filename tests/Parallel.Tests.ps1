@@ -82,6 +82,30 @@ Set-Content $OutPath $results
         (Test-Run -RunId $run.RunId -Root $root).IsValid | Should -BeTrue
     }
 
+    It 'runs each item in a scope of its own: its variables end with it, while its globals stay for the next items of the call' {
+        $root = New-Root
+        $out = Join-Path $TestDrive 'scope.txt'
+        $script = Join-Path $TestDrive 'scope.ps1'
+        Set-Content $script @'
+param($Config, [string] $OutPath)
+$lines = @(1..8 | Invoke-RunItem -Key { "k$_" } -Step work -ThrottleLimit 2 {
+    $before = "$mine"
+    $mine = $_
+    $global:count++
+    "$([runspace]::DefaultRunspace.InstanceId)|$before|$global:count"
+})
+Set-Content $OutPath $lines
+'@
+        $run = Start-Run -Name scope -ScriptPath $script -Root $root -Parameters @{ OutPath = $out }
+        $run.Status | Should -Be 'Completed'
+        $seen = @(Get-Content $out | ForEach-Object { $r, $b, $c = $_ -split '\|'; [pscustomobject]@{ Runspace = $r; Before = $b; Count = [int]$c } })
+        $seen.Count | Should -Be 8
+        $seen.Before | Where-Object { $_ } | Should -BeNullOrEmpty -Because 'a variable an item sets is not seen by the next item of its worker'
+        foreach ($worker in $seen | Group-Object Runspace) {
+            @($worker.Group | ForEach-Object Count | Sort-Object) | Should -Be @(1..$worker.Count) -Because 'a global an item sets is seen by the next items of its worker in the call'
+        }
+    }
+
     It 'writes output in completion order, and replays every output on resume' {
         $root = New-Root
         $out = Join-Path $TestDrive 'order.txt'

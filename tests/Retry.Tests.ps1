@@ -275,6 +275,32 @@ Invoke-RunStep after { 'not reached' }
         $failed[0].Data['timed_out'] | Should -BeTrue
     }
 
+    It 'retries a parallel item past -TimeoutSec in its worker, which then goes on with the next items' {
+        $job = Invoke-Job @'
+$lines = @(1..10 | Invoke-RunItem -Step work -Key { $_ } -ThrottleLimit 2 -TimeoutSec 2 -MaxTries 2 -RetryDelay 0.05 -RetryOn { $_.Exception.Message -match 'time limit' } {
+    $tries = Join-Path (Get-RunContext).Path "tries-$_.txt"
+    Add-Content $tries ([runspace]::DefaultRunspace.InstanceId)
+    if ($_ -eq 1 -and @(Get-Content $tries).Count -lt 2) { Start-Sleep -Seconds 30 }
+    # The others take long enough that the other worker has not run them all when item 1's retry is done.
+    if ($_ -ne 1) { Start-Sleep -Milliseconds 500 }
+    "$_|$([runspace]::DefaultRunspace.InstanceId)"
+})
+Set-Content (Join-Path (Get-RunContext).Path 'lines.txt') $lines
+'@
+        $job.Info.Status | Should -Be 'Completed'
+        $job.Info.ItemsCompleted | Should -Be 10
+        $failed = @(Get-Events $job 'item_failed')
+        $failed.Key | Should -Be '1'
+        $failed[0].Data['timed_out'] | Should -BeTrue
+        $failed[0].Data['retry_in_ms'] | Should -Not -BeNullOrEmpty -Because '-RetryOn, asked in the worker with the error as $_, called the time-out transient'
+        $tries = @(Get-Content (Join-Path $job.Info.Path 'tries-1.txt'))
+        $tries.Count | Should -Be 2
+        $tries[1] | Should -Be $tries[0] -Because 'the try after the time-out ran in the same worker'
+        $lines = @(Get-Content (Join-Path $job.Info.Path 'lines.txt'))
+        $lines.Count | Should -Be 10
+        @($lines | Where-Object { $_ -notlike '1|*' } | Where-Object { ($_ -split '\|')[1] -eq $tries[0] }).Count | Should -BeGreaterThan 0 -Because 'the worker whose item timed out ran later items too'
+    }
+
     It 'rejects a negative -TimeoutSec, -MaxTries 0, a -RetryOn rule that is no type, name or script block, and a -RetryDelay outside 0 to 1 day as parameter errors' {
         { Invoke-RunItem -Step s -Key { $_ } -InputObject 1 -TimeoutSec -1 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunItemCommand'
         { Invoke-RunStep s -MaxTries 0 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunStepCommand'

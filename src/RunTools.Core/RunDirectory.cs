@@ -127,6 +127,12 @@ public sealed partial class RunDirectory
         }
     }
 
+    // Bumped by every stop file written in this process (see FileRunStore.ReadStopRequest's trust in a "no stop" answer).
+    private static long s_stopFilesWritten;
+
+    /// <summary>How many stop files this process has written: a "no stop" answer read before the last one is stale.</summary>
+    internal static long StopFilesWritten => Interlocked.Read(ref s_stopFilesWritten);
+
     /// <summary>Writes the stop token; the owner stops at its next step or item boundary.</summary>
     public StopRequest RequestStop(string? reason, string? requestedBy = null)
     {
@@ -143,6 +149,7 @@ public sealed partial class RunDirectory
         else
         {
             DurableFile.WriteAtomic(StopPath, JsonSerializer.SerializeToUtf8Bytes(request, RunFormat.JsonOptions));
+            Interlocked.Increment(ref s_stopFilesWritten);
         }
 
         return request;

@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.Collections.ObjectModel;
 using System.Linq;
 using System.Management.Automation;
 using System.Threading;
@@ -80,38 +82,35 @@ internal sealed partial class ItemWorker
         }
     }
 
+    // -RetryOn's script blocks are asked inside the worker's running pipeline, as the body runs.
     private bool IsTransient(Exception error) =>
-        UnitErrors.IsTransient(_retryOn, error, sb =>
-        {
-            var shell = _shell!;
-            shell.Commands.Clear();
-            shell.AddCommand("ForEach-Object").AddParameter("InputObject", UnitErrors.RecordOf(error)).AddParameter("Process", sb);
-            try
-            {
-                return shell.Invoke();
-            }
-            finally
-            {
-                shell.Commands.Clear();
-            }
-        });
+        UnitErrors.IsTransient(_retryOn, error, sb => sb.InvokeWithContext(null, DollarUnder(UnitErrors.RecordOf(error))));
 
+    /// <summary>The variables a script block invoked for an item gets: <c>$_</c> (and <c>$PSItem</c>) set to <paramref name="input"/>.</summary>
+    private static List<PSVariable> DollarUnder(object? input) => new(1) { new PSVariable("_", input) };
+
+    /// <summary>
+    /// One try of the item. Without a time limit the body is invoked in the worker's running
+    /// pipeline (a scope of its own, <c>$_</c> the item); under -TimeoutSec in a pipeline nested
+    /// in it, which the timer stops at the limit without ending the worker's.
+    /// </summary>
     private void RunOnce(ParallelItemRunner call, RunAttempt engine, ScriptBlock body, ParallelItemRunner.Job job, ParallelItemRunner.Result result)
     {
-        var shell = _shell!;
         ItemContext.ItemKey = job.Key;
         ItemContext.Failure = null;
         ItemContext.FailureCause = null;
         ItemContext.StopRequest = null;
-        System.Collections.ObjectModel.Collection<PSObject>? output = null;
+        Collection<PSObject>? output = null;
         int limit = call.Unit.TimeoutSec;
+        var timed = limit == 0 ? null : PowerShell.Create(RunspaceMode.CurrentRunspace);
+        var streams = (timed ?? _shell!).Streams;
         Interlocked.Exchange(ref _timedOut, 0);
-        using var timer = limit == 0 ? null : new Timer(_ =>
+        using var timer = timed is null ? null : new Timer(_ =>
         {
             Interlocked.Exchange(ref _timedOut, 1);
             try
             {
-                shell.BeginStop(null, null);
+                timed.BeginStop(null, null);
             }
             catch (Exception ex) when (ex is InvalidOperationException || ex is ObjectDisposedException)
             {
@@ -119,22 +118,35 @@ internal sealed partial class ItemWorker
         }, null, TimeSpan.FromSeconds(limit), Timeout.InfiniteTimeSpan);
         try
         {
-            shell.Commands.Clear();
-            shell.AddCommand("ForEach-Object").AddParameter("InputObject", job.Input).AddParameter("Process", body);
-            output = shell.Invoke();
-            if (shell.InvocationStateInfo.State == PSInvocationState.Stopped)
+            if (timed is null)
             {
-                if (Volatile.Read(ref _timedOut) == 1 && !_stopped)
+                output = body.InvokeWithContext(null, DollarUnder(job.Input));
+            }
+            else
+            {
+                _timed = timed;
+                if (_stopped)
                 {
-                    // Stopped by its time limit: a failure of this try (below), not an interruption.
+                    // Ctrl+C came before this pipeline could be stopped with the worker's.
                     throw new PipelineStoppedException();
                 }
 
-                // A stopped pipeline in a runspace on its own thread returns normally, with
-                // what it had written so far: the item was cut off, its outcome is unknown.
-                result.Abandoned = true;
-                _cutOff = true;
-                return;
+                timed.AddCommand("ForEach-Object").AddParameter("InputObject", job.Input).AddParameter("Process", body);
+                output = timed.Invoke();
+                if (timed.InvocationStateInfo.State == PSInvocationState.Stopped)
+                {
+                    if (Volatile.Read(ref _timedOut) == 1 && !_stopped)
+                    {
+                        // Stopped by its time limit: a failure of this try (below), not an interruption.
+                        throw new PipelineStoppedException();
+                    }
+
+                    // A stopped pipeline returns normally, with what it had written so far: the
+                    // item was cut off, its outcome is unknown.
+                    result.Abandoned = true;
+                    _cutOff = true;
+                    return;
+                }
             }
         }
         catch (Exception ex) when ((ex is RuntimeException || ex is InvalidOperationException) && Volatile.Read(ref _timedOut) == 1 && !_stopped)
@@ -164,14 +176,17 @@ internal sealed partial class ItemWorker
 
             result.Error = ItemContext.FailureCause ?? ex;
         }
+        catch (FlowControlException)
+        {
+            // break, continue or exit outside a loop ends the body, as it ends a ForEach-Object pipeline: without an error.
+            output ??= new Collection<PSObject>();
+        }
         finally
         {
             ItemContext.ItemKey = null;
-            result.Errors = shell.Streams.Error.ReadAll();
-            result.Warnings = shell.Streams.Warning.ReadAll();
-            result.Verbose = shell.Streams.Verbose.ReadAll();
-            result.Information = shell.Streams.Information.ReadAll();
-            shell.Streams.ClearStreams();
+            _timed = null;
+            TakeStreams(streams, result);
+            timed?.Dispose();
         }
 
         if (result.Error is not null)
@@ -183,12 +198,28 @@ internal sealed partial class ItemWorker
         {
             byte[]? recorded = output!.Count == 0 ? null : Conversion.Serialize(output);
             engine.CompleteItem(call.Step, job.Key, recorded, recorded is null ? null : "clixml");
-            result.Output = Conversion.Deserialize(recorded).ToList();
+            if (recorded is not null)
+            {
+                result.Output = Conversion.Deserialize(recorded).ToList();
+            }
         }
         catch (RunToolsException ex)
         {
             call.SetFatal(ex);
             result.Abandoned = true;
+        }
+    }
+
+    /// <summary>Moves what the try wrote to the error, warning, verbose and information streams to <paramref name="result"/> (the last try's, as before a retry); clears the rest (progress, debug).</summary>
+    private static void TakeStreams(PSDataStreams streams, ParallelItemRunner.Result result)
+    {
+        result.Errors = streams.Error.Count > 0 ? streams.Error.ReadAll() : Array.Empty<ErrorRecord>();
+        result.Warnings = streams.Warning.Count > 0 ? streams.Warning.ReadAll() : Array.Empty<WarningRecord>();
+        result.Verbose = streams.Verbose.Count > 0 ? streams.Verbose.ReadAll() : Array.Empty<VerboseRecord>();
+        result.Information = streams.Information.Count > 0 ? streams.Information.ReadAll() : Array.Empty<InformationRecord>();
+        if (streams.Progress.Count > 0 || streams.Debug.Count > 0)
+        {
+            streams.ClearStreams();
         }
     }
 }

@@ -24,6 +24,13 @@ internal sealed partial class ItemWorker
     /// <summary>Its runspace's name while it waits, attached to no run, for the next attempt.</summary>
     internal const string IdleName = "RunToolsItemWorker(idle)";
 
+    /// <summary>
+    /// The worker's pipeline for one call: its items run inside the call of the delegate. Run in a
+    /// scope of its own, so that its parameter is not a global variable (a global an item did not
+    /// set would make the worker's state look changed, and cost a reset, see WorkerBaseline).
+    /// </summary>
+    private const string ServeScript = "param($__runtoolsServe) $__runtoolsServe.Invoke()";
+
     private readonly PSHost _host;
     private readonly IReadOnlyList<string> _initialModules;
 
@@ -36,6 +43,9 @@ internal sealed partial class ItemWorker
     private RunContext? _itemContext;
     private Runspace? _runspace;
     private PowerShell? _shell;
+
+    // The nested pipeline of the item running now under -TimeoutSec; null when none.
+    private volatile PowerShell? _timed;
     private object[]? _retryOn;
     private volatile Exception? _openFailure;
     private ParallelItemRunner? _call;
@@ -149,12 +159,16 @@ internal sealed partial class ItemWorker
 
     private void StopShell()
     {
-        try
+        // The item's own pipeline first, when it runs under a time limit (nested in the worker's).
+        foreach (var shell in new[] { _timed, _shell })
         {
-            _shell?.BeginStop(null, null);
-        }
-        catch (Exception ex) when (ex is InvalidOperationException || ex is ObjectDisposedException)
-        {
+            try
+            {
+                shell?.BeginStop(null, null);
+            }
+            catch (Exception ex) when (ex is InvalidOperationException || ex is ObjectDisposedException)
+            {
+            }
         }
     }
 
@@ -256,6 +270,71 @@ internal sealed partial class ItemWorker
                 $"A runspace for parallel items could not be opened: {ex.Message} Run the items without -ThrottleLimit, or fix the module that failed to import.", null, ex));
         }
 
+        if (body is not null)
+        {
+            ServeInOnePipeline(call, body);
+        }
+
+        // Whatever is left (no body, or the pipeline could not run them) stays pending.
+        TakeItems(call, null);
+        Forget(call);
+    }
+
+    /// <summary>
+    /// Runs the call's items inside one pipeline of the worker's runspace, started once for the
+    /// call: each item is then one invocation of the body in that running pipeline, not a
+    /// PowerShell instance, a pipeline and a ForEach-Object of its own (which cost several times
+    /// the durable work per item). Ctrl+C stops this pipeline, and with it the item in flight.
+    /// </summary>
+    private void ServeInOnePipeline(ParallelItemRunner call, ScriptBlock body)
+    {
+        var shell = _shell!;
+        bool ran = false;
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo? escaped = null;
+        Action serve = () =>
+        {
+            ran = true;
+            try
+            {
+                TakeItems(call, body);
+            }
+            catch (Exception ex)
+            {
+                // Not for the script to wrap in a MethodInvocationException: rethrown as it is below.
+                escaped = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex);
+            }
+        };
+        shell.Commands.Clear();
+        shell.AddScript(ServeScript, useLocalScope: true).AddArgument(serve);
+        try
+        {
+            shell.Invoke();
+        }
+        catch (RuntimeException) when (_stopped)
+        {
+            // Ctrl+C stopped the pipeline before or after its items: nothing of an item was lost.
+        }
+        finally
+        {
+            shell.Commands.Clear();
+            shell.Streams.ClearStreams();
+        }
+
+        escaped?.Throw();
+        if (!ran && !_stopped)
+        {
+            call.SetFatal(new RunToolsException(ErrorIds.ItemFailed, RunToolsErrorCategory.InvalidOperation,
+                "A worker runspace for parallel items ended its pipeline before running its items. Run the items without -ThrottleLimit, and report the problem.", null));
+        }
+    }
+
+    /// <summary>
+    /// Takes the call's items until it has no more; each is run with <paramref name="body"/> and
+    /// recorded, or abandoned (left pending, or in doubt when cut off) when there is no body or
+    /// items are no longer started.
+    /// </summary>
+    private void TakeItems(ParallelItemRunner call, ScriptBlock? body)
+    {
         var engine = call.Context.Engine;
         while (call.HandOff.TryTake(out var job))
         {
@@ -289,8 +368,6 @@ internal sealed partial class ItemWorker
                 call.AddResult(result);
             }
         }
-
-        Forget(call);
     }
 
     /// <summary>The call is done: its <c>$using:</c> values are not kept alive by a worker waiting for the next call or attempt.</summary>

@@ -22,17 +22,30 @@ internal sealed class ItemLedger : IJournalVisitor
 
     public IEnumerable<KeyValuePair<string, StepLedger>> Steps => _steps;
 
+    /// <summary>
+    /// Held (inside the recorder's SyncRoot) while a live attempt folds an event into this ledger, and
+    /// while a step's ledger is created: a reader holding it sees a consistent ledger without waiting
+    /// for an append's write, which runs under SyncRoot alone. A scan, with one thread, never takes it.
+    /// </summary>
+    public object Gate { get; } = new();
+
     public StepLedger For(string step)
     {
         if (!_steps.TryGetValue(step, out var ledger))
         {
             ledger = new StepLedger(_capacityHint);
             _capacityHint = 0;
-            _steps.Add(step, ledger);
+            lock (Gate)
+            {
+                _steps.Add(step, ledger);
+            }
         }
 
         return ledger;
     }
+
+    /// <summary>The step's ledger, or null when nothing of it was recorded; unlike <see cref="For"/> it never adds one (for readers holding only <see cref="Gate"/>).</summary>
+    public StepLedger? Find(string step) => _steps.TryGetValue(step, out var ledger) ? ledger : null;
 
     /// <summary>
     /// Steps whose latest step_started was never ended (completed, failed, invalidated or resolved

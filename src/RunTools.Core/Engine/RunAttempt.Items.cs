@@ -17,15 +17,22 @@ namespace RunTools.Core.Engine;
 /// </summary>
 public sealed partial class RunAttempt
 {
-    // Guarded by _recorder.SyncRoot.
+    // Guarded by ClaimGate.
     private readonly Dictionary<string, RunningItem> _running = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Guards the running set; the recorder holds it while it folds an event into the ledger, but
+    /// not while it writes one. A claim decides under it alone, so the pipeline thread never waits
+    /// for a worker's append. Taken inside <see cref="RunRecorder.SyncRoot"/> when both are needed.
+    /// </summary>
+    private object ClaimGate => Ledger.Gate;
 
     /// <summary>The item running in this attempt when exactly one is; null when none or several are.</summary>
     public string? ActiveItem
     {
         get
         {
-            lock (_recorder.SyncRoot)
+            lock (ClaimGate)
             {
                 return _running.Count == 1 ? _running.Keys.First() : null;
             }
@@ -35,7 +42,7 @@ public sealed partial class RunAttempt
     /// <summary>The keys claimed or running in this attempt.</summary>
     public IReadOnlyList<string> RunningItems()
     {
-        lock (_recorder.SyncRoot)
+        lock (ClaimGate)
         {
             return _running.Keys.ToList();
         }
@@ -44,7 +51,7 @@ public sealed partial class RunAttempt
     /// <summary>Each claimed or running item: whether it started, and on which thread.</summary>
     private List<(string Key, bool Started, int Thread)> RunningItemStates()
     {
-        lock (_recorder.SyncRoot)
+        lock (ClaimGate)
         {
             return _running.Select(p => (p.Key, p.Value.Started != 0, p.Value.Thread)).ToList();
         }
@@ -94,16 +101,16 @@ public sealed partial class RunAttempt
             PollWorkers();
         }
 
-        lock (_recorder.SyncRoot)
+        lock (ClaimGate)
         {
             ThrowIfRunning(step, key);
-            var ledger = Ledger.For(step);
-            if (ledger.Completed.ContainsKey(key))
+            var ledger = Ledger.Find(step);
+            if (ledger is not null && ledger.Completed.ContainsKey(key))
             {
                 return ItemAction.Replay;
             }
 
-            if (ledger.Skipped.Contains(key))
+            if (ledger is not null && ledger.Skipped.Contains(key))
             {
                 return ItemAction.Skip;
             }
@@ -116,13 +123,13 @@ public sealed partial class RunAttempt
             return ItemAction.Elsewhere;
         }
 
-        lock (_recorder.SyncRoot)
+        lock (ClaimGate)
         {
             ThrowIfRunning(step, key);
-            var ledger = Ledger.For(step);
+            var ledger = Ledger.Find(step);
 
-            previous = ledger.Failed.Contains(key) ? "failed" : null;
-            if (!ledger.Open.TryGetValue(key, out int startedIn))
+            previous = ledger is not null && ledger.Failed.Contains(key) ? "failed" : null;
+            if (ledger is null || !ledger.Open.TryGetValue(key, out int startedIn))
             {
                 _running[key] = new RunningItem(previous);
                 return ItemAction.Run;
@@ -153,7 +160,7 @@ public sealed partial class RunAttempt
         }
 
         Log($"Item '{key}' of step '{step}' was in doubt and is retried.");
-        lock (_recorder.SyncRoot)
+        lock (ClaimGate)
         {
             ThrowIfRunning(step, key);
             _running[key] = new RunningItem("in_doubt");
@@ -169,10 +176,18 @@ public sealed partial class RunAttempt
         lock (_recorder.SyncRoot)
         {
             EnsureUsable();
-            var item = Running(step, key, started: false);
+            RunningItem item;
+            lock (ClaimGate)
+            {
+                item = Running(step, key, started: false);
+            }
+
             sequence = _recorder.Append(RunEvent.ItemStarted(step, key, Attempt, item.Previous, tryNumber)).Sequence;
-            item.Started = Stopwatch.GetTimestamp();
-            item.Thread = Environment.CurrentManagedThreadId;
+            lock (ClaimGate)
+            {
+                item.Started = Stopwatch.GetTimestamp();
+                item.Thread = Environment.CurrentManagedThreadId;
+            }
         }
 
         ClearWriteFailure(step, key);
@@ -184,9 +199,12 @@ public sealed partial class RunAttempt
     {
         lock (_recorder.SyncRoot)
         {
-            if (_running.TryGetValue(key, out var item) && item.Started == 0)
+            lock (ClaimGate)
             {
-                _running.Remove(key);
+                if (_running.TryGetValue(key, out var item) && item.Started == 0)
+                {
+                    _running.Remove(key);
+                }
             }
         }
     }
@@ -198,9 +216,18 @@ public sealed partial class RunAttempt
         lock (_recorder.SyncRoot)
         {
             EnsureUsable();
-            var item = Running(step, key, started: true);
+            RunningItem item;
+            lock (ClaimGate)
+            {
+                item = Running(step, key, started: true);
+            }
+
+            // Recorded before the key leaves the running set, so a claim sees it running or done.
             _recorder.Append(RunEvent.ItemCompleted(step, key, Attempt, item.ElapsedMilliseconds, output, outputFormat));
-            _running.Remove(key);
+            lock (ClaimGate)
+            {
+                _running.Remove(key);
+            }
         }
 
         _recorder.FlushSoon();
@@ -220,9 +247,17 @@ public sealed partial class RunAttempt
         lock (_recorder.SyncRoot)
         {
             EnsureUsable();
-            var item = Running(step, key, started: true);
+            RunningItem item;
+            lock (ClaimGate)
+            {
+                item = Running(step, key, started: true);
+            }
+
             sequence = _recorder.Append(RunEvent.ItemFailed(step, key, Attempt, item.ElapsedMilliseconds, failure)).Sequence;
-            _running.Remove(key);
+            lock (ClaimGate)
+            {
+                _running.Remove(key);
+            }
         }
 
         Log($"Item '{key}' of step '{step}' failed{TryText(failure)}: {failure.Error}");
@@ -267,7 +302,7 @@ public sealed partial class RunAttempt
     /// <summary>Drops a running item from this attempt without a record: interrupted mid-work, it stays open, in doubt.</summary>
     private void ForgetItem(string key)
     {
-        lock (_recorder.SyncRoot)
+        lock (ClaimGate)
         {
             _running.Remove(key);
         }

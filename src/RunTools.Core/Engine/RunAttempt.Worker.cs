@@ -25,7 +25,10 @@ public sealed partial class RunAttempt
 
             _finished = true;
             _activeStep = null;
-            _running.Clear();
+            lock (ClaimGate)
+            {
+                _running.Clear();
+            }
         }
 
         try

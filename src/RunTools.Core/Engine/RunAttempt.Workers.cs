@@ -32,7 +32,7 @@ public sealed partial class RunAttempt
     private readonly Stopwatch _sincePoll = new();
     private readonly object _transcribeLock = new();
 
-    // Keys the owner took over from a worker that died after starting them: in doubt in this attempt. Guarded by _recorder.SyncRoot.
+    // Keys the owner took over from a worker that died after starting them: in doubt in this attempt. Guarded by ClaimGate.
     private readonly HashSet<string> _takenOver = new(StringComparer.Ordinal);
 
     // The last seq of the run's log a worker has folded.
@@ -78,7 +78,10 @@ public sealed partial class RunAttempt
             {
                 _claimsOn = true;
                 string? step = _activeStep;
-                running = step is null ? new() : _running.Keys.Select(k => (step, k)).ToList();
+                lock (ClaimGate)
+                {
+                    running = step is null ? new() : _running.Keys.Select(k => (step, k)).ToList();
+                }
             }
 
             _recorder.Flush();
@@ -130,8 +133,13 @@ public sealed partial class RunAttempt
                 string type = root.GetProperty("type").GetString() ?? string.Empty;
                 lock (_recorder.SyncRoot)
                 {
-                    var ledger = Ledger.For(recorded.Step);
-                    bool done = ledger.Completed.ContainsKey(recorded.Key) || ledger.Skipped.Contains(recorded.Key);
+                    bool done;
+                    lock (ClaimGate)
+                    {
+                        var ledger = Ledger.Find(recorded.Step);
+                        done = ledger is not null && (ledger.Completed.ContainsKey(recorded.Key) || ledger.Skipped.Contains(recorded.Key));
+                    }
+
                     // A start or completion of a key already done is a copy a crash left half made.
                     if (done && type is JournalEventTypes.ItemCompleted or JournalEventTypes.ItemStarted)
                     {
@@ -180,9 +188,9 @@ public sealed partial class RunAttempt
     {
         if (IsWorker)
         {
-            lock (_recorder.SyncRoot)
+            lock (ClaimGate)
             {
-                if (Ledger.For(step).Open.ContainsKey(key))
+                if (Ledger.Find(step) is { } ledger && ledger.Open.ContainsKey(key))
                 {
                     return false;
                 }
@@ -280,12 +288,12 @@ public sealed partial class RunAttempt
                 if (taken.Count > 0)
                 {
                     Transcribe();
-                    lock (_recorder.SyncRoot)
+                    lock (ClaimGate)
                     {
-                        var ledger = Ledger.For(step);
+                        var ledger = Ledger.Find(step);
                         foreach (string key in taken)
                         {
-                            if (ledger.Open.TryGetValue(key, out int startedIn) && startedIn == Attempt)
+                            if (ledger is not null && ledger.Open.TryGetValue(key, out int startedIn) && startedIn == Attempt)
                             {
                                 _takenOver.Add(key);
                             }
@@ -305,6 +313,7 @@ public sealed partial class RunAttempt
             }
 
             lock (_recorder.SyncRoot)
+            lock (ClaimGate)
             {
                 var ledger = Ledger.For(step);
                 foreach (string key in keys)

@@ -417,7 +417,10 @@ public sealed partial class RunAttempt : IDisposable
             sequence = _recorder.Append(end).Sequence;
             _finished = true;
             _activeStep = null;
-            _running.Clear();
+            lock (ClaimGate)
+            {
+                _running.Clear();
+            }
         }
 
         _recorder.WaitDurable(sequence);

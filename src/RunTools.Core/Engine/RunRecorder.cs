@@ -77,7 +77,7 @@ internal sealed class RunRecorder : IDisposable
     /// <summary>The live state. Read it under <see cref="SyncRoot"/> when units run concurrently.</summary>
     public RunState State => _reducer.State;
 
-    /// <summary>The live item ledger. Read it under <see cref="SyncRoot"/> when units run concurrently.</summary>
+    /// <summary>The live item ledger. Read it under <see cref="SyncRoot"/> or its <see cref="ItemLedger.Gate"/> when units run concurrently.</summary>
     public ItemLedger Ledger { get; }
 
     /// <summary>Held while an event is appended and folded; hold it to decide on the state and record atomically.</summary>
@@ -133,7 +133,10 @@ internal sealed class RunRecorder : IDisposable
             if (_parser.TryParse(line, true, out var parsed, out _))
             {
                 _reducer.Visit(in parsed, locator, line);
-                Ledger.Visit(in parsed, locator, line);
+                lock (Ledger.Gate)
+                {
+                    Ledger.Visit(in parsed, locator, line);
+                }
             }
 
             State.UpdatedAt = now;
@@ -152,7 +155,10 @@ internal sealed class RunRecorder : IDisposable
         lock (_gate)
         {
             _reducer.Visit(in line, locator, raw);
-            Ledger.Visit(in line, locator, raw);
+            lock (Ledger.Gate)
+            {
+                Ledger.Visit(in line, locator, raw);
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Diagnostics;
 using System.IO;
 using System.Linq;
 using System.Security.Cryptography;
@@ -88,7 +89,44 @@ internal sealed class FileRunStore : IRunStore, IRunSnapshot
     public void EnsureOwnRunId(string recordedId, bool fromLog) =>
         _run.EnsureOwnRunId(recordedId, fromLog ? RunFormat.JournalFile : RunFormat.StateFile);
 
-    public StopRequest? ReadStopRequest() => _run.ReadStopRequest();
+    /// <summary>
+    /// How long a "no stop" answer is trusted: every item boundary asks (twice for a parallel item,
+    /// on the pipeline thread and in its worker), and a stat per ask is a syscall per ask. A stop
+    /// file another process writes is seen at the first boundary this much later at most.
+    /// </summary>
+    internal static readonly TimeSpan StopCheckInterval = TimeSpan.FromMilliseconds(10);
+
+    private static readonly long s_stopCheckTicks = (long)(StopCheckInterval.TotalSeconds * Stopwatch.Frequency);
+
+    // The last "no stop" answer: when it was asked, and how many stop files this process had written then. Null after a stop was seen.
+    private NoStopAnswer? _noStop;
+
+    /// <summary>The stop file's request. A stop requested in this process (Stop-Run in the run script, a time limit) is seen at the very next call.</summary>
+    public StopRequest? ReadStopRequest()
+    {
+        if (Volatile.Read(ref _noStop) is { } known && known.Epoch == RunDirectory.StopFilesWritten && Stopwatch.GetTimestamp() - known.AskedAt < s_stopCheckTicks)
+        {
+            return null;
+        }
+
+        var asking = new NoStopAnswer(RunDirectory.StopFilesWritten, Stopwatch.GetTimestamp());
+        var request = _run.ReadStopRequest();
+        Volatile.Write(ref _noStop, request is null ? asking : null);
+        return request;
+    }
+
+    private sealed class NoStopAnswer
+    {
+        public NoStopAnswer(long epoch, long askedAt)
+        {
+            Epoch = epoch;
+            AskedAt = askedAt;
+        }
+
+        public long Epoch { get; }
+
+        public long AskedAt { get; }
+    }
 
     public void ClearStopRequest() => DurableFile.TryDelete(_run.StopPath);
 

@@ -1,7 +1,10 @@
 using System;
 using System.IO;
 using System.Linq;
+using System.Text.Json;
+using System.Threading;
 using RunTools.Core.Infrastructure;
+using RunTools.Core.State;
 using RunTools.Core.Storage;
 using Xunit;
 
@@ -73,6 +76,20 @@ public sealed class FileRunStoreTests : RunStoreContract, IDisposable
 
         Assert.False(File.Exists(staging));
         Assert.Equal("kept", File.ReadAllText(store.Blobs.LocalFile(kept.Name)));
+    }
+
+    [Fact]
+    public void A_stop_file_written_by_another_process_is_seen_once_the_last_no_stop_answer_is_older_than_the_check_interval()
+    {
+        var store = CreateRun("stop-elsewhere");
+        Assert.Null(store.ReadStopRequest());
+
+        // As Stop-Run in another process writes it: this process's count of stop files it wrote does not move.
+        var request = new StopRequest { RequestedBy = "elsewhere", Reason = "other process" };
+        File.WriteAllBytes(Path.Combine(store.Location, RunFormat.StopFile), JsonSerializer.SerializeToUtf8Bytes(request, RunFormat.JsonOptions));
+        Thread.Sleep(FileRunStore.StopCheckInterval + TimeSpan.FromMilliseconds(5));
+
+        Assert.Equal("other process", store.ReadStopRequest()?.Reason);
     }
 
     internal override IRunStore CreateRun(string runId) => new FileRunStore(Runs.Create(new RunsRoot(_dir.Path), runId));
