@@ -67,7 +67,7 @@ Describe 'Join-Run: several processes drain one run' {
         }
     }
 
-    It 'runs each of 10000 items exactly once across an owner and three workers, and the run reads as one' {
+    It 'runs each of 10000 items exactly once across an owner and three workers, and the run reads as one' -Tag Slow {
         if (-not $script:haveCluster) { return }
         $store = New-StoreRoot
         $effects = New-Item -ItemType Directory (Join-Path $TestDrive 'effects-10k')
@@ -109,7 +109,7 @@ Describe 'Join-Run: several processes drain one run' {
         $check.ByWorkers | Should -BeLessThan 10000
     }
 
-    It 'takes over the items of a SIGKILLed worker: nothing is lost, and only keys left in doubt run twice' {
+    It 'takes over the items of a SIGKILLed worker: nothing is lost, and only keys left in doubt run twice' -Tag Slow {
         if (-not $script:haveCluster) { return }
         $store = New-StoreRoot -Query 'lease=3'
         $effects = New-Item -ItemType Directory (Join-Path $TestDrive 'effects-kill')
@@ -151,7 +151,7 @@ Describe 'Join-Run: several processes drain one run' {
         @($check.InDoubt).Count | Should -BeLessOrEqual 2 # at most the killed worker's items in flight (-ThrottleLimit 2)
     }
 
-    It 'stops the owner and every worker at Stop-Run; a resume finishes the run' {
+    It 'stops the owner and every worker at Stop-Run; a resume finishes the run' -Tag Slow {
         if (-not $script:haveCluster) { return }
         $store = New-StoreRoot
         $effects = New-Item -ItemType Directory (Join-Path $TestDrive 'effects-stop')
@@ -178,7 +178,7 @@ Describe 'Join-Run: several processes drain one run' {
         (Get-Effects $effects.FullName).PerKey.Count | Should -Be 300
     }
 
-    It 'loses nothing under random SIGKILLs of workers and a database restart: repeats only for keys recorded in doubt' {
+    It 'loses nothing under random SIGKILLs of workers and a database restart: repeats only for keys recorded in doubt' -Tag Slow {
         if (-not $script:haveCluster) { return }
         # A cluster of its own: restarting the shared one would break the tests running beside this file.
         $cluster = Join-Path $PSScriptRoot '../tools/pg-cluster.sh'
