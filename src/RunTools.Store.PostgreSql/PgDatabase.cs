@@ -42,7 +42,9 @@ internal sealed class PgDatabase : IDisposable
         }
 
         // A commit is the moment a unit counts as done: it must be on disk, whatever the server's default.
-        builder.Options = ((builder.Options ?? string.Empty) + " -c synchronous_commit=on").Trim();
+        // Every statement the store makes is short; compiling one with JIT (which a listing of
+        // thousands of runs would cross the planner's threshold for) costs more than it saves.
+        builder.Options = ((builder.Options ?? string.Empty) + " -c synchronous_commit=on -c jit=off").Trim();
 
         // The store sets no session state of its own beyond the startup options, so a pooled
         // connection need not be reset (DISCARD ALL) each time it is taken, and the statements a

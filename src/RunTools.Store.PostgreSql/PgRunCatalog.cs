@@ -184,29 +184,34 @@ internal sealed class PgRunCatalog : IRunCatalog, IRunImporter
             : filter.Statuses.Select(StoredStatus).Distinct(StringComparer.Ordinal).ToArray();
         if (ids is not null)
         {
-            where.Add("run_id ILIKE ANY (@ids)");
+            where.Add("r.run_id ILIKE ANY (@ids)");
         }
 
         if (names is not null)
         {
-            where.Add("name ILIKE ANY (@names)");
+            where.Add("r.name ILIKE ANY (@names)");
         }
 
         if (statuses is not null)
         {
-            where.Add("status = ANY (@statuses)");
+            where.Add("r.status = ANY (@statuses)");
         }
 
-        where.Add("run_id COLLATE \"C\" > @after"); // a scan that lost its connection resumes after the last whole run
+        where.Add("r.run_id COLLATE \"C\" > @after"); // a scan that lost its connection resumes after the last whole run
+
+        // One row per run, in ordinal id order straight from the runs_by_ordinal_id index (no sort
+        // of the snapshots); its tail (the events after its snapshot, usually none) is one index
+        // range of events per run, never a scan of every run's events.
         string sql = $"""
-            WITH r AS (
-                SELECT run_id, snapshot, journal_seq FROM {s}.runs WHERE {string.Join(" AND ", where)})
-            SELECT r.run_id, r.snapshot, r.journal_seq,
-                EXISTS (SELECT 1 FROM {s}.leases l WHERE l.run_id = r.run_id AND l.expires_at > now()),
-                EXISTS (SELECT 1 FROM {s}.stop_requests q WHERE q.run_id = r.run_id),
-                e.seq, e.line
-            FROM r LEFT JOIN {s}.events e ON e.run_id = r.run_id AND e.seq > r.journal_seq
-            ORDER BY r.run_id COLLATE "C", e.seq
+            SELECT r.run_id, r.snapshot, r.journal_seq, l.run_id IS NOT NULL, q.run_id IS NOT NULL, t.seqs, t.lines
+            FROM {s}.runs r
+            LEFT JOIN {s}.leases l ON l.run_id = r.run_id AND l.expires_at > now()
+            LEFT JOIN {s}.stop_requests q ON q.run_id = r.run_id
+            LEFT JOIN LATERAL (
+                SELECT array_agg(e.seq ORDER BY e.seq) AS seqs, array_agg(e.line ORDER BY e.seq) AS lines
+                FROM {s}.events e WHERE e.run_id = r.run_id AND e.seq > r.journal_seq) t ON true
+            WHERE {string.Join(" AND ", where)}
+            ORDER BY r.run_id COLLATE "C"
             """;
         string after = string.Empty;
         _store.Db.Run("list the runs", idempotent: true, connection =>
@@ -230,35 +235,26 @@ internal sealed class PgRunCatalog : IRunCatalog, IRunImporter
             command.Parameters.AddWithValue("after", after);
             using var reader = command.ExecuteReader();
             var batch = new List<StoredRun>(BatchSize);
-            StoredRun? current = null;
             while (reader.Read())
             {
-                string runId = reader.GetString(0);
-                if (current is null || !string.Equals(current.RunId, runId, StringComparison.Ordinal))
-                {
-                    if (current is not null)
-                    {
-                        batch.Add(current);
-                        if (batch.Count == BatchSize)
-                        {
-                            emit(batch);
-                            after = batch[batch.Count - 1].RunId;
-                            batch = new List<StoredRun>(BatchSize);
-                        }
-                    }
-
-                    current = new StoredRun(runId, reader.IsDBNull(1) ? null : (byte[])reader[1], reader.GetInt64(2), reader.GetBoolean(3), reader.GetBoolean(4));
-                }
-
+                var run = new StoredRun(reader.GetString(0), reader.IsDBNull(1) ? null : (byte[])reader[1], reader.GetInt64(2), reader.GetBoolean(3), reader.GetBoolean(4));
                 if (!reader.IsDBNull(5))
                 {
-                    current.Tail.Add((reader.GetInt64(5), (byte[])reader[6]));
+                    var seqs = (long[])reader[5];
+                    var lines = (byte[][])reader[6];
+                    for (int i = 0; i < seqs.Length; i++)
+                    {
+                        run.Tail.Add((seqs[i], lines[i]));
+                    }
                 }
-            }
 
-            if (current is not null)
-            {
-                batch.Add(current);
+                batch.Add(run);
+                if (batch.Count == BatchSize)
+                {
+                    emit(batch);
+                    after = run.RunId;
+                    batch = new List<StoredRun>(BatchSize);
+                }
             }
 
             if (batch.Count > 0)

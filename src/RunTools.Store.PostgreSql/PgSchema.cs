@@ -14,7 +14,7 @@ namespace RunTools.Store.PostgreSql;
 internal static class PgSchema
 {
     /// <summary>The schema version this build writes and reads.</summary>
-    public const int Version = 2;
+    public const int Version = 3;
 
     // Identifiers cannot be bound as parameters: the schema name is checked, then quoted.
     private static readonly Regex s_identifier = new("^[a-z_][a-z0-9_]{0,62}$", RegexOptions.CultureInvariant);
@@ -99,6 +99,11 @@ internal static class PgSchema
             key    text NOT NULL,
             line   bytea NOT NULL,
             PRIMARY KEY (run_id, worker, wseq));
+        """,
+        // 3: Get-Run lists runs in ordinal id order (as from folders); this index gives that order
+        // as it reads, so a listing streams instead of sorting every snapshot first.
+        """
+        CREATE INDEX runs_by_ordinal_id ON {s}.runs (run_id COLLATE "C");
         """,
     };
 

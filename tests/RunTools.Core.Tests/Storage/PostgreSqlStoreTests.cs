@@ -150,9 +150,10 @@ public sealed class PostgreSqlStoreTests : IDisposable
         _stores.AddRange(stores);
 
         // Four first uses at once: exactly one applied the migrations, in order.
-        Assert.Equal(new[] { 1, 2 }, stores.SelectMany(s => s.AppliedMigrations).ToArray());
-        Assert.Equal(2, Convert.ToInt32(Scalar($"SELECT max(version) FROM {schema}.schema_version"), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(new[] { 1, 2, 3 }, stores.SelectMany(s => s.AppliedMigrations).ToArray());
+        Assert.Equal(3, Convert.ToInt32(Scalar($"SELECT max(version) FROM {schema}.schema_version"), System.Globalization.CultureInfo.InvariantCulture));
         Assert.Equal(11L, Scalar($"SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}'"));
+        Assert.Equal(1L, Scalar($"SELECT count(*) FROM pg_indexes WHERE schemaname = '{schema}' AND indexname = 'runs_by_ordinal_id'"));
 
         stores.First().CreateRun(Create("kept"), _dir.Combine("1"));
         var again = Open(schema);
