@@ -102,7 +102,9 @@ internal sealed class PgRunCatalog : IRunCatalog, IRunImporter
         {
             try
             {
-                ReadBatches(filter, batch => batches.Add(Task.Run(() => ProjectBatch(batch, project)), stop.Token));
+                // The folder name hashes the root: once per listing, not once per run.
+                string localFolders = LocalFolders.ForStore(_root);
+                ReadBatches(filter, batch => batches.Add(Task.Run(() => ProjectBatch(batch, localFolders, project)), stop.Token));
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -265,20 +267,19 @@ internal sealed class PgRunCatalog : IRunCatalog, IRunImporter
         });
     }
 
-    private List<T> ProjectBatch<T>(List<StoredRun> batch, Func<StoredRunListing, T> project)
+    private List<T> ProjectBatch<T>(List<StoredRun> batch, string localFolders, Func<StoredRunListing, T> project)
     {
         var projected = new T[batch.Count];
-        Parallel.For(0, batch.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i => projected[i] = project(Read(batch[i])));
+        Parallel.For(0, batch.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i => projected[i] = project(Read(batch[i], Path.Combine(localFolders, batch[i].RunId))));
         return projected.ToList();
     }
 
     /// <summary>The run's state as a reader sees it (Interrupted when Running without a live lease, Stopping with a stop request), or why it could not be read.</summary>
-    private StoredRunListing Read(StoredRun row)
+    private StoredRunListing Read(StoredRun row, string local)
     {
         try
         {
             // No local files are touched by a read: the local folder is never created.
-            string local = LocalFolders.ForRun(_root, row.RunId);
             var directory = Run(row.RunId, local);
             var run = new PostgreSqlRunStore(_store, row.RunId, local);
             var snapshot = run.ParseSnapshot(row.Snapshot);
@@ -306,7 +307,7 @@ internal sealed class PgRunCatalog : IRunCatalog, IRunImporter
         }
         catch (RunToolsException ex)
         {
-            return new StoredRunListing(Run(row.RunId, LocalFolders.ForRun(_root, row.RunId)), null, ex);
+            return new StoredRunListing(Run(row.RunId, local), null, ex);
         }
     }
 

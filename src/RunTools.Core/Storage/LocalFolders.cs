@@ -32,7 +32,10 @@ internal static class LocalFolders
     }
 
     /// <summary>The local folder of run <paramref name="runId"/> of the database root <paramref name="root"/> (not created).</summary>
-    public static string ForRun(RootLocation root, string runId) => Path.Combine(Base, StoreFolderName(root), runId);
+    public static string ForRun(RootLocation root, string runId) => Path.Combine(ForStore(root), runId);
+
+    /// <summary>The folder holding the local folders of every run of the database root <paramref name="root"/> (not created).</summary>
+    public static string ForStore(RootLocation root) => Path.Combine(Base, StoreFolderName(root));
 
     /// <summary>
     /// A readable, portable folder name for a database and schema (host, port, database, schema),
