@@ -20,145 +20,61 @@ namespace RunTools.Store.PostgreSql;
 /// whose attempt ended records nothing more for it. Locators of these events are negative; a
 /// non-negative locator is a seq of the run's log (a followed event), read from <c>events</c>.
 /// </summary>
-internal sealed class PgWorkerLog : IRunLog
+internal sealed class PgWorkerLog : PgPendingLog<PgWorkerLog.Row>
 {
-    private readonly PostgreSqlRunStore _run;
     private readonly Guid _worker;
-    private readonly JournalLineFormatter _formatter = new();
-    private readonly JournalLineParser _parser = new();
-    private readonly object _writeLock = new();
-    private readonly GroupCommit _commit;
+
+    // This worker's own lines by their (negative) locators: a worker reads back what it recorded.
     private readonly Dictionary<long, byte[]> _lines = new();
-    private readonly List<(long Sequence, string Step, string Key, byte[] Line)> _pending = new();
-    private (long Sequence, string Step, string Key, byte[] Line)[] _batch = Array.Empty<(long, string, string, byte[])>();
-    private byte[] _lastLine = Array.Empty<byte>();
-    private long _lastSequence;
-    private long _length;
-    private RunToolsException? _failure;
 
     public PgWorkerLog(PostgreSqlRunStore run, Guid worker)
+        : base(run, 0, 0)
     {
-        _run = run;
         _worker = worker;
-        _commit = new GroupCommit(0, CaptureBatch, CommitBatch);
     }
 
-    public long LastSequence => Volatile.Read(ref _lastSequence);
-
-    public long DurableSequence => _commit.Durable;
-
-    public JournalPosition Position => new() { Sequence = LastSequence, Length = Volatile.Read(ref _length) };
-
-    public ReadOnlySpan<byte> LastLine => _lastLine;
-
-    public (long Sequence, long Locator) Append(RunEvent runEvent, DateTimeOffset timestamp)
-    {
-        lock (_writeLock)
-        {
-            if (Volatile.Read(ref _failure) is { } failure)
-            {
-                throw failure;
-            }
-
-            long sequence = _lastSequence + 1;
-            _formatter.Format(sequence, timestamp, runEvent.Type, runEvent.Members);
-            byte[] line = _formatter.Line.ToArray();
-            if (!_parser.TryParse(line, false, out var parsed, out _) || parsed.Step is null || parsed.Key is null
-                || runEvent.Type is not (JournalEventTypes.ItemStarted or JournalEventTypes.ItemCompleted or JournalEventTypes.ItemFailed or JournalEventTypes.ArtifactAdded))
-            {
-                throw new RunToolsException(ErrorIds.WorkerCannotRecord, RunToolsErrorCategory.InvalidOperation,
-                    $"A worker joined to run '{_run.RunId}' records only its items' events; '{runEvent.Type}'{(parsed.Step is null ? string.Empty : $" of step '{parsed.Step}'")} is the owner's to record. Call Add-RunArtifact inside an item on a worker, and leave steps to the owner.", _run.RunId);
-            }
-
-            _lastLine = line;
-            _lines[-sequence] = line;
-            _pending.Add((sequence, parsed.Step, parsed.Key, line));
-            Volatile.Write(ref _length, _length + _formatter.Length);
-            Volatile.Write(ref _lastSequence, sequence);
-            return (sequence, -sequence);
-        }
-    }
-
-    public void MakeDurable(long sequence)
-    {
-        if (Volatile.Read(ref _failure) is { } failure)
-        {
-            throw failure;
-        }
-
-        _commit.Commit(sequence);
-    }
-
-    public JournalEvent? ReadEvent(long locator)
+    public override JournalEvent? ReadEvent(long locator)
     {
         if (locator < 0)
         {
-            lock (_writeLock)
+            lock (WriteLock)
             {
-                return _lines.TryGetValue(locator, out var own) ? JournalScanner.ParseEvent(_parser, own, locator) : null;
+                return _lines.TryGetValue(locator, out var own) ? JournalScanner.ParseEvent(Parser, own, locator) : null;
             }
         }
 
-        byte[]? line = _run.Db.Run("read an event of the run", idempotent: true, patience: _run.OutagePatience, work: connection =>
-        {
-            using var command = _run.Db.Command(connection, $"SELECT line FROM {_run.S}.events WHERE run_id = @run AND seq = @seq");
-            command.Parameters.AddWithValue("run", _run.RunId);
-            command.Parameters.AddWithValue("seq", locator);
-            return command.ExecuteScalar() as byte[];
-        });
-        if (line is null)
-        {
-            return null;
-        }
-
-        lock (_writeLock)
-        {
-            return JournalScanner.ParseEvent(_parser, line, locator);
-        }
+        return ReadRunEvent(locator);
     }
 
-    public void Dispose() => _formatter.Dispose();
-
-    private long CaptureBatch()
+    /// <summary>Only an item's events are a worker's to record; the row names the item, whose claim fences it.</summary>
+    protected override (Row Row, long Locator) Pend(long sequence, RunEvent runEvent, byte[] line)
     {
-        lock (_writeLock)
+        if (!Parser.TryParse(line, false, out var parsed, out _) || parsed.Step is null || parsed.Key is null
+            || runEvent.Type is not (JournalEventTypes.ItemStarted or JournalEventTypes.ItemCompleted or JournalEventTypes.ItemFailed or JournalEventTypes.ArtifactAdded))
         {
-            _batch = _pending.ToArray();
-            return _lastSequence;
-        }
-    }
-
-    private void CommitBatch(long target)
-    {
-        var batch = _batch;
-        _batch = Array.Empty<(long, string, string, byte[])>();
-        try
-        {
-            if (batch.Length > 0)
-            {
-                Commit(batch);
-            }
-        }
-        catch (RunToolsException ex)
-        {
-            Volatile.Write(ref _failure, ex);
-            throw;
+            throw new RunToolsException(ErrorIds.WorkerCannotRecord, RunToolsErrorCategory.InvalidOperation,
+                $"A worker joined to run '{Store.RunId}' records only its items' events; '{runEvent.Type}'{(parsed.Step is null ? string.Empty : $" of step '{parsed.Step}'")} is the owner's to record. Call Add-RunArtifact inside an item on a worker, and leave steps to the owner.", Store.RunId);
         }
 
-        lock (_writeLock)
-        {
-            _pending.RemoveAll(p => p.Sequence <= target);
-        }
+        _lines[-sequence] = line;
+        return (new Row(sequence, parsed.Step, parsed.Key, line), -sequence);
     }
+
+    protected override long SequenceOf(Row row) => row.Sequence;
+
+    protected override void Insert(Row[] batch) => Commit(batch);
+
+    /// <summary>One event's row of <c>worker_events</c>.</summary>
+    internal readonly record struct Row(long Sequence, string Step, string Key, byte[] Line);
 
     /// <summary>
     /// One statement: the claims of the batch's items, locked FOR SHARE (a takeover waits for this
     /// commit), and the rows of the items still claimed by this worker. A retry after a dropped
     /// connection finds the rows an earlier try committed by their keys.
     /// </summary>
-    private void Commit((long Sequence, string Step, string Key, byte[] Line)[] batch)
+    private void Commit(Row[] batch)
     {
-        string s = _run.S;
+        string s = Store.S;
         string sql = $"""
             WITH held AS (
                 SELECT c.step, c.key FROM {s}.item_claims c
@@ -169,10 +85,10 @@ internal sealed class PgWorkerLog : IRunLog
             WHERE EXISTS (SELECT 1 FROM held h WHERE h.step = u.step AND h.key = u.key)
             ON CONFLICT (run_id, worker, wseq) DO NOTHING
             """;
-        int inserted = _run.Db.Run("record the worker's events", idempotent: true, patience: _run.OutagePatience, work: connection =>
+        int inserted = Store.Db.Run("record the worker's events", idempotent: true, patience: Store.OutagePatience, work: connection =>
         {
-            using var command = _run.Db.Command(connection, sql);
-            command.Parameters.AddWithValue("run", _run.RunId);
+            using var command = Store.Db.Command(connection, sql);
+            command.Parameters.AddWithValue("run", Store.RunId);
             command.Parameters.AddWithValue("worker", _worker);
             command.Parameters.AddWithValue("wseqs", batch.Select(b => b.Sequence).ToArray());
             command.Parameters.AddWithValue("steps", batch.Select(b => b.Step).ToArray());
@@ -187,10 +103,10 @@ internal sealed class PgWorkerLog : IRunLog
         }
 
         // Fewer rows: an earlier try committed some (a dropped connection), or claims were taken over.
-        long stored = _run.Db.Run("check the worker's recorded events", idempotent: true, patience: _run.OutagePatience, work: connection =>
+        long stored = Store.Db.Run("check the worker's recorded events", idempotent: true, patience: Store.OutagePatience, work: connection =>
         {
-            using var command = _run.Db.Command(connection, $"SELECT count(*) FROM {s}.worker_events WHERE run_id = @run AND worker = @worker AND wseq = ANY(@wseqs)");
-            command.Parameters.AddWithValue("run", _run.RunId);
+            using var command = Store.Db.Command(connection, $"SELECT count(*) FROM {s}.worker_events WHERE run_id = @run AND worker = @worker AND wseq = ANY(@wseqs)");
+            command.Parameters.AddWithValue("run", Store.RunId);
             command.Parameters.AddWithValue("worker", _worker);
             command.Parameters.AddWithValue("wseqs", batch.Select(b => b.Sequence).ToArray());
             return (long)command.ExecuteScalar()!;
@@ -202,7 +118,7 @@ internal sealed class PgWorkerLog : IRunLog
 
         var keys = string.Join(", ", batch.Select(b => b.Key).Distinct().Take(5));
         throw new RunToolsException(ErrorIds.NotOwner, RunToolsErrorCategory.InvalidOperation,
-            $"This worker no longer holds item(s) {keys} of run '{_run.RunId}': the attempt it joined ended, or the owner took them over after this worker's registration expired. What it did for them does not count as recorded; the owner's in-doubt policy decides them.",
-            _run.RunId);
+            $"This worker no longer holds item(s) {keys} of run '{Store.RunId}': the attempt it joined ended, or the owner took them over after this worker's registration expired. What it did for them does not count as recorded; the owner's in-doubt policy decides them.",
+            Store.RunId);
     }
 }
