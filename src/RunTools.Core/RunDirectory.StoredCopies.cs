@@ -6,7 +6,7 @@ using RunTools.Core.State;
 
 namespace RunTools.Core;
 
-/// <summary>A run held in a database: the local copies of its stored config, parameters and script.</summary>
+/// <summary>A run held in a database: the local copies of its stored config, parameters and script, and which script an attempt runs.</summary>
 public sealed partial class RunDirectory
 {
     /// <summary>
@@ -41,6 +41,25 @@ public sealed partial class RunDirectory
                 DurableFile.WriteAtomic(path, content);
             }
         }
+    }
+
+    /// <summary>
+    /// The script an attempt runs when none is given: the file the run recorded (its source path)
+    /// while it is on this machine, else, for a run in a database, the local copy of the script the
+    /// run stored (<see cref="ScriptPath"/>). With <paramref name="sameBytes"/> (a worker, which must
+    /// run exactly the owner's script) the recorded file only while its bytes equal the stored copy;
+    /// without it (a resume) a changed file is still chosen, and drift detection judges it. A folder
+    /// run whose recorded file is gone gets that path: the caller reports ScriptNotFound.
+    /// </summary>
+    public string ScriptToRun(RunState state, bool sameBytes)
+    {
+        string? source = state.Script.SourcePath;
+        if (source is not null && File.Exists(source))
+        {
+            return !sameBytes || File.ReadAllBytes(source).AsSpan().SequenceEqual(ReadScript()) ? source : ScriptPath;
+        }
+
+        return Database is not null && ReadScript().Length > 0 ? ScriptPath : source ?? string.Empty;
     }
 
     /// <summary>

@@ -195,7 +195,6 @@ public sealed partial class RunDirectory
     /// <summary>Plans a resume without taking the lock: what is done, what is in doubt, what must be redone.</summary>
     public ResumePlan Plan(bool verifyArtifacts = true) => ResumePlanner.Plan(this, verifyArtifacts).Plan;
 
-    /// <summary>Takes ownership and starts a new attempt. Throws RunLocked when another process owns the run.</summary>
     /// <summary>Throws JoinNotSupported unless workers of several processes can join the run (a run in a database).</summary>
     public void EnsureJoinable()
     {
@@ -205,6 +204,7 @@ public sealed partial class RunDirectory
         }
     }
 
+    /// <summary>Takes ownership and starts a new attempt. Throws RunLocked when another process owns the run.</summary>
     public RunAttempt BeginAttempt(AttemptOptions? options = null)
     {
         EnsureLocalCopies(again: true);

@@ -1,6 +1,4 @@
 using System;
-using System.Diagnostics;
-using System.Threading;
 using RunTools.Core;
 using RunTools.Core.Engine;
 using RunTools.Core.State;
@@ -18,23 +16,15 @@ namespace RunTools.Store.PostgreSql;
 internal sealed class PgLease : IRunOwnership
 {
     private readonly PostgreSqlRunStore _store;
-    private readonly TimeSpan _duration;
-    private readonly Timer _heartbeat;
-    private readonly Stopwatch _sinceRenewal = Stopwatch.StartNew();
-    private readonly object _gate = new();
-    private OwnerRecord? _takenBy;
-    private bool _lost;
-    private bool _paused;
-    private bool _disposed;
-    private int _renewing;
+    private readonly PgHeartbeat _heartbeat;
+    private volatile OwnerRecord? _takenBy;
 
-    private PgLease(PostgreSqlRunStore store, Guid session, OwnerRecord holder, TimeSpan duration, TimeSpan heartbeat)
+    private PgLease(PostgreSqlRunStore store, Guid session, OwnerRecord holder)
     {
         _store = store;
         Session = session;
         Holder = holder;
-        _duration = duration;
-        _heartbeat = new Timer(_ => Heartbeat(), null, heartbeat, heartbeat);
+        _heartbeat = new PgHeartbeat(store.Options, Renew);
     }
 
     public Guid Session { get; }
@@ -42,8 +32,9 @@ internal sealed class PgLease : IRunOwnership
     public OwnerRecord Holder { get; }
 
     /// <summary>Takes the run's lease, or throws RunLocked naming the live holder.</summary>
-    public static PgLease Acquire(PostgreSqlRunStore store, DateTimeOffset now, TimeSpan duration, TimeSpan heartbeat)
+    public static PgLease Acquire(PostgreSqlRunStore store, DateTimeOffset now)
     {
+        var duration = store.Options.LeaseDuration;
         var session = Guid.NewGuid();
         var holder = new OwnerRecord { ProcessId = Environment.ProcessId, Host = Environment.MachineName, StartedAt = now };
         string s = store.S;
@@ -71,7 +62,7 @@ internal sealed class PgLease : IRunOwnership
             });
             if (taken == 1)
             {
-                return new PgLease(store, session, holder, duration, heartbeat);
+                return new PgLease(store, session, holder);
             }
 
             // Held and alive; read who holds it (it may have been released meanwhile: try again).
@@ -85,59 +76,20 @@ internal sealed class PgLease : IRunOwnership
 
     public void ThrowIfLost()
     {
-        bool check;
-        lock (_gate)
+        if (_heartbeat.Check() != PgRenewal.Renewed)
         {
-            if (_lost)
-            {
-                throw Lost();
-            }
-
-            // No renewal for a whole lease: the heartbeat could not reach the database, or this
-            // process was paused. Ask the database before doing more work.
-            check = _sinceRenewal.Elapsed >= _duration;
-        }
-
-        if (check)
-        {
-            Renew();
-            lock (_gate)
-            {
-                if (_lost)
-                {
-                    throw Lost();
-                }
-            }
+            throw Lost();
         }
     }
 
     /// <summary>Test seam: stops the heartbeat, as a paused or partitioned holder would.</summary>
-    internal void PauseHeartbeat()
-    {
-        lock (_gate)
-        {
-            _paused = true;
-        }
-    }
+    internal void PauseHeartbeat() => _heartbeat.Pause();
 
     public void Dispose()
     {
-        lock (_gate)
+        if (!_heartbeat.Stop())
         {
-            if (_disposed)
-            {
-                return;
-            }
-
-            _disposed = true;
-        }
-
-        using (var stopped = new ManualResetEvent(false))
-        {
-            if (_heartbeat.Dispose(stopped))
-            {
-                stopped.WaitOne(TimeSpan.FromSeconds(5));
-            }
+            return;
         }
 
         try
@@ -156,41 +108,11 @@ internal sealed class PgLease : IRunOwnership
         }
     }
 
-    private void Heartbeat()
-    {
-        lock (_gate)
-        {
-            if (_paused || _disposed || _lost)
-            {
-                return;
-            }
-        }
-
-        // A renewal waiting out an outage must not pile up the timer's later ticks behind it.
-        if (Interlocked.Exchange(ref _renewing, 1) == 1)
-        {
-            return;
-        }
-
-        try
-        {
-            Renew();
-        }
-        catch (RunToolsException)
-        {
-            // Unreachable for a whole lease: ThrowIfLost asks again once a whole lease passed without renewal.
-        }
-        finally
-        {
-            Volatile.Write(ref _renewing, 0);
-        }
-    }
-
     /// <summary>
     /// Extends the lease while the row still names this session. An expired lease nobody took is
     /// still this holder's (nobody else can have worked on the run); one taken over is lost for good.
     /// </summary>
-    private void Renew()
+    private PgRenewal Renew()
     {
         int renewed = _store.Db.Run("renew ownership of the run", idempotent: true, connection =>
         {
@@ -198,26 +120,17 @@ internal sealed class PgLease : IRunOwnership
                 $"UPDATE {_store.S}.leases SET heartbeat_at = now(), expires_at = now() + @duration WHERE run_id = @run AND session = @session");
             command.Parameters.AddWithValue("run", _store.RunId);
             command.Parameters.AddWithValue("session", Session);
-            command.Parameters.AddWithValue("duration", _duration);
+            command.Parameters.AddWithValue("duration", _heartbeat.Duration);
             return command.ExecuteNonQuery();
-        }, _duration);
+        }, _heartbeat.Duration);
 
         if (renewed == 1)
         {
-            lock (_gate)
-            {
-                _sinceRenewal.Restart();
-            }
-
-            return;
+            return PgRenewal.Renewed;
         }
 
-        var takenBy = _store.ReadLeaseHolder();
-        lock (_gate)
-        {
-            _lost = true;
-            _takenBy = takenBy;
-        }
+        _takenBy = _store.ReadLeaseHolder();
+        return PgRenewal.Lost;
     }
 
     private RunToolsException Lost() => new(ErrorIds.NotOwner, RunToolsErrorCategory.InvalidOperation,

@@ -1,5 +1,4 @@
 using System;
-using System.Diagnostics;
 using System.Threading;
 using RunTools.Core;
 using RunTools.Core.Engine;
@@ -18,23 +17,15 @@ internal sealed class PgWorkerMembership : IRunOwnership
     private static readonly TimeSpan s_admissionPoll = TimeSpan.FromMilliseconds(100);
     private readonly PostgreSqlRunStore _run;
     private readonly Guid _worker;
-    private readonly TimeSpan _duration;
-    private readonly Timer _heartbeat;
-    private readonly Stopwatch _sinceRenewal = Stopwatch.StartNew();
-    private readonly object _gate = new();
-    private bool _lost;
-    private bool _ended;
-    private bool _disposed;
+    private readonly PgHeartbeat _heartbeat;
 
-    private PgWorkerMembership(PostgreSqlRunStore run, Guid worker, OwnerRecord holder, int attempt, TimeSpan duration)
+    private PgWorkerMembership(PostgreSqlRunStore run, Guid worker, OwnerRecord holder, int attempt)
     {
         _run = run;
         _worker = worker;
         Holder = holder;
         Attempt = attempt;
-        _duration = duration;
-        var heartbeat = run.Options.HeartbeatInterval ?? TimeSpan.FromTicks(duration.Ticks / 3);
-        _heartbeat = new Timer(_ => Renew(), null, heartbeat, heartbeat);
+        _heartbeat = new PgHeartbeat(run.Options, Renew);
     }
 
     public OwnerRecord Holder { get; }
@@ -77,7 +68,7 @@ internal sealed class PgWorkerMembership : IRunOwnership
                 $"Run '{run.RunId}' has no attempt running (no live owner in {run.Db.Description}), so there is nothing to join. Start or resume it (Resume-Run) on one machine, then run Join-Run on the others.", run.RunId);
         }
 
-        var membership = new PgWorkerMembership(run, worker, holder, attempt.Value, duration);
+        var membership = new PgWorkerMembership(run, worker, holder, attempt.Value);
         try
         {
             membership.WaitForAdmission();
@@ -92,58 +83,20 @@ internal sealed class PgWorkerMembership : IRunOwnership
 
     public void ThrowIfLost()
     {
-        bool check;
-        lock (_gate)
+        switch (_heartbeat.Check())
         {
-            if (_ended)
-            {
+            case PgRenewal.Ended:
                 throw Ended();
-            }
-
-            if (_lost)
-            {
+            case PgRenewal.Lost:
                 throw Lost();
-            }
-
-            check = _sinceRenewal.Elapsed >= _duration;
-        }
-
-        if (check)
-        {
-            Renew();
-            lock (_gate)
-            {
-                if (_ended)
-                {
-                    throw Ended();
-                }
-
-                if (_lost)
-                {
-                    throw Lost();
-                }
-            }
         }
     }
 
     public void Dispose()
     {
-        lock (_gate)
+        if (!_heartbeat.Stop())
         {
-            if (_disposed)
-            {
-                return;
-            }
-
-            _disposed = true;
-        }
-
-        using (var stopped = new ManualResetEvent(false))
-        {
-            if (_heartbeat.Dispose(stopped))
-            {
-                stopped.WaitOne(TimeSpan.FromSeconds(5));
-            }
+            return;
         }
 
         try
@@ -195,53 +148,31 @@ internal sealed class PgWorkerMembership : IRunOwnership
         }
     }
 
-    private void Renew()
+    /// <summary>
+    /// Extends the registration while it has not expired. An expired one is lost (the owner may
+    /// have taken this worker's claims over); one that is gone was removed by the owner ending the
+    /// attempt (a stop, not a loss).
+    /// </summary>
+    private PgRenewal Renew()
     {
-        lock (_gate)
+        return _run.Db.Run("renew the worker's registration", idempotent: true, patience: _heartbeat.Duration, work: connection =>
         {
-            if (_disposed || _lost)
+            using var command = _run.Db.Command(connection, $"""
+                WITH renewed AS (
+                    UPDATE {_run.S}.workers SET expires_at = now() + @duration WHERE run_id = @run AND worker = @worker AND expires_at > now() RETURNING 1)
+                SELECT CASE WHEN EXISTS (SELECT 1 FROM renewed) THEN 1
+                            WHEN EXISTS (SELECT 1 FROM {_run.S}.workers WHERE run_id = @run AND worker = @worker) THEN 0 ELSE -1 END
+                """);
+            command.Parameters.AddWithValue("run", _run.RunId);
+            command.Parameters.AddWithValue("worker", _worker);
+            command.Parameters.AddWithValue("duration", _heartbeat.Duration);
+            return (int)command.ExecuteScalar()! switch
             {
-                return;
-            }
-        }
-
-        try
-        {
-            // 1: renewed; 0: the registration expired (the owner may have taken this worker's claims
-            // over); -1: it is gone, because the owner ended the attempt (a stop, not a loss).
-            int renewed = _run.Db.Run("renew the worker's registration", idempotent: true, patience: _duration, work: connection =>
-            {
-                using var command = _run.Db.Command(connection, $"""
-                    WITH renewed AS (
-                        UPDATE {_run.S}.workers SET expires_at = now() + @duration WHERE run_id = @run AND worker = @worker AND expires_at > now() RETURNING 1)
-                    SELECT CASE WHEN EXISTS (SELECT 1 FROM renewed) THEN 1
-                                WHEN EXISTS (SELECT 1 FROM {_run.S}.workers WHERE run_id = @run AND worker = @worker) THEN 0 ELSE -1 END
-                    """);
-                command.Parameters.AddWithValue("run", _run.RunId);
-                command.Parameters.AddWithValue("worker", _worker);
-                command.Parameters.AddWithValue("duration", _duration);
-                return (int)command.ExecuteScalar()!;
-            });
-            lock (_gate)
-            {
-                if (renewed == 1)
-                {
-                    _sinceRenewal.Restart();
-                }
-                else if (renewed == 0)
-                {
-                    _lost = true;
-                }
-                else
-                {
-                    _ended = true;
-                }
-            }
-        }
-        catch (RunToolsException)
-        {
-            // Unreachable: ThrowIfLost asks again once a whole registration passed without renewal.
-        }
+                1 => PgRenewal.Renewed,
+                0 => PgRenewal.Lost,
+                _ => PgRenewal.Ended,
+            };
+        });
     }
 
     /// <summary>The owner ended the attempt (its registration is gone): the worker stops as at a Stop-Run.</summary>

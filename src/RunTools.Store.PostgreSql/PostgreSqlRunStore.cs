@@ -84,8 +84,7 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
 
     public IRunOwnership Acquire(DateTimeOffset now)
     {
-        var options = _owner.Options;
-        var lease = PgLease.Acquire(this, now, options.LeaseDuration, options.HeartbeatInterval ?? TimeSpan.FromTicks(options.LeaseDuration.Ticks / 3));
+        var lease = PgLease.Acquire(this, now);
         _session = lease.Session;
         return lease;
     }

@@ -48,10 +48,9 @@ public sealed class JoinRunCommand : RunSelectionCmdletBase
                     $"Run '{run.RunId}' is {state.Status}, not running, so there is no attempt to join. Start or resume it on one machine (Resume-Run), then run Join-Run on the others.", run.RunId);
             }
 
-            // The script as the run recorded it: every worker runs exactly the owner's script.
-            byte[] recorded = run.ReadScript();
-            string script = state.Script.SourcePath is { } source && File.Exists(source) && File.ReadAllBytes(source).AsSpan().SequenceEqual(recorded) ? source : run.ScriptPath;
-            if (recorded.Length == 0 || !File.Exists(script))
+            // Every worker runs exactly the owner's script: the recorded file only while it is unchanged.
+            string script = run.ScriptToRun(state, sameBytes: true);
+            if (run.ReadScript().Length == 0 || !File.Exists(script))
             {
                 throw new RunToolsException(ErrorIds.ScriptNotFound, RunToolsErrorCategory.ObjectNotFound,
                     $"Run '{run.RunId}' has no stored copy of its script to run here ({run.ScriptPath}).", run.RunId);

@@ -208,12 +208,11 @@ public abstract class RunExecutionCmdletBase : RunCmdletBase
     /// </summary>
     internal RunInfo ContinueRun(RunDirectory run, RunState state, string? scriptPath, object? configArgument, string? startedBy)
     {
-        string script = scriptPath is not null ? ResolvePath(scriptPath) : state.Script.SourcePath ?? string.Empty;
-        if (scriptPath is null && run.DatabaseRoot is not null && !File.Exists(script) && run.ReadScript().Length > 0)
+        string script = scriptPath is not null ? ResolvePath(scriptPath) : run.ScriptToRun(state, sameBytes: false);
+        if (scriptPath is null && script == run.ScriptPath && state.Script.SourcePath != run.ScriptPath)
         {
             // Another machine, or the file moved: a run in a database resumes with the script it stored.
-            WriteVerbose($"Run '{run.RunId}': its script '{script}' is not on this machine; the copy stored in the database is used ({run.ScriptPath}).");
-            script = run.ScriptPath;
+            WriteVerbose($"Run '{run.RunId}': its script '{state.Script.SourcePath}' is not on this machine; the copy stored in the database is used ({run.ScriptPath}).");
         }
 
         RequireRegularScript(script);

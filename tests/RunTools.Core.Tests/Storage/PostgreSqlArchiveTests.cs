@@ -22,34 +22,20 @@ namespace RunTools.Core.Tests.Storage;
 /// state at every stage, and an import cut short leaves nothing in the database.
 /// </summary>
 [Collection(PostgreSqlCollection.Name)]
-public sealed class PostgreSqlArchiveTests : IDisposable
+public sealed class PostgreSqlArchiveTests : PostgreSqlTestBase
 {
-    private readonly PostgreSqlCluster _cluster;
-    private readonly TempDir _dir = new();
     private readonly RunsRoot _folder;
-    private readonly string? _savedLocal;
 
     public PostgreSqlArchiveTests(PostgreSqlCluster cluster)
+        : base(cluster)
     {
-        _cluster = cluster;
-        _folder = new RunsRoot(_dir.Combine("runs"));
-
-        // The database runs' local folders go under the test's folder, not the user's profile.
-        _savedLocal = Environment.GetEnvironmentVariable(LocalFolders.Variable);
-        Environment.SetEnvironmentVariable(LocalFolders.Variable, _dir.Combine("local"));
-    }
-
-    public void Dispose()
-    {
-        PgRunImport.FaultPoint = null;
-        Environment.SetEnvironmentVariable(LocalFolders.Variable, _savedLocal);
-        _dir.Dispose();
+        _folder = new RunsRoot(Dir.Combine("runs"));
     }
 
     [Fact]
     public void A_folder_run_goes_into_the_database_and_back_with_the_same_journal_files_and_state()
     {
-        string schema = _cluster.NewSchema("arch");
+        string schema = Cluster.NewSchema("arch");
         var catalog = Catalog(schema);
         var original = CompletedFolderRun("r1");
 
@@ -58,7 +44,7 @@ public sealed class PostgreSqlArchiveTests : IDisposable
 
         Assert.NotNull(stored.Database);
         Assert.Equal(JournalLines(original), EventLines(schema, "r1"));
-        Assert.Equal(File.ReadAllBytes(original.StatePath), (byte[])_cluster.AdminScalar($"SELECT snapshot FROM {schema}.runs WHERE run_id = 'r1'")!);
+        Assert.Equal(File.ReadAllBytes(original.StatePath), (byte[])Cluster.AdminScalar($"SELECT snapshot FROM {schema}.runs WHERE run_id = 'r1'")!);
         Assert.Equal(StateJson(original), StateJson(stored));
         var test = stored.Test(cancellation: TestContext.Current.CancellationToken);
         Assert.True(test.IsValid, string.Join("; ", test.Problems));
@@ -68,7 +54,7 @@ public sealed class PostgreSqlArchiveTests : IDisposable
         Assert.True(File.Exists(Path.Combine(stored.Path, "logs", "attempt-1.log")));
 
         string second = Export(stored, "second");
-        var back = RunArchive.Import(second, new RunsRoot(_dir.Combine("back")));
+        var back = RunArchive.Import(second, new RunsRoot(Dir.Combine("back")));
 
         AssertSameFiles(original.Path, back.Path);
         Assert.Equal(StateJson(original), StateJson(back));
@@ -79,7 +65,7 @@ public sealed class PostgreSqlArchiveTests : IDisposable
     [Fact]
     public void A_run_started_in_the_database_is_exported_as_its_rows_say_and_resumes_as_a_folder()
     {
-        string schema = _cluster.NewSchema("arch");
+        string schema = Cluster.NewSchema("arch");
         var catalog = Catalog(schema);
         var run = catalog.CreateRun(new RunCreateOptions { Name = "nightly", RunId = "d1", Script = Runs.Bytes("# nightly"), Config = Config("eu") });
         using (var attempt = run.BeginAttempt())
@@ -98,14 +84,14 @@ public sealed class PostgreSqlArchiveTests : IDisposable
         var refused = Assert.Throws<RunToolsException>(() => Export(run, "refused", force: false));
         Assert.Equal(ErrorIds.ArchiveRunNotCompleted, refused.ErrorId);
 
-        var exported = RunArchive.Export(run, new ArchiveExportOptions { DestinationPath = _dir.Combine("out", "d1.zip"), Force = true });
+        var exported = RunArchive.Export(run, new ArchiveExportOptions { DestinationPath = Dir.Combine("out", "d1.zip"), Force = true });
         Assert.True(exported.Manifest.Forced);
         Assert.Equal(RunStatus.Interrupted, exported.Manifest.Run.Status);
         Assert.Empty(exported.Warnings);
         using (var zip = ZipFile.OpenRead(exported.Path))
         {
             Assert.Equal(EventLines(schema, "d1"), Lines(Entry(zip, RunFormat.JournalFile)));
-            Assert.Equal((byte[])_cluster.AdminScalar($"SELECT snapshot FROM {schema}.runs WHERE run_id = 'd1'")!, Entry(zip, RunFormat.StateFile));
+            Assert.Equal((byte[])Cluster.AdminScalar($"SELECT snapshot FROM {schema}.runs WHERE run_id = 'd1'")!, Entry(zip, RunFormat.StateFile));
             Assert.Equal(Runs.Bytes("# nightly"), Entry(zip, RunFormat.ScriptFile));
             Assert.Equal("<Objs>prepared</Objs>", Runs.Text(Entry(zip, "steps/prepare/output.clixml")));
             Assert.Contains(RunFormat.ConfigFile, zip.Entries.Select(e => e.FullName));
@@ -134,15 +120,15 @@ public sealed class PostgreSqlArchiveTests : IDisposable
     [Fact]
     public void A_database_run_a_live_owner_holds_is_not_exported()
     {
-        var catalog = Catalog(_cluster.NewSchema("arch"));
+        var catalog = Catalog(Cluster.NewSchema("arch"));
         var run = catalog.CreateRun(new RunCreateOptions { Name = "busy", RunId = "b1", Script = Runs.Bytes("# busy") });
         using var attempt = run.BeginAttempt();
         attempt.BeginStep("one");
 
         var error = Assert.ThrowsAny<RunToolsException>(() => Export(run, "busy", force: true));
         Assert.Equal(ErrorIds.RunLocked, error.ErrorId);
-        Assert.False(File.Exists(_dir.Combine("busy", "b1.zip")));
-        Assert.Empty(Directory.Exists(_dir.Combine("busy")) ? Directory.GetFiles(_dir.Combine("busy")) : Array.Empty<string>());
+        Assert.False(File.Exists(Dir.Combine("busy", "b1.zip")));
+        Assert.Empty(Directory.Exists(Dir.Combine("busy")) ? Directory.GetFiles(Dir.Combine("busy")) : Array.Empty<string>());
     }
 
     [Theory]
@@ -152,7 +138,7 @@ public sealed class PostgreSqlArchiveTests : IDisposable
     [InlineData("import_commit")]
     public void An_import_that_fails_midway_leaves_nothing_in_the_database(string point)
     {
-        string schema = _cluster.NewSchema("arch");
+        string schema = Cluster.NewSchema("arch");
         var catalog = Catalog(schema);
         string archive = Export(CompletedFolderRun("r1"), "out");
 
@@ -176,7 +162,7 @@ public sealed class PostgreSqlArchiveTests : IDisposable
     [Fact]
     public void A_connection_dropped_before_the_commit_leaves_nothing_and_says_the_store_was_unavailable()
     {
-        string schema = _cluster.NewSchema("arch");
+        string schema = Cluster.NewSchema("arch");
         var catalog = Catalog(schema);
         string archive = Export(CompletedFolderRun("r1"), "out");
 
@@ -184,7 +170,7 @@ public sealed class PostgreSqlArchiveTests : IDisposable
         {
             if (at == "import_commit")
             {
-                _cluster.Admin($"SELECT pg_terminate_backend({connection.ProcessID})");
+                Cluster.Admin($"SELECT pg_terminate_backend({connection.ProcessID})");
             }
         };
         var error = Assert.Throws<RunToolsException>(() => RunArchive.Import(archive, catalog));
@@ -197,7 +183,7 @@ public sealed class PostgreSqlArchiveTests : IDisposable
     [Fact]
     public void An_archive_whose_bytes_were_altered_is_refused_midway_and_leaves_nothing()
     {
-        string schema = _cluster.NewSchema("arch");
+        string schema = Cluster.NewSchema("arch");
         string archive = Export(CompletedFolderRun("r1"), "out");
         using (var zip = ZipFile.Open(archive, ZipArchiveMode.Update))
         {
@@ -225,7 +211,7 @@ public sealed class PostgreSqlArchiveTests : IDisposable
     [Fact]
     public void An_import_over_a_taken_id_is_refused_unless_forced_and_then_replaces_the_run()
     {
-        string schema = _cluster.NewSchema("arch");
+        string schema = Cluster.NewSchema("arch");
         var catalog = Catalog(schema);
         var existing = catalog.CreateRun(new RunCreateOptions { Name = "other", RunId = "r1", Script = Runs.Bytes("# other") });
         string before = StateJson(existing);
@@ -238,14 +224,14 @@ public sealed class PostgreSqlArchiveTests : IDisposable
         var replaced = RunArchive.Import(archive, catalog, new ArchiveImportOptions { Force = true });
         Assert.Equal(StateJson(_folder.OpenRun("r1")), StateJson(replaced));
         Assert.True(replaced.Test(cancellation: TestContext.Current.CancellationToken).IsValid);
-        Assert.Equal("0", _cluster.AdminScalar($"SELECT count(*) FROM {schema}.leases")!.ToString());
-        Assert.Equal("0", _cluster.AdminScalar($"SELECT count(*) FROM {schema}.blob_contents c WHERE NOT EXISTS (SELECT 1 FROM {schema}.blobs b WHERE b.content_id = c.id)")!.ToString());
+        Assert.Equal("0", Cluster.AdminScalar($"SELECT count(*) FROM {schema}.leases")!.ToString());
+        Assert.Equal("0", Cluster.AdminScalar($"SELECT count(*) FROM {schema}.blob_contents c WHERE NOT EXISTS (SELECT 1 FROM {schema}.blobs b WHERE b.content_id = c.id)")!.ToString());
     }
 
     private RunDirectory CompletedFolderRun(string id)
     {
         var run = Runs.Create(_folder, id, new Dictionary<string, object?> { ["region"] = "eu" });
-        string source = _dir.Combine("artifact-source-" + id);
+        string source = Dir.Combine("artifact-source-" + id);
         Directory.CreateDirectory(source);
         using (var attempt = run.BeginAttempt())
         {
@@ -275,20 +261,12 @@ public sealed class PostgreSqlArchiveTests : IDisposable
     }
 
     private string Export(RunDirectory run, string folder, bool force = false) =>
-        RunArchive.Export(run, new ArchiveExportOptions { DestinationPath = _dir.Combine(folder), Force = force }).Path;
-
-    private void AssertNothingStored(string schema)
-    {
-        foreach (string table in new[] { "events", "runs", "blobs", "blob_contents", "blob_chunks", "leases" })
-        {
-            Assert.Equal("0", _cluster.AdminScalar($"SELECT count(*) FROM {schema}.{table}")!.ToString());
-        }
-    }
+        RunArchive.Export(run, new ArchiveExportOptions { DestinationPath = Dir.Combine(folder), Force = force }).Path;
 
     private List<string> EventLines(string schema, string runId)
     {
         var lines = new List<string>();
-        using var connection = new NpgsqlConnection(_cluster.AdminConnectionString);
+        using var connection = new NpgsqlConnection(Cluster.AdminConnectionString);
         connection.Open();
         using var command = new NpgsqlCommand($"SELECT line FROM {schema}.events WHERE run_id = @run ORDER BY seq", connection);
         command.Parameters.AddWithValue("run", runId);
@@ -341,12 +319,4 @@ public sealed class PostgreSqlArchiveTests : IDisposable
             .Where(f => f != RunFormat.LockFile)
             .OrderBy(f => f, StringComparer.Ordinal)
             .ToList();
-
-    private IRunCatalog Catalog(string schema) => RunCatalogs.Open(RootLocation.Parse(Uri(schema), _ => throw new InvalidOperationException("not a folder")));
-
-    private string Uri(string schema)
-    {
-        var builder = new NpgsqlConnectionStringBuilder(_cluster.AppConnectionString);
-        return $"postgresql://{System.Uri.EscapeDataString(builder.Username!)}:{System.Uri.EscapeDataString(builder.Password!)}@{System.Uri.EscapeDataString(builder.Host!)}:{builder.Port}/{System.Uri.EscapeDataString(builder.Database!)}?schema={schema}";
-    }
 }

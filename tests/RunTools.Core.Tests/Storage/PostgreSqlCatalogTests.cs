@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
-using Npgsql;
 using RunTools.Core.Engine;
 using RunTools.Core.Journal;
 using RunTools.Core.State;
@@ -14,36 +13,25 @@ namespace RunTools.Core.Tests.Storage;
 
 /// <summary>Listing a database root (what Get-Run does with a postgresql:// -Root), on the real cluster.</summary>
 [Collection(PostgreSqlCollection.Name)]
-public sealed class PostgreSqlCatalogTests : IDisposable
+public sealed class PostgreSqlCatalogTests : PostgreSqlTestBase
 {
     // Long enough that no heartbeat runs during a test: a lease expires only when a test says so.
     private static readonly TimeSpan s_lease = TimeSpan.FromMinutes(10);
 
-    private readonly PostgreSqlCluster _cluster;
-    private readonly TempDir _dir = new();
-    private readonly List<IDisposable> _open = new();
-
-    public PostgreSqlCatalogTests(PostgreSqlCluster cluster) => _cluster = cluster;
-
-    public void Dispose()
+    public PostgreSqlCatalogTests(PostgreSqlCluster cluster)
+        : base(cluster)
     {
-        for (int i = _open.Count - 1; i >= 0; i--)
-        {
-            _open[i].Dispose();
-        }
-
-        _dir.Dispose();
     }
 
     [Fact]
     public void Lists_every_run_in_id_order_with_the_status_a_reader_derives_and_the_state_folded_past_the_snapshot()
     {
-        string schema = _cluster.NewSchema("list");
-        var db = Open(schema);
-        db.CreateRun(Create("r1-created", "nightly_load"), _dir.Combine("l"));
+        string schema = Cluster.NewSchema("list");
+        var db = Open(schema, s_lease);
+        db.CreateRun(Create("r1-created", "nightly_load"), Dir.Combine("l"));
 
-        db.CreateRun(Create("r2-done", "nightlyXload"), _dir.Combine("l"));
-        byte[] createdSnapshot = (byte[])_cluster.AdminScalar($"SELECT snapshot FROM {schema}.runs WHERE run_id = 'r2-done'")!;
+        db.CreateRun(Create("r2-done", "nightlyXload"), Dir.Combine("l"));
+        byte[] createdSnapshot = (byte[])Cluster.AdminScalar($"SELECT snapshot FROM {schema}.runs WHERE run_id = 'r2-done'")!;
         using (var attempt = Begin(db, "r2-done"))
         {
             attempt.BeginStep("upload");
@@ -58,13 +46,13 @@ public sealed class PostgreSqlCatalogTests : IDisposable
         }
 
         // A snapshot left behind its log (a crash before the next snapshot): the listing folds the events after it.
-        _cluster.Admin($"UPDATE {schema}.runs SET snapshot = decode('{Convert.ToHexString(createdSnapshot)}', 'hex'), journal_seq = 1, status = 'created' WHERE run_id = 'r2-done'");
+        Cluster.Admin($"UPDATE {schema}.runs SET snapshot = decode('{Convert.ToHexString(createdSnapshot)}', 'hex'), journal_seq = 1, status = 'created' WHERE run_id = 'r2-done'");
         Begin(db, "r3-live");
         Begin(db, "r4-dead");
         Begin(db, "r5-stopping");
-        db.OpenRun("r5-stopping", _dir.Combine("l")).RequestStop(new StopRequest { RequestedAt = DateTimeOffset.UtcNow, RequestedBy = "ops" });
+        db.OpenRun("r5-stopping", Dir.Combine("l")).RequestStop(new StopRequest { RequestedAt = DateTimeOffset.UtcNow, RequestedBy = "ops" });
         // r4's owner died: its lease ran out by the database's clock.
-        _cluster.Admin($"UPDATE {schema}.leases SET expires_at = now() - interval '1 second' WHERE run_id = 'r4-dead'");
+        Cluster.Admin($"UPDATE {schema}.leases SET expires_at = now() - interval '1 second' WHERE run_id = 'r4-dead'");
 
         var catalog = Catalog(schema);
         var listed = catalog.EnumerateRuns(new RunFilter(), l => l).ToList();
@@ -79,18 +67,18 @@ public sealed class PostgreSqlCatalogTests : IDisposable
         Assert.Equal(1, done.StepsCompleted);
         Assert.Equal("nightlyXload", done.Name);
         // The same fold as the run's own reader.
-        var own = db.OpenRun("r2-done", _dir.Combine("r")).Snapshot.ReadStored();
+        var own = db.OpenRun("r2-done", Dir.Combine("r")).Snapshot.ReadStored();
         Assert.Equal((own.Status, own.ItemsCompleted, own.Journal.Sequence, own.UpdatedAt), (done.Status, done.ItemsCompleted, done.Journal.Sequence, done.UpdatedAt));
     }
 
     [Fact]
     public void Filters_run_in_the_query_with_like_s_characters_escaped_and_case_ignored()
     {
-        string schema = _cluster.NewSchema("filter");
-        var db = Open(schema);
-        db.CreateRun(Create("a-1", "nightly_load"), _dir.Combine("l"));
-        db.CreateRun(Create("a-2", "nightlyXload"), _dir.Combine("l"));
-        db.CreateRun(Create("b-1", "100% weekly"), _dir.Combine("l"));
+        string schema = Cluster.NewSchema("filter");
+        var db = Open(schema, s_lease);
+        db.CreateRun(Create("a-1", "nightly_load"), Dir.Combine("l"));
+        db.CreateRun(Create("a-2", "nightlyXload"), Dir.Combine("l"));
+        db.CreateRun(Create("b-1", "100% weekly"), Dir.Combine("l"));
         Begin(db, "b-2");
         var catalog = Catalog(schema);
 
@@ -112,12 +100,12 @@ public sealed class PostgreSqlCatalogTests : IDisposable
     [Fact]
     public void Runs_across_batches_stream_in_id_order_and_the_caller_can_stop_early()
     {
-        string schema = _cluster.NewSchema("batch");
-        var db = Open(schema);
+        string schema = Cluster.NewSchema("batch");
+        var db = Open(schema, s_lease);
         var ids = Enumerable.Range(0, 600).Select(i => $"run-{i:D4}").ToList();
         foreach (string id in ids.OrderBy(id => id.GetHashCode(StringComparison.Ordinal)))
         {
-            db.CreateRun(Create(id, "bulk"), _dir.Combine("l"));
+            db.CreateRun(Create(id, "bulk"), Dir.Combine("l"));
         }
 
         var catalog = Catalog(schema);
@@ -144,12 +132,12 @@ public sealed class PostgreSqlCatalogTests : IDisposable
     [Fact]
     public void A_run_whose_creation_was_cut_short_before_its_first_snapshot_is_listed_from_its_events()
     {
-        string schema = _cluster.NewSchema("half");
-        var db = Open(schema);
-        db.CreateRun(Create("whole", "nightly"), _dir.Combine("l"));
+        string schema = Cluster.NewSchema("half");
+        var db = Open(schema, s_lease);
+        db.CreateRun(Create("whole", "nightly"), Dir.Combine("l"));
 
         // What PostgreSqlStore.CreateRun does up to a crash before its snapshot: the run_created event only.
-        var store = new PostgreSqlRunStore(db, "halfway", _dir.Combine("l", "halfway"));
+        var store = new PostgreSqlRunStore(db, "halfway", Dir.Combine("l", "halfway"));
         var log = new PgRunLog(store, 0, 0, session: null) { Creating = true };
         var options = Create("halfway", "nightly");
         using (var recorder = new RunRecorder(log, new RunState { RunId = "halfway" }, new ItemLedger(), (_, _) => { }, TimeSpan.MaxValue))
@@ -157,7 +145,7 @@ public sealed class PostgreSqlCatalogTests : IDisposable
             recorder.Record(RunEvent.RunCreated("halfway", "nightly", options, Integrity.Sha256Hex(options.Script), null, Array.Empty<string>()), Durability.Durable);
         }
 
-        Assert.Equal(0, Convert.ToInt32(_cluster.AdminScalar($"SELECT length(snapshot) FROM {schema}.runs WHERE run_id = 'halfway'"), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(0, Convert.ToInt32(Cluster.AdminScalar($"SELECT length(snapshot) FROM {schema}.runs WHERE run_id = 'halfway'"), System.Globalization.CultureInfo.InvariantCulture));
 
         var listed = Catalog(schema).EnumerateRuns(new RunFilter(), l => l).ToList();
         Assert.Equal(new[] { "halfway", "whole" }, listed.Select(l => l.RunId).ToArray());
@@ -167,45 +155,27 @@ public sealed class PostgreSqlCatalogTests : IDisposable
         Assert.Equal("nightly", half.State.Name);
 
         // The first snapshot replaces the placeholder as usual, and a second creation of the id is still refused.
-        var again = Assert.Throws<RunToolsException>(() => db.CreateRun(Create("halfway", "nightly"), _dir.Combine("l")));
+        var again = Assert.Throws<RunToolsException>(() => db.CreateRun(Create("halfway", "nightly"), Dir.Combine("l")));
         Assert.Equal(ErrorIds.RunExists, again.ErrorId);
-        Assert.Equal(2L, (long)_cluster.AdminScalar($"SELECT count(*) FROM {schema}.runs")!);
+        Assert.Equal(2L, (long)Cluster.AdminScalar($"SELECT count(*) FROM {schema}.runs")!);
     }
 
     [Fact]
     public void A_folder_root_is_not_a_catalog() =>
-        Assert.Equal(ErrorIds.InvalidArgument, Assert.Throws<RunToolsException>(() => RunCatalogs.Open(RootLocation.Parse(_dir.Path, p => p))).ErrorId);
-
-    private IRunCatalog Catalog(string schema)
-    {
-        var builder = new NpgsqlConnectionStringBuilder(_cluster.AppConnectionString);
-        string uri = $"postgresql://{Uri.EscapeDataString(builder.Username!)}:{Uri.EscapeDataString(builder.Password!)}@{Uri.EscapeDataString(builder.Host!)}:{builder.Port}/{Uri.EscapeDataString(builder.Database!)}?schema={schema}";
-        var catalog = RunCatalogs.Open(RootLocation.Parse(uri, _ => throw new InvalidOperationException("not a folder")));
-        Assert.StartsWith($"postgresql://{builder.Username}@", catalog.Display, StringComparison.Ordinal);
-        Assert.DoesNotContain(builder.Password!, catalog.Display, StringComparison.Ordinal);
-        return catalog;
-    }
-
-    private PostgreSqlStore Open(string schema)
-    {
-        var store = PostgreSqlStore.Open(_cluster.Options(schema, s_lease));
-        _open.Add(store);
-        return store;
-    }
+        Assert.Equal(ErrorIds.InvalidArgument, Assert.Throws<RunToolsException>(() => RunCatalogs.Open(RootLocation.Parse(Dir.Path, p => p))).ErrorId);
 
     /// <summary>An attempt left open (its owner alive) until the test ends.</summary>
     private RunAttempt Begin(PostgreSqlStore db, string runId)
     {
         if (!db.OpenRunExists(runId))
         {
-            db.CreateRun(Create(runId, "attempted"), _dir.Combine("l"));
+            db.CreateRun(Create(runId, "attempted"), Dir.Combine("l"));
         }
 
-        var local = new RunDirectory(_dir.Combine("local", runId), runId);
+        var local = new RunDirectory(Dir.Combine("local", runId), runId);
         Directory.CreateDirectory(local.Path);
         var attempt = RunAttempt.Begin(local, db.OpenRun(runId, local.Path), new AttemptOptions());
-        _open.Add(attempt);
-        return attempt;
+        return Track(attempt);
     }
 
     private static RunCreateOptions Create(string runId, string name) => new() { Name = name, RunId = runId, Script = Runs.Bytes("# script") };

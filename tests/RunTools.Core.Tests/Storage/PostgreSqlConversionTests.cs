@@ -1,7 +1,6 @@
 using System;
 using System.IO;
 using System.Linq;
-using Npgsql;
 using RunTools.Core.Conversion;
 using RunTools.Core.Storage;
 using RunTools.Store.PostgreSql;
@@ -15,32 +14,19 @@ namespace RunTools.Core.Tests.Storage;
 /// is not touched, the temporary state folder is removed, and converting again succeeds.
 /// </summary>
 [Collection(PostgreSqlCollection.Name)]
-public sealed class PostgreSqlConversionTests : IDisposable
+public sealed class PostgreSqlConversionTests : PostgreSqlTestBase
 {
-    private readonly PostgreSqlCluster _cluster;
-    private readonly TempDir _dir = new();
-    private readonly string? _savedLocal;
-
     public PostgreSqlConversionTests(PostgreSqlCluster cluster)
+        : base(cluster)
     {
-        _cluster = cluster;
-        _savedLocal = Environment.GetEnvironmentVariable(LocalFolders.Variable);
-        Environment.SetEnvironmentVariable(LocalFolders.Variable, _dir.Combine("local"));
-    }
-
-    public void Dispose()
-    {
-        PgRunImport.FaultPoint = null;
-        Environment.SetEnvironmentVariable(LocalFolders.Variable, _savedLocal);
-        _dir.Dispose();
     }
 
     [Fact]
     public void A_conversion_that_fails_before_its_commit_leaves_nothing_anywhere_and_converts_again()
     {
-        string schema = _cluster.NewSchema("conv");
+        string schema = Cluster.NewSchema("conv");
         var catalog = Catalog(schema);
-        string legacy = ConversionTests.CopyFixture(_dir, "frame-generator/20260118_blaze_idle");
+        string legacy = ConversionTests.CopyFixture(Dir, "frame-generator/20260118_blaze_idle");
         var before = ConversionTests.Snapshot(legacy);
         var staging = StagingFolders();
 
@@ -67,9 +53,9 @@ public sealed class PostgreSqlConversionTests : IDisposable
     [Fact]
     public void A_legacy_file_that_changes_while_it_is_converted_fails_the_conversion_with_WriteFailed_and_keeps_nothing()
     {
-        string schema = _cluster.NewSchema("conv");
+        string schema = Cluster.NewSchema("conv");
         var catalog = Catalog(schema);
-        string legacy = ConversionTests.CopyFixture(_dir, "frame-generator/20260118_blaze_idle");
+        string legacy = ConversionTests.CopyFixture(Dir, "frame-generator/20260118_blaze_idle");
         string frame = Path.Combine(legacy, "approved", "frame_0002.png");
 
         // After the first file is in (a stored copy, before any frame), the legacy tool rewrites a frame.
@@ -92,27 +78,27 @@ public sealed class PostgreSqlConversionTests : IDisposable
     [Fact]
     public void A_run_id_taken_in_the_database_is_RunExists_in_the_words_of_a_conversion_and_changes_nothing()
     {
-        string schema = _cluster.NewSchema("conv");
+        string schema = Cluster.NewSchema("conv");
         var catalog = Catalog(schema);
-        string first = ConversionTests.CopyFixture(_dir, "checkpoint/run_42_10");
-        string second = ConversionTests.CopyFixture(_dir, "checkpoint/run_42_10");
+        string first = ConversionTests.CopyFixture(Dir, "checkpoint/run_42_10");
+        string second = ConversionTests.CopyFixture(Dir, "checkpoint/run_42_10");
         LegacyConversion.ConvertInto(first, new ConversionOptions(), catalog);
-        string events = _cluster.AdminScalar($"SELECT count(*) FROM {schema}.events")!.ToString()!;
+        string events = Cluster.AdminScalar($"SELECT count(*) FROM {schema}.events")!.ToString()!;
 
         var error = Assert.Throws<RunToolsException>(() => LegacyConversion.ConvertInto(second, new ConversionOptions(), catalog));
 
         Assert.Equal(ErrorIds.RunExists, error.ErrorId);
         Assert.Contains($"'{second}' was not converted", error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("-Force", error.Message, StringComparison.Ordinal);
-        Assert.Equal(events, _cluster.AdminScalar($"SELECT count(*) FROM {schema}.events")!.ToString());
+        Assert.Equal(events, Cluster.AdminScalar($"SELECT count(*) FROM {schema}.events")!.ToString());
     }
 
     [Fact]
     public void A_directory_with_an_interrupted_in_place_conversion_is_refused_and_left_to_finish_in_place()
     {
-        string schema = _cluster.NewSchema("conv");
+        string schema = Cluster.NewSchema("conv");
         var catalog = Catalog(schema);
-        string legacy = ConversionTests.CopyFixture(_dir, "checkpoint/run_42_10");
+        string legacy = ConversionTests.CopyFixture(Dir, "checkpoint/run_42_10");
         Directory.CreateDirectory(Path.Combine(legacy, LegacyConversion.StagingFolder));
         var before = ConversionTests.Snapshot(legacy);
 
@@ -135,21 +121,5 @@ public sealed class PostgreSqlConversionTests : IDisposable
         {
             Assert.Equal(file.Value, actual[file.Key]);
         }
-    }
-
-    private void AssertNothingStored(string schema)
-    {
-        foreach (string table in new[] { "events", "runs", "blobs", "blob_contents", "blob_chunks", "leases" })
-        {
-            Assert.Equal("0", _cluster.AdminScalar($"SELECT count(*) FROM {schema}.{table}")!.ToString());
-        }
-    }
-
-    private IRunCatalog Catalog(string schema) => RunCatalogs.Open(RootLocation.Parse(Uri(schema), _ => throw new InvalidOperationException("not a folder")));
-
-    private string Uri(string schema)
-    {
-        var builder = new NpgsqlConnectionStringBuilder(_cluster.AppConnectionString);
-        return $"postgresql://{System.Uri.EscapeDataString(builder.Username!)}:{System.Uri.EscapeDataString(builder.Password!)}@{System.Uri.EscapeDataString(builder.Host!)}:{builder.Port}/{System.Uri.EscapeDataString(builder.Database!)}?schema={schema}";
     }
 }

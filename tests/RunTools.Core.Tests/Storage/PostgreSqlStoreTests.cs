@@ -17,33 +17,22 @@ namespace RunTools.Core.Tests.Storage;
 
 /// <summary>What only the PostgreSQL store has: leases, dropped connections, its schema, its role's rights.</summary>
 [Collection(PostgreSqlCollection.Name)]
-public sealed class PostgreSqlStoreTests : IDisposable
+public sealed class PostgreSqlStoreTests : PostgreSqlTestBase
 {
-    private readonly PostgreSqlCluster _cluster;
-    private readonly TempDir _dir = new();
-    private readonly List<IDisposable> _stores = new();
-
-    public PostgreSqlStoreTests(PostgreSqlCluster cluster) => _cluster = cluster;
-
-    public void Dispose()
+    public PostgreSqlStoreTests(PostgreSqlCluster cluster)
+        : base(cluster)
     {
-        foreach (var store in _stores)
-        {
-            store.Dispose();
-        }
-
-        _dir.Dispose();
     }
 
     [Fact]
     public void A_lease_that_expired_is_taken_over_and_the_late_holder_is_fenced()
     {
-        string schema = _cluster.NewSchema("lease");
+        string schema = Cluster.NewSchema("lease");
         var lease = TimeSpan.FromSeconds(1);
-        var first = Open(schema, lease).CreateRun(Create("lease"), _dir.Combine("1"));
+        var first = Open(schema, lease).CreateRun(Create("lease"), Dir.Combine("1"));
         var late = (PgLease)first.Acquire(DateTimeOffset.UtcNow);
         var lateLog = first.OpenLog(first.ScanLog(null), out _);
-        var second = Open(schema, lease).OpenRun("lease", _dir.Combine("2"));
+        var second = Open(schema, lease).OpenRun("lease", Dir.Combine("2"));
 
         // Alive: the heartbeat keeps it past its first expiry, and a second owner is refused by name.
         Thread.Sleep(lease + lease);
@@ -80,14 +69,14 @@ public sealed class PostgreSqlStoreTests : IDisposable
         lateLog.Dispose();
 
         // The late holder's release does not release the new owner's lease.
-        Assert.Throws<RunLockedException>(() => Open(schema, lease).OpenRun("lease", _dir.Combine("3")).Acquire(DateTimeOffset.UtcNow));
+        Assert.Throws<RunLockedException>(() => Open(schema, lease).OpenRun("lease", Dir.Combine("3")).Acquire(DateTimeOffset.UtcNow));
     }
 
     [Fact]
     public void Dropped_connections_are_retried_and_nothing_is_lost_or_doubled()
     {
-        string schema = _cluster.NewSchema("drop");
-        var store = Open(schema).CreateRun(Create("drop"), _dir.Combine("1"));
+        string schema = Cluster.NewSchema("drop");
+        var store = Open(schema).CreateRun(Create("drop"), Dir.Combine("1"));
         using var ownership = store.Acquire(DateTimeOffset.UtcNow);
         using var log = store.OpenLog(store.ScanLog(null), out _);
 
@@ -111,22 +100,22 @@ public sealed class PostgreSqlStoreTests : IDisposable
                     command.ExecuteNonQuery();
                 }
 
-                _cluster.Terminate(connection.ProcessID);
+                Cluster.Terminate(connection.ProcessID);
                 answerLost = true;
             }
         };
         log.MakeDurable(second);
         Assert.True(answerLost);
 
-        Assert.Equal(new[] { "a", "b" }, Steps(Open(schema).OpenRun("drop", _dir.Combine("2"))));
+        Assert.Equal(new[] { "a", "b" }, Steps(Open(schema).OpenRun("drop", Dir.Combine("2"))));
         Assert.Equal(3L, Scalar($"SELECT count(*) FROM {schema}.events WHERE run_id = 'drop'"));
     }
 
     [Fact]
     public void A_blob_read_survives_a_dropped_connection_between_chunks()
     {
-        string schema = _cluster.NewSchema("read");
-        var store = Open(schema).CreateRun(Create("read"), _dir.Combine("1"));
+        string schema = Cluster.NewSchema("read");
+        var store = Open(schema).CreateRun(Create("read"), Dir.Combine("1"));
         byte[] content = new byte[(256 * 1024 * 2) + 5];
         new Random(3).NextBytes(content);
         var blob = store.Blobs.WriteArtifact("x.bin", 1, new MemoryStream(content));
@@ -144,10 +133,13 @@ public sealed class PostgreSqlStoreTests : IDisposable
     [Fact]
     public void The_schema_is_created_from_empty_and_a_second_open_changes_nothing()
     {
-        string schema = _cluster.NewSchema("mig");
+        string schema = Cluster.NewSchema("mig");
         var stores = new ConcurrentBag<PostgreSqlStore>();
-        Parallel.For(0, 4, _ => stores.Add(PostgreSqlStore.Open(_cluster.Options(schema))));
-        _stores.AddRange(stores);
+        Parallel.For(0, 4, _ => stores.Add(PostgreSqlStore.Open(Cluster.Options(schema))));
+        foreach (var store in stores)
+        {
+            Track(store);
+        }
 
         // Four first uses at once: exactly one applied the migrations, in order.
         Assert.Equal(new[] { 1, 2, 3 }, stores.SelectMany(s => s.AppliedMigrations).ToArray());
@@ -155,14 +147,14 @@ public sealed class PostgreSqlStoreTests : IDisposable
         Assert.Equal(11L, Scalar($"SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}'"));
         Assert.Equal(1L, Scalar($"SELECT count(*) FROM pg_indexes WHERE schemaname = '{schema}' AND indexname = 'runs_by_ordinal_id'"));
 
-        stores.First().CreateRun(Create("kept"), _dir.Combine("1"));
+        stores.First().CreateRun(Create("kept"), Dir.Combine("1"));
         var again = Open(schema);
         Assert.Empty(again.AppliedMigrations);
-        Assert.Equal(RunStatus.Created, again.OpenRun("kept", _dir.Combine("2")).Snapshot.ReadStored().Status);
+        Assert.Equal(RunStatus.Created, again.OpenRun("kept", Dir.Combine("2")).Snapshot.ReadStored().Status);
 
         // A schema a newer RunTools migrated further is refused, not misread.
-        _cluster.Admin($"INSERT INTO {schema}.schema_version (version) VALUES (99)");
-        var newer = Assert.Throws<RunToolsException>(() => PostgreSqlStore.Open(_cluster.Options(schema)));
+        Cluster.Admin($"INSERT INTO {schema}.schema_version (version) VALUES (99)");
+        var newer = Assert.Throws<RunToolsException>(() => PostgreSqlStore.Open(Cluster.Options(schema)));
         Assert.Equal(ErrorIds.StoreSchemaUnusable, newer.ErrorId);
         Assert.Contains("version 99", newer.Message, StringComparison.Ordinal);
     }
@@ -171,30 +163,30 @@ public sealed class PostgreSqlStoreTests : IDisposable
     public void A_role_with_rights_on_its_schema_only_works_there_and_gets_a_clear_error_elsewhere()
     {
         // The role can do nothing outside its own schemas...
-        var denied = Assert.Throws<PostgresException>(() => PostgreSqlCluster.Execute(_cluster.AppConnectionString, "CREATE SCHEMA not_mine"));
+        var denied = Assert.Throws<PostgresException>(() => PostgreSqlCluster.Execute(Cluster.AppConnectionString, "CREATE SCHEMA not_mine"));
         Assert.Equal("42501", denied.SqlState);
-        Assert.Equal("42501", Assert.Throws<PostgresException>(() => PostgreSqlCluster.Execute(_cluster.AppConnectionString, "CREATE TABLE public.t (a int)")).SqlState);
+        Assert.Equal("42501", Assert.Throws<PostgresException>(() => PostgreSqlCluster.Execute(Cluster.AppConnectionString, "CREATE TABLE public.t (a int)")).SqlState);
 
         // ...and the store works in the schema made for it (it does not try to create an existing one).
-        string schema = _cluster.NewSchema("own");
-        var store = Open(schema).CreateRun(Create("own"), _dir.Combine("1"));
+        string schema = Cluster.NewSchema("own");
+        var store = Open(schema).CreateRun(Create("own"), Dir.Combine("1"));
         using (store.Acquire(DateTimeOffset.UtcNow))
         {
             store.Blobs.WriteArtifact("a.txt", 1, new MemoryStream(Runs.Bytes("a")));
         }
 
         // A schema that is missing and that the role may not create: what to ask an administrator for, no password.
-        var error = Assert.Throws<RunToolsException>(() => PostgreSqlStore.Open(_cluster.Options("missing_schema")));
+        var error = Assert.Throws<RunToolsException>(() => PostgreSqlStore.Open(Cluster.Options("missing_schema")));
         Assert.Equal(ErrorIds.StoreSchemaUnusable, error.ErrorId);
         Assert.Contains("CREATE SCHEMA missing_schema AUTHORIZATION", error.Message, StringComparison.Ordinal);
-        AssertNoPassword(error, _cluster.AppConnectionString);
+        AssertNoPassword(error, Cluster.AppConnectionString);
     }
 
     [Fact]
     public void A_wrong_password_is_a_clear_error_that_never_shows_a_password()
     {
-        var builder = new NpgsqlConnectionStringBuilder(_cluster.AppConnectionString) { Password = "Wr0ng-Secret-41" };
-        var options = _cluster.Options("runtools");
+        var builder = new NpgsqlConnectionStringBuilder(Cluster.AppConnectionString) { Password = "Wr0ng-Secret-41" };
+        var options = Cluster.Options("runtools");
         options.ConnectionString = builder.ConnectionString;
 
         var error = Assert.Throws<RunToolsException>(() => PostgreSqlStore.Open(options));
@@ -202,18 +194,18 @@ public sealed class PostgreSqlStoreTests : IDisposable
         Assert.Equal(ErrorIds.StoreUnavailable, error.ErrorId);
         Assert.Contains("postgresql://runtools@", error.Message, StringComparison.Ordinal);
         AssertNoPassword(error, builder.ConnectionString);
-        AssertNoPassword(error, _cluster.AppConnectionString);
+        AssertNoPassword(error, Cluster.AppConnectionString);
     }
 
     [Fact]
     public void A_whole_attempt_runs_on_the_store_and_a_resume_continues_from_it()
     {
-        string schema = _cluster.NewSchema("attempt");
+        string schema = Cluster.NewSchema("attempt");
         var db = Open(schema);
-        db.CreateRun(Create("nightly"), _dir.Combine("local"));
+        db.CreateRun(Create("nightly"), Dir.Combine("local"));
 
         // The engine's local folder keeps only the attempt logs (not behind the seam yet).
-        var local = new RunDirectory(_dir.Combine("local", "nightly"), "nightly");
+        var local = new RunDirectory(Dir.Combine("local", "nightly"), "nightly");
         Directory.CreateDirectory(local.Path);
         using (var first = RunAttempt.Begin(local, db.OpenRun("nightly", local.Path), new AttemptOptions()))
         {
@@ -232,7 +224,7 @@ public sealed class PostgreSqlStoreTests : IDisposable
         }
 
         // Another machine: a fresh store instance, its own local folder.
-        var otherLocal = new RunDirectory(_dir.Combine("other", "nightly"), "nightly");
+        var otherLocal = new RunDirectory(Dir.Combine("other", "nightly"), "nightly");
         Directory.CreateDirectory(otherLocal.Path);
         var reopened = Open(schema).OpenRun("nightly", otherLocal.Path);
         Assert.Equal(RunStatus.Running, reopened.Snapshot.ReadStored().Status);
@@ -254,7 +246,7 @@ public sealed class PostgreSqlStoreTests : IDisposable
         }
 
         Assert.Equal(RunStatus.Completed, final.Status);
-        var stored = Open(schema).OpenRun("nightly", _dir.Combine("reader"));
+        var stored = Open(schema).OpenRun("nightly", Dir.Combine("reader"));
         var state = stored.Snapshot.ReadStored();
         Assert.Equal(RunStatus.Completed, state.Status);
         Assert.Equal(3, state.ItemsCompleted);
@@ -272,20 +264,13 @@ public sealed class PostgreSqlStoreTests : IDisposable
         Assert.Null(stored.ReadLeaseHolder());
     }
 
-    private PostgreSqlStore Open(string schema, TimeSpan? lease = null)
-    {
-        var store = PostgreSqlStore.Open(_cluster.Options(schema, lease));
-        _stores.Add(store);
-        return store;
-    }
-
     private static RunCreateOptions Create(string runId) => new() { Name = "test", RunId = runId, Script = Runs.Bytes("# script") };
 
-    private object? Scalar(string sql) => _cluster.AdminScalar(sql);
+    private object? Scalar(string sql) => Cluster.AdminScalar(sql);
 
     /// <summary>Ends every connection of the app role (pooled idle ones included); returns how many there were.</summary>
     private long TerminateAppBackends() =>
-        (long)_cluster.AdminScalar($"SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE usename = '{_cluster.AppRole}'")!;
+        (long)Cluster.AdminScalar($"SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE usename = '{Cluster.AppRole}'")!;
 
     private static List<string> Steps(IRunStore store)
     {
