@@ -59,7 +59,8 @@ internal sealed class PgRunLog : PgPendingLog<PgRunLog.Row>
     /// <summary>
     /// One statement: the lease check (FOR SHARE, so a takeover waits until this commit is done)
     /// and the insert. Retried after a dropped connection; rows of an earlier try that did commit
-    /// are recognised by their bytes, so a retry neither loses nor doubles an event.
+    /// make the retry's insert fail as a whole and are recognised by their bytes, so a retry
+    /// neither loses nor doubles an event.
     /// </summary>
     private void Commit(Row[] batch)
     {
@@ -77,7 +78,6 @@ internal sealed class PgRunLog : PgPendingLog<PgRunLog.Row>
             INSERT INTO {s}.events (run_id, seq, type, line)
             SELECT @run, u.seq, u.type, u.line FROM unnest(@seqs, @types, @lines) AS u(seq, type, line)
             WHERE EXISTS (SELECT 1 FROM fence)
-            ON CONFLICT (run_id, seq) DO NOTHING
             """;
         var seqs = batch.Select(b => b.Sequence).ToArray();
         int inserted = Store.Db.Run("record the run's events", idempotent: true, connection =>
@@ -93,7 +93,18 @@ internal sealed class PgRunLog : PgPendingLog<PgRunLog.Row>
             command.Parameters.AddWithValue("seqs", seqs);
             command.Parameters.AddWithValue("types", batch.Select(b => b.Type).ToArray());
             command.Parameters.Add(new NpgsqlParameter("lines", NpgsqlDbType.Array | NpgsqlDbType.Bytea) { Value = batch.Select(b => b.Line).ToArray() });
-            return command.ExecuteNonQuery();
+            try
+            {
+                return command.ExecuteNonQuery();
+            }
+            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+                // A seq is taken: an earlier try of this commit landed (its answer was lost), or
+                // another writer has it. Nothing of this statement was inserted; the rows decide.
+                // (A caught violation on this rare path, not ON CONFLICT's speculative insertion of
+                // every row on every commit.)
+                return -1;
+            }
         }, Store.OutagePatience);
 
         if (inserted != batch.Length)
