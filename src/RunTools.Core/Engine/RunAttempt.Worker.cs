@@ -35,9 +35,13 @@ public sealed partial class RunAttempt
         {
             _recorder.Flush();
         }
-        catch (RunToolsException ex)
+        catch (RunToolsException ex) when (!logLine.Contains(ex.Message))
         {
             logLine += $" (its last events could not be recorded: {ex.Message})";
+        }
+        catch (RunToolsException)
+        {
+            // The line says it already: the refused events are why the worker leaves.
         }
 
         WorkerEnd = end;
