@@ -1,14 +1,18 @@
 <#
     The fault paths of Join-Run (docs/multi-machine.md "Faults with workers") with real processes:
-    a worker that is only slow (SIGSTOPped past its registration) and whose late completion is
-    refused, and retries, time limits and a final failure on a worker. The owner and the workers
-    are child pwsh processes; the test steers them with marker files in one folder:
-      go                the owner's first step waits for it (the test writes it once a worker registered)
+    workers whose registration ended while they worked (one SIGSTOPped past it, one expired in the
+    database behind its back) and whose late completions are refused, and retries, time limits and
+    a final failure on a worker. The owner and the workers are child pwsh processes; the tests
+    steer them with marker files in one folder:
+      go                the owner's first step waits for it (the test writes it once the workers registered)
       hold-PID          items of process PID wait while it exists
       hold-PID-KEY      item KEY waits in process PID while it exists
       fast              items no longer sleep
-    and reads what they did from it: begin-PID-RS.txt and done-PID-RS.txt (one line per key, one
-    file per runspace). Needs the cluster's RUNTOOLS_TEST_PG and RUNTOOLS_TEST_PG_ADMIN.
+      worker-STEP       a worker began an item of STEP (the owner's items of STEP wait for it)
+      tried-KEY         KEY had its first try
+    and read what they did from it: begin-PID-RS.txt and done-PID-RS.txt (one line per key, one
+    file per runspace). The owner prints a CHECK line of what the run recorded (saving a pwsh
+    start). Needs the cluster's RUNTOOLS_TEST_PG and RUNTOOLS_TEST_PG_ADMIN.
 #>
 BeforeAll {
     Import-Module $env:RUNTOOLS_MODULE_PATH -Force
@@ -40,6 +44,52 @@ $null = 1..$Count | Invoke-RunItem -Step work -Key { "k$_" } -ThrottleLimit 2 {
 }
 '@
 
+    # Three items-only steps with -MaxTries 2: each key of 'flaky' fails its first try (one by one),
+    # each of
+    # 'slow' runs past -TimeoutSec on its first, and each of 'final' fails both tries on a worker
+    # (and succeeds on the owner, whose pid the step 'prepare' returns to every process). In each
+    # step the owner's items wait until the worker has begun one, so that the worker gets some.
+    $script:triesScript = Join-Path $TestDrive 'tries.ps1'
+    Set-Content $script:triesScript @'
+param([string] $Marks)
+$ownerPid = Invoke-RunStep prepare {
+    $deadline = [DateTime]::UtcNow.AddSeconds(60)
+    while (-not (Test-Path -LiteralPath (Join-Path $Marks 'go'))) {
+        if ([DateTime]::UtcNow -gt $deadline) { throw 'no worker registered' }
+        Start-Sleep -Milliseconds 50
+    }
+    $PID
+}
+$share = {
+    param([string] $Step, [string] $Marks, [int] $OwnerPid)
+    $shared = Join-Path $Marks "worker-$Step"
+    if ($PID -ne $OwnerPid) { $null = New-Item -ItemType File -Force $shared; return }
+    $deadline = [DateTime]::UtcNow.AddSeconds(30)
+    while (-not (Test-Path -LiteralPath $shared) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
+}.ToString()
+# One by one (the run script's runspace), then in parallel (-ThrottleLimit): the two ways a try begins.
+$null = 1..8 | Invoke-RunItem -Step flaky -Key { "f$_" } -MaxTries 2 -RetryDelay 0.05 {
+    & ([scriptblock]::Create($share)) flaky $Marks $ownerPid
+    $tried = Join-Path $Marks "tried-f$_"
+    if (-not (Test-Path -LiteralPath $tried)) { $null = New-Item -ItemType File $tried; throw "f$_ fails its first try" }
+    [IO.File]::AppendAllText((Join-Path $Marks ('done-{0}-{1}.txt' -f $PID, [runspace]::DefaultRunspace.Id)), "f$_`n")
+}
+$null = 1..6 | Invoke-RunItem -Step slow -Key { "s$_" } -ThrottleLimit 2 -MaxTries 2 -RetryDelay 0.05 -TimeoutSec 2 {
+    $tried = Join-Path $using:Marks "tried-s$_"
+    if (-not (Test-Path -LiteralPath $tried)) {
+        $null = New-Item -ItemType File $tried
+        & ([scriptblock]::Create($using:share)) slow $using:Marks $using:ownerPid
+        Start-Sleep -Seconds 60
+    }
+    [IO.File]::AppendAllText((Join-Path $using:Marks ('done-{0}-{1}.txt' -f $PID, [runspace]::DefaultRunspace.Id)), "s$_`n")
+}
+$null = 1..6 | Invoke-RunItem -Step final -Key { "x$_" } -ThrottleLimit 2 -MaxTries 2 -RetryDelay 0.05 {
+    & ([scriptblock]::Create($using:share)) final $using:Marks $using:ownerPid
+    if ($PID -ne $using:ownerPid) { throw "x$_ fails on a worker" }
+    [IO.File]::AppendAllText((Join-Path $using:Marks ('done-{0}-{1}.txt' -f $PID, [runspace]::DefaultRunspace.Id)), "x$_`n")
+}
+'@
+
     # Lines of the marker files named PREFIX-*.txt, as Key and Process.
     function Get-Marks([string] $Folder, [string] $Prefix) {
         foreach ($file in Get-ChildItem -LiteralPath $Folder -Filter "$Prefix-*.txt") {
@@ -51,8 +101,9 @@ $null = 1..$Count | Invoke-RunItem -Step work -Key { "k$_" } -ThrottleLimit 2 {
     function Start-Owner($Store, [string] $RunId, [string] $Script, [hashtable] $Parameters, [string] $Local, [string] $Check = "'null'") {
         $params = ($Parameters.GetEnumerator() | ForEach-Object { "$($_.Key) = '$($_.Value)'" }) -join '; '
         Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = $Local } -Command @"
-`$info = Start-Run -Name joined -RunId $RunId -ScriptPath '$Script' -Root '$($Store.Uri)' -Parameters @{ $params } -ErrorAction Continue
+`$info = Start-Run -Name joined -RunId $RunId -ScriptPath '$Script' -Root '$($Store.Uri)' -Parameters @{ $params } -ErrorAction SilentlyContinue -ErrorVariable runErrors
 `$exit = `$LASTEXITCODE
+foreach (`$e in `$runErrors) { 'OWNER ERROR {0}: {1}' -f `$e.FullyQualifiedErrorId, `$e.Exception.Message }
 'OWNER {0} {1}' -f `$info.Status, `$exit
 `$root = '$($Store.Uri)'; `$runId = '$RunId'
 'CHECK ' + (& { $Check } | Select-Object -Last 1)
@@ -91,13 +142,15 @@ exit `$LASTEXITCODE
         New-Item -ItemType File (Join-Path $Marks 'go') | Out-Null
     }
 
-    # Polls -Condition; on timeout fails naming -What with what the -Children printed (read only then: reading it waits for the child).
+    # Polls -Condition; on timeout fails naming -What with what the -Children printed (read only
+    # then: reading it waits for the child) and their attempt logs (under $TestDrive).
     function Wait-For([scriptblock] $Condition, [string] $What, [object[]] $Children = @(), [int] $TimeoutSec = 60) {
         $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSec)
         while (-not (& $Condition)) {
             if ([DateTime]::UtcNow -gt $deadline) {
                 foreach ($child in $Children) { Stop-ChildPwsh $child }
-                throw "Timed out waiting for $What. The processes printed:`n$(($Children | ForEach-Object { Get-ChildPwshOutput $_ }) -join "`n---`n")"
+                $logs = Get-ChildItem -LiteralPath $TestDrive -Recurse -Filter 'attempt-*.log' | ForEach-Object { "$($_.Name):`n$(Get-Content -LiteralPath $_.FullName -Raw)" }
+                throw "Timed out waiting for $What. The processes printed:`n$(($Children | ForEach-Object { Get-ChildPwshOutput $_ }) -join "`n---`n")`nTheir logs:`n$($logs -join "`n")"
             }
             Start-Sleep -Milliseconds 50
         }
@@ -149,15 +202,23 @@ $completed = @($events | Where-Object Type -eq item_completed)
                 $paused.Id -in $begun -and $unaware.Id -in $begun
             }
             Start-Sleep -Milliseconds 300 # their second runspaces may begin one too
+            # The owner's next items wait too, so that it reaches the end of its call (where it takes
+            # items over) only once both registrations ended, and takes both workers' items at once:
+            # it runs the items of one takeover before it looks again.
+            $ownerHold = New-Item -ItemType File (Join-Path $marks "hold-$($owner.Id)")
 
             Send-Signal STOP $paused.Id
             $stopped = $true
             # Far from the unaware worker's next heartbeat (a third of 90 s after its last), end its registration.
-            $registration = "pid = $($unaware.Id)"
+            $workersTable = "$($store.Schema).workers"
             Wait-For -What 'the unaware worker to be 20 s from its next heartbeat' -Children $workers {
-                [double](Invoke-AdminSql "SELECT extract(epoch FROM expires_at - now()) FROM $($store.Schema).workers WHERE $registration") -gt 80
+                [double](Invoke-AdminSql "SELECT extract(epoch FROM expires_at - now()) FROM $workersTable WHERE pid = $($unaware.Id)") -gt 80
             }
-            $null = Invoke-AdminSql "UPDATE $($store.Schema).workers SET expires_at = now() - interval '1 second' WHERE $registration"
+            $null = Invoke-AdminSql "UPDATE $workersTable SET expires_at = now() - interval '1 second' WHERE pid = $($unaware.Id)"
+            # The stopped worker's registration expires by itself.
+            Wait-For -What "the stopped worker's registration to expire" -Children $workers {
+                [int](Invoke-AdminSql "SELECT count(*) FROM $workersTable WHERE pid = $($paused.Id) AND expires_at > now()") -eq 0
+            }
 
             $held = @{}
             foreach ($w in $workers) { $held[$w.Id] = @(Get-Marks $marks begin | Where-Object Process -eq $w.Id | ForEach-Object Key) }
@@ -169,6 +230,7 @@ $completed = @($events | Where-Object Type -eq item_completed)
             foreach ($key in $ownerHeld) { New-Item -ItemType File (Join-Path $marks "hold-$($owner.Id)-$key") | Out-Null }
             Remove-Item (Join-Path $marks "hold-$($paused.Id)")
             New-Item -ItemType File (Join-Path $marks 'fast') | Out-Null
+            Remove-Item $ownerHold
 
             # The owner takes the items over at the end of its call and runs them.
             Wait-For -What "the owner to run the workers' items $ownerHeld" -Children (@($owner) + $workers) {
@@ -219,5 +281,83 @@ $completed = @($events | Where-Object Type -eq item_completed)
         $twice = @(Get-Marks $marks done | Group-Object Key | Where-Object Count -gt 1 | ForEach-Object Name)
         foreach ($key in $twice) { @($result.InDoubt) | Should -Contain $key }
         @(Get-Marks $marks done | Group-Object Key).Count | Should -Be 200
+    }
+
+    It 'retries and times out items on a worker as on one process, each try journaled with the worker, and a final failure on a worker fails the run' -Tag Slow {
+        if (-not $script:haveCluster) { return }
+        $store = New-StoreRoot
+        $marks = (New-Item -ItemType Directory (Join-Path $TestDrive 'marks-tries')).FullName
+        $check = @'
+$run = Get-Run -Root $root -RunId $runId
+[pscustomobject]@{
+    Status = $run.Status; Completed = $run.ItemsCompleted; Failed = $run.ItemsFailed; Error = $run.LastError
+    Valid = (Test-Run -Root $root -RunId $runId).IsValid
+    Events = @(Get-RunEvent -Root $root -RunId $runId | Where-Object Type -like 'item_*' | ForEach-Object {
+        [pscustomobject]@{ Type = $_.Type; Step = $_.Data.step; Key = $_.Data.key; Worker = $_.Data.worker; Try = $_.Data.try
+            ErrorId = $_.Data.error_id; Error = $_.Data.error; TimedOut = $_.Data.timed_out; RetryIn = $_.Data.retry_in_ms }
+    })
+} | ConvertTo-Json -Compress -Depth 4
+'@
+        $owner = Start-Owner $store 'jtries' $script:triesScript @{ Marks = $marks } (Join-Path $TestDrive 'local-tries-owner') $check
+        $worker = Start-Worker $store 'jtries' (Join-Path $TestDrive 'local-tries-w')
+        try {
+            Open-Gate $store $marks @($worker)
+            $ownerExit = Wait-ChildPwsh $owner -TimeoutSec 120
+            $workerExit = Wait-ChildPwsh $worker -TimeoutSec 60
+        } finally {
+            Stop-ChildPwsh $owner; Stop-ChildPwsh $worker
+        }
+        $ownerOutput = Get-ChildPwshOutput $owner
+        $workerOutput = Get-ChildPwshOutput $worker
+        $result = Get-Check $owner
+        $events = @($result.Events)
+        $byWorker = @($events | Where-Object Worker)
+
+        # Retries: every key of 'flaky' failed once and completed on its second try, in the process
+        # that ran its first; at least one of them on the worker.
+        foreach ($n in 1..8) {
+            $tries = @($events | Where-Object Key -eq "f$n")
+            ($tries | ForEach-Object Type) -join ',' | Should -Be 'item_started,item_failed,item_started,item_completed' -Because "f$n"
+            @($tries | ForEach-Object { "$($_.Worker)" } | Sort-Object -Unique).Count | Should -Be 1 -Because "all tries of f$n ran in one process"
+            $tries[1].RetryIn | Should -BeGreaterThan 0
+            $tries[1].Error | Should -Match "f$n fails its first try"
+            $tries[2].Try | Should -Be 2
+        }
+        @($byWorker | Where-Object { $_.Type -eq 'item_completed' -and $_.Key -like 'f*' }).Count | Should -BeGreaterThan 0 -Because 'the worker must have retried some keys'
+
+        # Time limits: every key of 's' timed out on its first try (UnitTimedOut, journaled as
+        # timed out with the wait before the next try) and completed on its second; some on the worker.
+        foreach ($n in 1..6) {
+            $tries = @($events | Where-Object Key -eq "s$n")
+            ($tries | ForEach-Object Type) -join ',' | Should -Be 'item_started,item_failed,item_started,item_completed' -Because "s$n"
+            @($tries | ForEach-Object { "$($_.Worker)" } | Sort-Object -Unique).Count | Should -Be 1
+            $tries[1].TimedOut | Should -BeTrue
+            $tries[1].ErrorId | Should -Be 'UnitTimedOut'
+            $tries[1].RetryIn | Should -BeGreaterThan 0
+        }
+        @($byWorker | Where-Object { $_.Type -eq 'item_completed' -and $_.Key -like 's*' }).Count | Should -BeGreaterThan 0 -Because 'some keys must have timed out on the worker'
+        @(Get-Marks $marks done | Where-Object Key -like '[fs]*' | Group-Object Key).Count | Should -Be 14
+
+        # A final failure on the worker: both tries journaled with its id, the second without a
+        # retry; the worker fails (RunFailed, exit 1) and the owner's run fails with that item's
+        # error (ItemFailed), as one process's run would.
+        $lastTries = @($byWorker | Where-Object { $_.Type -eq 'item_failed' -and $_.Key -like 'x*' -and $_.Try -eq 2 })
+        $lastTries.Count | Should -BeGreaterThan 0 -Because "the worker must have failed a key of 'final':`n$workerOutput"
+        foreach ($last in $lastTries) {
+            $last.RetryIn | Should -BeNullOrEmpty
+            $last.Error | Should -Match "$($last.Key) fails on a worker"
+            @($events | Where-Object { $_.Key -eq $last.Key -and $_.Type -eq 'item_failed' -and $_.Worker -eq $last.Worker }).Count | Should -Be 2
+        }
+        $workerExit | Should -Be 1 -Because $workerOutput
+        $workerOutput | Should -Match 'WORKER ERROR RunFailed,.*x\d fails on a worker'
+        $ownerExit | Should -Be 1 -Because $ownerOutput
+        $ownerOutput | Should -Match 'OWNER ERROR RunFailed,.*x\d fails on a worker'
+        $result.Status | Should -Be 'Failed'
+        $result.Failed | Should -BeGreaterOrEqual 1
+        $result.Error | Should -Match 'x\d fails on a worker'
+        $result.Valid | Should -BeTrue
+        # No key of 'final' completed on the worker; the owner's completed once each.
+        @($events | Where-Object { $_.Type -eq 'item_completed' -and $_.Key -like 'x*' -and $_.Worker }).Count | Should -Be 0
+        @($events | Where-Object { $_.Type -eq 'item_completed' -and $_.Key -like 'x*' } | Group-Object Key | Where-Object Count -gt 1).Count | Should -Be 0
     }
 }

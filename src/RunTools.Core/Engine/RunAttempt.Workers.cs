@@ -305,7 +305,9 @@ public sealed partial class RunAttempt
 
                 foreach (string key in taken)
                 {
-                    if (!IsItemDone(step, key))
+                    // A key whose last try failed on the worker is reported failed below, as if it
+                    // had failed here: the worker used its tries, its leaving does not earn another.
+                    if (!IsItemDone(step, key) && !FailedFinallyElsewhere(step, key))
                     {
                         outcomes.Add((key, ElsewhereOutcome.RunHere, null));
                     }
@@ -344,6 +346,16 @@ public sealed partial class RunAttempt
             }
 
             Thread.Sleep(s_elsewherePoll);
+        }
+    }
+
+    /// <summary>Whether the key's last try failed in another process in this attempt, with no try after it.</summary>
+    private bool FailedFinallyElsewhere(string step, string key)
+    {
+        lock (_recorder.SyncRoot)
+        lock (ClaimGate)
+        {
+            return Ledger.Find(step) is { } ledger && ledger.Failed.Contains(key) && !ledger.Open.ContainsKey(key) && FailedInThisAttempt(step, key) is not null;
         }
     }
 
