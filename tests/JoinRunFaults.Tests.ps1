@@ -360,4 +360,86 @@ $run = Get-Run -Root $root -RunId $runId
         @($events | Where-Object { $_.Type -eq 'item_completed' -and $_.Key -like 'x*' -and $_.Worker }).Count | Should -Be 0
         @($events | Where-Object { $_.Type -eq 'item_completed' -and $_.Key -like 'x*' } | Group-Object Key | Where-Object Count -gt 1).Count | Should -Be 0
     }
+
+    It 'loses and duplicates nothing when the owner is SIGKILLed while workers record: the resume transcribes what was left first, also what a crash left half transcribed' -Tag Slow {
+        if (-not $script:haveCluster) { return }
+        $store = New-StoreRoot -Query 'lease=3'
+        $marks = (New-Item -ItemType Directory (Join-Path $TestDrive 'marks-crash')).FullName
+        $count = 600
+        $owner = Start-Owner $store 'jcrash' $script:heldScript @{ Count = $count; SleepMs = 0; Marks = $marks } (Join-Path $TestDrive 'local-crash-owner')
+        $workers = @(1, 2 | ForEach-Object { Start-Worker $store 'jcrash' (Join-Path $TestDrive "local-crash-w$_") })
+        $s = $store.Schema
+        try {
+            Open-Gate $store $marks $workers
+            # In the middle of the workers' burst: once they did some items and their events wait to be transcribed.
+            Wait-For -What 'the workers to do items' -Children (@($owner) + $workers) {
+                @(Get-Marks $marks done | Where-Object Process -in $workers.Id).Count -ge 60
+            }
+            Wait-For -What 'worker events waiting for the owner' -Children (@($owner) + $workers) {
+                [int](Invoke-AdminSql "SELECT count(*) FROM $s.worker_events") -ge 3
+            }
+            Stop-ChildPwsh $owner
+            $leftAtKill = [int](Invoke-AdminSql "SELECT count(*) FROM $s.worker_events")
+            # The workers stop once the dead owner's lease expired.
+            $workerExits = foreach ($w in $workers) { Wait-ChildPwsh $w -TimeoutSec 60 }
+        } finally {
+            Stop-ChildPwsh $owner
+            foreach ($w in $workers) { Stop-ChildPwsh $w }
+        }
+        $leftAtKill | Should -BeGreaterThan 0 -Because 'the kill must land while workers events wait to be transcribed'
+        foreach ($exit in $workerExits) { $exit | Should -Be 3 }
+        $doneAtKill = @(Get-Marks $marks done).Count
+        $doneAtKill | Should -BeLessThan $count -Because 'the kill must land mid-run'
+
+        # What a crash between the journal's commit and the rows' removal leaves: the last twelve
+        # transcribed events both in the journal and still in worker_events, before (lower wseq
+        # than) the rows that were never transcribed, as the worker numbered them.
+        $null = Invoke-AdminSql @"
+INSERT INTO $s.worker_events (run_id, worker, wseq, step, key, line)
+SELECT 'jcrash', (j->>'worker')::uuid, seq - 1000000000, j->>'step', j->>'key', line
+FROM (SELECT seq, line, convert_from(line, 'UTF8')::jsonb AS j FROM $s.events WHERE run_id = 'jcrash') e
+WHERE j ? 'worker' ORDER BY seq DESC LIMIT 12
+"@
+        # Among them a start whose completion the journal does not have yet (in the rows left, or lost with its worker).
+        $openCopies = [int](Invoke-AdminSql @"
+SELECT count(*) FROM $s.worker_events w WHERE w.wseq < 0 AND convert_from(w.line, 'UTF8')::jsonb->>'type' = 'item_started'
+AND NOT EXISTS (SELECT 1 FROM $s.events e WHERE e.run_id = 'jcrash' AND e.type = 'item_completed' AND convert_from(e.line, 'UTF8')::jsonb->>'key' = w.key)
+"@)
+        $openCopies | Should -BeGreaterThan 0 -Because 'the copies must hold a start of an unfinished item'
+
+        $result = Invoke-InChild -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-crash-owner') } @"
+`$root = '$($store.Uri)'
+`$deadline = [DateTime]::UtcNow.AddSeconds(30)
+while (`$true) { # the killed owner's lease lasts up to 3 s more
+    `$info = Resume-Run -Root `$root -RunId jcrash -InDoubt Retry -ErrorAction SilentlyContinue -ErrorVariable refused
+    if (`$LASTEXITCODE -ne 4 -or [DateTime]::UtcNow -gt `$deadline) { break }
+    Start-Sleep -Milliseconds 500
 }
+`$events = @(Get-RunEvent -Root `$root -RunId jcrash | Where-Object Type -like 'item_*')
+`$test = Test-Run -Root `$root -RunId jcrash
+[pscustomobject]@{
+    Status = `$info.Status; Exit = `$LASTEXITCODE; Refused = "`$refused"; Items = (Get-Run -Root `$root -RunId jcrash).ItemsCompleted
+    Valid = `$test.IsValid; Problems = @(`$test.Problems | ForEach-Object { "`$_" })
+    Events = @(`$events | ForEach-Object { [pscustomobject]@{ Type = `$_.Type; Key = `$_.Data.key; Attempt = `$_.Data.attempt; Try = `$_.Data.try; Previous = `$_.Data.previous; Worker = `$_.Data.worker } })
+} | ConvertTo-Json -Compress -Depth 4
+"@
+        $result.Status | Should -Be 'Completed' -Because $result.Refused
+        $result.Valid | Should -BeTrue -Because ($result.Problems -join '; ')
+        $result.Items | Should -Be $count
+        [int](Invoke-AdminSql "SELECT count(*) FROM $s.worker_events") | Should -Be 0
+        $events = @($result.Events)
+        # Each key completed once; no event of a worker's was copied twice (one start per key, attempt and try).
+        @($events | Where-Object Type -eq item_completed | Group-Object Key | Where-Object Count -gt 1).Count | Should -Be 0
+        @($events | Where-Object Type -eq item_completed).Count | Should -Be $count
+        $twiceStarted = @($events | Where-Object Type -eq item_started | Group-Object { '{0}/{1}/{2}/{3}' -f $_.Key, $_.Attempt, $_.Try, $_.Previous } | Where-Object Count -gt 1 | ForEach-Object Name)
+        $twiceStarted | Should -BeNullOrEmpty
+        @($events | Where-Object Type -eq item_failed).Count | Should -Be 0
+        @($events | Where-Object { $_.Type -eq 'item_completed' -and $_.Worker }).Count | Should -BeGreaterThan 0
+        # A key's work was done twice only when it was in doubt (started by a process that died or stopped).
+        $inDoubt = @($events | Where-Object { $_.Type -eq 'item_started' -and $_.Previous -eq 'in_doubt' } | ForEach-Object Key)
+        $twice = @(Get-Marks $marks done | Group-Object Key | Where-Object Count -gt 1 | ForEach-Object Name)
+        foreach ($key in $twice) { $inDoubt | Should -Contain $key }
+        @(Get-Marks $marks done | Group-Object Key).Count | Should -Be $count
+    }
+}
+
