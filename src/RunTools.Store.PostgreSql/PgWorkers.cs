@@ -29,6 +29,8 @@ internal sealed class PgWorkers : IRunWorkers
 
     public bool IsWorker { get; }
 
+    public Guid? WorkerId => IsWorker ? _holder() : null;
+
     private string S => _store.S;
 
     public bool TryClaim(string step, string key, int attempt)

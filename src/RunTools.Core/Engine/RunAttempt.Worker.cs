@@ -1,4 +1,5 @@
 using System;
+using System.Text;
 using System.Text.Json;
 using System.Threading;
 using RunTools.Core.Journal;
@@ -35,9 +36,13 @@ public sealed partial class RunAttempt
         {
             _recorder.Flush();
         }
-        catch (RunToolsException ex)
+        catch (RunToolsException ex) when (!logLine.Contains(ex.Message))
         {
             logLine += $" (its last events could not be recorded: {ex.Message})";
+        }
+        catch (RunToolsException)
+        {
+            // The line says it already: the refused events are why the worker leaves.
         }
 
         WorkerEnd = end;
@@ -64,7 +69,8 @@ public sealed partial class RunAttempt
             return;
         }
 
-        var scan = _workers.FollowLog(Interlocked.Read(ref _followed), new FollowVisitor(this));
+        _followVisitor ??= new FollowVisitor(this, _workers.WorkerId);
+        var scan = _workers.FollowLog(Interlocked.Read(ref _followed), _followVisitor);
         Interlocked.Exchange(ref _followed, scan.LastSequence);
     }
 
@@ -127,17 +133,34 @@ public sealed partial class RunAttempt
         return null;
     }
 
-    /// <summary>Feeds a followed event to the worker's recorder; remembers failures of this attempt for <see cref="AwaitItemsElsewhere"/>.</summary>
+    private FollowVisitor? _followVisitor;
+
+    /// <summary>
+    /// Feeds a followed event to the worker's recorder; remembers failures of this attempt for
+    /// <see cref="AwaitItemsElsewhere"/>. The owner's copies of this worker's own events are left
+    /// out: the worker folded each when it recorded it, and folding a late copy again would reopen
+    /// a key it has since failed or finished (its next try would then find the key taken).
+    /// </summary>
     private sealed class FollowVisitor : IJournalVisitor
     {
         private readonly RunAttempt _attempt;
+        private readonly byte[]? _ownMember;
 
-        public FollowVisitor(RunAttempt attempt) => _attempt = attempt;
+        public FollowVisitor(RunAttempt attempt, Guid? worker)
+        {
+            _attempt = attempt;
+            _ownMember = worker is { } id ? Encoding.UTF8.GetBytes($"\"worker\":\"{id:D}\"") : null;
+        }
 
         public bool WantsTimestamp => false;
 
         public void Visit(in ParsedLine line, long offset, ReadOnlySpan<byte> raw)
         {
+            if (_ownMember is not null && raw.IndexOf(_ownMember) >= 0)
+            {
+                return;
+            }
+
             _attempt._recorder.Fold(in line, offset, raw);
             if (line.Type == JournalEventTypes.ItemFailed && line.Step is { } step && line.Key is { } key)
             {

@@ -108,7 +108,8 @@ public sealed partial class RunAttempt
     /// <summary>
     /// Copies workers' recorded events into the run's log, then removes them. Idempotent: an event
     /// whose transcription a crash left half done is not copied twice (a completion of a key the
-    /// log already has completed, a start of one it already has started or finished).
+    /// log already has completed, a start of one it already has started in that attempt or
+    /// finished, a failure of one that is not running).
     /// </summary>
     private void Transcribe()
     {
@@ -133,15 +134,7 @@ public sealed partial class RunAttempt
                 string type = root.GetProperty("type").GetString() ?? string.Empty;
                 lock (_recorder.SyncRoot)
                 {
-                    bool done;
-                    lock (ClaimGate)
-                    {
-                        var ledger = Ledger.Find(recorded.Step);
-                        done = ledger is not null && (ledger.Completed.ContainsKey(recorded.Key) || ledger.Skipped.Contains(recorded.Key));
-                    }
-
-                    // A start or completion of a key already done is a copy a crash left half made.
-                    if (done && type is JournalEventTypes.ItemCompleted or JournalEventTypes.ItemStarted)
+                    if (IsCopy(recorded, type, root))
                     {
                         continue;
                     }
@@ -158,6 +151,32 @@ public sealed partial class RunAttempt
 
             _workers.DeleteWorkerEvents(events);
             _recorder.MaybeSnapshot();
+        }
+    }
+
+    /// <summary>
+    /// Whether a worker's event is already in the log: a copy a crash between the log's commit and
+    /// the rows' removal left behind (the worker's own events of a key come in order, each once).
+    /// </summary>
+    private bool IsCopy(WorkerEvent recorded, string type, JsonElement root)
+    {
+        lock (ClaimGate)
+        {
+            var ledger = Ledger.Find(recorded.Step);
+            if (ledger is null)
+            {
+                return false;
+            }
+
+            bool done = ledger.Completed.ContainsKey(recorded.Key) || ledger.Skipped.Contains(recorded.Key);
+            bool open = ledger.Open.TryGetValue(recorded.Key, out int startedIn);
+            return type switch
+            {
+                JournalEventTypes.ItemCompleted => done,
+                JournalEventTypes.ItemStarted => done || (open && root.TryGetProperty("attempt", out var attempt) && attempt.TryGetInt32(out int number) && number == startedIn),
+                JournalEventTypes.ItemFailed => done || !open,
+                _ => false,
+            };
         }
     }
 
@@ -305,7 +324,9 @@ public sealed partial class RunAttempt
 
                 foreach (string key in taken)
                 {
-                    if (!IsItemDone(step, key))
+                    // A key whose last try failed on the worker is reported failed below, as if it
+                    // had failed here: the worker used its tries, its leaving does not earn another.
+                    if (!IsItemDone(step, key) && !FailedFinallyElsewhere(step, key))
                     {
                         outcomes.Add((key, ElsewhereOutcome.RunHere, null));
                     }
@@ -344,6 +365,16 @@ public sealed partial class RunAttempt
             }
 
             Thread.Sleep(s_elsewherePoll);
+        }
+    }
+
+    /// <summary>Whether the key's last try failed in another process in this attempt, with no try after it.</summary>
+    private bool FailedFinallyElsewhere(string step, string key)
+    {
+        lock (_recorder.SyncRoot)
+        lock (ClaimGate)
+        {
+            return Ledger.Find(step) is { } ledger && ledger.Failed.Contains(key) && !ledger.Open.ContainsKey(key) && FailedInThisAttempt(step, key) is not null;
         }
     }
 

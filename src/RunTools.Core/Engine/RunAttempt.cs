@@ -275,6 +275,7 @@ public sealed partial class RunAttempt : IDisposable
     /// an unknown outcome and stay open, in doubt; items only claimed stay pending.
     /// <paramref name="unitInterrupted"/>: the running units were cut off mid-work (their outcome
     /// is unknown), so every item stays open (in doubt) and only the step is recorded as failed.
+    /// A worker that lost its place in the attempt leaves and throws NotOwner.
     /// </summary>
     public RunState Fail(string error, bool unitInterrupted = false)
     {
@@ -283,6 +284,7 @@ public sealed partial class RunAttempt : IDisposable
             return State;
         }
 
+        RunToolsException? refused = null;
         try
         {
             foreach (var (key, started, thread) in RunningItemStates())
@@ -306,12 +308,23 @@ public sealed partial class RunAttempt : IDisposable
                 FailStep(_activeStep, error);
             }
         }
-        catch (RunToolsException) when (_recorder.IsFaulted)
+        catch (RunToolsException ex) when (_recorder.IsFaulted || (IsWorker && ex.ErrorId == ErrorIds.NotOwner))
         {
+            refused = ex;
         }
 
         if (IsWorker)
         {
+            // A worker that lost its place (its registration expired, or the attempt ended) leaves
+            // with NotOwner however it found out: at a boundary, or by its event insert being refused
+            // by the claim fence (a pause between an append and its commit).
+            var lost = refused?.ErrorId == ErrorIds.NotOwner ? refused : _recorder.Fault is { ErrorId: ErrorIds.NotOwner } fault ? fault : null;
+            if (lost is not null)
+            {
+                LeaveAsWorker(RunStatus.Failed, lost.Message, $"Worker leaves attempt {Attempt}, whose owner no longer counts its work: {lost.Message}");
+                throw lost;
+            }
+
             return LeaveAsWorker(RunStatus.Failed, error, $"Worker failed and leaves attempt {Attempt}: {error}");
         }
 

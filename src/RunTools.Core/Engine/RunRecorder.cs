@@ -86,6 +86,9 @@ internal sealed class RunRecorder : IDisposable
     /// <summary>Set once an append or flush failed: nothing more can be recorded in this attempt.</summary>
     public bool IsFaulted => Volatile.Read(ref _fault) is not null;
 
+    /// <summary>What made the recorder fault, or null.</summary>
+    public RunToolsException? Fault => Volatile.Read(ref _fault);
+
     public long LastSequence => _log.LastSequence;
 
     /// <summary>Appends <paramref name="runEvent"/>, folds it, and makes it durable as <paramref name="durability"/> says; returns its locator.</summary>

@@ -16,6 +16,9 @@ internal interface IRunWorkers
     /// <summary>True for a joined worker's store, false for the owner's.</summary>
     bool IsWorker { get; }
 
+    /// <summary>A worker's id: the <c>worker</c> member of its events once the owner transcribed them. Null for the owner.</summary>
+    Guid? WorkerId { get; }
+
     /// <summary>
     /// The attempt's claims mode is on once a worker was admitted: every item of an items-only
     /// step is claimed before it runs. Claims by this process are held under its own id (the
