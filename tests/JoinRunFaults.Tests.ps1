@@ -23,7 +23,7 @@ BeforeAll {
     # An item: it notes its begin, waits while held, then notes that it did its work.
     $script:heldScript = Join-Path $TestDrive 'held.ps1'
     Set-Content $script:heldScript @'
-param([int] $Count = 200, [int] $SleepMs = 50, [string] $Marks)
+param([int] $Count = 200, [int] $SleepMs = 50, [string] $Marks, [int] $ArtifactEvery = 0)
 $null = Invoke-RunStep prepare {
     $deadline = [DateTime]::UtcNow.AddSeconds(60)
     while (-not (Test-Path -LiteralPath (Join-Path $Marks 'go'))) {
@@ -39,6 +39,11 @@ $null = 1..$Count | Invoke-RunItem -Step work -Key { "k$_" } -ThrottleLimit 2 {
         Start-Sleep -Milliseconds 20
     }
     if (-not (Test-Path -LiteralPath (Join-Path $using:Marks 'fast'))) { Start-Sleep -Milliseconds $using:SleepMs }
+    if ($using:ArtifactEvery -gt 0 -and $_ % $using:ArtifactEvery -eq 0) {
+        $file = Join-Path $using:Marks "artifact-$key.txt"
+        [IO.File]::WriteAllText($file, "$key from $PID")
+        $null = Add-RunArtifact $file -Name "$key.txt"
+    }
     [IO.File]::AppendAllText((Join-Path $using:Marks "done-$tag.txt"), "$key`n")
     $_
 }
@@ -98,9 +103,11 @@ $null = 1..6 | Invoke-RunItem -Step final -Key { "x$_" } -ThrottleLimit 2 -MaxTr
     }
 
     # The owner: Start-Run, then (in the same process, saving a pwsh start) -Check, whose last line it prints as CHECK <json>.
-    function Start-Owner($Store, [string] $RunId, [string] $Script, [hashtable] $Parameters, [string] $Local, [string] $Check = "'null'") {
+    # -Prelude runs first in that process.
+    function Start-Owner($Store, [string] $RunId, [string] $Script, [hashtable] $Parameters, [string] $Local, [string] $Check = "'null'", [string] $Prelude = '') {
         $params = ($Parameters.GetEnumerator() | ForEach-Object { "$($_.Key) = '$($_.Value)'" }) -join '; '
         Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = $Local } -Command @"
+$Prelude
 `$info = Start-Run -Name joined -RunId $RunId -ScriptPath '$Script' -Root '$($Store.Uri)' -Parameters @{ $params } -ErrorAction SilentlyContinue -ErrorVariable runErrors
 `$exit = `$LASTEXITCODE
 foreach (`$e in `$runErrors) { 'OWNER ERROR {0}: {1}' -f `$e.FullyQualifiedErrorId, `$e.Exception.Message }
@@ -361,23 +368,36 @@ $run = Get-Run -Root $root -RunId $runId
         @($events | Where-Object { $_.Type -eq 'item_completed' -and $_.Key -like 'x*' } | Group-Object Key | Where-Object Count -gt 1).Count | Should -Be 0
     }
 
-    It 'loses and duplicates nothing when the owner is SIGKILLed while workers record: the resume transcribes what was left first, also what a crash left half transcribed' -Tag Slow {
+    It 'loses and duplicates nothing when the owner is SIGKILLed while workers record, also mid-transcription: the resume transcribes what was left, none of it twice' -Tag Slow {
         if (-not $script:haveCluster) { return }
         $store = New-StoreRoot -Query 'lease=3'
         $marks = (New-Item -ItemType Directory (Join-Path $TestDrive 'marks-crash')).FullName
         $count = 600
-        $owner = Start-Owner $store 'jcrash' $script:heldScript @{ Count = $count; SleepMs = 0; Marks = $marks } (Join-Path $TestDrive 'local-crash-owner')
+        # The owner hangs at the named point "transcribed" (its events copied into the journal and
+        # made durable, the rows not yet removed) once the test arms it, and is killed there.
+        $hang = @"
+Add-Type -TypeDefinition 'public static class TranscriptionHang { public static string Armed, Landed; public static void At(string point) { if (point == "transcribed" && System.IO.File.Exists(Armed)) { System.IO.File.WriteAllText(Landed, point); System.Threading.Thread.Sleep(-1); } } }'
+[TranscriptionHang]::Armed = '$(Join-Path $marks 'arm')'; [TranscriptionHang]::Landed = '$(Join-Path $marks 'landed')'
+`$null = Get-Run -Root '$(Join-Path $TestDrive 'no-runs')' # loads RunTools.Core
+`$core = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -eq 'RunTools.Core' } | Select-Object -First 1
+`$core.GetType('RunTools.Core.Engine.AttemptOptions').GetProperty('ProcessCrashPoint', [Reflection.BindingFlags]'NonPublic,Static').SetValue(`$null, [Delegate]::CreateDelegate([Action[string]], [TranscriptionHang].GetMethod('At')))
+"@
+        $owner = Start-Owner $store 'jcrash' $script:heldScript @{ Count = $count; SleepMs = 0; Marks = $marks; ArtifactEvery = 4 } (Join-Path $TestDrive 'local-crash-owner') -Prelude $hang
         $workers = @(1, 2 | ForEach-Object { Start-Worker $store 'jcrash' (Join-Path $TestDrive "local-crash-w$_") })
         $s = $store.Schema
+        # Rows of worker_events whose event the journal holds already (the same worker and worker_seq).
+        $copies = "SELECT count(*) FROM $s.worker_events w WHERE EXISTS (SELECT 1 FROM $s.events e WHERE e.run_id = 'jcrash' AND convert_from(e.line, 'UTF8')::jsonb->>'worker' = w.worker::text AND (convert_from(e.line, 'UTF8')::jsonb->>'worker_seq')::bigint = w.wseq)"
         try {
             Open-Gate $store $marks $workers
-            # In the middle of the workers' burst: once they did some items and their events wait to be transcribed.
+            # In the middle of the workers' burst: once they did some items, the next transcription hangs.
             Wait-For -What 'the workers to do items' -Children (@($owner) + $workers) {
                 @(Get-Marks $marks done | Where-Object Process -in $workers.Id).Count -ge 60
             }
-            Wait-For -What 'worker events waiting for the owner' -Children (@($owner) + $workers) {
-                [int](Invoke-AdminSql "SELECT count(*) FROM $s.worker_events") -ge 3
+            New-Item -ItemType File (Join-Path $marks 'arm') | Out-Null
+            Wait-For -What 'the owner to reach the point transcribed' -Children (@($owner) + $workers) {
+                Test-Path -LiteralPath (Join-Path $marks 'landed')
             }
+            $copiedAtKill = [int](Invoke-AdminSql $copies)
             Stop-ChildPwsh $owner
             $leftAtKill = [int](Invoke-AdminSql "SELECT count(*) FROM $s.worker_events")
             # The workers stop once the dead owner's lease expired.
@@ -386,26 +406,30 @@ $run = Get-Run -Root $root -RunId $runId
             Stop-ChildPwsh $owner
             foreach ($w in $workers) { Stop-ChildPwsh $w }
         }
+        $copiedAtKill | Should -BeGreaterThan 0 -Because 'the kill must land after the journal took events whose rows were still there'
         $leftAtKill | Should -BeGreaterThan 0 -Because 'the kill must land while workers events wait to be transcribed'
         foreach ($exit in $workerExits) { $exit | Should -Be 3 }
         $doneAtKill = @(Get-Marks $marks done).Count
         $doneAtKill | Should -BeLessThan $count -Because 'the kill must land mid-run'
 
-        # What a crash between the journal's commit and the rows' removal leaves: the last twelve
-        # transcribed events both in the journal and still in worker_events, before (lower wseq
-        # than) the rows that were never transcribed, as the worker numbered them.
+        # Besides the copies the kill left: the last twelve transcribed events and the last two
+        # artifacts a worker recorded put back as well, so that every kind of event is among the copies.
         $null = Invoke-AdminSql @"
 INSERT INTO $s.worker_events (run_id, worker, wseq, step, key, line)
-SELECT 'jcrash', (j->>'worker')::uuid, seq - 1000000000, j->>'step', j->>'key', line
-FROM (SELECT seq, line, convert_from(line, 'UTF8')::jsonb AS j FROM $s.events WHERE run_id = 'jcrash') e
-WHERE j ? 'worker' ORDER BY seq DESC LIMIT 12
+SELECT DISTINCT 'jcrash', (j->>'worker')::uuid, (j->>'worker_seq')::bigint, j->>'step', j->>'key', line FROM (
+  (SELECT line, convert_from(line, 'UTF8')::jsonb AS j FROM $s.events WHERE run_id = 'jcrash' AND convert_from(line, 'UTF8')::jsonb ? 'worker' ORDER BY seq DESC LIMIT 12)
+  UNION ALL
+  (SELECT line, convert_from(line, 'UTF8')::jsonb AS j FROM $s.events WHERE run_id = 'jcrash' AND type = 'artifact_added' AND convert_from(line, 'UTF8')::jsonb ? 'worker' ORDER BY seq DESC LIMIT 2)
+) copies
+ON CONFLICT DO NOTHING
 "@
-        # Among them a start whose completion the journal does not have yet (in the rows left, or lost with its worker).
+        # Among them a start whose completion the journal does not have yet (in the rows left, or lost with its worker), and an artifact.
         $openCopies = [int](Invoke-AdminSql @"
-SELECT count(*) FROM $s.worker_events w WHERE w.wseq < 0 AND convert_from(w.line, 'UTF8')::jsonb->>'type' = 'item_started'
+$copies AND convert_from(w.line, 'UTF8')::jsonb->>'type' = 'item_started'
 AND NOT EXISTS (SELECT 1 FROM $s.events e WHERE e.run_id = 'jcrash' AND e.type = 'item_completed' AND convert_from(e.line, 'UTF8')::jsonb->>'key' = w.key)
 "@)
         $openCopies | Should -BeGreaterThan 0 -Because 'the copies must hold a start of an unfinished item'
+        [int](Invoke-AdminSql "$copies AND convert_from(w.line, 'UTF8')::jsonb->>'type' = 'artifact_added'") | Should -BeGreaterThan 0 -Because 'the copies must hold an artifact'
 
         $result = Invoke-InChild -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-crash-owner') } @"
 `$root = '$($store.Uri)'
@@ -419,8 +443,9 @@ while (`$true) { # the killed owner's lease lasts up to 3 s more
 `$test = Test-Run -Root `$root -RunId jcrash
 [pscustomobject]@{
     Status = `$info.Status; Exit = `$LASTEXITCODE; Refused = "`$refused"; Items = (Get-Run -Root `$root -RunId jcrash).ItemsCompleted
-    Valid = `$test.IsValid; Problems = @(`$test.Problems | ForEach-Object { "`$_" })
-    Events = @(`$events | ForEach-Object { [pscustomobject]@{ Type = `$_.Type; Key = `$_.Data.key; Attempt = `$_.Data.attempt; Try = `$_.Data.try; Previous = `$_.Data.previous; Worker = `$_.Data.worker } })
+    Valid = `$test.IsValid; Problems = @(`$test.Problems | ForEach-Object { "`$(`$_.Kind): `$_" })
+    Events = @(`$events | ForEach-Object { [pscustomobject]@{ Type = `$_.Type; Key = `$_.Data.key; Attempt = `$_.Data.attempt; Try = `$_.Data.try; Previous = `$_.Data.previous; Worker = `$_.Data.worker; WorkerSeq = `$_.Data.worker_seq } })
+    Artifacts = @(Get-RunEvent -Root `$root -RunId jcrash -Type artifact_added | ForEach-Object { [pscustomobject]@{ Key = `$_.Data.key; Worker = `$_.Data.worker; WorkerSeq = `$_.Data.worker_seq } })
 } | ConvertTo-Json -Compress -Depth 4
 "@
         $result.Status | Should -Be 'Completed' -Because $result.Refused
@@ -433,6 +458,12 @@ while (`$true) { # the killed owner's lease lasts up to 3 s more
         @($events | Where-Object Type -eq item_completed).Count | Should -Be $count
         $twiceStarted = @($events | Where-Object Type -eq item_started | Group-Object { '{0}/{1}/{2}/{3}' -f $_.Key, $_.Attempt, $_.Try, $_.Previous } | Where-Object Count -gt 1 | ForEach-Object Name)
         $twiceStarted | Should -BeNullOrEmpty
+        # Nor twice by the worker's own number (every kind of event, artifacts included), and Test-Run finds no repeat.
+        $transcribed = @($events) + @($result.Artifacts) | Where-Object Worker
+        @($transcribed | Group-Object { '{0}/{1}' -f $_.Worker, $_.WorkerSeq } | Where-Object Count -gt 1).Count | Should -Be 0
+        @($transcribed | Where-Object { -not $_.WorkerSeq }).Count | Should -Be 0
+        @($result.Artifacts | Where-Object Worker).Count | Should -BeGreaterThan 0
+        @($result.Problems) -match '^RepeatedEvent' | Should -BeNullOrEmpty
         @($events | Where-Object Type -eq item_failed).Count | Should -Be 0
         @($events | Where-Object { $_.Type -eq 'item_completed' -and $_.Worker }).Count | Should -BeGreaterThan 0
         # A key's work was done twice only when it was in doubt (started by a process that died or stopped).

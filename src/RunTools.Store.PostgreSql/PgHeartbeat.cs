@@ -102,6 +102,26 @@ internal sealed class PgHeartbeat : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// Stops, then (the first time only) lets the holder give its row up at once with
+    /// <paramref name="release"/>. A release that fails is ignored: the row then simply expires.
+    /// </summary>
+    public void StopAndRelease(Action release)
+    {
+        if (!Stop())
+        {
+            return;
+        }
+
+        try
+        {
+            release();
+        }
+        catch (RunToolsException)
+        {
+        }
+    }
+
     public void Dispose() => Stop();
 
     private void Tick()

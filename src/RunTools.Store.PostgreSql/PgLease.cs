@@ -85,28 +85,14 @@ internal sealed class PgLease : IRunOwnership
     /// <summary>Test seam: stops the heartbeat, as a paused or partitioned holder would.</summary>
     internal void PauseHeartbeat() => _heartbeat.Pause();
 
-    public void Dispose()
+    // Released for the next owner at once; if this fails the lease simply expires.
+    public void Dispose() => _heartbeat.StopAndRelease(() => _store.Db.Run("release ownership of the run", idempotent: true, connection =>
     {
-        if (!_heartbeat.Stop())
-        {
-            return;
-        }
-
-        try
-        {
-            // Released for the next owner at once; if this fails the lease simply expires.
-            _store.Db.Run("release ownership of the run", idempotent: true, connection =>
-            {
-                using var command = _store.Db.Command(connection, $"DELETE FROM {_store.S}.leases WHERE run_id = @run AND session = @session");
-                command.Parameters.AddWithValue("run", _store.RunId);
-                command.Parameters.AddWithValue("session", Session);
-                command.ExecuteNonQuery();
-            });
-        }
-        catch (RunToolsException)
-        {
-        }
-    }
+        using var command = _store.Db.Command(connection, $"DELETE FROM {_store.S}.leases WHERE run_id = @run AND session = @session");
+        command.Parameters.AddWithValue("run", _store.RunId);
+        command.Parameters.AddWithValue("session", Session);
+        command.ExecuteNonQuery();
+    }));
 
     /// <summary>
     /// Extends the lease while the row still names this session. An expired lease nobody took is

@@ -92,28 +92,14 @@ internal sealed class PgWorkerMembership : IRunOwnership
         }
     }
 
-    public void Dispose()
+    // Leaving: its claims are finished or left to the owner (who takes over a claim whose worker is gone).
+    public void Dispose() => _heartbeat.StopAndRelease(() => _run.Db.Run("leave the run", idempotent: true, connection =>
     {
-        if (!_heartbeat.Stop())
-        {
-            return;
-        }
-
-        try
-        {
-            // Leaving: its claims are finished or left to the owner (who takes over a claim whose worker is gone).
-            _run.Db.Run("leave the run", idempotent: true, connection =>
-            {
-                using var command = _run.Db.Command(connection, $"UPDATE {_run.S}.workers SET expires_at = now() WHERE run_id = @run AND worker = @worker");
-                command.Parameters.AddWithValue("run", _run.RunId);
-                command.Parameters.AddWithValue("worker", _worker);
-                command.ExecuteNonQuery();
-            });
-        }
-        catch (RunToolsException)
-        {
-        }
-    }
+        using var command = _run.Db.Command(connection, $"UPDATE {_run.S}.workers SET expires_at = now() WHERE run_id = @run AND worker = @worker");
+        command.Parameters.AddWithValue("run", _run.RunId);
+        command.Parameters.AddWithValue("worker", _worker);
+        command.ExecuteNonQuery();
+    }));
 
     private void WaitForAdmission()
     {

@@ -252,6 +252,86 @@ public sealed class TestRunTests : IDisposable
         Assert.Equal(3, result.State!.ItemsCompleted);
     }
 
+    /// <summary>Appends a joined worker's event as the owner transcribes it (run-format §5.5).</summary>
+    private static void Transcribe(RunDirectory run, string type, string key, string worker, long workerSequence)
+    {
+        string json = $$"""{"step":"work","key":"{{key}}","attempt":1}""";
+        using var document = System.Text.Json.JsonDocument.Parse(json);
+        var scan = run.ScanJournal();
+        using var writer = new RunTools.Core.Journal.JournalWriter(run.JournalPath, scan.ValidLength, scan.LastSequence);
+        writer.AppendDurable(RunTools.Core.Journal.RunEvent.Transcribed(type, document.RootElement, worker, workerSequence), DateTimeOffset.UtcNow);
+    }
+
+    [Fact]
+    public void AWorkerEventTranscribedTwiceIsAWarningAndResumeNeitherReopensNorRedoesItsItem()
+    {
+        var run = Runs.Create(_root, "r-repeat");
+        using (var attempt = run.BeginAttempt())
+        {
+            attempt.BeginStep("work", null, itemsOnly: true);
+        }
+
+        const string Worker = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        Transcribe(run, "item_started", "k1", Worker, 1);
+        Transcribe(run, "item_completed", "k1", Worker, 2);
+        Transcribe(run, "item_started", "k2", Worker, 3);
+        Transcribe(run, "item_started", "k1", Worker, 1); // the copy a crash before the rows' removal could leave
+        long repeatAt = run.ScanJournal().LastSequence;
+
+        var plan = run.Plan(verifyArtifacts: false);
+        var ledger = plan.Ledger.Find("work")!;
+        Assert.True(ledger.Completed.ContainsKey("k1"));
+        Assert.False(ledger.Open.ContainsKey("k1"), "a repeated start reopened a completed item");
+        Assert.True(ledger.Open.ContainsKey("k2"));
+        Assert.True(plan.Ledger.IsTranscribed(Worker, 3));
+        Assert.False(plan.Ledger.IsTranscribed(Worker, 4));
+
+        var result = Check(run);
+        Assert.True(result.IsValid, string.Join("; ", result.Problems));
+        var repeat = Assert.Single(result.Problems);
+        Assert.Equal(RunProblemKind.RepeatedEvent, repeat.Kind);
+        Assert.Equal(RunProblemSeverity.Warning, repeat.Severity);
+        Assert.Equal("k1", repeat.Key);
+        Assert.Contains($"seq {repeatAt}", repeat.Actual, StringComparison.Ordinal);
+
+        // Resumed, k1 is replayed as completed, k2 (the worker's unfinished start) is in doubt.
+        using var resumed = run.BeginAttempt(new AttemptOptions { InDoubt = InDoubtAction.Skip });
+        resumed.BeginStep("work", null, itemsOnly: true);
+        Assert.Equal(ItemAction.Replay, resumed.BeginItem("work", "k1"));
+        Assert.Equal(ItemAction.Skip, resumed.BeginItem("work", "k2"));
+    }
+
+    [Fact]
+    public void AnItemStartedTwiceInOneAttemptIsAWarning()
+    {
+        var run = Runs.Create(_root, "r-twice");
+        using (var attempt = run.BeginAttempt())
+        {
+            attempt.BeginStep("work", null, itemsOnly: true);
+            attempt.BeginItem("work", "k1");
+        }
+
+        Forge(run, "item_started", "k1");
+        var result = Check(run);
+        Assert.True(result.IsValid, string.Join("; ", result.Problems));
+        var repeat = Assert.Single(result.Problems, p => p.Kind == RunProblemKind.RepeatedEvent);
+        Assert.Equal("k1", repeat.Key);
+        Assert.Contains("already running in attempt 1", repeat.Actual, StringComparison.Ordinal);
+    }
+
+    /// <summary>An item event the engine did not write, appended as if it had.</summary>
+    private static void Forge(RunDirectory run, string type, string key)
+    {
+        var scan = run.ScanJournal();
+        using var writer = new RunTools.Core.Journal.JournalWriter(run.JournalPath, scan.ValidLength, scan.LastSequence);
+        writer.Append(type, DateTimeOffset.UtcNow, w =>
+        {
+            w.WriteString("step", "work");
+            w.WriteString("key", key);
+            w.WriteNumber("attempt", 1);
+        });
+    }
+
     [Fact]
     public void ANewerFormatVersionIsReportedAndNothingElseIsGuessed()
     {

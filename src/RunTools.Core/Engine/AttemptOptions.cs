@@ -66,9 +66,22 @@ public sealed class AttemptOptions
 
     /// <summary>
     /// Test seam for the crash driver: called by name at points no public call separates
-    /// ("step_output_written", "snapshot_unrenamed"), so that a kill can land exactly there.
+    /// ("step_output_written", "snapshot_unrenamed", "transcribed"), so that a kill can land
+    /// exactly there. Unset, it is <see cref="ProcessCrashPoint"/>.
     /// </summary>
-    internal Action<string>? CrashPoint { get; set; }
+    internal Action<string>? CrashPoint
+    {
+        get => _crashPoint ?? ProcessCrashPoint;
+        set => _crashPoint = value;
+    }
+
+    private Action<string>? _crashPoint;
+
+    /// <summary>
+    /// The same seam for every attempt of the process: a test sets it by reflection inside a pwsh
+    /// that runs the module (the cmdlets make their own options), to kill that process at a named point.
+    /// </summary>
+    internal static Action<string>? ProcessCrashPoint { get; set; }
 
     /// <summary>How often the snapshot is refreshed while items flow (it is always refreshed at step ends).</summary>
     public TimeSpan SnapshotInterval { get; set; } = TimeSpan.FromSeconds(2);

@@ -59,8 +59,28 @@ internal sealed class ItemLedger : IJournalVisitor
         _steps.TryGetValue(step, out var ledger)
         && (ledger.Completed.Count > 0 || ledger.Open.Count > 0 || ledger.Failed.Count > 0 || ledger.Skipped.Count > 0);
 
+    // The highest worker_seq of each worker's events transcribed into the journal, by worker id.
+    private readonly Dictionary<string, long> _transcribedUpTo = new(StringComparer.Ordinal);
+
+    /// <summary>Whether the journal already holds the worker's event <paramref name="workerSequence"/> (a worker's events are transcribed in its order).</summary>
+    public bool IsTranscribed(string worker, long workerSequence) =>
+        _transcribedUpTo.TryGetValue(worker, out long upTo) && workerSequence <= upTo;
+
+    /// <summary>
+    /// Events the journal holds twice: a worker event transcribed again, or an item started again
+    /// in the attempt that has it running with no failure, retry or resolution between. A repeated
+    /// transcription changes nothing here (an item it would reopen stays as it was); Test-Run
+    /// reports them. Empty for any journal RunTools wrote as intended.
+    /// </summary>
+    public List<RepeatedEvent> Repeats { get; } = new();
+
     public void Visit(in ParsedLine line, long locator, ReadOnlySpan<byte> raw)
     {
+        if (line.Worker is { } worker && line.WorkerSequence > 0 && !NoteTranscribed(worker, in line))
+        {
+            return;
+        }
+
         if (line.Key is null)
         {
             VisitStep(in line);
@@ -72,6 +92,11 @@ internal sealed class ItemLedger : IJournalVisitor
             case JournalEventTypes.ItemStarted:
             {
                 var ledger = For(line.Step ?? string.Empty);
+                if (line.Previous is null && ledger.Open.TryGetValue(line.Key, out int startedIn) && startedIn == (line.Attempt ?? 0))
+                {
+                    Repeats.Add(new RepeatedEvent(line.Sequence, line.Type, line.Step, line.Key, $"item '{line.Key}' is already running in attempt {startedIn}"));
+                }
+
                 ledger.Open[line.Key] = line.Attempt ?? 0;
                 ledger.Failed.Remove(line.Key);
                 break;
@@ -113,6 +138,19 @@ internal sealed class ItemLedger : IJournalVisitor
                 break;
             }
         }
+    }
+
+    /// <summary>Raises the worker's watermark; false (and a repeat noted) for an event at or below it, which changes nothing.</summary>
+    private bool NoteTranscribed(string worker, in ParsedLine line)
+    {
+        if (_transcribedUpTo.TryGetValue(worker, out long upTo) && line.WorkerSequence <= upTo)
+        {
+            Repeats.Add(new RepeatedEvent(line.Sequence, line.Type, line.Step, line.Key, $"worker {worker}'s event {line.WorkerSequence} was transcribed before"));
+            return false;
+        }
+
+        _transcribedUpTo[worker] = line.WorkerSequence;
+        return true;
     }
 
     private void VisitStep(in ParsedLine line)
@@ -185,6 +223,9 @@ internal sealed class ItemLedger : IJournalVisitor
         public int Attempt { get; }
     }
 }
+
+/// <summary>An event the journal holds twice (<see cref="ItemLedger.Repeats"/>): where, and why it is a repeat.</summary>
+internal sealed record RepeatedEvent(long Sequence, string Type, string? Step, string? Key, string Why);
 
 /// <summary>Feeds one scan to several visitors.</summary>
 internal sealed class CompositeVisitor : IJournalVisitor

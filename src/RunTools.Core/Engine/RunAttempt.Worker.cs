@@ -144,19 +144,19 @@ public sealed partial class RunAttempt
     private sealed class FollowVisitor : IJournalVisitor
     {
         private readonly RunAttempt _attempt;
-        private readonly byte[]? _ownMember;
+        private readonly string? _self;
 
         public FollowVisitor(RunAttempt attempt, Guid? worker)
         {
             _attempt = attempt;
-            _ownMember = worker is { } id ? Encoding.UTF8.GetBytes($"\"worker\":\"{id:D}\"") : null;
+            _self = worker?.ToString("D");
         }
 
         public bool WantsTimestamp => false;
 
         public void Visit(in ParsedLine line, long offset, ReadOnlySpan<byte> raw)
         {
-            if (_ownMember is not null && raw.IndexOf(_ownMember) >= 0)
+            if (_self is not null && string.Equals(line.Worker, _self, StringComparison.OrdinalIgnoreCase))
             {
                 return;
             }

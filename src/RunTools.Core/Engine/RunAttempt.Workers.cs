@@ -106,10 +106,9 @@ public sealed partial class RunAttempt
     }
 
     /// <summary>
-    /// Copies workers' recorded events into the run's log, then removes them. Idempotent: an event
-    /// whose transcription a crash left half done is not copied twice (a completion of a key the
-    /// log already has completed, a start of one it already has started in that attempt or
-    /// finished, a failure of one that is not running).
+    /// Copies workers' recorded events into the run's log, then removes them. Idempotent: each copy
+    /// carries its worker's id and own sequence number, so an event whose rows a crash (or a failed
+    /// removal) left behind after its copy was committed is recognised and not copied twice.
     /// </summary>
     private void Transcribe()
     {
@@ -127,19 +126,28 @@ public sealed partial class RunAttempt
             }
 
             long last = -1;
+            int repeated = 0;
             foreach (var recorded in events)
             {
-                using var document = JsonDocument.Parse(recorded.Line);
-                var root = document.RootElement;
-                string type = root.GetProperty("type").GetString() ?? string.Empty;
+                string worker = recorded.Worker.ToString("D");
                 lock (_recorder.SyncRoot)
                 {
-                    if (IsCopy(recorded, type, root))
+                    bool copied;
+                    lock (ClaimGate)
                     {
+                        copied = Ledger.IsTranscribed(worker, recorded.WorkerSequence);
+                    }
+
+                    if (copied)
+                    {
+                        repeated++;
                         continue;
                     }
 
-                    last = _recorder.Append(RunEvent.Transcribed(type, root, recorded.Worker.ToString("D"))).Sequence;
+                    using var document = JsonDocument.Parse(recorded.Line);
+                    var root = document.RootElement;
+                    string type = root.GetProperty("type").GetString() ?? string.Empty;
+                    last = _recorder.Append(RunEvent.Transcribed(type, root, worker, recorded.WorkerSequence)).Sequence;
                     NoteFailure(recorded.Step, recorded.Key, type, root);
                 }
             }
@@ -147,36 +155,16 @@ public sealed partial class RunAttempt
             if (last >= 0)
             {
                 _recorder.WaitDurable(last);
+                _options.CrashPoint?.Invoke("transcribed");
+            }
+
+            if (repeated > 0)
+            {
+                Log($"{repeated} worker event(s) were in the journal already (an earlier transcription was cut off before removing them); not copied again.");
             }
 
             _workers.DeleteWorkerEvents(events);
             _recorder.MaybeSnapshot();
-        }
-    }
-
-    /// <summary>
-    /// Whether a worker's event is already in the log: a copy a crash between the log's commit and
-    /// the rows' removal left behind (the worker's own events of a key come in order, each once).
-    /// </summary>
-    private bool IsCopy(WorkerEvent recorded, string type, JsonElement root)
-    {
-        lock (ClaimGate)
-        {
-            var ledger = Ledger.Find(recorded.Step);
-            if (ledger is null)
-            {
-                return false;
-            }
-
-            bool done = ledger.Completed.ContainsKey(recorded.Key) || ledger.Skipped.Contains(recorded.Key);
-            bool open = ledger.Open.TryGetValue(recorded.Key, out int startedIn);
-            return type switch
-            {
-                JournalEventTypes.ItemCompleted => done,
-                JournalEventTypes.ItemStarted => done || (open && root.TryGetProperty("attempt", out var attempt) && attempt.TryGetInt32(out int number) && number == startedIn),
-                JournalEventTypes.ItemFailed => done || !open,
-                _ => false,
-            };
         }
     }
 

@@ -47,6 +47,7 @@ internal static partial class RunTester
         }
 
         CheckCompletion(plan, problems);
+        CheckRepeats(plan, problems);
         CheckStoredCopyInDatabase(database, RunFormat.ConfigFile, state.Config.Hash, "the config the run recorded", problems);
         CheckStoredCopyInDatabase(database, RunFormat.ScriptFile, state.Script.Hash, "the script the run recorded", problems);
 

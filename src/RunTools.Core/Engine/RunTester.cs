@@ -138,6 +138,7 @@ internal static partial class RunTester
         }
 
         CheckCompletion(plan, problems);
+        CheckRepeats(plan, problems);
         CheckStoredCopy(run, RunFormat.ConfigFile, state.Config.Hash, "the config the run recorded", LastDrift(state, "config"), problems);
         CheckStoredCopy(run, RunFormat.ScriptFile, state.Script.Hash, "the script the run recorded", LastDrift(state, "script"), problems);
 
@@ -202,6 +203,20 @@ internal static partial class RunTester
                     sameAttempt ? RunProblemSeverity.Error : RunProblemSeverity.Warning,
                     sameAttempt ? Note : "The item stayed in doubt: the run completed without meeting its key again. Check whether its work happened."));
             }
+        }
+    }
+
+    /// <summary>
+    /// Events the journal holds twice (<see cref="ItemLedger.Repeats"/>): resume ignores them, so the
+    /// run stays valid, but each is a copy RunTools promises not to write.
+    /// </summary>
+    private static void CheckRepeats(ResumePlan plan, List<RunProblem> problems)
+    {
+        foreach (var repeat in plan.Ledger.Repeats)
+        {
+            string where = repeat.Step is null ? $"{RunFormat.JournalFile}#seq/{repeat.Sequence}" : $"{RunFormat.JournalFile}#steps/{repeat.Step}/items/{repeat.Key}";
+            problems.Add(new RunProblem(RunProblemKind.RepeatedEvent, where, $"one {repeat.Type}", $"a repeat at seq {repeat.Sequence}: {repeat.Why}", repeat.Step, repeat.Key,
+                RunProblemSeverity.Warning, "Resume-Run ignores the repeat (no item is reopened or redone by it), but the run's counts and artifact list may include it. RunTools should never write one: report it."));
         }
     }
 

@@ -117,6 +117,10 @@ internal struct ParsedLine
     public int? Attempt;
     public string? Previous;
 
+    /// <summary>A transcribed worker event (run-format §5.5): the worker's id and its own sequence number; null and 0 otherwise.</summary>
+    public string? Worker;
+    public long WorkerSequence;
+
     /// <summary>item_resolved / step_resolved: the in-doubt unit was resolved as skip (not retry).</summary>
     public bool ResolvedAsSkip;
 
@@ -203,6 +207,16 @@ internal sealed class JournalLineParser
                     parsed.HasOutput = true;
                     reader.Read();
                     reader.Skip();
+                }
+                else if (reader.ValueTextEquals("worker"u8))
+                {
+                    reader.Read();
+                    parsed.Worker = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                }
+                else if (reader.ValueTextEquals("worker_seq"u8))
+                {
+                    reader.Read();
+                    parsed.WorkerSequence = reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out long workerSequence) ? workerSequence : 0;
                 }
                 else if (reader.ValueTextEquals("items_only"u8))
                 {

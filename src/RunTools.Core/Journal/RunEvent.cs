@@ -335,20 +335,22 @@ internal readonly struct RunEvent
     /// <summary>
     /// An event a joined worker recorded (item_started, item_completed, item_failed,
     /// artifact_added), copied into the run's log by the owner: the worker's members as it wrote
-    /// them, and <c>worker</c>, the worker's id. The worker's envelope (its own seq, ts, crc) is not copied.
+    /// them, <c>worker</c> (the worker's id) and <c>worker_seq</c> (its own sequence number, which
+    /// makes a second copy of the same event recognisable). The worker's envelope (its seq, ts, crc) is not copied.
     /// </summary>
-    public static RunEvent Transcribed(string type, JsonElement recorded, string worker) =>
+    public static RunEvent Transcribed(string type, JsonElement recorded, string worker, long workerSequence) =>
         new(type, w =>
         {
             foreach (var member in recorded.EnumerateObject())
             {
-                if (member.Name is not ("seq" or "ts" or "type" or "crc" or "worker"))
+                if (member.Name is not ("seq" or "ts" or "type" or "crc" or "worker" or "worker_seq"))
                 {
                     member.WriteTo(w);
                 }
             }
 
             w.WriteString("worker", worker);
+            w.WriteNumber("worker_seq", workerSequence);
         });
 
     /// <summary>An item converted from a legacy directory as completed.</summary>

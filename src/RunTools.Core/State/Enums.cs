@@ -83,6 +83,9 @@ public enum RunProblemKind
 
     /// <summary>The run reads Completed, but a step is not completed or work is still open (in doubt).</summary>
     IncompleteRun,
+
+    /// <summary>The journal holds an event twice (a worker's event transcribed again, an item started again while running); a warning.</summary>
+    RepeatedEvent,
 }
 
 /// <summary>Whether a problem makes the run invalid (Error) or is only worth knowing (Warning).</summary>
