@@ -10,28 +10,11 @@ BeforeAll {
     Import-Module $env:RUNTOOLS_MODULE_PATH -Force
     $script:itemsScript = Join-Path $PSScriptRoot 'scripts/items.ps1'
     Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force
-    Import-Module (Join-Path $PSScriptRoot '../tools/PgTestStore.psm1') -Force # New-StoreRoot
+    Import-Module (Join-Path $PSScriptRoot '../tools/PgTestStore.psm1') -Force # New-TestRoot, Get-RunFolder
     $script:store = if ($env:RUNTOOLS_TEST_STORE) { $env:RUNTOOLS_TEST_STORE } else { 'folder' }
 
-    function New-Root {
-        if ($script:store -eq 'folder') { return Join-Path $TestDrive ([guid]::NewGuid().ToString('N').Substring(0, 8)) }
-        $env:RUNTOOLS_LOCAL = Join-Path $TestDrive 'local'
-        (New-StoreRoot -Prefix lc_ -Query 'lease=3').Uri
-    }
+    function New-Root { New-TestRoot -Under $TestDrive -Prefix lc_ }
 
-    # Where a run's files are on this machine: its folder, or the local folder of a run in a database.
-    function Get-RunFolder($Info) {
-        if ($Info.Path) { return $Info.Path }
-        @(Get-Item (Join-Path $env:RUNTOOLS_LOCAL "*/$($Info.RunId)"))[0].FullName
-    }
-
-    # A killed owner's run is Interrupted at once in a folder (the OS dropped its lock), once its lease ran out in a database.
-    function Wait-Interrupted([string] $RunId, [string] $Root) {
-        $seconds = if ($script:store -eq 'folder') { 0 } else { 15 }
-        $deadline = [DateTime]::UtcNow.AddSeconds($seconds)
-        while (($status = (Get-Run -RunId $RunId -Root $Root).Status) -ne 'Interrupted' -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 200 }
-        $status
-    }
 
     # A child pwsh (the real one: a SIGKILL reaches the lock holder) that imports the module and
     # runs one command line; used to crash, stop and race.
@@ -270,7 +253,7 @@ Describe 'A real crash: a child pwsh is killed (SIGKILL) in the middle of its it
         $inDoubt = @((Get-RunEvent -RunId crash -Root $root -Type item_started).Key | Where-Object { $_ -notin $completedBefore })
         if ($Kill -eq 'mid-item') { $inDoubt | Should -Be @('k010') } else { $inDoubt.Count | Should -BeLessOrEqual 1 }
 
-        Wait-Interrupted crash $root | Should -Be 'Interrupted'
+        Wait-RunInterrupted crash $root | Should -Be 'Interrupted'
         $final = Resume-Run -RunId crash -Root $root -InDoubt $Policy -Parameters @{ EffectsPath = $effects; Count = 50 } -Force -WarningAction SilentlyContinue
         $final.Status | Should -Be 'Completed'
 
@@ -450,7 +433,7 @@ Describe 'Error ids' {
         Stop-ChildPwsh $child   # k002 did its side effect and waits: killed mid-item, for certain
         $doubt = @((Get-RunEvent -RunId doubt -Root $root -Type item_started).Key | Where-Object { $_ -notin (Get-RunEvent -RunId doubt -Root $root -Type item_completed).Key })
         $doubt | Should -Be @('k002')
-        Wait-Interrupted doubt $root | Should -Be 'Interrupted'
+        Wait-RunInterrupted doubt $root | Should -Be 'Interrupted'
         $err = { Resume-Run -RunId doubt -Root $root -InDoubt Fail -ErrorAction Stop -WarningAction SilentlyContinue } | Should -Throw -ErrorId 'InDoubtItems*' -PassThru
         $err.Exception.Message | Should -Match ([regex]::Escape('work/k002'))
         (Get-Run -RunId doubt -Root $root).Status | Should -Be 'Interrupted' -Because 'a refused resume changes nothing'

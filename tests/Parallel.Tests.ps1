@@ -3,7 +3,9 @@ BeforeAll {
     $script:parallelScript = Join-Path $PSScriptRoot 'scripts/parallel-items.ps1'
     Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force
 
-    function New-Root { Join-Path $TestDrive ([guid]::NewGuid().ToString('N').Substring(0, 8)) }
+    Import-Module (Join-Path $PSScriptRoot '../tools/PgTestStore.psm1') -Force
+    # A folder, or with RUNTOOLS_TEST_STORE 'postgresql' a fresh schema (tests/StoreContract.Tests.ps1).
+    function New-Root { New-TestRoot -Under $TestDrive }
 
     function Start-Child([string] $Command) { Start-ChildPwsh -Command $Command -ModulePath $env:RUNTOOLS_MODULE_PATH }
 
@@ -61,6 +63,11 @@ Describe 'Invoke-RunItem -ThrottleLimit' {
 param($Config, [string] $OutPath)
 $prefix = 'p'
 $results = @(1..6 | Invoke-RunItem -Key { "i$_" } -Step work -ThrottleLimit 3 {
+    # Each item waits (up to 10 s) until a second runspace has begun one, so that one quick runspace cannot take them all.
+    $folder = [IO.Path]::GetDirectoryName($using:OutPath)
+    $null = New-Item -ItemType File -Force (Join-Path $folder "rs-$([runspace]::DefaultRunspace.InstanceId)")
+    $deadline = [DateTime]::UtcNow.AddSeconds(10)
+    while (@(Get-ChildItem -LiteralPath $folder -Filter 'rs-*').Count -lt 2 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
     $file = Join-Path ([IO.Path]::GetDirectoryName($using:OutPath)) "art-$_.txt"
     Set-Content $file "artifact $_"
     $null = Add-RunArtifact $file -Name "art-$_"
@@ -284,7 +291,7 @@ Describe 'Stop-Run and a real kill during a parallel step' {
         $inDoubt = Get-OpenKeys pkill $root
         $inDoubt.Count | Should -BeGreaterThan 0 -Because 'items sleep 300 ms after their side effect, so the kill lands with items in flight'
         $inDoubt.Count | Should -BeLessOrEqual 8
-        (Get-Run -RunId pkill -Root $root).Status | Should -Be 'Interrupted'
+        Wait-RunInterrupted -RunId pkill -Root $root | Should -Be 'Interrupted'
 
         $final = Resume-Run -RunId pkill -Root $root -InDoubt $Policy -Parameters @{ EffectsDir = $effects; Count = 64 } -Force -WarningAction SilentlyContinue
         $final.Status | Should -Be 'Completed'

@@ -2,7 +2,9 @@ BeforeAll {
     Import-Module $env:RUNTOOLS_MODULE_PATH -Force
     Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force
 
-    function New-Root { Join-Path $TestDrive ([guid]::NewGuid().ToString('N').Substring(0, 8)) }
+    Import-Module (Join-Path $PSScriptRoot '../tools/PgTestStore.psm1') -Force
+    # A folder, or with RUNTOOLS_TEST_STORE 'postgresql' a fresh schema (tests/StoreContract.Tests.ps1).
+    function New-Root { New-TestRoot -Under $TestDrive }
 
     # Writes a run script and starts it; returns the final RunInfo (a failed run is returned, not thrown).
     function Invoke-Job([string] $Body, [string] $Root = (New-Root)) {
@@ -18,7 +20,7 @@ BeforeAll {
     }
 
     # Counts the lines a unit appended to a file in the run directory (one per try).
-    function Get-Tries($Job, [string] $Name) { @(Get-Content (Join-Path $Job.Info.Path $Name) -ErrorAction SilentlyContinue).Count }
+    function Get-Tries($Job, [string] $Name) { @(Get-Content (Join-Path (Get-RunFolder $Job.Info) $Name) -ErrorAction SilentlyContinue).Count }
 }
 
 Describe 'Retries' {
@@ -155,10 +157,10 @@ Invoke-RunItem -Step work -Key { $_ } -InputObject 1 -MaxTries 3 -RetryDelay 600
         finally { Stop-ChildPwsh $child }
 
         (Get-Run -Root $root -RunId $run.RunId).Status | Should -Be 'Stopped'
-        Set-Content (Join-Path $run.Path 'fixed.txt') 'ok'
+        Set-Content (Join-Path (Get-RunFolder $run) 'fixed.txt') 'ok'
         $resumed = Resume-Run -Root $root -RunId $run.RunId
         $resumed.Status | Should -Be 'Completed'
-        @(Get-Content (Join-Path $run.Path 'tries.txt')).Count | Should -Be 2
+        @(Get-Content (Join-Path (Get-RunFolder $run) 'tries.txt')).Count | Should -Be 2
         (Test-Run -Root $root -RunId $run.RunId).IsValid | Should -BeTrue
     }
 
@@ -187,10 +189,10 @@ Invoke-RunItem -Step work -Key { $_ } -InputObject 1 -MaxTries 3 -RetryDelay 600
 
             # After the cut: the item is failed, not in doubt, so a resume tries it once more, whatever -InDoubt says.
             function Assert-ResumesWithOneMoreTry($Run, [string] $Root) {
-                Set-Content (Join-Path $Run.Path 'fixed.txt') 'ok'
+                Set-Content (Join-Path (Get-RunFolder $Run) 'fixed.txt') 'ok'
                 $resumed = Resume-Run -Root $Root -RunId $Run.RunId -InDoubt Skip
                 $resumed.Status | Should -Be 'Completed'
-                @(Get-Content (Join-Path $Run.Path 'tries.txt')).Count | Should -Be 2
+                @(Get-Content (Join-Path (Get-RunFolder $Run) 'tries.txt')).Count | Should -Be 2
                 @(Get-RunEvent -Root $Root -RunId $Run.RunId -Type item_resolved) | Should -BeNullOrEmpty -Because 'nothing was in doubt'
                 (Test-Run -Root $Root -RunId $Run.RunId).IsValid | Should -BeTrue
             }
@@ -224,7 +226,7 @@ Invoke-RunItem -Step work -Key { $_ } -InputObject 1 -MaxTries 3 -RetryDelay 600
             try { $run = Wait-FirstFailure $root }
             finally { Stop-ChildPwsh $child }
 
-            (Get-Run -Root $root -RunId $run.RunId).Status | Should -Be 'Interrupted'
+            Wait-RunInterrupted -RunId $run.RunId -Root $root | Should -Be 'Interrupted'
             Assert-ResumesWithOneMoreTry $run $root
         }
     }
@@ -293,10 +295,10 @@ Set-Content (Join-Path (Get-RunContext).Path 'lines.txt') $lines
         $failed.Key | Should -Be '1'
         $failed[0].Data['timed_out'] | Should -BeTrue
         $failed[0].Data['retry_in_ms'] | Should -Not -BeNullOrEmpty -Because '-RetryOn, asked in the worker with the error as $_, called the time-out transient'
-        $tries = @(Get-Content (Join-Path $job.Info.Path 'tries-1.txt'))
+        $tries = @(Get-Content (Join-Path (Get-RunFolder $job.Info) 'tries-1.txt'))
         $tries.Count | Should -Be 2
         $tries[1] | Should -Be $tries[0] -Because 'the try after the time-out ran in the same worker'
-        $lines = @(Get-Content (Join-Path $job.Info.Path 'lines.txt'))
+        $lines = @(Get-Content (Join-Path (Get-RunFolder $job.Info) 'lines.txt'))
         $lines.Count | Should -Be 10
         @($lines | Where-Object { $_ -notlike '1|*' } | Where-Object { ($_ -split '\|')[1] -eq $tries[0] }).Count | Should -BeGreaterThan 0 -Because 'the worker whose item timed out ran later items too'
     }
@@ -330,7 +332,7 @@ Describe 'The time limit of an attempt' {
 
         $final = Resume-Run -Root $root -RunId $info.RunId
         $final.Status | Should -Be 'Completed'
-        $effects = @(Get-Content (Join-Path $info.Path 'effects.txt'))
+        $effects = @(Get-Content (Join-Path (Get-RunFolder $info) 'effects.txt'))
         $effects.Count | Should -Be 40 -Because 'no item ran twice'
         ($effects | Sort-Object -Unique).Count | Should -Be 40
     }
@@ -358,7 +360,7 @@ Describe 'The time limit of an attempt' {
         $second.Attempt | Should -Be 2
 
         (Resume-Run -Root $root -RunId $first.RunId).Status | Should -Be 'Completed'
-        $effects = @(Get-Content (Join-Path $first.Path 'effects.txt'))
+        $effects = @(Get-Content (Join-Path (Get-RunFolder $first) 'effects.txt'))
         $effects.Count | Should -Be 60 -Because 'no item ran twice'
     }
 }

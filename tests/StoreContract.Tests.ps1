@@ -7,7 +7,7 @@
     session never loads it). Skipped, saying why, only without the cluster .ci/run starts.
 #>
 BeforeDiscovery {
-    $script:contractFiles = @('Lifecycle.Tests.ps1')
+    $script:contractFiles = @('Lifecycle.Tests.ps1', 'Retry.Tests.ps1', 'Parallel.Tests.ps1')
     $script:results = @()
     if ($env:RUNTOOLS_TEST_PG -and $env:RUNTOOLS_TEST_PG_ADMIN -and $env:RUNTOOLS_MODULE_PATH) {
         Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force

@@ -55,6 +55,39 @@ function New-StoreRoot {
     [pscustomobject]@{ Schema = $schema; Role = $app.Username; Password = $app.Password; Uri = $uri }
 }
 
+function New-TestRoot {
+    <#
+    .SYNOPSIS
+        A root for a test of the store-neutral cmdlet contract: a new folder under -Under, or, when
+        RUNTOOLS_TEST_STORE is 'postgresql' (tests/StoreContract.Tests.ps1), a fresh schema with a
+        3-second lease (so that a killed owner's run reads Interrupted soon), its runs' local
+        folders under -Under too.
+    #>
+    param([Parameter(Mandatory)] [string] $Under, [string] $Prefix = 't_')
+    if ($env:RUNTOOLS_TEST_STORE -ne 'postgresql') { return Join-Path $Under ([guid]::NewGuid().ToString('N').Substring(0, 8)) }
+    $env:RUNTOOLS_LOCAL = Join-Path $Under 'local'
+    (New-StoreRoot -Prefix $Prefix -Query 'lease=3').Uri
+}
+
+function Get-RunFolder {
+    <# Where a run's files are on this machine: its folder, or the local folder ($env:RUNTOOLS_LOCAL) of a run in a database. #>
+    param([Parameter(Mandatory)] $Info)
+    if ($Info.Path) { return $Info.Path }
+    @(Get-Item (Join-Path $env:RUNTOOLS_LOCAL "*/$($Info.RunId)"))[0].FullName
+}
+
+function Wait-RunInterrupted {
+    <#
+    A killed owner's run is Interrupted at once in a folder (the OS dropped its lock), and once its
+    lease ran out in a database (New-TestRoot's is 3 s): returns the status it reads by then.
+    #>
+    param([Parameter(Mandatory)] [string] $RunId, [Parameter(Mandatory)] [string] $Root)
+    $seconds = if ($Root -like 'postgres*:*') { 15 } else { 0 }
+    $deadline = [DateTime]::UtcNow.AddSeconds($seconds)
+    while (($status = (Get-Run -RunId $RunId -Root $Root).Status) -ne 'Interrupted' -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 200 }
+    $status
+}
+
 function Invoke-InChild {
     <#
     .SYNOPSIS
@@ -77,4 +110,4 @@ function Wait-Until {
     }
 }
 
-Export-ModuleMember -Function Test-PgTestCluster, ConvertFrom-ConnectionString, Invoke-AdminSql, New-StoreRoot, Invoke-InChild, Wait-Until
+Export-ModuleMember -Function Test-PgTestCluster, ConvertFrom-ConnectionString, Invoke-AdminSql, New-StoreRoot, New-TestRoot, Get-RunFolder, Wait-RunInterrupted, Invoke-InChild, Wait-Until
