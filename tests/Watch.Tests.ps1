@@ -16,7 +16,9 @@ Invoke-RunStep report { 'r' }
 Invoke-RunStep extract { 1..3 }
 Invoke-RunStep upload { 1..5 | Invoke-RunItem -Key { "$_" } { $_ } }
 '@
-    function New-Root { Join-Path $TestDrive ([guid]::NewGuid().ToString('N')) }
+    Import-Module (Join-Path $PSScriptRoot '../tools/PgTestStore.psm1') -Force
+    # A folder, or with RUNTOOLS_TEST_STORE 'postgresql' a fresh schema (tests/StoreContract.Tests.ps1).
+    function New-Root { New-TestRoot -Under $TestDrive }
 }
 
 Describe 'RunInfo counters' {
@@ -49,6 +51,7 @@ Describe 'RunInfo counters' {
         $run.ItemsFailed | Should -Be 1
         $run.ItemsInDoubt | Should -Be 0
         $run.LastError | Should -BeLike "*bad item four*three-steps.ps1:2*"
+        if ($env:RUNTOOLS_TEST_STORE -eq 'postgresql') { return } # run.json is a run folder's file
         (Get-Content (Join-Path $run.Path 'run.json') -Raw | ConvertFrom-Json).last_error | Should -Be $run.LastError
         # The journal alone gives the same: a reader that rebuilds the lost snapshot agrees.
         Remove-Item (Join-Path $run.Path 'run.json')
@@ -117,6 +120,7 @@ Describe 'Enum-valued properties are names' {
     }
 
     It 'writes Test-Run problems with kind and severity names, and Compare-Run rows with names' {
+        if ($env:RUNTOOLS_TEST_STORE -eq 'postgresql') { Set-ItResult -Skipped -Because 'it damages a file of a run folder'; return }
         $root = New-Root
         $run = Start-Run -Name clean -ScriptPath $script:clean -Root $root
         $first = Get-RunEvent -RunId $run.RunId -Root $root -Type step_completed | Select-Object -First 1
@@ -218,7 +222,7 @@ Describe 'Wait-Run and Get-RunEvent -Wait' {
             $first = Wait-Run -RunId 'slow-2', 'quick-1' -Root $root -Any -Timeout 30
             $first.RunId | Should -Be 'quick-1'
             (Wait-Run -Name 'qu*' -Root $root -Timeout 5).RunId | Should -Be 'quick-1'
-            (Wait-Run -Path $done.Path -Timeout 5).Status | Should -Be 'Completed'
+            if ($done.Path) { (Wait-Run -Path $done.Path -Timeout 5).Status | Should -Be 'Completed' } # -Path names run folders
             # Without -Any every run must end: slow-2 keeps it waiting past this timeout.
             Wait-Run -RunId 'slow-2', 'quick-1' -Root $root -Timeout 1 | Should -BeNullOrEmpty
         } finally { Stop-ChildPwsh $child }

@@ -4,7 +4,9 @@
 BeforeAll {
     Import-Module $env:RUNTOOLS_MODULE_PATH -Force
 
-    function New-Root { Join-Path $TestDrive ([guid]::NewGuid().ToString('N').Substring(0, 8)) }
+    Import-Module (Join-Path $PSScriptRoot '../tools/PgTestStore.psm1') -Force
+    # A folder, or with RUNTOOLS_TEST_STORE 'postgresql' a fresh schema (tests/StoreContract.Tests.ps1).
+    function New-Root { New-TestRoot -Under $TestDrive }
 
     function New-Script([string] $Text) {
         $path = Join-Path $TestDrive ("wrong-use-{0}.ps1" -f [guid]::NewGuid().ToString('N').Substring(0, 8))
@@ -183,7 +185,7 @@ Invoke-RunStep work { 'w' }
 $global:RunToolsKept = { Invoke-RunStep late { 'late' } }
 '@
         $result.Run.Status | Should -Be 'Completed'
-        $before = (Get-ChildItem (Join-Path $result.Run.Path 'journal.jsonl')).Length
+        $before = @(Get-RunEvent -RunId $result.Run.RunId -Root $result.Root).Count
 
         { & $global:RunToolsKept } | Should -Throw -ErrorId 'RunEnded,RunTools.InvokeRunStepCommand'
         $err = $null
@@ -191,7 +193,7 @@ $global:RunToolsKept = { Invoke-RunStep late { 'late' } }
         $err.Exception.Message | Should -BeLike "Invoke-RunStep was called after attempt 1 of run '$($result.Run.RunId)' ended*nothing was recorded*"
         $err.TargetObject | Should -Be $result.Run.RunId
 
-        (Get-ChildItem (Join-Path $result.Run.Path 'journal.jsonl')).Length | Should -Be $before
+        @(Get-RunEvent -RunId $result.Run.RunId -Root $result.Root).Count | Should -Be $before
         (Get-Run -RunId $result.Run.RunId -Root $result.Root).Status | Should -Be 'Completed'
         Remove-Variable -Name RunToolsKept -Scope Global
     }
@@ -209,7 +211,7 @@ $global:RunToolsLateJob = Start-ThreadJob {
 Invoke-RunStep work { 'w' }
 '@
         $result.Run.Status | Should -Be 'Completed'
-        $before = (Get-ChildItem (Join-Path $result.Run.Path 'journal.jsonl')).Length
+        $before = @(Get-RunEvent -RunId $result.Run.RunId -Root $result.Root).Count
         Set-Content -LiteralPath $gate -Value go
         $job = $global:RunToolsLateJob
         $null = Wait-Job $job -Timeout 60
@@ -217,7 +219,7 @@ Invoke-RunStep work { 'w' }
         @($job.Error).Count | Should -Be 1
         $job.Error[0].FullyQualifiedErrorId | Should -Be 'RunEnded,RunTools.AddRunArtifactCommand'
         $job.Error[0].Exception.Message | Should -BeLike "*after attempt 1 of run '$($result.Run.RunId)' ended*"
-        (Get-ChildItem (Join-Path $result.Run.Path 'journal.jsonl')).Length | Should -Be $before
+        @(Get-RunEvent -RunId $result.Run.RunId -Root $result.Root).Count | Should -Be $before
         Remove-Job $job -Force
         Remove-Variable -Name RunToolsLateJob -Scope Global
     }

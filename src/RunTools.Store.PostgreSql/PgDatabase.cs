@@ -15,6 +15,12 @@ namespace RunTools.Store.PostgreSql;
 /// </summary>
 internal sealed class PgDatabase : IDisposable
 {
+    /// <summary>How long an idle pooled connection is kept, unless the connection string sets it (Connection Idle Lifetime).</summary>
+    internal const int IdleLifetimeSeconds = 10;
+
+    // Npgsql's own default, which the store replaces.
+    private const int DefaultIdleLifetimeSeconds = 300;
+
     // Waits between tries: a dropped connection is retried at once, a restarting server gets a few seconds.
     private static readonly int[] s_retryDelaysMs = { 0, 200, 1000, 3000 };
 
@@ -50,6 +56,17 @@ internal sealed class PgDatabase : IDisposable
         // connection need not be reset (DISCARD ALL) each time it is taken, and the statements a
         // run repeats per item (its commit, its stop check) are prepared once per connection.
         builder.NoResetOnClose = true;
+
+        // A session keeps the store of every root it used (PostgreSqlStoreProvider), each with a
+        // pool of its own: an idle connection is closed after 10 s rather than Npgsql's 5 minutes,
+        // so that a session that visits many roots does not hold the server's connection slots.
+        // A running attempt uses its connections every heartbeat and keeps them.
+        if (builder.ConnectionIdleLifetime == DefaultIdleLifetimeSeconds)
+        {
+            builder.ConnectionIdleLifetime = IdleLifetimeSeconds;
+            builder.ConnectionPruningInterval = Math.Min(builder.ConnectionPruningInterval, IdleLifetimeSeconds / 2);
+        }
+
         if (builder.MaxAutoPrepare == 0)
         {
             builder.MaxAutoPrepare = 32;

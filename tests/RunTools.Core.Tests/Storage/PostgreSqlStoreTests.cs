@@ -264,6 +264,28 @@ public sealed class PostgreSqlStoreTests : PostgreSqlTestBase
         Assert.Null(stored.ReadLeaseHolder());
     }
 
+    [Fact]
+    public void Idle_connections_close_within_seconds_so_a_session_that_visits_many_roots_does_not_hold_the_servers_slots()
+    {
+        // The session keeps every root's store; each store's pool must let its connections go when idle.
+        string application = "RunTools-idle-" + Guid.NewGuid().ToString("N").Substring(0, 8);
+        var options = Cluster.Options(Cluster.NewSchema("idle"));
+        options.ConnectionString += ";Application Name=" + application;
+        var store = Track(PostgreSqlStore.Open(options));
+        store.CreateRun(Create("idle"), Dir.Combine("idle"));
+        int Connections() => Convert.ToInt32(Cluster.AdminScalar($"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{application}'"), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(Connections() > 0, "the store kept no pooled connection to let go of");
+
+        var idle = System.Diagnostics.Stopwatch.StartNew();
+        while (Connections() > 0 && idle.Elapsed < TimeSpan.FromSeconds(40))
+        {
+            Thread.Sleep(250);
+        }
+
+        Assert.Equal(0, Connections());
+        Assert.True(idle.Elapsed < TimeSpan.FromSeconds(3 * PgDatabase.IdleLifetimeSeconds), $"closed after {idle.Elapsed.TotalSeconds:0.0} s");
+    }
+
     private static RunCreateOptions Create(string runId) => new() { Name = "test", RunId = runId, Script = Runs.Bytes("# script") };
 
     private object? Scalar(string sql) => Cluster.AdminScalar(sql);
