@@ -63,6 +63,28 @@ public sealed partial class RunDirectory
     }
 
     /// <summary>
+    /// The script with SHA-256 <paramref name="sha256"/> as the run keeps it, read without writing
+    /// anything: a run folder's script.ps1 when it still has that content, or the copy a run in a
+    /// database stored there (not the local folder's, which may not be fetched yet). Null when
+    /// there is none.
+    /// </summary>
+    public byte[]? ReadRecordedScript(string sha256)
+    {
+        if (Database is { } database)
+        {
+            return database.ReadStoredCopy(sha256);
+        }
+
+        if (!File.Exists(ScriptPath))
+        {
+            return null;
+        }
+
+        byte[] content = DurableFile.ReadAllBytes(ScriptPath);
+        return string.Equals(Integrity.Sha256Hex(content), sha256, StringComparison.OrdinalIgnoreCase) ? content : null;
+    }
+
+    /// <summary>
     /// For a run in a database: stores the local copies that match what the state records (after
     /// a creation or an accepted drift), so that another machine can fetch them. Idempotent.
     /// </summary>

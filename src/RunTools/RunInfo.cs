@@ -10,8 +10,9 @@ namespace RunTools;
 /// <summary>A run as operators see it: what Get-Run, Start-Run and Resume-Run return.</summary>
 public sealed class RunInfo
 {
-    internal RunInfo(RunState state, string root, string? path)
+    internal RunInfo(RunState state, string root, string? path, RunDirectory run)
     {
+        Run = run;
         RunId = state.RunId;
         Name = state.Name;
         RunStatus = state.Status;
@@ -23,7 +24,7 @@ public sealed class RunInfo
         StartedAt = state.StartedAt?.LocalDateTime;
         EndedAt = state.EndedAt?.LocalDateTime;
         Attempt = state.Attempt;
-        var shape = ReadScriptShape(state, path);
+        var shape = ReadScriptShape(state, run);
         StepsTotal = CountSteps(state, shape);
         StepsCompleted = state.StepsCompleted;
         ItemsCompleted = state.ItemsCompleted;
@@ -55,7 +56,7 @@ public sealed class RunInfo
     public string Name { get; }
 
     /// <summary>The run this was read from, to act on it again in this session (a run in a database has no path to reopen it by).</summary>
-    internal RunDirectory? Run { get; private set; }
+    internal RunDirectory? Run { get; }
 
     /// <summary>
     /// The <see cref="RunStatus"/> name (Created, Running, Stopping, Stopped, Completed, Failed, Interrupted).
@@ -156,11 +157,14 @@ public sealed class RunInfo
     // Parsing a script costs about a millisecond; Get-Run over many runs of one script parses it once.
     private static readonly ConcurrentDictionary<string, ScriptShape> s_scriptShapes = new(StringComparer.Ordinal);
 
-    /// <summary>The shape of the run's script.ps1; null for a finished run (its state says it all), a run without a script (an adopted legacy directory) or an unreadable script.</summary>
-    private static ScriptShape? ReadScriptShape(RunState state, string? path)
+    /// <summary>
+    /// The shape of the script the run recorded (its run folder's script.ps1, or the copy a run in a
+    /// database stored there); null for a finished run (its state says it all), a run without a
+    /// script (an adopted legacy directory) or a script that cannot be read.
+    /// </summary>
+    private static ScriptShape? ReadScriptShape(RunState state, RunDirectory run)
     {
-        // A run in a database keeps no script.ps1 there (docs/postgresql-store.md): its recorded steps are what is known.
-        if (path is null || state.Status == RunStatus.Completed || state.Script.Hash.Length == 0)
+        if (state.Status == RunStatus.Completed || state.Script.Hash.Length == 0)
         {
             return null;
         }
@@ -170,22 +174,26 @@ public sealed class RunInfo
             return shape;
         }
 
-        // Only a script not seen yet is looked for: Get-Run over 10,000 runs of one script pays one stat, not 10,000.
-        string script = System.IO.Path.Combine(path, RunFormat.ScriptFile);
+        // Only a script not seen yet is read: Get-Run over 10,000 runs of one script reads and parses it once.
+        byte[]? content;
         try
         {
-            if (!System.IO.File.Exists(script))
-            {
-                return null;
-            }
-
-            var steps = ScriptSteps.Read(script, out List<string> _, out bool complete);
-            return s_scriptShapes.GetOrAdd(state.Script.Hash, new ScriptShape(steps.Select(s => s.Name).ToArray(), complete, ScriptSteps.ReadItemSteps(script)));
+            content = run.ReadRecordedScript(state.Script.Hash);
         }
-        catch (Exception ex) when (ex is System.IO.IOException || ex is UnauthorizedAccessException)
+        catch (Exception ex) when (ex is System.IO.IOException || ex is UnauthorizedAccessException || ex is RunToolsException)
         {
             return null;
         }
+
+        if (content is null)
+        {
+            return null;
+        }
+
+        string text = new System.IO.StreamReader(new System.IO.MemoryStream(content), System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true).ReadToEnd();
+        var ast = System.Management.Automation.Language.Parser.ParseInput(text, run.ScriptPath, out _, out var errors);
+        var steps = ScriptSteps.Read(ast, errors, out List<string> _, out bool complete);
+        return s_scriptShapes.GetOrAdd(state.Script.Hash, new ScriptShape(steps.Select(s => s.Name).ToArray(), complete, ScriptSteps.ReadItemSteps(ast, errors)));
     }
 
     private static int? CountSteps(RunState state, ScriptShape? shape)
@@ -260,6 +268,6 @@ public sealed class RunInfo
     /// </summary>
     internal static RunInfo From(RunDirectory run, RunState state) =>
         run.DatabaseRoot is { } database
-            ? new(state, database, null) { Run = run }
-            : new(state, System.IO.Path.GetDirectoryName(run.Path) ?? run.Path, run.Path) { Run = run };
+            ? new(state, database, null, run)
+            : new(state, System.IO.Path.GetDirectoryName(run.Path) ?? run.Path, run.Path, run);
 }

@@ -20,9 +20,15 @@ internal static class ScriptSteps
     /// <summary>As above; <paramref name="complete"/> is false when a step name is not constant or the script does not parse, so the list may miss steps.</summary>
     public static IReadOnlyList<DeclaredStep> Read(string path, out List<string> notes, out bool complete)
     {
+        var ast = Parser.ParseFile(path, out _, out ParseError[] errors);
+        return Read(ast, errors, out notes, out complete);
+    }
+
+    /// <summary>As above, for a script already parsed (its text read from a database, say).</summary>
+    public static IReadOnlyList<DeclaredStep> Read(ScriptBlockAst ast, ParseError[] errors, out List<string> notes, out bool complete)
+    {
         notes = new List<string>();
         complete = true;
-        var ast = Parser.ParseFile(path, out _, out ParseError[] errors);
         if (errors.Length > 0)
         {
             notes.Add($"The script has syntax errors (first: {errors[0].Message} at line {errors[0].Extent.StartLineNumber}); only the steps that could be read are used.");
@@ -81,6 +87,12 @@ internal static class ScriptSteps
     public static IReadOnlyCollection<string>? ReadItemSteps(string path)
     {
         var ast = Parser.ParseFile(path, out _, out ParseError[] errors);
+        return ReadItemSteps(ast, errors);
+    }
+
+    /// <summary>As above, for a script already parsed.</summary>
+    public static IReadOnlyCollection<string>? ReadItemSteps(ScriptBlockAst ast, ParseError[] errors)
+    {
         if (errors.Length > 0)
         {
             return null;
