@@ -6,7 +6,9 @@ BeforeAll {
     $script:job = Join-Path $PSScriptRoot 'scripts/scheduled-job.ps1'
     $script:itemsScript = Join-Path $PSScriptRoot 'scripts/items.ps1'
 
-    function New-Root { Join-Path $TestDrive ([guid]::NewGuid().ToString('N').Substring(0, 8)) }
+    Import-Module (Join-Path $PSScriptRoot '../tools/PgTestStore.psm1') -Force
+    # A folder, or with RUNTOOLS_TEST_STORE 'postgresql' a fresh schema (tests/StoreContract.Tests.ps1).
+    function New-Root { New-TestRoot -Under $TestDrive }
 
     function Quote([string] $Text) { "'" + ($Text -replace "'", "''") + "'" }
 
@@ -67,7 +69,7 @@ Describe 'Start-Run -Resume: the scheduled-task pattern' {
         $before = Get-Effects $effects
         $stamp = Get-Content "$effects.prepared"
         $run = Get-Run -Root $root
-        $run.Status | Should -Be Interrupted
+        Wait-RunInterrupted -RunId $run.RunId -Root $root | Should -Be Interrupted
 
         $second = Invoke-ChildPwsh -Command "$command; exit `$LASTEXITCODE" -TimeoutSec 120
         $second.ExitCode | Should -Be 0 -Because $second.Error
@@ -99,7 +101,7 @@ Describe 'Start-Run -Resume: the scheduled-task pattern' {
         $info = $second | Where-Object { $_ -is [RunTools.RunInfo] }
         $info.RunId | Should -Not -Be $first.RunId
         $info.Status | Should -Be Completed
-        ($second | Where-Object { $_ -is [Management.Automation.VerboseRecord] }).Message | Should -Contain "No unfinished run named 'nightly' under $root; starting a new run."
+        ($second | Where-Object { $_ -is [Management.Automation.VerboseRecord] }).Message | Should -Contain "No unfinished run named 'nightly' under $($first.Root); starting a new run."
         (Get-Effects $effects).Count | Should -Be 4
     }
 
@@ -125,7 +127,7 @@ Describe 'Parameters are part of the run' {
         Set-Content $paramScript @'
 param($Config, [int] $DelayMs = 0, [string] $Target = 'none', [switch] $Fast, [string] $StopFlag)
 Invoke-RunStep first { "first DelayMs=$DelayMs Target=$Target Fast=$Fast x=$($Config.x)" } | Out-Null
-if ($StopFlag -and (Test-Path $StopFlag)) { Stop-Run -RunId (Get-RunContext).RunId -Root (Split-Path (Get-RunContext).Path) | Out-Null }
+if ($StopFlag -and (Test-Path $StopFlag)) { Stop-Run -RunId (Get-RunContext).RunId -Root (Get-RunContext).Root | Out-Null }
 Invoke-RunStep second { Add-Content -Path (Join-Path (Get-RunContext).Path seen.txt) -Value "DelayMs=$DelayMs Target=$Target Fast=$Fast x=$($Config.x)" }
 '@
         function New-StoppedRun([string] $Root, [hashtable] $Parameters) {
@@ -141,21 +143,21 @@ Invoke-RunStep second { Add-Content -Path (Join-Path (Get-RunContext).Path seen.
     It 'saves them canonically and hashed, and replays them on a resume that passes none' {
         $root = New-Root
         $run = New-StoppedRun $root @{ DelayMs = 100; Target = 'A'; Fast = [switch]::Present }
-        $saved = Get-Content -Raw (Join-Path $run.Path parameters.json)
+        $saved = Get-Content -Raw (Join-Path (Get-RunFolder $run) parameters.json)
         $saved | Should -BeLike '{"DelayMs":100,"Fast":true,"StopFlag":"*","Target":"A"}'
-        $hash = [BitConverter]::ToString([Security.Cryptography.SHA256]::HashData([IO.File]::ReadAllBytes((Join-Path $run.Path parameters.json)))).Replace('-', '').ToLower()
-        (Get-Content -Raw (Join-Path $run.Path run.json) | ConvertFrom-Json).parameters_hash | Should -Be $hash
+        $hash = [BitConverter]::ToString([Security.Cryptography.SHA256]::HashData([IO.File]::ReadAllBytes((Join-Path (Get-RunFolder $run) parameters.json)))).Replace('-', '').ToLower()
+        if ($run.Path) { (Get-Content -Raw (Join-Path (Get-RunFolder $run) run.json) | ConvertFrom-Json).parameters_hash | Should -Be $hash } # run.json is a run folder's file
         (Get-RunEvent -RunId $run.RunId -Root $root -Type run_created).Data.parameters_hash | Should -Be $hash
 
         $resumed = Resume-Run -RunId $run.RunId -Root $root
         $resumed.Status | Should -Be Completed
-        Get-Content (Join-Path $run.Path seen.txt) | Should -Be 'DelayMs=100 Target=A Fast=True x='
+        Get-Content (Join-Path (Get-RunFolder $run) seen.txt) | Should -Be 'DelayMs=100 Target=A Fast=True x='
     }
 
     It 'refuses changed parameters with the changed keys (ParametersDrift) and accepts them with -Force, journaled' {
         $root = New-Root
         $run = New-StoppedRun $root @{ DelayMs = 100; Target = 'A' }
-        $stopFlag = (Get-Content -Raw (Join-Path $run.Path parameters.json) | ConvertFrom-Json).StopFlag
+        $stopFlag = (Get-Content -Raw (Join-Path (Get-RunFolder $run) parameters.json) | ConvertFrom-Json).StopFlag
         { Resume-Run -RunId $run.RunId -Root $root -Parameters @{ DelayMs = 0; Target = 'A'; StopFlag = $stopFlag; Extra = 1 } -ErrorAction Stop } |
             Should -Throw -ErrorId 'ParametersDrift*' -ExpectedMessage '*parameters changed*Changed: DelayMs*Added: Extra*-Force*'
         (Get-Run -RunId $run.RunId -Root $root).Status | Should -Be Stopped
@@ -163,23 +165,23 @@ Invoke-RunStep second { Add-Content -Path (Join-Path (Get-RunContext).Path seen.
 
         $resumed = Resume-Run -RunId $run.RunId -Root $root -Parameters @{ DelayMs = 0; Target = 'A'; StopFlag = $stopFlag; Extra = 1 } -Force -WarningAction SilentlyContinue
         $resumed.Status | Should -Be Completed
-        Get-Content (Join-Path $run.Path seen.txt) | Should -Be 'DelayMs=0 Target=A Fast=False x='
+        Get-Content (Join-Path (Get-RunFolder $run) seen.txt) | Should -Be 'DelayMs=0 Target=A Fast=False x='
         $accepted = Get-RunEvent -RunId $run.RunId -Root $root -Type parameters_drift_accepted
         $accepted.Data.changes.path | Should -Be @('DelayMs', 'Extra')
-        Test-Path (Join-Path $run.Path 'history/attempt-1/parameters.json') | Should -BeTrue
-        (Get-Content -Raw (Join-Path $run.Path parameters.json)) | Should -BeLike '{"DelayMs":0,"Extra":1,*'
+        Test-Path (Join-Path (Get-RunFolder $run) 'history/attempt-1/parameters.json') | Should -BeTrue
+        (Get-Content -Raw (Join-Path (Get-RunFolder $run) parameters.json)) | Should -BeLike '{"DelayMs":0,"Extra":1,*'
     }
 
     It 'treats -Parameters @{Config=...} as the config: saved as config.json, drift-checked as config' {
         $root = New-Root
         $run = New-StoppedRun $root @{ Config = @{ x = 1 }; Target = 'A' }
         $run.ConfigHash | Should -Be (Start-Run -Name c -ScriptPath $paramScript -Root $root -Config @{ x = 1 }).ConfigHash
-        Get-Content -Raw (Join-Path $run.Path parameters.json) | Should -Not -BeLike '*Config*'
+        Get-Content -Raw (Join-Path (Get-RunFolder $run) parameters.json) | Should -Not -BeLike '*Config*'
         { Resume-Run -RunId $run.RunId -Root $root -Parameters @{ Config = @{ x = 2 } } -ErrorAction Stop } |
             Should -Throw -ErrorId 'ConfigDrift*' -ExpectedMessage '*Changed: x*'
         $resumed = Resume-Run -RunId $run.RunId -Root $root
         $resumed.Status | Should -Be Completed
-        Get-Content (Join-Path $run.Path seen.txt) | Should -Be 'DelayMs=0 Target=A Fast=False x=1'
+        Get-Content (Join-Path (Get-RunFolder $run) seen.txt) | Should -Be 'DelayMs=0 Target=A Fast=False x=1'
     }
 
     It 'refuses a value that cannot be saved (InvalidParameters) before creating a run' {
@@ -194,11 +196,11 @@ Invoke-RunStep second { Add-Content -Path (Join-Path (Get-RunContext).Path seen.
         # Stopped by the step gate, started without -Parameters: like a run from before they were saved.
         $run = Start-Run -Name old -ScriptPath $paramScript -Root $root -Step first
         $run.Status | Should -Be Stopped
-        Test-Path (Join-Path $run.Path parameters.json) | Should -BeFalse
-        (Get-Content -Raw (Join-Path $run.Path run.json) | ConvertFrom-Json).parameters_hash | Should -BeNullOrEmpty
+        Test-Path (Join-Path (Get-RunFolder $run) parameters.json) | Should -BeFalse
+        if ($run.Path) { (Get-Content -Raw (Join-Path (Get-RunFolder $run) run.json) | ConvertFrom-Json).parameters_hash | Should -BeNullOrEmpty } # run.json is a run folder's file
         $resumed = Resume-Run -RunId $run.RunId -Root $root -Parameters @{ Target = 'B' }
         $resumed.Status | Should -Be Completed
-        Get-Content (Join-Path $run.Path seen.txt) | Should -Be 'DelayMs=0 Target=B Fast=False x='
+        Get-Content (Join-Path (Get-RunFolder $run) seen.txt) | Should -Be 'DelayMs=0 Target=B Fast=False x='
     }
 }
 
@@ -270,7 +272,7 @@ Describe 'Resume-Run -Failed Skip: a poison item set aside' {
         $decision.Data.previous | Should -Be 'failed'
         $decision.Data.decided_by | Should -Be "$([Environment]::UserName)@$([Environment]::MachineName)"
         (Get-Effects $effects) | Should -Not -Contain 'k003'
-        ((Get-Content -Raw (Join-Path $run.Path run.json) | ConvertFrom-Json).steps | Where-Object name -eq work).items_failed | Should -Be 0
+        if ($run.Path) { ((Get-Content -Raw (Join-Path (Get-RunFolder $run) run.json) | ConvertFrom-Json).steps | Where-Object name -eq work).items_failed | Should -Be 0 } # run.json is a run folder's file
     }
 
     It 'is accepted by Start-Run -Resume, and only with -Resume' {

@@ -7,7 +7,7 @@
     session never loads it). Skipped, saying why, only without the cluster .ci/run starts.
 #>
 BeforeDiscovery {
-    $script:contractFiles = @('Lifecycle.Tests.ps1', 'Retry.Tests.ps1', 'Parallel.Tests.ps1', 'Watch.Tests.ps1', 'AsJob.Tests.ps1', 'WrongUse.Tests.ps1')
+    $script:contractFiles = @('Lifecycle.Tests.ps1', 'Retry.Tests.ps1', 'Parallel.Tests.ps1', 'Watch.Tests.ps1', 'AsJob.Tests.ps1', 'WrongUse.Tests.ps1', 'Scheduler.Tests.ps1')
     $script:results = @()
     # Tagged Slow (minutes of child runs): a tier that leaves Slow out (.ci/run's Pester 6 tier) does
     # not start the children at all, which discovery would otherwise do whatever the tag filter.

@@ -20,7 +20,7 @@ public abstract class InScriptCmdletBase : RunCmdletBase
         var context = RunContext.Current;
         if (context is not null)
         {
-            if (context.Root == context && context.ItemKey is null && context.Failure is null && context.Misuse is { } misuse)
+            if (context.AttemptContext == context && context.ItemKey is null && context.Failure is null && context.Misuse is { } misuse)
             {
                 Fail(context, misuse.Message, misuse);
             }

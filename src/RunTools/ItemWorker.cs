@@ -196,7 +196,7 @@ internal sealed partial class ItemWorker
                 }
 
                 // Threads an item starts report a wrong use to this attempt, not to the one that opened the worker.
-                RunContext.Adopt(call.Context.Root);
+                RunContext.Adopt(call.Context.AttemptContext);
                 try
                 {
                     Serve(call);

@@ -44,7 +44,7 @@ internal sealed class ItemWorkerPool : IDisposable
     {
         lock (s_pools)
         {
-            return s_pools.GetValue(context.Root, root => new ItemWorkerPool(root));
+            return s_pools.GetValue(context.AttemptContext, root => new ItemWorkerPool(root));
         }
     }
 
@@ -54,9 +54,9 @@ internal sealed class ItemWorkerPool : IDisposable
         ItemWorkerPool? pool;
         lock (s_pools)
         {
-            if (s_pools.TryGetValue(context.Root, out pool))
+            if (s_pools.TryGetValue(context.AttemptContext, out pool))
             {
-                s_pools.Remove(context.Root);
+                s_pools.Remove(context.AttemptContext);
             }
         }
 

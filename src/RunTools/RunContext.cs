@@ -43,7 +43,7 @@ public sealed class RunContext
         Config = config;
         InDoubt = inDoubt;
         ScriptPath = scriptPath;
-        Root = root ?? this;
+        AttemptContext = root ?? this;
     }
 
     public string RunId => Run.RunId;
@@ -51,6 +51,13 @@ public sealed class RunContext
     public string Name => Engine.State.Name;
 
     public string Path => Run.Path;
+
+    /// <summary>
+    /// The root the run is in, as <c>RunInfo.Root</c> names it: the folder that holds the run
+    /// folder, or the database root (its URI without the password). A script passes it to the
+    /// cmdlets that act on its own run, e.g. <c>Stop-Run -RunId $ctx.RunId -Root $ctx.Root</c>.
+    /// </summary>
+    public string Root => Run.DatabaseRoot ?? System.IO.Path.GetDirectoryName(Run.Path) ?? Run.Path;
 
     /// <summary>This attempt's number (1 for the first).</summary>
     public int Attempt => Engine.Attempt;
@@ -80,16 +87,16 @@ public sealed class RunContext
     internal string ScriptPath { get; }
 
     /// <summary>The context of the run script's own runspace; a parallel item worker's context points to it.</summary>
-    internal RunContext Root { get; }
+    internal RunContext AttemptContext { get; }
 
     /// <summary>An in-script cmdlet was called from another runspace of this attempt: the run fails with this error.</summary>
     internal RunToolsException? Misuse
     {
         get
         {
-            lock (Root._gate)
+            lock (AttemptContext._gate)
             {
-                return Root._misuse;
+                return AttemptContext._misuse;
             }
         }
     }
@@ -161,7 +168,7 @@ public sealed class RunContext
     internal static void Adopt(RunContext context) => s_origin.Value = context;
 
     /// <summary>The same run for a worker runspace of parallel items, with its own current item and outcome.</summary>
-    internal RunContext ForParallelItems() => new(Run, Engine, Config, InDoubt, ScriptPath, Root);
+    internal RunContext ForParallelItems() => new(Run, Engine, Config, InDoubt, ScriptPath, AttemptContext);
 
     /// <summary>
     /// From another runspace: records that an in-script cmdlet was called where it cannot record,
@@ -169,14 +176,14 @@ public sealed class RunContext
     /// </summary>
     internal bool ReportMisuse(RunToolsException error)
     {
-        lock (Root._gate)
+        lock (AttemptContext._gate)
         {
-            if (Root._closed)
+            if (AttemptContext._closed)
             {
                 return false;
             }
 
-            Root._misuse ??= error;
+            AttemptContext._misuse ??= error;
             return true;
         }
     }
@@ -184,12 +191,12 @@ public sealed class RunContext
     /// <summary>The script has ended: from now on a misuse can no longer change how the attempt ends.</summary>
     internal void Close()
     {
-        lock (Root._gate)
+        lock (AttemptContext._gate)
         {
-            if (!Root._closed)
+            if (!AttemptContext._closed)
             {
-                Root._closed = true;
-                Root.EndedAt = DateTimeOffset.UtcNow;
+                AttemptContext._closed = true;
+                AttemptContext.EndedAt = DateTimeOffset.UtcNow;
             }
         }
     }
