@@ -10,6 +10,7 @@ BeforeAll {
     Import-Module $env:RUNTOOLS_MODULE_PATH -Force
     Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force
     Import-Module (Join-Path $PSScriptRoot '../tools/PgTestStore.psm1') -Force
+    Import-Module (Join-Path $PSScriptRoot '../tools/JoinRunChildren.psm1') -Force # Start-RunOwner, Start-RunWorker
     $script:haveCluster = $env:RUNTOOLS_TEST_PG -and $env:RUNTOOLS_TEST_PG_ADMIN
 
     $script:workScript = Join-Path $TestDrive 'work.ps1'
@@ -37,27 +38,6 @@ Invoke-RunStep total { ($doubled | Measure-Object -Sum).Sum }
         }
     }
 
-    function Start-Owner($Store, [string] $RunId, [hashtable] $Parameters, [string] $Local) {
-        $params = ($Parameters.GetEnumerator() | ForEach-Object { "$($_.Key) = '$($_.Value)'" }) -join '; '
-        Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = $Local } -Command @"
-`$info = Start-Run -Name joined -RunId $RunId -ScriptPath '$script:workScript' -Root '$($Store.Uri)' -Parameters @{ $params }
-'OWNER {0} {1}' -f `$info.Status, `$LASTEXITCODE
-exit `$LASTEXITCODE
-"@
-    }
-
-    function Start-Worker($Store, [string] $RunId, [string] $Local) {
-        Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = $Local } -Command @"
-# The owner may not have created the run yet: join as soon as it runs.
-`$deadline = [DateTime]::UtcNow.AddSeconds(60)
-while (-not (Get-Run -Root '$($Store.Uri)' -RunId $RunId -ErrorAction SilentlyContinue | Where-Object Status -eq Running)) {
-    if ([DateTime]::UtcNow -gt `$deadline) { throw 'the run never ran' }
-    Start-Sleep -Milliseconds 100
-}
-`$null = Join-Run -Root '$($Store.Uri)' -RunId $RunId
-exit `$LASTEXITCODE
-"@
-    }
 }
 
 Describe 'Join-Run: several processes drain one run' {
@@ -71,8 +51,8 @@ Describe 'Join-Run: several processes drain one run' {
         if (-not $script:haveCluster) { return }
         $store = New-StoreRoot
         $effects = New-Item -ItemType Directory (Join-Path $TestDrive 'effects-10k')
-        $owner = Start-Owner $store 'j10k' @{ Count = 10000; Throttle = 2; Effects = $effects.FullName } (Join-Path $TestDrive 'local-owner')
-        $workers = 1..3 | ForEach-Object { Start-Worker $store 'j10k' (Join-Path $TestDrive "local-w$_") }
+        $owner = Start-RunOwner $store 'j10k' $script:workScript @{ Count = 10000; Throttle = 2; Effects = $effects.FullName } (Join-Path $TestDrive 'local-owner')
+        $workers = 1..3 | ForEach-Object { Start-RunWorker $store 'j10k' (Join-Path $TestDrive "local-w$_") }
         try {
             $ownerExit = Wait-ChildPwsh $owner -TimeoutSec 300
             $workerExits = foreach ($w in $workers) { Wait-ChildPwsh $w -TimeoutSec 120 }
@@ -113,9 +93,9 @@ Describe 'Join-Run: several processes drain one run' {
         if (-not $script:haveCluster) { return }
         $store = New-StoreRoot -Query 'lease=3'
         $effects = New-Item -ItemType Directory (Join-Path $TestDrive 'effects-kill')
-        $owner = Start-Owner $store 'jkill' @{ Count = 400; Throttle = 2; SleepMs = 40; Effects = $effects.FullName } (Join-Path $TestDrive 'local-kill-owner')
-        $victim = Start-Worker $store 'jkill' (Join-Path $TestDrive 'local-kill-a')
-        $other = Start-Worker $store 'jkill' (Join-Path $TestDrive 'local-kill-b')
+        $owner = Start-RunOwner $store 'jkill' $script:workScript @{ Count = 400; Throttle = 2; SleepMs = 40; Effects = $effects.FullName } (Join-Path $TestDrive 'local-kill-owner')
+        $victim = Start-RunWorker $store 'jkill' (Join-Path $TestDrive 'local-kill-a')
+        $other = Start-RunWorker $store 'jkill' (Join-Path $TestDrive 'local-kill-b')
         try {
             # Kill the worker once it has done some items (its own effects file has lines).
             $deadline = [DateTime]::UtcNow.AddSeconds(90)
@@ -155,8 +135,8 @@ Describe 'Join-Run: several processes drain one run' {
         if (-not $script:haveCluster) { return }
         $store = New-StoreRoot
         $effects = New-Item -ItemType Directory (Join-Path $TestDrive 'effects-stop')
-        $owner = Start-Owner $store 'jstop' @{ Count = 300; Throttle = 2; SleepMs = 100; Effects = $effects.FullName } (Join-Path $TestDrive 'local-stop-owner')
-        $worker = Start-Worker $store 'jstop' (Join-Path $TestDrive 'local-stop-w')
+        $owner = Start-RunOwner $store 'jstop' $script:workScript @{ Count = 300; Throttle = 2; SleepMs = 100; Effects = $effects.FullName } (Join-Path $TestDrive 'local-stop-owner')
+        $worker = Start-RunWorker $store 'jstop' (Join-Path $TestDrive 'local-stop-w')
         try {
             $deadline = [DateTime]::UtcNow.AddSeconds(90)
             while (-not (Get-ChildItem -LiteralPath $effects.FullName -Filter "$($worker.Id)-*.txt")) {
@@ -193,9 +173,9 @@ Describe 'Join-Run: several processes drain one run' {
                 [uri]::EscapeDataString($app.Host), $app.Port, [uri]::EscapeDataString($app.Database) }
             $effects = New-Item -ItemType Directory (Join-Path $TestDrive 'effects-chaos')
             $count = 3000
-            $owner = Start-Owner $store 'jchaos' @{ Count = $count; Throttle = 2; SleepMs = 15; Effects = $effects.FullName } (Join-Path $TestDrive 'local-chaos-owner')
+            $owner = Start-RunOwner $store 'jchaos' $script:workScript @{ Count = $count; Throttle = 2; SleepMs = 15; Effects = $effects.FullName } (Join-Path $TestDrive 'local-chaos-owner')
             $live = [Collections.Generic.List[object]]::new()
-            foreach ($n in 1..3) { $w = Start-Worker $store 'jchaos' (Join-Path $TestDrive "local-chaos-$n"); $live.Add($w); $children.Add($w) }
+            foreach ($n in 1..3) { $w = Start-RunWorker $store 'jchaos' (Join-Path $TestDrive "local-chaos-$n"); $live.Add($w); $children.Add($w) }
             $kills = 0; $killedWorking = 0; $restarted = $false; $n = 3
             $random = [Random]::new()
             while (-not $owner.Process.HasExited -and $kills -lt 5) {
@@ -206,7 +186,7 @@ Describe 'Join-Run: several processes drain one run' {
                 Stop-ChildPwsh $victim
                 $null = $live.Remove($victim)
                 $kills++; $killedWorking++
-                $n++; $w = Start-Worker $store 'jchaos' (Join-Path $TestDrive "local-chaos-$n"); $live.Add($w); $children.Add($w)
+                $n++; $w = Start-RunWorker $store 'jchaos' (Join-Path $TestDrive "local-chaos-$n"); $live.Add($w); $children.Add($w)
                 if ($kills -eq 2 -and -not $restarted) {
                     $restart = & bash $cluster restart $clusterDir 3 2>&1
                     if ($LASTEXITCODE -ne 0) { throw "restart failed: $restart" }

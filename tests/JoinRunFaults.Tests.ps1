@@ -18,6 +18,7 @@ BeforeAll {
     Import-Module $env:RUNTOOLS_MODULE_PATH -Force
     Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force
     Import-Module (Join-Path $PSScriptRoot '../tools/PgTestStore.psm1') -Force
+    Import-Module (Join-Path $PSScriptRoot '../tools/JoinRunChildren.psm1') -Force # Start-RunOwner, Start-RunWorker, Get-OwnerCheck
     $script:haveCluster = $env:RUNTOOLS_TEST_PG -and $env:RUNTOOLS_TEST_PG_ADMIN
 
     # An item: it notes its begin, waits while held, then notes that it did its work.
@@ -102,44 +103,6 @@ $null = 1..6 | Invoke-RunItem -Step final -Key { "x$_" } -ThrottleLimit 2 -MaxTr
         }
     }
 
-    # The owner: Start-Run, then (in the same process, saving a pwsh start) -Check, whose last line it prints as CHECK <json>.
-    # -Prelude runs first in that process.
-    function Start-Owner($Store, [string] $RunId, [string] $Script, [hashtable] $Parameters, [string] $Local, [string] $Check = "'null'", [string] $Prelude = '') {
-        $params = ($Parameters.GetEnumerator() | ForEach-Object { "$($_.Key) = '$($_.Value)'" }) -join '; '
-        Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = $Local } -Command @"
-$Prelude
-`$info = Start-Run -Name joined -RunId $RunId -ScriptPath '$Script' -Root '$($Store.Uri)' -Parameters @{ $params } -ErrorAction SilentlyContinue -ErrorVariable runErrors
-`$exit = `$LASTEXITCODE
-foreach (`$e in `$runErrors) { 'OWNER ERROR {0}: {1}' -f `$e.FullyQualifiedErrorId, `$e.Exception.Message }
-'OWNER {0} {1}' -f `$info.Status, `$exit
-`$root = '$($Store.Uri)'; `$runId = '$RunId'
-'CHECK ' + (& { $Check } | Select-Object -Last 1)
-exit `$exit
-"@
-    }
-
-    function Get-Check($Child) {
-        $line = (Get-ChildPwshOutput $Child) -split "`n" | Where-Object { $_ -like 'CHECK *' } | Select-Object -Last 1
-        if (-not $line) { throw "The owner printed no CHECK line:`n$(Get-ChildPwshOutput $Child)" }
-        $line.Substring(6) | ConvertFrom-Json
-    }
-
-    # A worker; it prints WORKER ERROR <id>: <message> per error and WORKER EXIT <code>.
-    function Start-Worker($Store, [string] $RunId, [string] $Local, [string] $Query) {
-        $uri = if ($Query) { "$($Store.Uri)&$Query" } else { $Store.Uri }
-        Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = $Local } -Command @"
-`$deadline = [DateTime]::UtcNow.AddSeconds(60)
-while (-not (Get-Run -Root '$uri' -RunId $RunId -ErrorAction SilentlyContinue | Where-Object Status -eq Running)) {
-    if ([DateTime]::UtcNow -gt `$deadline) { throw 'the run never ran' }
-    Start-Sleep -Milliseconds 100
-}
-`$null = Join-Run -Root '$uri' -RunId $RunId -ErrorAction SilentlyContinue -ErrorVariable joinErrors
-foreach (`$e in `$joinErrors) { 'WORKER ERROR {0}: {1}' -f `$e.FullyQualifiedErrorId, `$e.Exception.Message }
-'WORKER EXIT {0}' -f `$LASTEXITCODE
-exit `$LASTEXITCODE
-"@
-    }
-
     # Lets the owner's first step end once a worker is registered, so that the owner admits it at its first item.
     function Open-Gate($Store, [string] $Marks, [object[]] $Workers) {
         Wait-For -What 'the workers to register' -Children $Workers {
@@ -195,9 +158,9 @@ $completed = @($events | Where-Object Type -eq item_completed)
     InDoubt = @($events | Where-Object { $_.Type -eq 'item_started' -and $_.Data.previous -eq 'in_doubt' } | ForEach-Object { $_.Data.key })
 } | ConvertTo-Json -Compress -Depth 4
 '@
-        $owner = Start-Owner $store 'jlate' $script:heldScript @{ Count = 200; SleepMs = 50; Marks = $marks } (Join-Path $TestDrive 'local-late-owner') $check
-        $paused = Start-Worker $store 'jlate' (Join-Path $TestDrive 'local-late-paused')
-        $unaware = Start-Worker $store 'jlate' (Join-Path $TestDrive 'local-late-unaware') -Query 'lease=90'
+        $owner = Start-RunOwner $store 'jlate' $script:heldScript @{ Count = 200; SleepMs = 50; Marks = $marks } (Join-Path $TestDrive 'local-late-owner') $check
+        $paused = Start-RunWorker $store 'jlate' (Join-Path $TestDrive 'local-late-paused')
+        $unaware = Start-RunWorker $store 'jlate' (Join-Path $TestDrive 'local-late-unaware') -Query 'lease=90'
         $workers = @($paused, $unaware)
         $stopped = $false
         try {
@@ -271,7 +234,7 @@ $completed = @($events | Where-Object Type -eq item_completed)
         # The unaware worker learnt it from the refused insert (the claim fence), naming the item.
         $unawareOutput | Should -Match "WORKER ERROR NotOwner,.*no longer holds item\(s\) ($($held[$unaware.Id] -join '|'))"
 
-        $result = Get-Check $owner
+        $result = Get-OwnerCheck $owner
         $result.Status | Should -Be 'Completed'
         $result.Valid | Should -BeTrue -Because ($result.Problems -join '; ')
         $result.Items | Should -Be 200
@@ -305,8 +268,8 @@ $run = Get-Run -Root $root -RunId $runId
     })
 } | ConvertTo-Json -Compress -Depth 4
 '@
-        $owner = Start-Owner $store 'jtries' $script:triesScript @{ Marks = $marks } (Join-Path $TestDrive 'local-tries-owner') $check
-        $worker = Start-Worker $store 'jtries' (Join-Path $TestDrive 'local-tries-w')
+        $owner = Start-RunOwner $store 'jtries' $script:triesScript @{ Marks = $marks } (Join-Path $TestDrive 'local-tries-owner') $check
+        $worker = Start-RunWorker $store 'jtries' (Join-Path $TestDrive 'local-tries-w')
         try {
             Open-Gate $store $marks @($worker)
             $ownerExit = Wait-ChildPwsh $owner -TimeoutSec 120
@@ -316,7 +279,7 @@ $run = Get-Run -Root $root -RunId $runId
         }
         $ownerOutput = Get-ChildPwshOutput $owner
         $workerOutput = Get-ChildPwshOutput $worker
-        $result = Get-Check $owner
+        $result = Get-OwnerCheck $owner
         $events = @($result.Events)
         $byWorker = @($events | Where-Object Worker)
 
@@ -382,8 +345,8 @@ Add-Type -TypeDefinition 'public static class TranscriptionHang { public static 
 `$core = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -eq 'RunTools.Core' } | Select-Object -First 1
 `$core.GetType('RunTools.Core.Engine.AttemptOptions').GetProperty('ProcessCrashPoint', [Reflection.BindingFlags]'NonPublic,Static').SetValue(`$null, [Delegate]::CreateDelegate([Action[string]], [TranscriptionHang].GetMethod('At')))
 "@
-        $owner = Start-Owner $store 'jcrash' $script:heldScript @{ Count = $count; SleepMs = 0; Marks = $marks; ArtifactEvery = 4 } (Join-Path $TestDrive 'local-crash-owner') -Prelude $hang
-        $workers = @(1, 2 | ForEach-Object { Start-Worker $store 'jcrash' (Join-Path $TestDrive "local-crash-w$_") })
+        $owner = Start-RunOwner $store 'jcrash' $script:heldScript @{ Count = $count; SleepMs = 0; Marks = $marks; ArtifactEvery = 4 } (Join-Path $TestDrive 'local-crash-owner') -Prelude $hang
+        $workers = @(1, 2 | ForEach-Object { Start-RunWorker $store 'jcrash' (Join-Path $TestDrive "local-crash-w$_") })
         $s = $store.Schema
         # Rows of worker_events whose event the journal holds already (the same worker and worker_seq).
         $copies = "SELECT count(*) FROM $s.worker_events w WHERE EXISTS (SELECT 1 FROM $s.events e WHERE e.run_id = 'jcrash' AND convert_from(e.line, 'UTF8')::jsonb->>'worker' = w.worker::text AND (convert_from(e.line, 'UTF8')::jsonb->>'worker_seq')::bigint = w.wseq)"

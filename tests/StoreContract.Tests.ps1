@@ -42,17 +42,19 @@ Import-Module '$($pester -replace "'", "''")'
 }
 
 Describe 'The cmdlet contract on a PostgreSQL root' -Tag Slow {
+    # Pester 6 refuses an empty -ForEach: with no results (no cluster, or Slow left out) there is one placeholder instead.
     if ($script:results.Count -eq 0) {
         It 'runs (needs the cluster .ci/run starts)' {
             Set-ItResult -Skipped -Because 'RUNTOOLS_TEST_PG and RUNTOOLS_TEST_PG_ADMIN are not set (tools/pg-cluster.sh start DIR prints them; .ci/run always sets them)'
         }
     }
-
-    It '<File>: <Name>' -ForEach $script:results {
-        if ($Result -eq 'Skipped') {
-            Set-ItResult -Skipped -Because 'the contract file skips it on a database root (see its reason there)'
-            return
+    else {
+        It '<File>: <Name>' -ForEach $script:results {
+            if ($Result -eq 'Skipped') {
+                Set-ItResult -Skipped -Because 'the contract file skips it on a database root (see its reason there)'
+                return
+            }
+            $Result | Should -Be 'Passed' -Because $Why
         }
-        $Result | Should -Be 'Passed' -Because $Why
     }
 }
