@@ -41,6 +41,9 @@ public sealed partial class RunDirectory
     /// <summary>The database root (its URI without password) of a run held in a database; null for a run folder.</summary>
     public string? DatabaseRoot => Database?.RootDisplay;
 
+    /// <summary>The root the run is in, as listings name it: the database root, or the folder that holds the run folder.</summary>
+    public string Root => DatabaseRoot ?? System.IO.Path.GetDirectoryName(Path) ?? Path;
+
     /// <summary>The database record of a run held in one; null for a run folder.</summary>
     internal IDatabaseRun? Database { get; }
 

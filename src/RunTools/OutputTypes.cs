@@ -93,7 +93,7 @@ public sealed class RunTestResult
     internal RunTestResult(Core.Engine.RunTestResult result)
     {
         RunId = result.Run.RunId;
-        Root = result.Run.DatabaseRoot ?? System.IO.Path.GetDirectoryName(result.Run.Path) ?? result.Run.Path;
+        Root = result.Run.Root;
         Path = result.Run.DatabaseRoot is null ? result.Run.Path : null;
         Name = result.State?.Name;
         Status = result.State?.Status.ToString();

@@ -57,7 +57,7 @@ public sealed class RunContext
     /// folder, or the database root (its URI without the password). A script passes it to the
     /// cmdlets that act on its own run, e.g. <c>Stop-Run -RunId $ctx.RunId -Root $ctx.Root</c>.
     /// </summary>
-    public string Root => Run.DatabaseRoot ?? System.IO.Path.GetDirectoryName(Run.Path) ?? Run.Path;
+    public string Root => Run.Root;
 
     /// <summary>This attempt's number (1 for the first).</summary>
     public int Attempt => Engine.Attempt;

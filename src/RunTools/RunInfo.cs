@@ -267,7 +267,5 @@ public sealed class RunInfo
     /// password) as Root and no Path: its folder here is only a local copy, not where the run lives.
     /// </summary>
     internal static RunInfo From(RunDirectory run, RunState state) =>
-        run.DatabaseRoot is { } database
-            ? new(state, database, null, run)
-            : new(state, System.IO.Path.GetDirectoryName(run.Path) ?? run.Path, run.Path, run);
+        new(state, run.Root, run.DatabaseRoot is null ? run.Path : null, run);
 }
