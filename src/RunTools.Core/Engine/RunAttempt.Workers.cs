@@ -292,9 +292,11 @@ public sealed partial class RunAttempt
             {
                 PollWorkers(now: true);
                 var taken = _workers?.TakeOverAbandoned(step, keys, Attempt) ?? Array.Empty<string>();
+
+                // Not left to the transcriber's next tick: the call's end waits on exactly these copies.
+                Transcribe();
                 if (taken.Count > 0)
                 {
-                    Transcribe();
                     lock (ClaimGate)
                     {
                         var ledger = Ledger.Find(step);

@@ -4,6 +4,10 @@
 # items step's duration from its step_started to its step_completed in the journal (the workers
 # are waiting to be admitted before it starts: each signals it is about to join, and the run's
 # first step waits for all of them), rounds alternating baseline and measured.
+# The worker processes are started once and join each measured round's run in turn, as a worker
+# service on its machine would: the first round (with workers, untimed for the ratio) warms them
+# as it warms the owner's process, so both sides are measured warm. The first round's time is
+# reported too, as the cost of workers that start cold.
 param(
     [Parameter(Mandatory)] [string] $Module,
     [Parameter(Mandatory)] [string] $Work,
@@ -34,15 +38,23 @@ $null = 1..$N | Invoke-RunItem -Step work -Key { $_ } -ThrottleLimit $Throttle {
 
 $pwshDll = Join-Path $PSHOME 'pwsh.dll'
 $self = [Environment]::ProcessPath
-function Start-Worker([string] $RunId, [string] $Ready, [int] $Index) {
+function Start-Worker([string[]] $RunIds, [int] $Index) {
+    # Serves the runs in turn: waits for the harness's go file (cheap to poll while the owner runs
+    # alone), then for the run to be running, says it is about to join, and joins.
+    $ids = ($RunIds | ForEach-Object { "'$_'" }) -join ','
     $command = @"
 `$ErrorActionPreference = 'Stop'; `$ProgressPreference = 'SilentlyContinue'
 Import-Module '$Module'
 `$env:RUNTOOLS_LOCAL = '$(Join-Path $Work "local-w$Index")'
-while (-not (Get-Run -Root '$Uri' -RunId $RunId -ErrorAction SilentlyContinue | Where-Object Status -eq Running)) { Start-Sleep -Milliseconds 50 }
-`$null = New-Item -ItemType File -Path (Join-Path '$Ready' '$Index')
-`$null = Join-Run -Root '$Uri' -RunId $RunId
-exit `$LASTEXITCODE
+foreach (`$runId in @($ids)) {
+    `$ready = Join-Path '$Work' "ready-`$runId"
+    while (-not (Test-Path -LiteralPath `$ready)) { Start-Sleep -Milliseconds 50 }
+    while (-not (Get-Run -Root '$Uri' -RunId `$runId -ErrorAction SilentlyContinue | Where-Object Status -eq Running)) { Start-Sleep -Milliseconds 50 }
+    `$null = New-Item -ItemType File -Path (Join-Path `$ready '$Index')
+    `$null = Join-Run -Root '$Uri' -RunId `$runId
+    if (`$LASTEXITCODE -notin 0, 3) { exit `$LASTEXITCODE }
+}
+exit 0
 "@
     $info = [Diagnostics.ProcessStartInfo]::new($self)
     if ([IO.Path]::GetFileNameWithoutExtension($self) -ne 'pwsh') { $info.ArgumentList.Add($pwshDll) }
@@ -61,13 +73,11 @@ function Invoke-Round([int] $Workers) {
     $runId = "d3-$($script:round)-w$Workers"
     $ready = New-Item -ItemType Directory (Join-Path $Work "ready-$runId")
     $env:RUNTOOLS_LOCAL = Join-Path $Work 'local-owner'
-    $children = @(for ($i = 1; $i -le $Workers; $i++) { Start-Worker $runId $ready.FullName $i })
     $info = Start-Run -Name d3 -RunId $runId -ScriptPath $runScript -Root $Uri -Parameters @{ N = $Items; SleepMs = $SleepMs; Throttle = $Throttle; Workers = $Workers; Ready = $ready.FullName }
-    foreach ($c in $children) {
-        if (-not $c.Process.WaitForExit(120000)) { $c.Process.Kill($true); throw "a worker did not leave: $($c.Err.Result)" }
-        if ($c.Process.ExitCode -notin 0, 3) { throw "a worker failed ($($c.Process.ExitCode)): $($c.Out.Result) $($c.Err.Result)" }
-    }
     if ($info.Status -ne 'Completed' -or $info.ItemsCompleted -ne $Items) { throw "run $runId ended $($info.Status) with $($info.ItemsCompleted) items" }
+    foreach ($c in $script:workers) {
+        if ($c.Process.HasExited -and $c.Process.ExitCode -ne 0) { throw "a worker failed ($($c.Process.ExitCode)): $($c.Out.Result) $($c.Err.Result)" }
+    }
     $events = @(Get-RunEvent -Root $Uri -RunId $runId)
     $started = ($events | Where-Object { $_.Type -eq 'step_started' -and $_.Data.step -eq 'work' } | Select-Object -Last 1).Timestamp
     $ended = ($events | Where-Object { $_.Type -eq 'step_completed' -and $_.Data.step -eq 'work' } | Select-Object -Last 1).Timestamp
@@ -75,17 +85,30 @@ function Invoke-Round([int] $Workers) {
     [pscustomobject]@{ Seconds = ($ended - $started).TotalSeconds; ByWorkers = $byWorkers }
 }
 
-# Warm-up, untimed: the store, the schema, JIT, a worker round trip.
-$null = Invoke-Round 1
+# The rounds with workers are numbered 1, 3, 5, ...: round 1 (workers cold) then each measured one.
+$workerRuns = @(for ($r = 0; $r -le $Rounds; $r++) { "d3-$(2 * $r + 1)-w$($Processes - 1)" })
+$script:workers = @(for ($i = 1; $i -lt $Processes; $i++) { Start-Worker $workerRuns $i })
+try {
+    # Warm-up, not in the ratio: the store, the schema, JIT of every process, the workers' first join.
+    $cold = Invoke-Round ($Processes - 1)
 
-$measured = @(); $baseline = @(); $share = @()
-for ($r = 0; $r -lt $Rounds; $r++) {
-    Settle
-    $baseline += (Invoke-Round 0).Seconds
-    Settle
-    $m = Invoke-Round ($Processes - 1)
-    $measured += $m.Seconds
-    $share += $m.ByWorkers / $Items
+    $measured = @(); $baseline = @(); $share = @()
+    for ($r = 0; $r -lt $Rounds; $r++) {
+        Settle
+        $baseline += (Invoke-Round 0).Seconds
+        Settle
+        $m = Invoke-Round ($Processes - 1)
+        $measured += $m.Seconds
+        $share += $m.ByWorkers / $Items
+    }
+
+    foreach ($c in $script:workers) {
+        if (-not $c.Process.WaitForExit(120000)) { throw "a worker did not leave: $($c.Err.Result)" }
+        if ($c.Process.ExitCode -ne 0) { throw "a worker failed ($($c.Process.ExitCode)): $($c.Out.Result) $($c.Err.Result)" }
+    }
+}
+finally {
+    foreach ($c in $script:workers) { if (-not $c.Process.HasExited) { $c.Process.Kill($true) } }
 }
 
-Write-BenchResult @{ measured = $measured; baseline = $baseline; worker_share = $share }
+Write-BenchResult @{ measured = $measured; baseline = $baseline; worker_share = $share; cold = $cold.Seconds }
