@@ -60,8 +60,8 @@ public sealed partial class RunDirectory
         rebuilt = false;
         RunState? snapshot = TryReadSnapshot();
         snapshotRunId = snapshot?.RunId;
-        var journal = new FileInfo(JournalPath);
-        long journalLength = journal.Exists ? journal.Length : 0;
+        // A stat, not a FileInfo: a listing does this for every run. Anything but a regular file counts as empty.
+        NativeFileType.Of(JournalPath, followLinks: true, out long journalLength);
         if (snapshot is not null)
         {
             if (journalLength == snapshot.Journal.Length)
@@ -127,10 +127,11 @@ public sealed partial class RunDirectory
     internal RunState? TryReadSnapshot(out string? failure)
     {
         failure = null;
-        byte[] bytes;
+        ArraySegment<byte> bytes;
         try
         {
-            bytes = DurableFile.ReadAllBytes(StatePath);
+            // Parsed at once, nothing keeps it: the thread's shared buffer.
+            bytes = DurableFile.ReadShared(StatePath);
         }
         catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
         {
@@ -140,9 +141,9 @@ public sealed partial class RunDirectory
 
         try
         {
-            EnsureSupportedVersion(RunId, PeekFormatVersion(bytes));
+            EnsureSupportedVersion(RunId, PeekFormatVersion(bytes.AsSpan()));
 
-            var state = JsonSerializer.Deserialize<RunState>(bytes, RunFormat.JsonOptions);
+            var state = JsonSerializer.Deserialize<RunState>(bytes.AsSpan(), RunFormat.JsonOptions);
             if (state is null || state.RunId.Length == 0)
             {
                 failure = "no run_id";
@@ -158,7 +159,7 @@ public sealed partial class RunDirectory
         }
     }
 
-    private static int PeekFormatVersion(byte[] bytes)
+    private static int PeekFormatVersion(ReadOnlySpan<byte> bytes)
     {
         var reader = new Utf8JsonReader(bytes);
         int depth = 0;

@@ -48,6 +48,66 @@ public sealed class HostileInputTests : IDisposable
     }
 
     [Fact]
+    public void TheStatGivesARegularFilesLengthAndZeroForAnythingElse()
+    {
+        SkipOnWindows();
+        string big = _dir.Combine("big.bin");
+        File.WriteAllBytes(big, new byte[5_000_123]);
+        string link = _dir.Combine("link-to-big");
+        File.CreateSymbolicLink(link, big);
+        string fifo = MakeFifo("pipe-length");
+
+        // A long, non-ASCII path: the name buffer reused per thread must grow and be terminated each time.
+        string deep = _dir.Combine(new string('é', 100) + "-" + new string('x', 40));
+        File.WriteAllText(deep, "12345");
+        Assert.Equal(FileKind.Regular, NativeFileType.Of(deep, followLinks: true, out long deepLength));
+        Assert.Equal(5, deepLength);
+
+        Assert.Equal(FileKind.Regular, NativeFileType.Of(big, followLinks: true, out long length));
+        Assert.Equal(5_000_123, length);
+        Assert.Equal(FileKind.Regular, NativeFileType.Of(link, followLinks: true, out long linked));
+        Assert.Equal(5_000_123, linked);
+        Assert.Equal(FileKind.SymbolicLink, NativeFileType.Of(link, followLinks: false, out long unfollowed));
+        Assert.Equal(0, unfollowed);
+        Assert.Equal(FileKind.Fifo, NativeFileType.Of(fifo, followLinks: true, out long fifoLength));
+        Assert.Equal(0, fifoLength);
+        Assert.Equal(FileKind.Directory, NativeFileType.Of(_dir.Path, followLinks: true, out long directoryLength));
+        Assert.Equal(0, directoryLength);
+        Assert.Equal(FileKind.Missing, NativeFileType.Of(_dir.Combine("absent"), followLinks: true, out long missingLength));
+        Assert.Equal(0, missingLength);
+
+        // A shorter name after a longer one on the same thread: the terminator, not the old tail, ends it.
+        Assert.Equal(FileKind.Regular, NativeFileType.Of(big, followLinks: true, out long again));
+        Assert.Equal(5_000_123, again);
+    }
+
+    [Fact]
+    public void SharedReadsGiveEachFilesOwnBytesWhateverCameBefore()
+    {
+        string longer = _dir.Combine("longer.json");
+        string shorter = _dir.Combine("shorter.json");
+        string huge = _dir.Combine("huge.json");
+        File.WriteAllText(longer, new string('a', 3000));
+        File.WriteAllText(shorter, "{\"b\":1}");
+        File.WriteAllBytes(huge, Enumerable.Repeat((byte)'c', 300_000).ToArray());
+
+        Assert.Equal(3000, DurableFile.ReadShared(longer).Count);
+        var read = DurableFile.ReadShared(shorter);
+        Assert.Equal("{\"b\":1}", System.Text.Encoding.UTF8.GetString(read.Array!, read.Offset, read.Count));
+        var large = DurableFile.ReadShared(huge);
+        Assert.Equal(300_000, large.Count);
+        Assert.All(large, b => Assert.Equal((byte)'c', b));
+        Assert.Equal(7, DurableFile.ReadShared(shorter).Count);
+
+        // A FIFO is refused before it is opened, as by every reader.
+        if (!OperatingSystem.IsWindows())
+        {
+            string fifo = MakeFifo("state-fifo.json");
+            Assert.Throws<NotRegularFileException>(() => DurableFile.ReadShared(fifo));
+        }
+    }
+
+    [Fact]
     public void AConfigThatIsAFifoOrADirectoryIsRefusedBeforeAnyRead()
     {
         SkipOnWindows();
