@@ -129,9 +129,11 @@ public sealed class GetRunCommand : RunCmdletBase
 
         if (location.Kind == RootKind.Folder)
         {
+            // Every run of the listing has the same root: one string for all, not one per run.
+            string? root = null;
             return new RunsRoot(location.FolderPath!).EnumerateRuns<(string, RunInfo?, RunToolsException?)>(id => idPatterns.Count == 0 || idPatterns.Any(p => p.IsMatch(id)), listing =>
                 listing.Error is not null ? (listing.Run.RunId, null, listing.Error)
-                : (listing.Run.RunId, Selected(listing.State!) ? RunInfo.From(listing.Run, listing.State!) : null, null));
+                : (listing.Run.RunId, Selected(listing.State!) ? RunInfo.From(listing.Run, listing.State!, root ??= listing.Run.Root) : null, null));
         }
 
         // Opening the catalog loads the PostgreSQL store (and Npgsql) the first time a database root is used.

@@ -145,9 +145,18 @@ public sealed class RunInfo
     /// <summary>What a run script's text says about its steps: their names (all of them only when Complete), and the steps that run items (null when that cannot be told).</summary>
     private sealed class ScriptShape
     {
-        public ScriptShape(string[] steps, bool complete, IReadOnlyCollection<string>? itemSteps) => (Steps, Complete, ItemSteps) = (steps, complete, itemSteps);
+        public ScriptShape(string[] steps, bool complete, IReadOnlyCollection<string>? itemSteps)
+        {
+            StepSet = new HashSet<string>(steps, StringComparer.Ordinal);
+            Steps = StepSet.ToArray();
+            Complete = complete;
+            ItemSteps = itemSteps;
+        }
 
+        /// <summary>The step names, each once.</summary>
         public string[] Steps { get; }
+
+        public HashSet<string> StepSet { get; }
 
         public bool Complete { get; }
 
@@ -215,7 +224,41 @@ public sealed class RunInfo
             return null;
         }
 
-        return shape.Steps.Union(state.DeclaredSteps, StringComparer.Ordinal).Union(state.Steps.Select(s => s.Name), StringComparer.Ordinal).Count();
+        // The union of the script's, the declared and the recorded step names, counted without
+        // allocating: Get-Run does this for every run, and LINQ's Union was a fifth of what it allocated.
+        int count = shape.Steps.Length;
+        for (int i = 0; i < state.DeclaredSteps.Count; i++)
+        {
+            string name = state.DeclaredSteps[i];
+            if (!shape.StepSet.Contains(name) && state.DeclaredSteps.IndexOf(name) == i)
+            {
+                count++;
+            }
+        }
+
+        for (int i = 0; i < state.Steps.Count; i++)
+        {
+            string name = state.Steps[i].Name;
+            if (!shape.StepSet.Contains(name) && !state.DeclaredSteps.Contains(name) && FirstStepNamed(state, name) == i)
+            {
+                count++;
+            }
+        }
+
+        return count;
+    }
+
+    private static int FirstStepNamed(RunState state, string name)
+    {
+        for (int i = 0; i < state.Steps.Count; i++)
+        {
+            if (string.Equals(state.Steps[i].Name, name, StringComparison.Ordinal))
+            {
+                return i;
+            }
+        }
+
+        return -1;
     }
 
     private static long? CountItems(RunState state, ScriptShape? shape)
@@ -266,6 +309,9 @@ public sealed class RunInfo
     /// A run as listed or after an attempt. A run held in a database has its root's URI (without
     /// password) as Root and no Path: its folder here is only a local copy, not where the run lives.
     /// </summary>
-    internal static RunInfo From(RunDirectory run, RunState state) =>
-        new(state, run.Root, run.DatabaseRoot is null ? run.Path : null, run);
+    internal static RunInfo From(RunDirectory run, RunState state) => From(run, state, run.Root);
+
+    /// <summary>As <see cref="From(RunDirectory, RunState)"/> with the root given: a listing names it once for all its runs.</summary>
+    internal static RunInfo From(RunDirectory run, RunState state, string root) =>
+        new(state, root, run.DatabaseRoot is null ? run.Path : null, run);
 }
