@@ -153,23 +153,31 @@ internal static class DurableFile
     /// </summary>
     internal static ArraySegment<byte> ReadShared(string path)
     {
-        using var stream = OpenRead(path, 1);
-        long length = stream.Length;
-        byte[] buffer;
-        if (length > SharedReadLimit)
+        if (NativeFileType.TryReadWhole(path, SharedBuffer, out var bytes))
         {
-            buffer = new byte[length];
-        }
-        else if (t_readBuffer is { } kept && kept.Length >= length)
-        {
-            buffer = kept;
-        }
-        else
-        {
-            t_readBuffer = buffer = new byte[Math.Max(4096, length * 2)];
+            return bytes;
         }
 
-        return new ArraySegment<byte>(buffer, 0, ReadUpTo(stream, buffer, (int)length));
+        using var stream = OpenRead(path, 1);
+        byte[] buffer = SharedBuffer(stream.Length);
+        return new ArraySegment<byte>(buffer, 0, ReadUpTo(stream, buffer, (int)stream.Length));
+    }
+
+    private static readonly Func<long, byte[]> SharedBuffer = SharedBufferFor;
+
+    private static byte[] SharedBufferFor(long length)
+    {
+        if (length > SharedReadLimit)
+        {
+            return new byte[length];
+        }
+
+        if (t_readBuffer is { } kept && kept.Length >= length)
+        {
+            return kept;
+        }
+
+        return t_readBuffer = new byte[Math.Max(4096, length * 2)];
     }
 
     private const long SharedReadLimit = 256 * 1024;

@@ -25,7 +25,7 @@ public enum FileKind
 /// the runtime's own native shim (libSystem.Native, present wherever .NET runs on Unix); where that
 /// is unavailable it falls back to what File attributes can tell (directory or not).
 /// </summary>
-internal static class NativeFileType
+internal static partial class NativeFileType
 {
     // The PAL's S_IF* values (src/native/libs/System.Native/pal_io.h), the same on every Unix.
     private const int TypeMask = 0xF000;
@@ -162,7 +162,7 @@ internal static class NativeFileType
         }
     }
 
-    private static class SystemNative
+    private static partial class SystemNative
     {
         [DllImport("libSystem.Native", EntryPoint = "SystemNative_Stat", SetLastError = true)]
         public static extern int Stat(byte[] path, [Out] byte[] output);

@@ -20,6 +20,7 @@ public sealed class RunState
     public string RunId { get; set; } = string.Empty;
 
     [JsonPropertyName("name")]
+    [JsonConverter(typeof(RepeatedStringConverter))]
     public string Name { get; set; } = string.Empty;
 
     /// <summary>The stored status; see <see cref="RunDirectory.ReadState"/> for the derived one.</summary>
@@ -143,6 +144,7 @@ public sealed class ConfigRecord
 {
     /// <summary>SHA-256 (lower-case hex) of config.json, the RFC 8785 canonical form.</summary>
     [JsonPropertyName("hash")]
+    [JsonConverter(typeof(RepeatedStringConverter))]
     public string Hash { get; set; } = string.Empty;
 
     [JsonPropertyName("format")]
@@ -157,6 +159,7 @@ public sealed class ScriptRecord
 {
     /// <summary>SHA-256 (lower-case hex) of script.ps1's bytes.</summary>
     [JsonPropertyName("hash")]
+    [JsonConverter(typeof(RepeatedStringConverter))]
     public string Hash { get; set; } = string.Empty;
 
     [JsonPropertyName("source_path")]
