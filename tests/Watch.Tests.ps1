@@ -34,6 +34,15 @@ Describe 'RunInfo counters' {
         $run.Duration | Should -BeLessThan ([TimeSpan]::FromMinutes(5))
     }
 
+    It 'counts a step the script names twice once' {
+        $twice = Join-Path $TestDrive 'twice.ps1'
+        Set-Content $twice "if (`$true) { Invoke-RunStep a { 1 } } else { Invoke-RunStep a { 0 } }`nInvoke-RunStep b { 2 }`nInvoke-RunStep a2 { 3 }"
+        $run = Start-Run -Name twice -ScriptPath $twice -Root (New-Root) -Step a
+        $run.StepsCompleted | Should -Be 1
+        $run.StepsTotal | Should -Be 3
+        (Get-Run -Root $run.Root -RunId $run.RunId).StepsTotal | Should -Be 3
+    }
+
     It 'leaves the total unknown (null) when a step name is computed' {
         $dynamic = Join-Path $TestDrive 'dynamic.ps1'
         Set-Content $dynamic "Invoke-RunStep a { 1 }`n`$n = 'b'`nInvoke-RunStep `$n { 2 }`nInvoke-RunStep c { 3 }"

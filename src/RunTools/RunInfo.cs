@@ -239,26 +239,13 @@ public sealed class RunInfo
         for (int i = 0; i < state.Steps.Count; i++)
         {
             string name = state.Steps[i].Name;
-            if (!shape.StepSet.Contains(name) && !state.DeclaredSteps.Contains(name) && FirstStepNamed(state, name) == i)
+            if (!shape.StepSet.Contains(name) && !state.DeclaredSteps.Contains(name) && ReferenceEquals(state.FindStep(name), state.Steps[i]))
             {
                 count++;
             }
         }
 
         return count;
-    }
-
-    private static int FirstStepNamed(RunState state, string name)
-    {
-        for (int i = 0; i < state.Steps.Count; i++)
-        {
-            if (string.Equals(state.Steps[i].Name, name, StringComparison.Ordinal))
-            {
-                return i;
-            }
-        }
-
-        return -1;
     }
 
     private static long? CountItems(RunState state, ScriptShape? shape)

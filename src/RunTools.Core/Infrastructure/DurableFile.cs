@@ -159,8 +159,9 @@ internal static class DurableFile
         }
 
         using var stream = OpenRead(path, 1);
-        byte[] buffer = SharedBuffer(stream.Length);
-        return new ArraySegment<byte>(buffer, 0, ReadUpTo(stream, buffer, (int)stream.Length));
+        long length = stream.Length; // once: a file growing meanwhile must not outgrow the buffer
+        byte[] buffer = SharedBuffer(length);
+        return new ArraySegment<byte>(buffer, 0, ReadUpTo(stream, buffer, (int)length));
     }
 
     private static readonly Func<long, byte[]> SharedBuffer = SharedBufferFor;
