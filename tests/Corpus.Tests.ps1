@@ -49,7 +49,9 @@ BeforeAll {
             foreach ($lane in @($lanes | Where-Object { $null -ne $_.Child })) {
                 $child = $lane.Child
                 $exited = $child.Process.HasExited
-                $lines = @(Get-Content -LiteralPath $lane.Result -Encoding utf8)
+                # Only whole lines: the child may be writing the last one while this reads.
+                $text = [IO.File]::ReadAllText($lane.Result, [Text.Encoding]::UTF8)
+                $lines = @($text.Substring(0, $text.LastIndexOf("`n") + 1).Split("`n", [StringSplitOptions]::RemoveEmptyEntries) | ForEach-Object { $_.TrimEnd("`r") })
                 for (; $lane.Seen -lt $lines.Count; $lane.Seen++) {
                     $parts = $lines[$lane.Seen].Split("`t", 3)
                     if ($parts[0] -eq 'start') {
