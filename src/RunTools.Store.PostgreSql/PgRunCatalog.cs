@@ -7,6 +7,7 @@ using System.Runtime.ExceptionServices;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
+using Npgsql;
 using NpgsqlTypes;
 using RunTools.Core;
 using RunTools.Core.Infrastructure;
@@ -17,14 +18,13 @@ using RunTools.Core.Storage;
 namespace RunTools.Store.PostgreSql;
 
 /// <summary>
-/// Lists a database's runs for Get-Run: one query returns each matching run's snapshot row, its
+/// Lists a database's runs for Get-Run: a query per page returns each matching run's snapshot row, its
 /// live lease and stop request, and the events after its snapshot; each run is folded by the
 /// store's own reader (<see cref="PostgreSqlRunStore.FoldStored"/>). Filters on id, name and
 /// status run in SQL where a wildcard translates to LIKE; the caller checks every run again.
 /// </summary>
 internal sealed class PgRunCatalog : IRunCatalog, IRunImporter
 {
-    private const int BatchSize = 256;
     private readonly PostgreSqlStore _store;
     private readonly RootLocation _root;
 
@@ -35,6 +35,15 @@ internal sealed class PgRunCatalog : IRunCatalog, IRunImporter
     }
 
     public string Display => _root.Display;
+
+    /// <summary>Runs folded together on all cores while the next ones are read (a property so that tests cross batches and pages with few runs).</summary>
+    internal int BatchSize { get; set; } = 256;
+
+    /// <summary>Runs per query: whole batches, enough that a query's round trip is a small part of a page.</summary>
+    private int PageSize => 4 * BatchSize;
+
+    /// <summary>Tests: called before each page's query, with the connection it runs on.</summary>
+    internal Action<NpgsqlConnection>? BeforePage { get; set; }
 
     public RunDirectory OpenRun(string runId)
     {
@@ -201,9 +210,12 @@ internal sealed class PgRunCatalog : IRunCatalog, IRunImporter
 
         where.Add("r.run_id COLLATE \"C\" > @after"); // a scan that lost its connection resumes after the last whole run
 
-        // One row per run, in ordinal id order straight from the runs_by_ordinal_id index (no sort
-        // of the snapshots); its tail (the events after its snapshot, usually none) is one index
-        // range of events per run, never a scan of every run's events.
+        // One row per run, in ordinal id order straight from the runs_by_ordinal_id index; its tail
+        // (the events after its snapshot, usually none) is one index range of events per run, never
+        // a scan of every run's events. Read in pages after the last run read (keyset paging): with
+        // a LIMIT the planner keeps to the index, so rows stream as they are found. Without one,
+        // once the table's statistics were gathered it chose a scan and a sort of every snapshot
+        // (spilled to disk at 10,000 runs), and the first row came only after the last was read.
         string sql = $"""
             SELECT r.run_id, r.snapshot, r.journal_seq, l.run_id IS NOT NULL, q.run_id IS NOT NULL, t.seqs, t.lines
             FROM {s}.runs r
@@ -214,57 +226,67 @@ internal sealed class PgRunCatalog : IRunCatalog, IRunImporter
                 FROM {s}.events e WHERE e.run_id = r.run_id AND e.seq > r.journal_seq) t ON true
             WHERE {string.Join(" AND ", where)}
             ORDER BY r.run_id COLLATE "C"
+            LIMIT {PageSize.ToString(System.Globalization.CultureInfo.InvariantCulture)}
             """;
-        string after = string.Empty;
-        _store.Db.Run("list the runs", idempotent: true, connection =>
+        string after = string.Empty; // a page that lost its connection is read again after the last whole batch emitted
+        bool more = true;
+        while (more)
         {
-            using var command = _store.Db.Command(connection, sql);
-            if (ids is not null)
+            _store.Db.Run("list the runs", idempotent: true, connection =>
             {
-                command.Parameters.AddWithValue("ids", NpgsqlDbType.Array | NpgsqlDbType.Text, ids);
-            }
-
-            if (names is not null)
-            {
-                command.Parameters.AddWithValue("names", NpgsqlDbType.Array | NpgsqlDbType.Text, names);
-            }
-
-            if (statuses is not null)
-            {
-                command.Parameters.AddWithValue("statuses", NpgsqlDbType.Array | NpgsqlDbType.Text, statuses);
-            }
-
-            command.Parameters.AddWithValue("after", after);
-            using var reader = command.ExecuteReader();
-            var batch = new List<StoredRun>(BatchSize);
-            while (reader.Read())
-            {
-                var run = new StoredRun(reader.GetString(0), reader.IsDBNull(1) ? null : (byte[])reader[1], reader.GetInt64(2), reader.GetBoolean(3), reader.GetBoolean(4));
-                if (!reader.IsDBNull(5))
+                using var command = _store.Db.Command(connection, sql);
+                if (ids is not null)
                 {
-                    var seqs = (long[])reader[5];
-                    var lines = (byte[][])reader[6];
-                    for (int i = 0; i < seqs.Length; i++)
+                    command.Parameters.AddWithValue("ids", NpgsqlDbType.Array | NpgsqlDbType.Text, ids);
+                }
+
+                if (names is not null)
+                {
+                    command.Parameters.AddWithValue("names", NpgsqlDbType.Array | NpgsqlDbType.Text, names);
+                }
+
+                if (statuses is not null)
+                {
+                    command.Parameters.AddWithValue("statuses", NpgsqlDbType.Array | NpgsqlDbType.Text, statuses);
+                }
+
+                command.Parameters.AddWithValue("after", after);
+                BeforePage?.Invoke(connection);
+                using var reader = command.ExecuteReader();
+                int rows = 0;
+                var batch = new List<StoredRun>(BatchSize);
+                while (reader.Read())
+                {
+                    rows++;
+                    var run = new StoredRun(reader.GetString(0), reader.IsDBNull(1) ? null : (byte[])reader[1], reader.GetInt64(2), reader.GetBoolean(3), reader.GetBoolean(4));
+                    if (!reader.IsDBNull(5))
                     {
-                        run.Tail.Add((seqs[i], lines[i]));
+                        var seqs = (long[])reader[5];
+                        var lines = (byte[][])reader[6];
+                        for (int i = 0; i < seqs.Length; i++)
+                        {
+                            run.Tail.Add((seqs[i], lines[i]));
+                        }
+                    }
+
+                    batch.Add(run);
+                    if (batch.Count == BatchSize)
+                    {
+                        emit(batch);
+                        after = run.RunId;
+                        batch = new List<StoredRun>(BatchSize);
                     }
                 }
 
-                batch.Add(run);
-                if (batch.Count == BatchSize)
+                if (batch.Count > 0)
                 {
                     emit(batch);
-                    after = run.RunId;
-                    batch = new List<StoredRun>(BatchSize);
+                    after = batch[batch.Count - 1].RunId;
                 }
-            }
 
-            if (batch.Count > 0)
-            {
-                emit(batch);
-                after = batch[batch.Count - 1].RunId;
-            }
-        });
+                more = rows == PageSize;
+            });
+        }
     }
 
     private List<T> ProjectBatch<T>(List<StoredRun> batch, string localFolders, Func<StoredRunListing, T> project)

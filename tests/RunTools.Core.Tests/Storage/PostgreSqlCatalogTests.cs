@@ -115,6 +115,73 @@ public sealed class PostgreSqlCatalogTests : PostgreSqlTestBase
     }
 
     [Fact]
+    public void Runs_across_pages_are_each_listed_once_in_id_order_and_a_full_last_page_ends_with_an_empty_one()
+    {
+        string schema = Cluster.NewSchema("pages");
+        var db = Open(schema, s_lease);
+        var ids = Enumerable.Range(0, 45).Select(i => $"run-{i:D3}").ToList();
+        foreach (string id in ids.Take(40))
+        {
+            db.CreateRun(Create(id, "bulk"), Dir.Combine("l"));
+        }
+
+        // Batches of 5, pages of 20: 40 runs are two full pages, then a query that finds none.
+        var catalog = (PgRunCatalog)Catalog(schema);
+        catalog.BatchSize = 5;
+        int pages = 0;
+        catalog.BeforePage = _ => pages++;
+        Assert.Equal(ids.Take(40), catalog.EnumerateRuns(new RunFilter(), l => l.State!.RunId));
+        Assert.Equal(3, pages);
+
+        foreach (string id in ids.Skip(40))
+        {
+            db.CreateRun(Create(id, "bulk"), Dir.Combine("l"));
+        }
+
+        pages = 0;
+        Assert.Equal(ids, catalog.EnumerateRuns(new RunFilter(), l => l.State!.RunId));
+        Assert.Equal(3, pages);
+
+        // A filter that SQL runs pages the same way: every third run.
+        pages = 0;
+        var status = ids.Where((_, i) => i % 3 == 0).ToList();
+        foreach (string id in status)
+        {
+            Cluster.Admin($"UPDATE {schema}.runs SET name = 'picked' WHERE run_id = '{id}'");
+        }
+
+        Assert.Equal(status, catalog.EnumerateRuns(new RunFilter { NamePatterns = new[] { "pick*" } }, l => l.RunId));
+        Assert.Equal(1, pages);
+    }
+
+    [Fact]
+    public void A_page_whose_connection_drops_is_read_again_and_no_run_is_lost_or_doubled()
+    {
+        string schema = Cluster.NewSchema("pagedrop");
+        var db = Open(schema, s_lease);
+        var ids = Enumerable.Range(0, 45).Select(i => $"run-{i:D3}").ToList();
+        foreach (string id in ids)
+        {
+            db.CreateRun(Create(id, "bulk"), Dir.Combine("l"));
+        }
+
+        var catalog = (PgRunCatalog)Catalog(schema);
+        catalog.BatchSize = 5;
+        int pages = 0;
+        catalog.BeforePage = connection =>
+        {
+            if (++pages == 2)
+            {
+                // The server ends the session before the second page's query: it is sent again on a new one.
+                Cluster.Terminate(connection.ProcessID);
+            }
+        };
+
+        Assert.Equal(ids, catalog.EnumerateRuns(new RunFilter(), l => l.State!.RunId));
+        Assert.Equal(4, pages);
+    }
+
+    [Fact]
     public void An_unreachable_server_is_StoreUnavailable_naming_the_root_without_its_password()
     {
         var root = RootLocation.Parse("postgresql://runtools:sekrit-pw@127.0.0.1:1/jobs?schema=nightly", _ => throw new InvalidOperationException("not a folder"));
