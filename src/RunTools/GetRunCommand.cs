@@ -129,7 +129,8 @@ public sealed class GetRunCommand : RunCmdletBase
 
         if (location.Kind == RootKind.Folder)
         {
-            // Every run of the listing has the same root: one string for all, not one per run.
+            // Every run of the listing has the same root: the first run's string serves the rest, not
+            // one per run. (Runs are projected on all cores; a race only makes a second equal string.)
             string? root = null;
             return new RunsRoot(location.FolderPath!).EnumerateRuns<(string, RunInfo?, RunToolsException?)>(id => idPatterns.Count == 0 || idPatterns.Any(p => p.IsMatch(id)), listing =>
                 listing.Error is not null ? (listing.Run.RunId, null, listing.Error)
