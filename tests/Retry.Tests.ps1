@@ -303,6 +303,22 @@ Set-Content (Join-Path (Get-RunContext).Path 'lines.txt') $lines
         @($lines | Where-Object { $_ -notlike '1|*' } | Where-Object { ($_ -split '\|')[1] -eq $tries[0] }).Count | Should -BeGreaterThan 0 -Because 'the worker whose item timed out ran later items too'
     }
 
+    It 'fails the run, without ending the process, when a -RetryOn script block throws for a parallel item' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'throwing-rule.ps1'
+        Set-Content $script @'
+'a', 'b' | Invoke-RunItem -Key { $_ } -Step s1 -ThrottleLimit 2 -MaxTries 3 -RetryDelay 0 -RetryOn { throw 'the rule broke' } { throw "body fails $_" }
+'@
+        # In a child pwsh: before the fix the rule's error ended the whole process from a worker thread.
+        $out = Invoke-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -TimeoutSec 120 -Command "`$r = Start-Run -Name rule -ScriptPath '$script' -Root '$root' -ErrorAction SilentlyContinue; 'STATUS=' + `$r.Status; 'FAILED=' + `$r.ItemsFailed"
+        $out.ExitCode | Should -Be 0 -Because "the process ends normally: $($out.Error)"
+        ($out.Output -join "`n") | Should -Match 'STATUS=Failed'
+        $info = Get-Run -Root $root
+        $info.Status | Should -Be 'Failed'
+        $info.ItemsInDoubt | Should -Be 0
+        @(Get-RunEvent -Root $root -RunId $info.RunId -Type item_failed).Count | Should -BeGreaterThan 0
+    }
+
     It 'rejects a negative -TimeoutSec, -MaxTries 0, a -RetryOn rule that is no type, name or script block, and a -RetryDelay outside 0 to 1 day as parameter errors' {
         { Invoke-RunItem -Step s -Key { $_ } -InputObject 1 -TimeoutSec -1 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunItemCommand'
         { Invoke-RunStep s -MaxTries 0 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunStepCommand'
@@ -314,6 +330,47 @@ Set-Content (Join-Path (Get-RunContext).Path 'lines.txt') $lines
 }
 
 Describe 'The time limit of an attempt' {
+    It 'ends a step that has its own -TimeoutSec at a stop met at an item boundary without completing it: a resume runs its remaining items' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'step-limit-stop.ps1'
+        Set-Content $script @'
+Invoke-RunStep work -TimeoutSec 600 {
+    1..12 | Invoke-RunItem -Key { $_ } {
+        Add-Content (Join-Path (Get-RunContext).Path 'effects.txt') $_
+        Start-Sleep -Milliseconds 250
+    }
+}
+'@
+        $info = Start-Run -Name steplimit -ScriptPath $script -Root $root -TimeoutSec 1
+        $info.Status | Should -Be 'Stopped'
+        $info.StepsCompleted | Should -Be 0 -Because 'a step whose item boundary met the stop did not complete'
+        $info.ItemsCompleted | Should -BeLessThan 12
+        @(Get-RunEvent -Root $root -RunId $info.RunId -Type step_completed).Count | Should -Be 0
+
+        $final = Resume-Run -Root $root -RunId $info.RunId
+        $final.Status | Should -Be 'Completed'
+        $final.ItemsCompleted | Should -Be 12
+        $effects = @(Get-Content (Join-Path (Get-RunFolder $info) 'effects.txt'))
+        ($effects | Sort-Object -Unique).Count | Should -Be 12
+    }
+
+    It 'leaves a unit with -TimeoutSec that the forced stop cut off in doubt, never completed: <Unit>' -ForEach @(
+        @{ Unit = 'a step'; Body = "Invoke-RunStep slow -TimeoutSec 60 {`n    Start-Sleep -Seconds 30`n    Set-Content (Join-Path (Get-RunContext).Path 'finished.txt') 'x'`n}" }
+        @{ Unit = 'an item'; Body = "1 | Invoke-RunItem -Step slow -Key { `$_ } -TimeoutSec 60 {`n    Start-Sleep -Seconds 30`n    Set-Content (Join-Path (Get-RunContext).Path 'finished.txt') 'x'`n}" }
+    ) {
+        $root = New-Root
+        $script = Join-Path $TestDrive "cut-$([guid]::NewGuid().ToString('N').Substring(0, 6)).ps1"
+        Set-Content $script $Body
+        # The time limit asks the run to stop; the unit reaches no boundary, so after the 5 s grace it is stopped where it is.
+        $info = Start-Run -Name cut -ScriptPath $script -Root $root -TimeoutSec 1 -WarningAction SilentlyContinue
+        $info.Status | Should -Be 'Stopped'
+        Test-Path (Join-Path (Get-RunFolder $info) 'finished.txt') | Should -BeFalse
+        $info.StepsCompleted | Should -Be 0
+        $info.ItemsCompleted | Should -Be 0
+        @(Get-RunEvent -Root $root -RunId $info.RunId | Where-Object Type -In 'step_completed', 'item_completed').Count | Should -Be 0
+        if ($Unit -eq 'an item') { $info.ItemsInDoubt | Should -Be 1 }
+    }
+
     It 'asks the run to stop at Start-Run -TimeoutSec: it ends Stopped at the next boundary and a resume finishes the rest' {
         $root = New-Root
         $script = Join-Path $TestDrive 'limited.ps1'

@@ -39,7 +39,22 @@ internal sealed partial class ItemWorker
         };
 
         // -RetryOn's script blocks run here, in the worker; Ctrl+C of the call is this worker's stop.
-        tries.IsTransient = error => !_stopped && IsTransient(error);
+        // A rule that throws cannot decide: the try's failure is final, and the rule's error ends
+        // the step as it ends the run script for sequential items (never this worker's thread).
+        tries.IsTransient = error =>
+        {
+            try
+            {
+                return !_stopped && IsTransient(error);
+            }
+            catch (RuntimeException ruleError)
+            {
+                call.SetFatal(new RunToolsException(ErrorIds.ItemFailed, RunToolsErrorCategory.InvalidOperation,
+                    $"The -RetryOn script block failed while deciding whether the error of item '{job.Key}' is transient: {RunExecutor.Sentence(RunExecutor.Explain(ruleError, call.ScriptName))} Fix the rule, then resume the run.",
+                    job.Key, ruleError));
+                return false;
+            }
+        };
         tries.Abandoned = () => _stopped;
         tries.RecordFailure = (error, tryNumber, wait) =>
         {

@@ -109,10 +109,20 @@ public abstract class UnitCmdletBase : InScriptCmdletBase
         try
         {
             var output = shell.Invoke();
-            timedOut = Volatile.Read(ref fired) == 1 && shell.InvocationStateInfo.State == PSInvocationState.Stopped;
+            bool stopped = shell.InvocationStateInfo.State == PSInvocationState.Stopped;
+            timedOut = Volatile.Read(ref fired) == 1 && stopped;
             if (timedOut)
             {
                 throw TimedOut();
+            }
+
+            if (stopped)
+            {
+                // Stopped, not by the timer: Ctrl+C or a forced stop of the run, or an in-script
+                // cmdlet ending the run (a stop request met at an item boundary, a failure). The
+                // nested pipeline ends quietly; the unit must end as it would without -TimeoutSec,
+                // cut off (in doubt), never as if its body had returned.
+                throw new PipelineStoppedException();
             }
 
             return output;
