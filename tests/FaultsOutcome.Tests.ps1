@@ -290,6 +290,22 @@ Describe 'Errors inside steps and items' {
         $failed.Data.error | Should -BeLike "Cannot find path*(ErrorId: PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand; at ${script}:4)"
         $run.Error | Should -BeLike "*1 item(s) failed: b. Resume the run to retry them."
     }
+
+    It 'names only the failed item''s own ErrorId and line when that item ends its step, in the messages and the step_failed event' {
+        $root = New-Root
+        $script = New-Script "1..3 | Invoke-RunItem -Step up -Key { `"k`$_`" } {`n    if (`$_ -eq 2) { Get-Item -LiteralPath '/nonexistent/runtools-k2' }`n    `$_`n}"
+        $run = Start-Run -Name items -ScriptPath $script -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue 6>$null 2>$null
+        $run.Status | Should -Be 'Failed'
+        $cause = "*(ErrorId: PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand; at ${script}:2)*"
+        foreach ($text in $run.Error, $errors[0].Exception.Message) {
+            $text | Should -BeLike $cause
+            $text | Should -Not -BeLike '*ItemFailed*'
+        }
+        $errors[0].Exception.InnerException.ErrorRecord.FullyQualifiedErrorId | Should -Be 'PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand'
+        $stepFailed = Get-RunEvent -RunId $run.RunId -Root $root -Type step_failed
+        $stepFailed.Data.error_id | Should -Be 'PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand'
+        (Get-RunEvent -RunId $run.RunId -Root $root -Type item_failed).Data.error_id | Should -Be 'PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand'
+    }
 }
 
 # Issue 11 item 7: a write that fails is WriteFailed (path, cause, next step), never FileUnreadable.

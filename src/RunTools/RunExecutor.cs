@@ -262,7 +262,7 @@ internal sealed class RunExecutor : IDisposable
         if (error is not null)
         {
             FailureCause = Cause(error, scriptPath);
-            return attempt.Fail(Explain(error, scriptPath));
+            return attempt.Fail(Explain(error, scriptPath), errorId: UnitErrors.IdOf(FailureCause));
         }
 
         if (errors > 0)
@@ -478,6 +478,13 @@ internal sealed class RunExecutor : IDisposable
             ?? core?.Message ?? record?.Exception?.Message ?? ex.Message;
         if (record is null)
         {
+            return message;
+        }
+
+        if (record.Exception is ScriptErrorException && record.ErrorDetails?.Message is { Length: > 0 })
+        {
+            // An item's failure raised again at its step (ItemFailed): its message already names the
+            // item's own ErrorId and line, which are the cause; ItemFailed's would only hide them.
             return message;
         }
 

@@ -276,8 +276,9 @@ public sealed partial class RunAttempt : IDisposable
     /// <paramref name="unitInterrupted"/>: the running units were cut off mid-work (their outcome
     /// is unknown), so every item stays open (in doubt) and only the step is recorded as failed.
     /// A worker that lost its place in the attempt leaves and throws NotOwner.
+    /// <paramref name="errorId"/>: the failing error's ErrorId, recorded with the item and step.
     /// </summary>
-    public RunState Fail(string error, bool unitInterrupted = false)
+    public RunState Fail(string error, bool unitInterrupted = false, string? errorId = null)
     {
         if (_finished)
         {
@@ -299,13 +300,13 @@ public sealed partial class RunAttempt : IDisposable
                 }
                 else
                 {
-                    FailItem(_activeStep!, key, error);
+                    FailItem(_activeStep!, key, new UnitFailure(error) { ErrorId = errorId });
                 }
             }
 
             if (_activeStep is not null)
             {
-                FailStep(_activeStep, error);
+                FailStep(_activeStep, new UnitFailure(error) { ErrorId = errorId });
             }
         }
         catch (RunToolsException ex) when (_recorder.IsFaulted || (IsWorker && ex.ErrorId == ErrorIds.NotOwner))
