@@ -167,6 +167,37 @@ Invoke-RunStep b { 2 }
         $errors[0].Exception.Message | Should -Match ([regex]::Escape((Join-Path $info.Path 'steps')))
         $errors[0].Exception.Message | Should -Not -Match 'do not nest'
     }
+
+    It 'Get-RunEvent on a run whose journal is <Case> is JournalUnreadable, and the next run is still listed' -ForEach @(
+        @{ Case = 'missing' }
+        @{ Case = 'empty' }
+    ) {
+        $root = New-Root
+        $script = New-Script "Invoke-RunStep a { 1 }"
+        $damaged = Start-Run -Name d -RunId damaged -ScriptPath $script -Root $root 6>$null
+        $null = Start-Run -Name d -RunId whole -ScriptPath $script -Root $root 6>$null
+        $journal = Join-Path $damaged.Path 'journal.jsonl'
+        if ($Case -eq 'missing') { Remove-Item -LiteralPath $journal } else { Set-Content -LiteralPath $journal -Value $null -NoNewline }
+        $events = Get-RunEvent -RunId damaged, whole -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue
+        $errors.Count | Should -Be 1
+        $errors[0].FullyQualifiedErrorId | Should -Be 'JournalUnreadable,RunTools.GetRunEventCommand'
+        $errors[0].TargetObject | Should -Be 'damaged'
+        $errors[0].Exception.Message | Should -BeLike "*has no readable journal event*Test-Run*"
+        @($events).Count | Should -BeGreaterThan 0
+        $events.RunId | Select-Object -Unique | Should -Be 'whole'
+    }
+
+    It 'Remove-Run -Path of a link to a run refuses with InvalidArgument and deletes neither the link nor the run' {
+        $root = New-Root
+        $run = Start-Run -Name d -RunId linked -ScriptPath (New-Script "Invoke-RunStep a { 1 }") -Root $root 6>$null
+        $link = Join-Path $TestDrive "link-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+        $null = New-Item -ItemType SymbolicLink -Path $link -Target $run.Path
+        Remove-Run -Path $link -Confirm:$false -ErrorVariable errors -ErrorAction SilentlyContinue
+        $errors.Count | Should -Be 1
+        $errors[0].FullyQualifiedErrorId | Should -Be 'InvalidArgument,RunTools.RemoveRunCommand'
+        Test-Path -LiteralPath $link | Should -BeTrue
+        (Get-Run -RunId linked -Root $root).Status | Should -Be 'Completed'
+    }
 }
 
 Describe 'Resource limits' {

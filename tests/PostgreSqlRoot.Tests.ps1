@@ -89,6 +89,44 @@ Describe 'Choosing a database root' {
     }
 }
 
+Describe 'A database root the server refuses' {
+    It 'is one StoreUnavailable per root that says what to check, never a driver exception, and the other roots are still listed: <Case>' -ForEach @(
+        @{ Case = 'no password given'; Hint = '*Check the root''s connection settings*' }
+        @{ Case = 'no password given, with an empty password file'; Hint = '*Check the root''s connection settings*' }
+        @{ Case = 'a wrong password'; Hint = '*Check the user name and password*' }
+        @{ Case = 'a database that does not exist'; Hint = '*Create the database*' }
+    ) {
+        if (-not $env:RUNTOOLS_TEST_PG -or -not $env:RUNTOOLS_TEST_PG_ADMIN) {
+            Set-ItResult -Skipped -Because 'RUNTOOLS_TEST_PG and RUNTOOLS_TEST_PG_ADMIN are not set (tools/pg-cluster.sh start DIR prints them; .ci/run always sets them)'
+            return
+        }
+
+        Import-Module (Join-Path $PSScriptRoot '../tools/PgTestStore.psm1') -Force
+        $app = ConvertFrom-ConnectionString $env:RUNTOOLS_TEST_PG
+        $server = '{0}:{1}' -f [uri]::EscapeDataString($app.Host), $app.Port
+        $uri = switch ($Case) {
+            { $_ -like 'no password given*' } { "postgresql://$($app.Username)@$server/$($app.Database)" }
+            'a wrong password' { "postgresql://$($app.Username):not-the-password@$server/$($app.Database)" }
+            'a database that does not exist' { "postgresql://$($app.Username):$([uri]::EscapeDataString($app.Password))@$server/runtools_no_such_db" }
+        }
+        $folder = Join-Path $TestDrive "refused-$([guid]::NewGuid().ToString('N').Substring(0, 6))"
+        $null = Start-Run -Name nightly -RunId f1 -ScriptPath $script:oneStep -Root $folder
+        # No password from a password file either (.ci/run sets no PGPASSWORD): an empty one, and for
+        # the missing password a password file that does not exist, which the driver reports as a raw IOException.
+        $passFile = Join-Path $TestDrive 'empty-pgpass'
+        Set-Content -LiteralPath $passFile -Value $null
+        if ($Case -eq 'no password given') { $passFile = Join-Path $TestDrive 'no-such-pgpass' }
+        $out = Invoke-InChild @"
+`$listed = Get-Run -Root '$uri', '$folder' -ErrorVariable failed -ErrorAction SilentlyContinue
+[pscustomobject]@{ Listed = @(`$listed.RunId); Ids = @(`$failed.FullyQualifiedErrorId); Messages = @(`$failed.Exception.Message) } | ConvertTo-Json -Compress
+"@ -Environment @{ PGPASSFILE = $passFile }
+        $out.Listed | Should -Be 'f1'
+        $out.Ids | Should -Be 'StoreUnavailable,RunTools.GetRunCommand'
+        $out.Messages[0] | Should -BeLike $Hint
+        $out.Messages[0] | Should -Not -BeLike "*$($app.Password)*"
+    }
+}
+
 Describe 'Get-Run on a PostgreSQL root' {
     It 'lists the database''s runs with their status, filters, the redacted root and no path' {
         if (-not $env:RUNTOOLS_TEST_PG -or -not $env:RUNTOOLS_TEST_PG_ADMIN) {

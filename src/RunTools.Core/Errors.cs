@@ -50,7 +50,7 @@ public static class ErrorIds
     public const string ConfigDrift = "ConfigDrift";
     public const string ScriptDrift = "ScriptDrift";
 
-    /// <summary>A resume found run.json but no readable journal event (not Test-Run's CorruptJournal problem kind).</summary>
+    /// <summary>A resume found run.json but no readable journal event, or Get-RunEvent found none (not Test-Run's CorruptJournal problem kind).</summary>
     public const string JournalUnreadable = "JournalUnreadable";
 
     /// <summary>

@@ -144,6 +144,12 @@ public sealed partial class RunDirectory
             EnsureSupportedVersion(RunId, PeekFormatVersion(bytes.AsSpan()));
 
             var state = JsonSerializer.Deserialize<RunState>(bytes.AsSpan(), RunFormat.JsonOptions);
+            if (state?.FindDefect() is { } defect)
+            {
+                failure = defect;
+                return null;
+            }
+
             if (state is null || state.RunId.Length == 0)
             {
                 failure = "no run_id";

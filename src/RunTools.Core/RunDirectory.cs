@@ -226,6 +226,18 @@ public sealed partial class RunDirectory
     /// Deletes the run. Never a running one: the lock is taken first (RunLocked otherwise). The
     /// directory is renamed out of sight before it is emptied, so a crash midway leaves no half run.
     /// </summary>
+    private static bool IsLink(string path)
+    {
+        try
+        {
+            return (File.GetAttributes(path) & FileAttributes.ReparsePoint) != 0;
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+        {
+            return false; // what cannot be read is not taken for a link; the deletion itself reports it
+        }
+    }
+
     public void Delete()
     {
         if (Database is { } database)
@@ -244,6 +256,13 @@ public sealed partial class RunDirectory
             }
 
             return;
+        }
+
+        if (IsLink(Path))
+        {
+            // Renaming and deleting a link would remove the link and leave the run it points to.
+            throw new RunToolsException(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
+                $"'{Path}' is a link to a run directory, not the run directory itself: nothing was deleted. Remove the run by its own directory (or by -RunId under its runs root), and the link with Remove-Item.", RunId);
         }
 
         string parent = System.IO.Path.GetDirectoryName(Path)!;

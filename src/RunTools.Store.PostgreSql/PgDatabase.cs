@@ -94,7 +94,7 @@ internal sealed class PgDatabase : IDisposable
         {
             try
             {
-                using var connection = _dataSource.OpenConnection();
+                using var connection = Open(what);
                 return work(connection);
             }
             catch (Exception ex) when (IsConnectionFailure(ex))
@@ -113,6 +113,29 @@ internal sealed class PgDatabase : IDisposable
             {
                 throw Translate(what, ex);
             }
+            catch (NpgsqlException ex)
+            {
+                // Refused by the driver before any statement: no password given, TLS asked of a
+                // server without it. Not a connection that dropped, so not retried.
+                throw new RunToolsException(ErrorIds.StoreUnavailable, RunToolsErrorCategory.ResourceBusy,
+                    $"Could not {what} in {Description}: {Redact(ex.Message)}. Check the root's connection settings (the password in the URI, PGPASSWORD or ~/.pgpass; the TLS options), then try again; work recorded before this is kept.",
+                    Description);
+            }
+        }
+    }
+
+    private NpgsqlConnection Open(string what)
+    {
+        try
+        {
+            return _dataSource.OpenConnection();
+        }
+        catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+        {
+            // Not the server: a password file (PGPASSFILE, ~/.pgpass) or a TLS file that cannot be read.
+            throw new RunToolsException(ErrorIds.StoreUnavailable, RunToolsErrorCategory.ReadError,
+                $"Could not {what} in {Description}: {Redact(ex.Message)}. Check the root's connection settings (PGPASSFILE or ~/.pgpass, the TLS certificate and key files), then try again; work recorded before this is kept.",
+                Description);
         }
     }
 
@@ -149,10 +172,24 @@ internal sealed class PgDatabase : IDisposable
     /// <summary>A statement the server refused: a permission, a missing object, or a failure of its own.</summary>
     public RunToolsException Translate(string what, PostgresException ex)
     {
-        if (ex.SqlState is "42501" or "28000" or "28P01")
+        if (ex.SqlState is "28000" or "28P01")
+        {
+            return new RunToolsException(ErrorIds.StoreUnavailable, RunToolsErrorCategory.PermissionDenied,
+                $"Could not {what} in {Description}: {Redact(ex.MessageText)}. Check the user name and password (in the URI, PGPASSWORD or ~/.pgpass) and the server's pg_hba.conf rules for this host.",
+                Description);
+        }
+
+        if (ex.SqlState == "42501")
         {
             return new RunToolsException(ErrorIds.StoreUnavailable, RunToolsErrorCategory.PermissionDenied,
                 $"Could not {what} in {Description}: {Redact(ex.MessageText)}. The role needs CONNECT on the database and USAGE and CREATE on the store's schema (docs/postgresql-store.md).",
+                Description);
+        }
+
+        if (ex.SqlState == "3D000")
+        {
+            return new RunToolsException(ErrorIds.StoreUnavailable, RunToolsErrorCategory.ObjectNotFound,
+                $"Could not {what} in {Description}: {Redact(ex.MessageText)}. Create the database (RunTools creates only its schema and tables), or correct the database name in the root.",
                 Description);
         }
 

@@ -333,7 +333,7 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
         try
         {
             var state = JsonSerializer.Deserialize<RunState>(bytes, RunFormat.JsonOptions);
-            failure = state is null || state.RunId.Length == 0 ? "no run_id" : state.RunId != RunId ? $"it names run '{state.RunId}'" : null;
+            failure = state?.FindDefect() ?? (state is null || state.RunId.Length == 0 ? "no run_id" : state.RunId != RunId ? $"it names run '{state.RunId}'" : null);
             return failure is null ? state : null;
         }
         catch (JsonException ex)
@@ -354,7 +354,7 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
         try
         {
             var state = JsonSerializer.Deserialize<RunState>(bytes, RunFormat.JsonOptions);
-            return state is not null && state.RunId == RunId ? state : null;
+            return state is not null && state.FindDefect() is null && state.RunId == RunId ? state : null;
         }
         catch (JsonException)
         {

@@ -94,6 +94,14 @@ public sealed class GetRunEventCommand : RunSelectionCmdletBase, IDisposable
             WriteObject(new RunEvent(run.RunId, e));
         }
 
+        if (lastSequence == 0)
+        {
+            // Every run has at least its run_created event: none at all is a damaged run, not an empty answer.
+            throw new RunToolsException(ErrorIds.JournalUnreadable, RunToolsErrorCategory.ReadError,
+                $"Run '{run.RunId}' has no readable journal event (its {RunFormat.JournalFile} is missing, empty or damaged throughout), so it has no events to list. Run Test-Run on it to see what is damaged, and restore the run from a backup or archive.",
+                run.RunId);
+        }
+
         if (Wait)
         {
             Follow(run, patterns, lastSequence, lastOffset);

@@ -192,10 +192,5 @@ public sealed class JournalTests : IDisposable
         Assert.Equal(new long[] { 1, 2, 3, 4, 5, 6 }, run.ReadEvents().Select(e => e.Sequence));
     }
 
-    /// <summary>A journal line as the writer would frame it: the crc member holds the CRC-32 of the object without it.</summary>
-    private static string WithChecksum(string body)
-    {
-        uint crc = Crc32.Compute(Encoding.UTF8.GetBytes(body));
-        return body.Substring(0, body.Length - 1) + ",\"crc\":\"" + crc.ToString("x8") + "\"}\n";
-    }
+    private static string WithChecksum(string body) => Journals.WithChecksum(body);
 }

@@ -221,3 +221,13 @@ internal sealed class RecordingObserver : RunTools.Core.Engine.IRunObserver
 
     public void Verbose(string message) => VerboseLines.Add(message);
 }
+
+internal static class Journals
+{
+    /// <summary>A journal line as the writer would frame it: the crc member holds the CRC-32 of the object without it.</summary>
+    public static string WithChecksum(string body)
+    {
+        uint crc = RunTools.Core.Infrastructure.Crc32.Compute(Encoding.UTF8.GetBytes(body));
+        return body.Substring(0, body.Length - 1) + ",\"crc\":\"" + crc.ToString("x8", System.Globalization.CultureInfo.InvariantCulture) + "\"}\n";
+    }
+}

@@ -117,23 +117,26 @@ internal static class AttemptDrift
         }
     }
 
-    /// <summary>Makes config.json and script.ps1 match the journal's hashes when a crash left them behind.</summary>
+    /// <summary>
+    /// Makes config.json, parameters.json and script.ps1 match the journal's hashes when a crash
+    /// left them behind, or when one was damaged or deleted since (run-format §5.3, step 14).
+    /// </summary>
     public static void RepairStoredCopies(RunDirectory run, AttemptOptions options, RunState state)
     {
-        if (options.Config is { } config && config.Hash == state.Config.Hash && File.Exists(run.ConfigPath)
-            && Integrity.HashFile(run.ConfigPath).Sha256 != config.Hash)
+        if (options.Config is { } config && config.Hash == state.Config.Hash
+            && (!File.Exists(run.ConfigPath) || Integrity.HashFile(run.ConfigPath).Sha256 != config.Hash))
         {
             RunsRoot.WriteConfigFiles(run.Path, config);
         }
 
-        if (options.Parameters is { } parameters && parameters.Hash == state.ParametersHash && File.Exists(run.ParametersPath)
-            && Integrity.HashFile(run.ParametersPath).Sha256 != parameters.Hash)
+        if (options.Parameters is { } parameters && parameters.Hash == state.ParametersHash
+            && (!File.Exists(run.ParametersPath) || Integrity.HashFile(run.ParametersPath).Sha256 != parameters.Hash))
         {
             RunsRoot.WriteParametersFile(run.Path, parameters);
         }
 
-        if (options.Script is { } script && Integrity.Sha256Hex(script) == state.Script.Hash && File.Exists(run.ScriptPath)
-            && Integrity.HashFile(run.ScriptPath).Sha256 != state.Script.Hash)
+        if (options.Script is { } script && Integrity.Sha256Hex(script) == state.Script.Hash
+            && (!File.Exists(run.ScriptPath) || Integrity.HashFile(run.ScriptPath).Sha256 != state.Script.Hash))
         {
             DurableFile.WriteAtomic(run.ScriptPath, script);
         }

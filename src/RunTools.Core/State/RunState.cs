@@ -127,6 +127,71 @@ public sealed class RunState
 
     public StepRecord? FindStep(string name) => Steps.Find(s => string.Equals(s.Name, name, StringComparison.Ordinal));
 
+    /// <summary>
+    /// What makes this state unusable, or null. The JSON reader fills a member that a document
+    /// sets to null or to a number out of range as it is given: a hand-edited or hostile run.json
+    /// (or snapshot row) must be refused here, not met later as a NullReferenceException, and a
+    /// recorded file must never lead outside the run.
+    /// </summary>
+    internal string? FindDefect()
+    {
+        if (RunId is null || Name is null || Config?.Hash is null || Script?.Hash is null || Journal is null)
+        {
+            return "a required member (run_id, name, config, script or journal) is null";
+        }
+
+        if (Journal.Length < 0 || Journal.Sequence < 0 || Attempt < 0 || ItemsCompleted < 0)
+        {
+            return "a count or journal position is negative";
+        }
+
+        if (DeclaredSteps is null || DeclaredSteps.Contains(null!) || Steps is null || Artifacts is null || ResumeHistory is null)
+        {
+            return "a list (declared_steps, steps, artifacts or resume_history) is null or holds null";
+        }
+
+        foreach (var step in Steps)
+        {
+            if (step?.Name is null || step.ItemsOpen is null || step.ItemsOpen.Contains(null!))
+            {
+                return "a step, its name or its items_open is null";
+            }
+
+            if (step.Attempt < 0 || step.ItemsCompleted < 0 || step.ItemsFailed < 0 || step.ItemsSkipped < 0)
+            {
+                return $"step '{step.Name}' has a negative count";
+            }
+
+            if (step.Output is { } output && OutputRecord.FindDefect(output) is { } outputDefect)
+            {
+                return $"the output of step '{step.Name}': {outputDefect}";
+            }
+        }
+
+        foreach (var artifact in Artifacts)
+        {
+            if (artifact?.Name is null || artifact.Path is null || artifact.Sha256 is null)
+            {
+                return "an artifact, or its name, path or sha256, is null";
+            }
+
+            if (artifact.Mode == ArtifactMode.Copy && Archive.ArchivePaths.ExplainUnsafe(artifact.Path) is { } unsafePath)
+            {
+                return $"the path '{artifact.Path}' of copied artifact '{artifact.Name}' {unsafePath}";
+            }
+        }
+
+        foreach (var resume in ResumeHistory)
+        {
+            if (resume?.ConfigHash is null || resume.ScriptHash is null || resume.Drift is null || resume.Drift.Contains(null!))
+            {
+                return "a resume_history entry, or one of its members, is null";
+            }
+        }
+
+        return null;
+    }
+
     internal StepRecord GetOrAddStep(string name)
     {
         var step = FindStep(name);
@@ -240,6 +305,22 @@ public sealed class StepRecord
 /// <summary>A recorded step output: a file under steps/&lt;name&gt;/.</summary>
 public sealed class OutputRecord
 {
+    /// <summary>What makes a recorded output unusable, or null: its file is read back for replay, so its path must stay inside the run.</summary>
+    internal static string? FindDefect(OutputRecord output)
+    {
+        if (output.Path is null || output.Sha256 is null)
+        {
+            return "its path or sha256 is null";
+        }
+
+        if (output.Size < 0)
+        {
+            return "its size is negative";
+        }
+
+        return Archive.ArchivePaths.ExplainUnsafe(output.Path) is { } unsafePath ? $"its path '{output.Path}' {unsafePath}" : null;
+    }
+
     /// <summary>Path relative to the run directory, with '/' separators.</summary>
     [JsonPropertyName("path")]
     public string Path { get; set; } = string.Empty;

@@ -20,6 +20,24 @@ internal sealed class StateReducer : IJournalVisitor
 
     public void Visit(in ParsedLine line, long offset, ReadOnlySpan<byte> raw)
     {
+        try
+        {
+            Fold(in line, raw);
+        }
+        catch (Exception ex) when (ex is JsonException || ex is InvalidOperationException || ex is FormatException || ex is OverflowException || ex is ArgumentException)
+        {
+            // The checksum held, so the line was written whole, but not as RunTools writes it (a
+            // member of the wrong type): the run cannot be folded from it.
+            throw Damaged(in line, ex.Message);
+        }
+    }
+
+    private RunToolsException Damaged(in ParsedLine line, string reason) => new(ErrorIds.RunDamaged, RunToolsErrorCategory.InvalidData,
+        $"Run '{State.RunId}' cannot be read: journal event {line.Sequence} ({line.Type}) has a valid checksum but cannot be used ({reason}). The journal was changed by something other than RunTools; restore the run from a backup or archive.",
+        State.RunId);
+
+    private void Fold(in ParsedLine line, ReadOnlySpan<byte> raw)
+    {
         var state = State;
         switch (line.Type)
         {
@@ -230,6 +248,11 @@ internal sealed class StateReducer : IJournalVisitor
                 step.Output = e.TryGetProperty("output", out var output) && output.ValueKind == JsonValueKind.Object
                     ? JsonSerializer.Deserialize<OutputRecord>(output.GetRawText(), RunFormat.JsonOptions)
                     : null;
+                if (step.Output is { } recorded && OutputRecord.FindDefect(recorded) is { } defect)
+                {
+                    throw Damaged(in line, $"its output: {defect}");
+                }
+
                 step.Error = null;
                 if (state.CurrentStep == step.Name)
                 {
@@ -302,6 +325,11 @@ internal sealed class StateReducer : IJournalVisitor
             }
 
             case JournalEventTypes.ArtifactAdded:
+                if (ParseEnum(Str(e, "mode"), ArtifactMode.Copy) == ArtifactMode.Copy && Archive.ArchivePaths.ExplainUnsafe(Str(e, "path") ?? string.Empty) is { } unsafePath)
+                {
+                    throw Damaged(in line, $"the copied artifact's path {unsafePath}");
+                }
+
                 state.Artifacts.Add(new ArtifactRecord
                 {
                     Name = Str(e, "name") ?? string.Empty,
