@@ -505,3 +505,18 @@ Describe 'PowerShell conventions' {
         } finally { Pop-Location }
     }
 }
+
+Describe 'Get-Run with an id and a status' {
+    It 'returns nothing and no error for an existing run the -Status leaves out, and RunNotFound only for an id no run has' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'id-status.ps1'
+        Set-Content $script 'Invoke-RunStep a { 1 }'
+        $null = Start-Run -Name idstatus -RunId done-1 -ScriptPath $script -Root $root
+        $found = @(Get-Run -Root $root -RunId done-1, absent-1 -Status Failed -ErrorVariable errors -ErrorAction SilentlyContinue)
+        $found.Count | Should -Be 0
+        $errors.Count | Should -Be 1
+        $errors[0].FullyQualifiedErrorId | Should -Be 'RunNotFound,RunTools.GetRunCommand'
+        $errors[0].TargetObject | Should -Be 'absent-1'
+        (Get-Run -Root $root -RunId done-1 -Status Completed).RunId | Should -Be 'done-1'
+    }
+}

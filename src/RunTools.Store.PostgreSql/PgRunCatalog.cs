@@ -337,7 +337,7 @@ internal sealed class PgRunCatalog : IRunCatalog, IRunImporter
     private static string StoredStatus(RunStatus status) =>
         RunFormat.EnumText(status is RunStatus.Interrupted or RunStatus.Stopping ? RunStatus.Running : status);
 
-    /// <summary>The patterns as ILIKE patterns; null (no SQL filter) when there are none or one cannot be translated.</summary>
+    /// <summary>The patterns as ILIKE patterns; null (no SQL filter) when there are none, or one cannot be translated or has letters beyond ASCII.</summary>
     private static string[]? LikePatterns(IReadOnlyList<string> patterns)
     {
         if (patterns.Count == 0)
@@ -348,7 +348,9 @@ internal sealed class PgRunCatalog : IRunCatalog, IRunImporter
         var like = new string[patterns.Count];
         for (int i = 0; i < patterns.Count; i++)
         {
-            if (LikePattern(patterns[i]) is not { } translated)
+            // ILIKE folds case by the database's rules, which for letters beyond ASCII (Σ/σ, İ/i)
+            // differ from PowerShell's: such a pattern could drop a run the caller would match.
+            if (patterns[i].Any(c => c > 127) || LikePattern(patterns[i]) is not { } translated)
             {
                 return null;
             }

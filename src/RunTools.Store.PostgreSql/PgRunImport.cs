@@ -259,7 +259,7 @@ internal sealed class PgRunImport
             }
         }
 
-        if (snapshot is null || snapshot.RunId.Length == 0 || snapshot.Journal.Sequence > lastSeq)
+        if (snapshot is null || snapshot.FindDefect() is not null || snapshot.RunId.Length == 0 || snapshot.Journal.Sequence > lastSeq)
         {
             snapshot = folded;
             document = JsonSerializer.SerializeToUtf8Bytes(folded, RunFormat.JsonOptions);
@@ -268,8 +268,10 @@ internal sealed class PgRunImport
         using var command = Db.Command(connection,
             $"INSERT INTO {S}.runs (run_id, name, status, journal_seq, snapshot, updated_at) VALUES (@run, @name, @status, @seq, @snapshot, now())", transaction);
         command.Parameters.AddWithValue("run", _runId);
-        command.Parameters.AddWithValue("name", snapshot.Name);
-        command.Parameters.AddWithValue("status", RunFormat.EnumText(snapshot.Status));
+        // The columns Get-Run filters on in SQL are the run's state as its events fold, not as an
+        // archived snapshot that may be behind them (a crash between a journal write and run.json's).
+        command.Parameters.AddWithValue("name", folded.Name);
+        command.Parameters.AddWithValue("status", RunFormat.EnumText(folded.Status));
         command.Parameters.AddWithValue("seq", snapshot.Journal.Sequence);
         command.Parameters.AddWithValue("snapshot", document!);
         command.ExecuteNonQuery();

@@ -139,7 +139,10 @@ public sealed class GetRunCommand : RunCmdletBase
 
         // Opening the catalog loads the PostgreSQL store (and Npgsql) the first time a database root is used.
         var catalog = RunCatalogs.Open(location);
-        var filter = new RunFilter { RunIdPatterns = RunId, NamePatterns = Name, Statuses = Status };
+        // A literal id that no run has is RunNotFound: with one, the status is not filtered in SQL, so
+        // that a run the status leaves out is still seen to exist (as in a folder), then left out here.
+        bool literalIds = RunId.Any(p => !WildcardPattern.ContainsWildcardCharacters(p));
+        var filter = new RunFilter { RunIdPatterns = RunId, NamePatterns = Name, Statuses = literalIds ? Array.Empty<RunStatus>() : Status };
         return catalog.EnumerateRuns<(string, RunInfo?, RunToolsException?)>(filter, listing =>
             listing.Error is not null ? (listing.RunId, null, listing.Error)
             : (listing.RunId, (idPatterns.Count == 0 || idPatterns.Any(p => p.IsMatch(listing.RunId))) && Selected(listing.State!) ? RunInfo.From(listing.Run, listing.State!) : null, null));

@@ -63,6 +63,34 @@ public sealed class PostgreSqlArchiveTests : PostgreSqlTestBase
     }
 
     [Fact]
+    public void A_run_whose_archived_snapshot_is_behind_its_events_is_filtered_by_its_folded_status()
+    {
+        string schema = Cluster.NewSchema("arch");
+        var catalog = Catalog(schema);
+        var run = Runs.Create(_folder, "behind");
+        byte[] midRun;
+        using (var attempt = run.BeginAttempt())
+        {
+            attempt.BeginStep("a");
+            attempt.CompleteStep("a", null);
+            midRun = File.ReadAllBytes(run.StatePath);
+            attempt.BeginStep("b");
+            attempt.CompleteStep("b", null);
+            attempt.Complete();
+        }
+
+        // As a crash between a journal write and run.json's leaves it: the snapshot says Running.
+        File.WriteAllBytes(run.StatePath, midRun);
+        Assert.Equal(RunStatus.Running, JsonSerializer.Deserialize<RunState>(midRun, RunFormat.JsonOptions)!.Status);
+        RunArchive.Import(Export(run, "behind"), catalog);
+
+        Assert.Equal("completed", Cluster.AdminScalar($"SELECT status FROM {schema}.runs WHERE run_id = 'behind'"));
+        var completed = catalog.EnumerateRuns(new RunFilter { Statuses = new[] { RunStatus.Completed } }, l => l.RunId).ToList();
+        Assert.Equal(new[] { "behind" }, completed);
+        Assert.Empty(catalog.EnumerateRuns(new RunFilter { Statuses = new[] { RunStatus.Running, RunStatus.Interrupted } }, l => l.RunId));
+    }
+
+    [Fact]
     public void A_run_started_in_the_database_is_exported_as_its_rows_say_and_resumes_as_a_folder()
     {
         string schema = Cluster.NewSchema("arch");

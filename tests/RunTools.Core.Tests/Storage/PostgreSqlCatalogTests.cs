@@ -98,6 +98,20 @@ public sealed class PostgreSqlCatalogTests : PostgreSqlTestBase
     }
 
     [Fact]
+    public void A_name_pattern_with_letters_beyond_ASCII_is_left_to_the_caller_whose_case_rules_differ_from_ILIKE()
+    {
+        string schema = Cluster.NewSchema("filter");
+        var db = Open(schema, s_lease);
+        db.CreateRun(Create("g-1", "Σίσυφος"), Dir.Combine("l"));
+        db.CreateRun(Create("g-2", "plain"), Dir.Combine("l"));
+        var catalog = Catalog(schema);
+
+        // PowerShell matches 'ΣΊΣΥΦΟΣ' to 'Σίσυφος' (final sigma, accented iota); the database's
+        // ILIKE does not. The query must not drop the run: every run comes back for the caller's match.
+        Assert.Equal(new[] { "g-1", "g-2" }, catalog.EnumerateRuns(new RunFilter { NamePatterns = new[] { "ΣΊΣΥΦΟΣ" } }, l => l.RunId).ToList());
+    }
+
+    [Fact]
     public void Runs_across_batches_stream_in_id_order_and_the_caller_can_stop_early()
     {
         string schema = Cluster.NewSchema("batch");
