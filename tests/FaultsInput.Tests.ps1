@@ -117,6 +117,19 @@ Describe 'Malformed wildcards' {
         (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.ListItemText | Should -Be 'a[b'
     }
 
+    It 'completes a name with wildcard characters escaped, so that the completed text selects that run and no other' {
+        $wildRoot = New-Root
+        $script = New-Script "Invoke-RunStep a { 1 }"
+        foreach ($name in 'ab', 'a`b', 'x[1]') { $null = Start-Run -Name $name -ScriptPath $script -Root $wildRoot 6>$null }
+        foreach ($typed in 'a', 'x') {
+            $line = "Get-Run -Root '$wildRoot' -Name $typed"
+            foreach ($match in (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches) {
+                $selected = @(Invoke-Expression "Get-Run -Root '$wildRoot' -Name $($match.CompletionText)")
+                $selected.Name | Should -Be $match.ListItemText -Because "'$($match.CompletionText)' was offered for the run named '$($match.ListItemText)'"
+            }
+        }
+    }
+
     It 'an escaped bracket matches literally' {
         @(Get-Run -Name '[[]' -Root $root).Count | Should -Be 0
         @(Get-Run -Name '[w]' -Root $root).Count | Should -Be 1
@@ -185,6 +198,17 @@ Invoke-RunStep b { 2 }
         $errors[0].Exception.Message | Should -BeLike "*has no readable journal event*Test-Run*"
         @($events).Count | Should -BeGreaterThan 0
         $events.RunId | Select-Object -Unique | Should -Be 'whole'
+    }
+
+    It 'Resume-Run of a run whose script is gone with its recorded copy says so, and names no file that does not exist' {
+        $root = New-Root
+        $script = New-Script "Invoke-RunStep a { 1 }`nInvoke-RunStep b { 2 }"
+        $run = Start-Run -Name d -RunId gone -ScriptPath $script -Root $root -Step a 6>$null
+        Remove-Item -LiteralPath $script, (Join-Path $run.Path 'script.ps1')
+        Resume-Run -RunId gone -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue
+        $errors[0].FullyQualifiedErrorId | Should -Be 'ScriptNotFound,RunTools.ResumeRunCommand'
+        $errors[0].Exception.Message | Should -BeLike '*Pass -ScriptPath with the run''s script; its recorded copy*is missing too*'
+        $errors[0].Exception.Message | Should -Not -BeLike '*its recorded copy is *'
     }
 
     It 'Remove-Run -Path of a link to a run refuses with InvalidArgument and deletes neither the link nor the run' {

@@ -53,7 +53,10 @@ public class RunIdCompleter : IArgumentCompleter
 
         foreach (string value in values.Where(v => pattern.IsMatch(v)).Distinct(StringComparer.OrdinalIgnoreCase))
         {
-            string text = value.IndexOfAny(s_needsQuotes) >= 0 ? "'" + value.Replace("'", "''") + "'" : value;
+            // -RunId and -Name take wildcards: a name with [ ] * ? or ` is completed escaped, so
+            // that the completed text selects that run and no other.
+            string literal = WildcardPattern.Escape(value);
+            string text = literal.IndexOfAny(s_needsQuotes) >= 0 ? "'" + literal.Replace("'", "''") + "'" : literal;
             yield return new CompletionResult(text, value, CompletionResultType.ParameterValue, value);
         }
     }

@@ -218,8 +218,14 @@ public abstract class RunExecutionCmdletBase : RunCmdletBase
         RequireRegularScript(script);
         if (!File.Exists(script))
         {
+            // Name the recorded copy only when there is one to use; else say it is gone too.
+            string copy = script != run.ScriptPath && File.Exists(run.ScriptPath)
+                ? $" (its recorded copy is {run.ScriptPath})"
+                : run.DatabaseRoot is null
+                    ? $"; its recorded copy {run.ScriptPath} is missing too (Test-Run reports it)"
+                    : "; the database holds no stored copy of it either (Test-Run reports it)";
             throw new RunToolsException(ErrorIds.ScriptNotFound, RunToolsErrorCategory.ObjectNotFound,
-                $"The run script of '{run.RunId}' ('{script}') no longer exists. Pass -ScriptPath (its recorded copy is {run.ScriptPath}).", run.RunId);
+                $"The run script of '{run.RunId}' ('{script}') no longer exists. Pass -ScriptPath with the run's script{copy}.", run.RunId);
         }
 
         object inDoubt = NormalizeInDoubt(InDoubt);
