@@ -167,6 +167,8 @@ $null = New-Item -ItemType Directory -Force $EffectsDir
         $started = @($events | Where-Object Type -EQ item_started | ForEach-Object Key | Sort-Object -Unique)
         $ended = @($events | Where-Object Type -In item_completed, item_failed | ForEach-Object Key | Sort-Object -Unique)
         $started.Count | Should -BeLessThan 40 -Because 'no new item starts after the failure'
+        $failedAt = ($events | Where-Object Type -EQ item_failed | Select-Object -First 1).Sequence
+        @($events | Where-Object { $_.Type -eq 'item_started' -and $_.Sequence -gt $failedAt }).Key | Should -BeNullOrEmpty -Because 'no item starts once the failure is recorded, not even on the worker whose item failed'
         $ended | Should -Be $started -Because 'every item that started finished and was recorded: none in doubt'
 
         $final = Resume-Run -RunId $first.RunId -Root $root -Parameters @{ EffectsDir = $effects }

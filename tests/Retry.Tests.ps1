@@ -7,10 +7,10 @@ BeforeAll {
     function New-Root { New-TestRoot -Under $TestDrive }
 
     # Writes a run script and starts it; returns the final RunInfo (a failed run is returned, not thrown).
-    function Invoke-Job([string] $Body, [string] $Root = (New-Root)) {
+    function Invoke-Job([string] $Body, [string] $Root = (New-Root), [int] $TimeoutSec = 0) {
         $script = Join-Path $TestDrive "job-$([guid]::NewGuid().ToString('N').Substring(0, 6)).ps1"
         Set-Content $script $Body
-        $info = Start-Run -Name retry -ScriptPath $script -Root $Root -ErrorAction SilentlyContinue -ErrorVariable runErrors
+        $info = Start-Run -Name retry -ScriptPath $script -Root $Root -TimeoutSec $TimeoutSec -ErrorAction SilentlyContinue -ErrorVariable runErrors -WarningAction SilentlyContinue
         if (-not $info) { $info = Get-Run -Root $Root | Select-Object -First 1 }
         [pscustomobject]@{ Info = $info; Errors = $runErrors; Script = $script; Root = $Root }
     }
@@ -82,6 +82,32 @@ Invoke-RunStep second -MaxTries 3 -RetryDelay 0.05 -RetryOn 'IOException' {
         Get-Tries $job 'second.txt' | Should -Be 2
         @(Get-Events $job 'step_failed').Count | Should -Be 3
         (Get-Events $job 'step_completed' | Where-Object Step -EQ 'first').Data['attempt'] | Should -Be 1
+    }
+
+    It 'gives a parallel item''s -RetryOn script block the run script''s $using: values, whether or not the body uses them' {
+        $job = Invoke-Job @'
+$transient = 'busy, try later'
+'a' | Invoke-RunItem -Step work -Key { $_ } -ThrottleLimit 2 -MaxTries 3 -RetryDelay 0 -ErrorAction Continue -RetryOn { $_.Exception.Message -eq $using:transient } {
+    Add-Content (Join-Path (Get-RunContext).Path 'tries-a.txt') 'x'
+    throw 'busy, try later'
+}
+'@
+        Get-Tries $job 'tries-a.txt' | Should -Be 3
+        @(Get-Events $job 'item_failed').Count | Should -Be 3
+    }
+
+    It 'ends a parallel item''s retry wait at a stop as a sequential one: the run is Stopped, not Failed, and the item stays failed' {
+        $job = Invoke-Job @'
+1..3 | Invoke-RunItem -Step work -Key { "k$_" } -ThrottleLimit 2 -MaxTries 3 -RetryDelay 30 {
+    if ($_ -eq 2) { throw "flaky $_" }
+    "done $_"
+}
+'@ -TimeoutSec 2
+        $job.Info.Status | Should -Be 'Stopped'
+        $job.Info.ItemsFailed | Should -Be 1
+        @(Get-Events $job 'run_stopped').Count | Should -Be 1
+        @(Get-Events $job 'run_failed').Count | Should -Be 0
+        $job.Errors | Where-Object FullyQualifiedErrorId -Like 'RunFailed*' | Should -BeNullOrEmpty
     }
 
     It 'retries parallel items the same way' {

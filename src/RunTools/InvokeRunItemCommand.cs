@@ -386,6 +386,15 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
 
         if (result.Error is { } error)
         {
+            if (_parallel?.Fatal is RunStoppedException)
+            {
+                // The run is stopping (a stop during this item's retry wait, or elsewhere): the
+                // failure is recorded and a resume tries the item again. Written as an error, it
+                // would end the run as Failed under 'Stop' before the stop is honoured.
+                WriteWarning(ItemFailedRecord(error, result.Key, result.Input, result.FailedTries).ErrorDetails.Message);
+                return;
+            }
+
             WriteError(ItemFailedRecord(error, result.Key, result.Input, result.FailedTries));
             return;
         }

@@ -59,6 +59,12 @@ internal sealed partial class ItemWorker
         tries.RecordFailure = (error, tryNumber, wait) =>
         {
             bool timedOut = RunExecutor.Unwrap(error) is RunToolsException { ErrorId: ErrorIds.UnitTimedOut };
+            if (wait is null)
+            {
+                // The item's last try: under 'Stop' no item starts after this failure is recorded.
+                call.ItemFailedFinally();
+            }
+
             try
             {
                 engine.FailItem(call.Step, job.Key, UnitCmdletBase.Failure(RunExecutor.Explain(error, call.ScriptName), error, timedOut, tryNumber, wait));

@@ -48,9 +48,15 @@ internal sealed class ParallelItemRunner : IDisposable
         Script = WithUsingVariables(body, cmdlet, out var usingValues);
         UsingValues = usingValues;
 
-        // Script blocks of -RetryOn are made again in each worker, like the body, so they run there.
+        // Script blocks of -RetryOn are made again in each worker, like the body, so they run there;
+        // their $using: values are set in the worker with the body's.
         RetryOn = cmdlet.RetryOn?.Select(r => r is PSObject p ? p.BaseObject : r)!
-            .Select(r => r is ScriptBlock sb ? WithUsingVariables(sb, cmdlet, out _) : r).ToArray();
+            .Select(r => r is ScriptBlock sb ? WithUsingVariables(sb, cmdlet, out _, usingValues) : r).ToArray();
+
+        // Under 'Stop' an item's final failure ends the step: once one is recorded, no worker starts
+        // another item, even before the pipeline thread writes that failure.
+        object? action = cmdlet.MyInvocation.BoundParameters.TryGetValue("ErrorAction", out var bound) ? bound : _preferences["ErrorActionPreference"];
+        FailureStops = LanguagePrimitives.TryConvertTo(action, out ActionPreference errorAction) && errorAction == ActionPreference.Stop;
         Modules = LoadedModulePaths(cmdlet);
 
         // As ForEach-Object -Parallel: items run where the run script is (its file system location).
@@ -93,6 +99,18 @@ internal sealed class ParallelItemRunner : IDisposable
 
     /// <summary>Set when an item's error stops the run script: items not started yet stay pending.</summary>
     internal bool StopStarting => _stopStarting;
+
+    /// <summary>Whether an item's final failure stops the run script ('Stop', the default in runs).</summary>
+    internal bool FailureStops { get; }
+
+    /// <summary>A worker recorded an item's final failure: under 'Stop' no other item starts.</summary>
+    internal void ItemFailedFinally()
+    {
+        if (FailureStops)
+        {
+            _stopStarting = true;
+        }
+    }
 
     /// <summary>Hands a claimed item to a free worker; blocks while all are busy, writing what finished meanwhile.</summary>
     public void Enqueue(string key, object? input, Action<Result> write)
@@ -200,9 +218,9 @@ internal sealed class ParallelItemRunner : IDisposable
     /// is padded to its place in its file (no replacement adds a line), so that an error inside a
     /// parallel item names the run script's file and line, as it does in a sequential one.
     /// </summary>
-    private static ScriptText WithUsingVariables(ScriptBlock body, PSCmdlet cmdlet, out Dictionary<string, object?> values)
+    private static ScriptText WithUsingVariables(ScriptBlock body, PSCmdlet cmdlet, out Dictionary<string, object?> values, Dictionary<string, object?>? into = null)
     {
-        values = new Dictionary<string, object?>(StringComparer.OrdinalIgnoreCase);
+        values = into ?? new Dictionary<string, object?>(StringComparer.OrdinalIgnoreCase);
         var ast = body.Ast;
         string text = ast.Extent.Text;
         int baseOffset = ast.Extent.StartOffset;
