@@ -39,13 +39,15 @@ internal static class LocalFolders
 
     /// <summary>
     /// A readable, portable folder name for a database and schema (host, port, database, schema),
-    /// with a short hash of the display form so that two stores never share a folder.
+    /// with a short hash of them so that two stores never share a folder. The user and the lease
+    /// are not part of it: every root naming the store reaches the same local folders.
     /// </summary>
     internal static string StoreFolderName(RootLocation root)
     {
-        string hash = Engine.Integrity.Sha256Hex(Encoding.UTF8.GetBytes(root.Display)).Substring(0, 10);
+        string identity = root.StoreIdentity ?? root.Display;
+        string hash = Engine.Integrity.Sha256Hex(Encoding.UTF8.GetBytes(identity)).Substring(0, 10);
         var readable = new StringBuilder();
-        foreach (char c in root.Display.Replace("postgresql://", string.Empty).Replace("postgres://", string.Empty).Take(60))
+        foreach (char c in identity.Take(60))
         {
             readable.Append(char.IsLetterOrDigit(c) || c is '-' or '.' ? c : '_');
         }

@@ -81,6 +81,12 @@ public sealed class RootLocation
     /// </summary>
     public int? LeaseSeconds { get; private set; }
 
+    /// <summary>
+    /// A database root's store without how it is reached: host, port, database and schema, not the
+    /// user or the lease (two roots naming one store share its local folders). Null for a folder.
+    /// </summary>
+    internal string? StoreIdentity { get; private set; }
+
     internal const int MinLeaseSeconds = 2;
 
     internal const int MaxLeaseSeconds = 3600;
@@ -277,7 +283,9 @@ public sealed class RootLocation
             display.Append("&lease=").Append(lease.ToString(CultureInfo.InvariantCulture));
         }
 
-        return new RootLocation(RootKind.PostgreSql, display.ToString(), null, connection.ToString(), schema) { LeaseSeconds = leaseSeconds };
+        // Which store this is, whoever connects and with whatever lease: host, port, database, schema.
+        string identity = $"{(host.IndexOf(':') >= 0 && host.IndexOf(',') < 0 && host.IndexOf('/') < 0 ? "[" + host + "]" : EncodeHost(host))}:{port ?? "5432"}/{Uri.EscapeDataString(database)}?schema={schema}";
+        return new RootLocation(RootKind.PostgreSql, display.ToString(), null, connection.ToString(), schema) { LeaseSeconds = leaseSeconds, StoreIdentity = identity };
 
         RunToolsException Invalid(string why) => new(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
             $"The runs root is not a usable PostgreSQL URI: {why}. Write it as postgresql://user@host:port/database?schema=name (a password in the URI or, better, in ~/.pgpass or $env:PGPASSWORD); see about_RunTools.", null);

@@ -25,6 +25,23 @@ public sealed class RootLocationTests
     }
 
     [Fact]
+    public void Every_root_naming_one_store_has_one_local_folder_whatever_its_user_or_lease()
+    {
+        static string Folder(string uri) => LocalFolders.ForStore(RootLocation.Parse(uri, Path.GetFullPath));
+
+        string plain = Folder("postgresql://db01/jobs?schema=nightly");
+        Assert.Equal(plain, Folder("postgresql://ops:secret@db01:5432/jobs?schema=nightly&lease=10"));
+        Assert.Equal(plain, Folder("postgresql://reporter@db01/jobs?schema=nightly&sslmode=require"));
+        Assert.StartsWith("pg-db01_5432_jobs_schema_nightly-", Path.GetFileName(plain), StringComparison.Ordinal);
+
+        // Another schema, database, port or host is another store, with a folder of its own.
+        Assert.NotEqual(plain, Folder("postgresql://db01/jobs?schema=weekly"));
+        Assert.NotEqual(plain, Folder("postgresql://db01/jobs2?schema=nightly"));
+        Assert.NotEqual(plain, Folder("postgresql://db01:5433/jobs?schema=nightly"));
+        Assert.NotEqual(plain, Folder("postgresql://db02/jobs?schema=nightly"));
+    }
+
+    [Fact]
     public void A_uri_becomes_an_npgsql_connection_string_and_a_display_without_the_password()
     {
         var root = Parse("postgresql://ops%2Djobs:p%40ss%3Bw%3Drd@db.example:6543/jobs?schema=nightly&sslmode=require&application_name=etl");
