@@ -229,6 +229,38 @@ exit `$LASTEXITCODE
         }
     }
 
+    It 'an owner whose database stays down past its lease fails with StoreUnavailable and exits 1, not 4: its attempt ran' {
+        if (-not $script:haveCluster) { return }
+        # A cluster of its own: stopping the shared one would break the tests running beside this file.
+        $cluster = Join-Path $PSScriptRoot '../tools/pg-cluster.sh'
+        $clusterDir = Join-Path ([IO.Path]::GetTempPath()) ('rt-down-' + [guid]::NewGuid().ToString('N').Substring(0, 8))
+        $lines = & bash $cluster start $clusterDir 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "could not start a cluster: $lines" }
+        try {
+            $app = ConvertFrom-ConnectionString (($lines | Where-Object { $_ -like 'export RUNTOOLS_TEST_PG=*' }) -replace "^export RUNTOOLS_TEST_PG='(.*)'$", '$1')
+            $uri = 'postgresql://{0}:{1}@{2}:{3}/{4}?schema=runtools&lease=2' -f [uri]::EscapeDataString($app.Username), [uri]::EscapeDataString($app.Password),
+                [uri]::EscapeDataString($app.Host), $app.Port, [uri]::EscapeDataString($app.Database)
+            $effects = Join-Path $TestDrive 'effects-down.txt'
+            $owner = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-down') } -Command @"
+try { `$null = Start-Run -Name down -RunId d2 -ScriptPath '$script:itemsScript' -Root '$uri' -Parameters @{ Count = 200; DelayMs = 50; EffectsPath = '$effects' } -ErrorAction Stop }
+catch { 'ERROR=' + `$_.FullyQualifiedErrorId }
+exit `$LASTEXITCODE
+"@
+            try {
+                Wait-Until { (Test-Path $effects) -and @(Get-Content $effects).Count -ge 5 } -What 'five items before the outage'
+                # Down for 10 s, well past the 2 s lease the owner waits within.
+                $restart = & bash $cluster restart $clusterDir 10 2>&1
+                if ($LASTEXITCODE -ne 0) { throw "restart failed: $restart" }
+                $exit = Wait-ChildPwsh $owner -TimeoutSec 120
+            } finally { Stop-ChildPwsh $owner }
+            $output = Get-ChildPwshOutput $owner
+            $output | Should -BeLike '*ERROR=StoreUnavailable*'
+            $exit | Should -Be 1 -Because "an attempt ran and then failed (4 says no attempt ran); it printed: $output"
+        } finally {
+            & bash $cluster stop $clusterDir 2>&1 | Out-Null
+        }
+    }
+
     It 'the same scheduled task on two machines: Start-Run -Resume with the run id of the slot runs it once; the loser exits 4 without running anything' {
         if (-not $script:haveCluster) { return }
         $store = New-StoreRoot

@@ -122,12 +122,12 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
         }
         catch (RunToolsException ex)
         {
-            SetExitCode(null);
+            SetExitCodeAfterError();
             WriteError(ToErrorRecord(ex, run.RunId));
         }
         catch (Exception ex) when (IsIoError(ex))
         {
-            SetExitCode(null);
+            SetExitCodeAfterError();
             WriteError(IoErrorRecord(ex, run.RunId));
         }
         finally

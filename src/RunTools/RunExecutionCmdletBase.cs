@@ -208,6 +208,7 @@ public abstract class RunExecutionCmdletBase : RunCmdletBase
     /// </summary>
     internal RunInfo ContinueRun(RunDirectory run, RunState state, string? scriptPath, object? configArgument, string? startedBy)
     {
+        Executor = null; // this run's own: an earlier run of the pipeline must not decide its exit code
         string script = scriptPath is not null ? ResolvePath(scriptPath) : run.ScriptToRun(state, sameBytes: false);
         if (scriptPath is null && script == run.ScriptPath && state.Script.SourcePath != run.ScriptPath)
         {
@@ -274,6 +275,12 @@ public abstract class RunExecutionCmdletBase : RunCmdletBase
     /// The exit-code contract (about_RunTools): $global:LASTEXITCODE says how the run ended, so a
     /// job script run by <c>pwsh -File</c> ends with <c>exit $LASTEXITCODE</c>.
     /// </summary>
+    /// <summary>
+    /// After an error: refused (4) when no attempt ran; failed (1) when one ran and then could not go
+    /// on (its store became unavailable, its writes failed, it lost its place).
+    /// </summary>
+    internal void SetExitCodeAfterError() => SetExitCode(Executor?.Executed == true ? RunStatus.Failed : null);
+
     internal void SetExitCode(RunStatus? status)
     {
         int code = status switch

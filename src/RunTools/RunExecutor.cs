@@ -60,8 +60,12 @@ internal sealed class RunExecutor : IDisposable
         _pipeline?.BeginStop(null, null);
     }
 
+    /// <summary>Whether an attempt began running the script: a failure after that is a failed run (exit 1), not a refusal (exit 4).</summary>
+    public bool Executed { get; private set; }
+
     public RunState Execute(RunDirectory run, RunAttempt attempt, string scriptPath, IDictionary? parameters, object? inDoubt)
     {
+        Executed = true;
         if (RunContext.Current is { } outer)
         {
             attempt.Fail("a run cannot start inside another run");

@@ -115,12 +115,12 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
         }
         catch (RunToolsException ex)
         {
-            SetExitCode(null);
+            SetExitCodeAfterError();
             ThrowTerminatingError(ToErrorRecord(ex));
         }
         catch (Exception ex) when (IsIoError(ex))
         {
-            SetExitCode(null);
+            SetExitCodeAfterError();
             ThrowTerminatingError(IoErrorRecord(ex, script));
         }
         finally
