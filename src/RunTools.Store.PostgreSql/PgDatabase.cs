@@ -142,12 +142,12 @@ internal sealed class PgDatabase : IDisposable
     /// <summary>A pooled connection, opened once: no retry (tab completion, which gives up rather than wait).</summary>
     public NpgsqlConnection OpenConnectionOnce() => _dataSource.OpenConnection();
 
-    public void Run(string what, bool idempotent, Action<NpgsqlConnection> work) =>
+    public void Run(string what, bool idempotent, Action<NpgsqlConnection> work, TimeSpan? patience = null) =>
         Run<object?>(what, idempotent, connection =>
         {
             work(connection);
             return null;
-        });
+        }, patience);
 
     public NpgsqlCommand Command(NpgsqlConnection connection, string sql, NpgsqlTransaction? transaction = null) =>
         new(sql, connection, transaction);

@@ -40,7 +40,7 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
     public IRunBlobs Blobs { get; }
 
     /// <summary>The event log's size as journal lines, estimated from its length (a sum would read every row twice).</summary>
-    public long LogSizeHint => Db.Run("size the run's log", idempotent: true, connection =>
+    public long LogSizeHint => Db.Run("size the run's log", idempotent: true, patience: OutagePatience, work: connection =>
     {
         using var command = Db.Command(connection, $"SELECT coalesce(max(seq), 0) FROM {S}.events WHERE run_id = @run");
         command.Parameters.AddWithValue("run", RunId);
@@ -56,7 +56,8 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
 
     /// <summary>
     /// How long an owner's statements wait out a server that is down (a restart, a failover): as
-    /// long as its lease lasts, since no one else can take the run over before it expires. Readers
+    /// long as its lease lasts, since no one else can take the run over before it expires; every
+    /// statement of an owner or joined worker does (its reads of the log and snapshot too). Readers
     /// and non-owners give up after the usual retries.
     /// </summary>
     internal TimeSpan? OutagePatience => _session is null && !WaitsOutOutages ? null : _owner.Options.LeaseDuration;
@@ -75,7 +76,7 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
     /// <summary>Test seam: called with the connection at "log_commit", "blob_write", "blob_sync" and "blob_commit".</summary>
     internal Action<string, NpgsqlConnection>? FaultPoint { get; set; }
 
-    bool IRunSnapshot.Exists => Db.Run("read the run's snapshot", idempotent: true, connection =>
+    bool IRunSnapshot.Exists => Db.Run("read the run's snapshot", idempotent: true, patience: OutagePatience, work: connection =>
     {
         using var command = Db.Command(connection, $"SELECT length(snapshot) > 0 FROM {S}.runs WHERE run_id = @run");
         command.Parameters.AddWithValue("run", RunId);
@@ -191,7 +192,7 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
     });
 
     /// <summary>The live holder of the run's lease (not expired by the database's clock), or null.</summary>
-    internal OwnerRecord? ReadLeaseHolder() => Db.Run("read the run's owner", idempotent: true, connection =>
+    internal OwnerRecord? ReadLeaseHolder() => Db.Run("read the run's owner", idempotent: true, patience: OutagePatience, work: connection =>
     {
         using var command = Db.Command(connection, $"SELECT host, pid, started_at FROM {S}.leases WHERE run_id = @run AND expires_at > now()");
         command.Parameters.AddWithValue("run", RunId);
@@ -286,7 +287,7 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
     internal JournalScanResult ScanEvents(long afterSequence, long startLength, IJournalVisitor? visitor)
     {
         var scan = new PgEventScan(afterSequence, startLength, visitor);
-        Db.Run("read the run's events", idempotent: true, connection =>
+        Db.Run("read the run's events", idempotent: true, patience: OutagePatience, work: connection =>
         {
             using var command = Db.Command(connection, $"SELECT seq, line FROM {S}.events WHERE run_id = @run AND seq > @after ORDER BY seq");
             command.Parameters.AddWithValue("run", RunId);
@@ -301,7 +302,7 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
         return scan.Finish();
     }
 
-    private bool HoldsLease() => Db.Run("read the run's owner", idempotent: true, connection =>
+    private bool HoldsLease() => Db.Run("read the run's owner", idempotent: true, patience: OutagePatience, work: connection =>
     {
         using var command = Db.Command(connection, $"SELECT EXISTS (SELECT 1 FROM {S}.leases WHERE run_id = @run AND session = @session)");
         command.Parameters.AddWithValue("run", RunId);
@@ -312,7 +313,7 @@ internal sealed class PostgreSqlRunStore : IRunStore, IRunSnapshot
     private RunState? ReadSnapshotRow() => ParseSnapshot(ReadSnapshotDocument());
 
     /// <summary>The snapshot row's document (run.json's bytes) as stored, or null when there is no row.</summary>
-    internal byte[]? ReadSnapshotDocument() => Db.Run("read the run's snapshot", idempotent: true, connection =>
+    internal byte[]? ReadSnapshotDocument() => Db.Run("read the run's snapshot", idempotent: true, patience: OutagePatience, work: connection =>
     {
         using var command = Db.Command(connection, $"SELECT snapshot FROM {S}.runs WHERE run_id = @run");
         command.Parameters.AddWithValue("run", RunId);
