@@ -309,6 +309,10 @@ public abstract class RunCmdletBase : PSCmdlet
                 return LoadConfigFile(ResolvePath(text));
             case FileInfo file:
                 return LoadConfigFile(file.FullName);
+            case DirectoryInfo directory:
+                // A folder given as an object is refused as a folder given by path is.
+                EffectiveConfig.CheckFile(directory.FullName);
+                goto default;
             default:
                 throw new RunToolsException(ErrorIds.InvalidConfig, RunToolsErrorCategory.InvalidArgument,
                     $"-Config takes a path to a .json, .yaml, .yml or .psd1 file, or a hashtable; it was given a {config.GetType().Name}.", config);

@@ -66,16 +66,18 @@ public sealed class EffectiveConfig
         }
 
         string fullPath = Path.GetFullPath(path);
+
+        // What the path is comes first: a directory is NotRegularFile whatever its name.
+        CheckFile(fullPath);
         ConfigFormat format = Path.GetExtension(fullPath).ToLowerInvariant() switch
         {
             ".json" => ConfigFormat.Json,
             ".yaml" or ".yml" => ConfigFormat.Yaml,
             _ => throw new InvalidConfigException(
-                $"Config file '{fullPath}' has an unsupported extension; use .json, .yaml or .yml, or pass a hashtable.",
+                $"Config file '{fullPath}' has an unsupported extension; use .json, .yaml or .yml (or, from PowerShell, .psd1), or pass a hashtable.",
                 fullPath),
         };
 
-        CheckFile(fullPath);
         byte[] bytes;
         try
         {

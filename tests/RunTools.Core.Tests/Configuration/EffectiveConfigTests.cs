@@ -330,9 +330,18 @@ public sealed class EffectiveConfigTests : IDisposable
         string path = Write("x.toml", "a = 1\n");
         var ex = Assert.Throws<InvalidConfigException>(() => EffectiveConfig.FromFile(path));
         Assert.Equal(
-            $"Config file '{Path.GetFullPath(path)}' has an unsupported extension; use .json, .yaml or .yml, or pass a hashtable.",
+            $"Config file '{Path.GetFullPath(path)}' has an unsupported extension; use .json, .yaml or .yml (or, from PowerShell, .psd1), or pass a hashtable.",
             ex.Message);
         Assert.Equal(ErrorIds.InvalidConfig, ex.ErrorId);
+    }
+
+    [Fact]
+    public void ADirectoryIsNotARegularFileWhateverItsName()
+    {
+        string folder = Path.Combine(Path.GetDirectoryName(Write("probe.json", "{}"))!, "settings");
+        Directory.CreateDirectory(folder);
+        var ex = Assert.Throws<RunToolsException>(() => EffectiveConfig.FromFile(folder));
+        Assert.Equal(ErrorIds.NotRegularFile, ex.ErrorId);
     }
 
     [Fact]
