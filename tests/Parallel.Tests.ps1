@@ -113,6 +113,31 @@ Set-Content $OutPath $lines
         }
     }
 
+    It 'runs each item in a scope of its own under -TimeoutSec too, with -ThrottleLimit <Throttle>: nothing it sets is seen by the next item or the run script' -ForEach @(
+        @{ Throttle = 1 }
+        @{ Throttle = 2 }
+    ) {
+        $root = New-Root
+        $out = Join-Path $TestDrive "scope-timed-$Throttle.txt"
+        $script = Join-Path $TestDrive "scope-timed-$Throttle.ps1"
+        Set-Content $script @"
+param(`$Config, [string] `$OutPath)
+`$target = 'original'
+`$lines = @(1..6 | Invoke-RunItem -Key { "k`$_" } -Step work -ThrottleLimit $Throttle -TimeoutSec 60 {
+    `$before = "`$mine"
+    `$mine = `$_
+    `$target = "overwritten by item `$_"
+    `$before
+})
+Set-Content `$OutPath (@(`$lines) + "target=`$target")
+"@
+        $run = Start-Run -Name scope -ScriptPath $script -Root $root -Parameters @{ OutPath = $out }
+        $run.Status | Should -Be 'Completed'
+        $seen = @(Get-Content $out)
+        $seen[-1] | Should -Be 'target=original' -Because 'an item does not write into the run script''s variables'
+        $seen[0..($seen.Count - 2)] | Where-Object { $_ } | Should -BeNullOrEmpty -Because 'a variable an item sets is not seen by the next item'
+    }
+
     It 'writes output in completion order, and replays every output on resume' {
         $root = New-Root
         $out = Join-Path $TestDrive 'order.txt'

@@ -152,7 +152,9 @@ internal sealed partial class ItemWorker
                     throw new PipelineStoppedException();
                 }
 
-                timed.AddCommand("ForEach-Object").AddParameter("InputObject", job.Input).AddParameter("Process", body);
+                // & gives the body a scope of its own, as without -TimeoutSec (ForEach-Object alone would dot-source it).
+                timed.AddScript("param($RunToolsBody, $RunToolsItem) ForEach-Object -InputObject $RunToolsItem -Process { & $RunToolsBody }", useLocalScope: true)
+                    .AddArgument(body).AddArgument(job.Input);
                 output = timed.Invoke();
                 if (timed.InvocationStateInfo.State == PSInvocationState.Stopped)
                 {

@@ -85,8 +85,11 @@ public abstract class UnitCmdletBase : InScriptCmdletBase
             return InvokeWithItem(body, input);
         }
 
+        // The body runs with & in a scope of its own, as it does without -TimeoutSec: handed to
+        // ForEach-Object directly it would be dot-sourced into the run script's scope.
         using var shell = PowerShell.Create(RunspaceMode.CurrentRunspace);
-        shell.AddCommand("ForEach-Object").AddParameter("InputObject", input).AddParameter("Process", body);
+        shell.AddScript("param($RunToolsBody, $RunToolsItem) ForEach-Object -InputObject $RunToolsItem -Process { & $RunToolsBody }", useLocalScope: true)
+            .AddArgument(body).AddArgument(input);
         return InvokeNested(shell, out timedOut);
     }
 
