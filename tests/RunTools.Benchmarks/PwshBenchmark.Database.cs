@@ -123,6 +123,7 @@ internal sealed partial class PwshBenchmark
         _report.AddDetail(section, $"@(Get-Run -Root <database>): {Measure.List(measured, Measure.Time)} (median {Measure.Time(a)}, {Measure.Micros(a / runs)} per run)");
         _report.AddDetail(section, $"@(Get-Run -Root <folder>) over as many runs, same pwsh: {Measure.List(baseline, Measure.Time)} (median {Measure.Time(b)})");
         _report.AddDetail(section, $"Get-Run -Root <database> -Name 'nomatch*' (the filter runs in SQL): {Measure.List(filtered, Measure.Time)} (median {Measure.Time(Measure.Median(filtered))})");
+        LaterRoundsDetail(section, json, "the database", "the folders");
         _report.AddRow(new ResultRow($"D2. Get-Run over {Measure.Number(runs)} runs in a PostgreSQL database, {rounds} rounds", Measure.Time(a),
             $"{Measure.Time(b)} (Get-Run over {Measure.Number(runs)} run folders, same pwsh)", a / b, "≤ 0.50×", a / b <= 0.5));
         cluster.DropSchema(schema);

@@ -5,7 +5,9 @@ param(
     [Parameter(Mandatory)] [string] $Uri,
     [Parameter(Mandatory)] [string] $Root,
     [Parameter(Mandatory)] [int] $Runs,
-    [int] $Rounds = 5
+    [int] $Rounds = 5,
+    # Rounds after those of the ratio, reported apart (see List.ps1).
+    [int] $LaterRounds = 7
 )
 . (Join-Path $PSScriptRoot 'Common.ps1')
 Import-Module $Module
@@ -39,4 +41,15 @@ for ($r = 0; $r -lt $Rounds; $r++) {
     Say ("  round {0}: database {1:0.000} s, folders {2:0.000} s, database -Name nomatch* {3:0.000} s" -f ($r + 1), $measured[-1], $baseline[-1], $filtered[-1])
 }
 
-Write-BenchResult @{ runs = $Runs; rounds = $Rounds; measured = $measured; baseline = $baseline; filtered = $filtered }
+$laterMeasured = @(); $laterBaseline = @()
+for ($r = 0; $r -lt $LaterRounds; $r++) {
+    Settle
+    $laterMeasured += Invoke-List $Uri
+    Settle
+    $laterBaseline += Invoke-List $Root
+}
+$measuredText = ($laterMeasured | ForEach-Object { $_.ToString('0.000') }) -join ' '
+$baselineText = ($laterBaseline | ForEach-Object { $_.ToString('0.000') }) -join ' '
+Say ("  {0} more rounds: database {1} s; folders {2} s" -f $LaterRounds, $measuredText, $baselineText)
+
+Write-BenchResult @{ runs = $Runs; rounds = $Rounds; measured = $measured; baseline = $baseline; filtered = $filtered; later_measured = $laterMeasured; later_baseline = $laterBaseline }

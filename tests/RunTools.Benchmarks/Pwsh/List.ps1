@@ -3,7 +3,10 @@ param(
     [Parameter(Mandatory)] [string] $Module,
     [Parameter(Mandatory)] [string] $Root,
     [Parameter(Mandatory)] [int] $Runs,
-    [int] $Rounds = 5
+    [int] $Rounds = 5,
+    # Rounds after those of the ratio, reported apart: further into the runtime's tiered-compilation
+    # warm-up (instrumented code, then optimized code), which dominates five rounds after one warm-up.
+    [int] $LaterRounds = 7
 )
 . (Join-Path $PSScriptRoot 'Common.ps1')
 Import-Module $Module
@@ -49,4 +52,15 @@ for ($r = 0; $r -lt $Rounds; $r++) {
     Say ("  round {0}: Get-Run {1:0.000} s, raw {2:0.000} s, Core ListRuns {3:0.000} s" -f ($r + 1), $measured[-1], $baseline[-1], $core[-1])
 }
 
-Write-BenchResult @{ runs = $Runs; rounds = $Rounds; measured = $measured; baseline = $baseline; core_list = $core }
+$laterMeasured = @(); $laterBaseline = @()
+for ($r = 0; $r -lt $LaterRounds; $r++) {
+    Settle
+    $laterMeasured += Invoke-GetRun
+    Settle
+    $laterBaseline += Invoke-RawRead
+}
+$measuredText = ($laterMeasured | ForEach-Object { $_.ToString('0.000') }) -join ' '
+$baselineText = ($laterBaseline | ForEach-Object { $_.ToString('0.000') }) -join ' '
+Say ("  {0} more rounds: Get-Run {1} s; raw {2} s" -f $LaterRounds, $measuredText, $baselineText)
+
+Write-BenchResult @{ runs = $Runs; rounds = $Rounds; measured = $measured; baseline = $baseline; core_list = $core; later_measured = $laterMeasured; later_baseline = $laterBaseline }
