@@ -138,6 +138,24 @@ Set-Content `$OutPath (@(`$lines) + "target=`$target")
         $seen[0..($seen.Count - 2)] | Where-Object { $_ } | Should -BeNullOrEmpty -Because 'a variable an item sets is not seen by the next item'
     }
 
+    It 'lets an error an item lets pass (Write-Error -ErrorAction Continue) through without failing the run, as a sequential item does: -ThrottleLimit <Throttle>' -ForEach @(
+        @{ Throttle = 1 }
+        @{ Throttle = 2 }
+    ) {
+        $root = New-Root
+        $script = Join-Path $TestDrive "soft-$Throttle.ps1"
+        Set-Content $script @"
+1..3 | Invoke-RunItem -Key { "k`$_" } -Step work -ThrottleLimit $Throttle {
+    Write-Error "soft error `$_" -ErrorAction Continue
+    "done `$_"
+}
+"@
+        $run = Start-Run -Name soft -ScriptPath $script -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue 2>$null
+        $run.Status | Should -Be 'Completed'
+        $run.ItemsCompleted | Should -Be 3
+        $errors | Where-Object FullyQualifiedErrorId -Like 'RunFailed*' | Should -BeNullOrEmpty
+    }
+
     It 'writes output in completion order, and replays every output on resume' {
         $root = New-Root
         $out = Join-Path $TestDrive 'order.txt'

@@ -362,6 +362,8 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
         }
     }
 
+    private static readonly ScriptBlock s_forwardError = ScriptBlock.Create("param($Record) Write-Error -ErrorRecord $Record -ErrorAction Continue");
+
     private void WriteResult(ParallelItemRunner.Result result)
     {
         foreach (var record in result.Verbose)
@@ -381,7 +383,11 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
 
         foreach (var record in result.Errors)
         {
-            WriteError(record);
+            // The item already let these errors pass (its own -ErrorAction or preference); written
+            // here through this cmdlet they would meet its 'Stop' again and end the run. Written
+            // by Write-Error -ErrorAction Continue, they reach the error stream as they would have
+            // from a sequential item.
+            s_forwardError.InvokeReturnAsIs(record);
         }
 
         if (result.Error is { } error)
