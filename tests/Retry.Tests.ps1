@@ -345,6 +345,45 @@ Set-Content (Join-Path (Get-RunContext).Path 'lines.txt') $lines
         @(Get-RunEvent -Root $root -RunId $info.RunId -Type item_failed).Count | Should -BeGreaterThan 0
     }
 
+    It 'fails a sequential item with its own error when its -RetryOn script block throws, and says the rule failed' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'throwing-rule-seq.ps1'
+        Set-Content $script @'
+Invoke-RunStep s1 {
+    'a', 'b' | Invoke-RunItem -Key { $_ } -MaxTries 3 -RetryDelay 0 -RetryOn { throw 'the rule broke' } { throw "body fails $_" }
+}
+'@
+        $info = Start-Run -Name rule -ScriptPath $script -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue 3>$null
+        $info.Status | Should -Be 'Failed'
+        $info.Error | Should -BeLike "*body fails a*"
+        $info.Error | Should -Not -BeLike '*StepNotRunning*'
+        $info.ItemsInDoubt | Should -Be 0
+        Get-Content -Raw (Join-Path (Get-RunFolder $info) 'logs/attempt-1.log') | Should -BeLike '*-RetryOn script block failed*the rule broke*'
+        $failed = @(Get-RunEvent -Root $root -RunId $info.RunId -Type item_failed)
+        $failed.Count | Should -Be 1 -Because 'the error is not retried when the rule cannot decide'
+        $failed[0].Data.error | Should -BeLike 'body fails a*'
+    }
+
+    It 'records an item that a step''s -TimeoutSec stopped as timed out with the step, and the step''s next try runs it again' {
+        $root = New-Root
+        $script = Join-Path $TestDrive 'step-limit-item.ps1'
+        Set-Content $script @'
+Invoke-RunStep s1 -TimeoutSec 1 -MaxTries 2 -RetryDelay 0 {
+    1..3 | Invoke-RunItem -Key { "k$_" } { Start-Sleep -Seconds 3; "done $_" }
+}
+'@
+        $info = Start-Run -Name steplimit -ScriptPath $script -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue
+        $info.Status | Should -Be 'Failed'
+        $errors[0].Exception.InnerException.ErrorId | Should -Be 'UnitTimedOut'
+        $info.ItemsInDoubt | Should -Be 0
+        $items = @(Get-RunEvent -Root $root -RunId $info.RunId -Type item_failed)
+        $items.Count | Should -Be 2 -Because 'k1 was stopped with each of the step''s two tries'
+        $items | ForEach-Object { $_.Data.error_id | Should -Be 'UnitTimedOut' }
+        $steps = @(Get-RunEvent -Root $root -RunId $info.RunId -Type step_failed)
+        $steps.Count | Should -Be 2
+        $steps | ForEach-Object { $_.Data.timed_out | Should -BeTrue }
+    }
+
     It 'rejects a negative -TimeoutSec, -MaxTries 0, a -RetryOn rule that is no type, name or script block, and a -RetryDelay outside 0 to 1 day as parameter errors' {
         { Invoke-RunItem -Step s -Key { $_ } -InputObject 1 -TimeoutSec -1 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunItemCommand'
         { Invoke-RunStep s -MaxTries 0 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunStepCommand'

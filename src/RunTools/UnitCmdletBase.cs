@@ -69,7 +69,25 @@ public abstract class UnitCmdletBase : InScriptCmdletBase
     internal UnitTries NewTries(RunAttempt engine) =>
         new(engine, Retry, s_jitter.Value!)
         {
-            IsTransient = error => !_stopping && UnitErrors.IsTransient(RetryOn, error, sb => InvokeWithItem(sb, UnitErrors.RecordOf(error))),
+            IsTransient = error =>
+            {
+                if (_stopping)
+                {
+                    return false;
+                }
+
+                try
+                {
+                    return UnitErrors.IsTransient(RetryOn, error, sb => InvokeWithItem(sb, UnitErrors.RecordOf(error)));
+                }
+                catch (RuntimeException ruleError) when (ruleError is not PipelineStoppedException)
+                {
+                    // A rule that throws cannot decide: the unit's own error is final and keeps its
+                    // place; the rule's error is said, not lost, and does not leave the unit open.
+                    WriteWarning($"The -RetryOn script block failed ({RunExecutor.Explain(ruleError, MyInvocation.ScriptName)}), so the error is not retried. Fix the rule.");
+                    return false;
+                }
+            },
             Abandoned = () => _stopping,
         };
 

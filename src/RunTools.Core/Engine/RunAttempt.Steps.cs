@@ -141,6 +141,24 @@ public sealed partial class RunAttempt
     /// <summary>Records one failed try of the step; with <see cref="UnitFailure.RetryIn"/> set the caller begins it again after that wait.</summary>
     public void FailStep(string name, UnitFailure failure)
     {
+        if (failure.TimedOut && string.Equals(_activeStep, name, StringComparison.Ordinal))
+        {
+            // The step's time limit stopped it while one of its items ran on this thread: that
+            // item was stopped with it, a failure its next try runs again (items claimed but not
+            // started stay pending).
+            foreach (var (key, started, thread) in RunningItemStates())
+            {
+                if (!started)
+                {
+                    ReleaseItem(key);
+                }
+                else if (thread == Environment.CurrentManagedThreadId)
+                {
+                    FailItem(name, key, new UnitFailure($"Step '{name}' ran past its time limit while this item ran, and the item was stopped with it.") { TimedOut = true, ErrorId = ErrorIds.UnitTimedOut });
+                }
+            }
+        }
+
         EnsureActiveStep(name);
         if (IsWorker)
         {
