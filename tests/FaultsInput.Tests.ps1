@@ -211,6 +211,23 @@ Invoke-RunStep b { 2 }
         $errors[0].Exception.Message | Should -Not -BeLike '*its recorded copy is *'
     }
 
+    It 'a damaged parameters.json is named by Test-Run and by the resume, and -Parameters mends it' {
+        $root = New-Root
+        $script = New-Script "param(`$N = 1)`nInvoke-RunStep a { `$N }`nInvoke-RunStep b { 2 }"
+        $run = Start-Run -Name d -RunId params -ScriptPath $script -Root $root -Parameters @{ N = 2 } -Step a 6>$null
+        $file = Join-Path $run.Path 'parameters.json'
+        Set-Content -LiteralPath $file -Value '{broken'
+        $test = Test-Run -RunId params -Root $root
+        $test.IsValid | Should -BeFalse
+        $test.Problems.Path | Should -Contain 'parameters.json'
+        Resume-Run -RunId params -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue 6>$null
+        $errors[0].FullyQualifiedErrorId | Should -Be 'InvalidParameters,RunTools.ResumeRunCommand'
+        $errors[0].Exception.Message | Should -BeLike '*parameters.json is damaged*-Parameters*'
+        $final = Resume-Run -RunId params -Root $root -Parameters @{ N = 2 } 6>$null
+        $final.Status | Should -Be 'Completed'
+        (Test-Run -RunId params -Root $root).IsValid | Should -BeTrue
+    }
+
     It 'Remove-Run -Path of a link to a run refuses with InvalidArgument and deletes neither the link nor the run' {
         $root = New-Root
         $run = Start-Run -Name d -RunId linked -ScriptPath (New-Script "Invoke-RunStep a { 1 }") -Root $root 6>$null

@@ -184,9 +184,21 @@ public sealed partial class RunDirectory
     public EffectiveConfig? ReadParameters()
     {
         EnsureLocalCopies();
-        return File.Exists(ParametersPath)
-            ? EffectiveConfig.FromCanonicalJson(System.Text.Encoding.UTF8.GetString(DurableFile.ReadAllBytes(ParametersPath)))
-            : null;
+        if (!File.Exists(ParametersPath))
+        {
+            return null;
+        }
+
+        try
+        {
+            return EffectiveConfig.FromCanonicalJson(System.Text.Encoding.UTF8.GetString(DurableFile.ReadAllBytes(ParametersPath)));
+        }
+        catch (InvalidConfigException ex)
+        {
+            // Not the config's fault: name the file, and the way on that needs no repair by hand.
+            throw new RunToolsException(ErrorIds.InvalidParameters, RunToolsErrorCategory.InvalidData,
+                $"Run '{RunId}' cannot read the parameters it saved ({ParametersPath} is damaged: {ex.Message}). Pass the run's parameters again with -Parameters; when they are the ones it saved, the file is written again.", RunId, ex);
+        }
     }
 
     public byte[] ReadScript()

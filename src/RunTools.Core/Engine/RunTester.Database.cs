@@ -50,6 +50,10 @@ internal static partial class RunTester
         CheckRepeats(plan, problems);
         CheckStoredCopyInDatabase(database, RunFormat.ConfigFile, state.Config.Hash, "the config the run recorded", problems);
         CheckStoredCopyInDatabase(database, RunFormat.ScriptFile, state.Script.Hash, "the script the run recorded", problems);
+        if (state.ParametersHash is { Length: > 0 } parametersHash)
+        {
+            CheckStoredCopyInDatabase(database, RunFormat.ParametersFile, parametersHash, "the parameters the run saved", problems);
+        }
 
         var files = ResumePlanner.RecordedFiles(state, plan.Ledger, unitsOnly: false);
         long total = files.Sum(f => f.Size);

@@ -141,6 +141,10 @@ internal static partial class RunTester
         CheckRepeats(plan, problems);
         CheckStoredCopy(run, RunFormat.ConfigFile, state.Config.Hash, "the config the run recorded", LastDrift(state, "config"), problems);
         CheckStoredCopy(run, RunFormat.ScriptFile, state.Script.Hash, "the script the run recorded", LastDrift(state, "script"), problems);
+        if (state.ParametersHash is { Length: > 0 } parametersHash)
+        {
+            CheckStoredCopy(run, RunFormat.ParametersFile, parametersHash, "the parameters the run saved", LastDrift(state, "parameters"), problems);
+        }
 
         var files = ResumePlanner.RecordedFiles(state, plan.Ledger, unitsOnly: false);
         long total = files.Sum(f => f.Size);
@@ -357,7 +361,7 @@ internal static partial class RunTester
             {
                 // The drift was journaled, then a crash or a write failure kept the new copy from replacing the old one.
                 problems.Add(new RunProblem(RunProblemKind.HashMismatch, file, recordedHash, actual, null, null, RunProblemSeverity.Warning,
-                    note: $"It is still the copy from before the change accepted with -Force (the rewrite was cut short). The next Resume-Run with the new {(file == RunFormat.ConfigFile ? "config" : "script")} rewrites it; the old copy is also kept under history/."));
+                    note: $"It is still the copy from before the change accepted with -Force (the rewrite was cut short). The next Resume-Run with the new {(file == RunFormat.ConfigFile ? "config" : file == RunFormat.ParametersFile ? "parameters" : "script")} rewrites it; the old copy is also kept under history/."));
             }
             else if (!string.Equals(actual, recordedHash, StringComparison.OrdinalIgnoreCase))
             {
