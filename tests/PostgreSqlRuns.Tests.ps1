@@ -15,6 +15,20 @@ BeforeAll {
     # New-StoreRoot, Invoke-AdminSql, Invoke-InChild, Wait-Until, ConvertFrom-ConnectionString.
     Import-Module (Join-Path $PSScriptRoot '../tools/PgTestStore.psm1') -Force
     $script:haveCluster = Test-PgTestCluster
+    $script:clusterScript = Join-Path $PSScriptRoot '../tools/pg-cluster.sh'
+
+    # A throwaway cluster of a test's own (crashing or stopping the shared one would break the
+    # tests running beside this file): its Dir (for pg-cluster.sh restart/stop) and a -Root Uri.
+    function Start-OwnCluster([string] $Prefix, [string] $Query) {
+        $dir = Join-Path ([IO.Path]::GetTempPath()) ($Prefix + [guid]::NewGuid().ToString('N').Substring(0, 8))
+        $lines = & bash $script:clusterScript start $dir 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "could not start a cluster: $lines" }
+        $app = ConvertFrom-ConnectionString (($lines | Where-Object { $_ -like 'export RUNTOOLS_TEST_PG=*' }) -replace "^export RUNTOOLS_TEST_PG='(.*)'$", '$1')
+        $uri = 'postgresql://{0}:{1}@{2}:{3}/{4}?schema=runtools' -f [uri]::EscapeDataString($app.Username), [uri]::EscapeDataString($app.Password),
+            [uri]::EscapeDataString($app.Host), $app.Port, [uri]::EscapeDataString($app.Database)
+        if ($Query) { $uri += "&$Query" }
+        [pscustomobject]@{ Dir = $dir; Uri = $uri }
+    }
 
     $script:itemsScript = Join-Path $TestDrive 'items.ps1'
     Set-Content $script:itemsScript @'
@@ -184,15 +198,11 @@ Stop-Run -RunId s1 -Root `$uri -Reason 'maintenance'
 
     It 'a run rides out the database crashing mid-run and staying down for 8 s: nothing lost, nothing done twice' {
         if (-not $script:haveCluster) { return }
-        # A cluster of its own: crashing the shared one would break the tests running beside this file.
-        $cluster = Join-Path $PSScriptRoot '../tools/pg-cluster.sh'
-        $clusterDir = Join-Path ([IO.Path]::GetTempPath()) ('rt-crash-' + [guid]::NewGuid().ToString('N').Substring(0, 8))
-        $lines = & bash $cluster start $clusterDir 2>&1
-        if ($LASTEXITCODE -ne 0) { throw "could not start a cluster: $lines" }
+        $own = Start-OwnCluster 'rt-crash-'
+        $cluster = $script:clusterScript
+        $clusterDir = $own.Dir
+        $uri = $own.Uri
         try {
-            $app = ConvertFrom-ConnectionString (($lines | Where-Object { $_ -like 'export RUNTOOLS_TEST_PG=*' }) -replace "^export RUNTOOLS_TEST_PG='(.*)'$", '$1')
-            $uri = 'postgresql://{0}:{1}@{2}:{3}/{4}?schema=runtools' -f [uri]::EscapeDataString($app.Username), [uri]::EscapeDataString($app.Password),
-                [uri]::EscapeDataString($app.Host), $app.Port, [uri]::EscapeDataString($app.Database)
             $effects = Join-Path $TestDrive 'effects-restart.txt'
             $owner = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-restart') } -Command @"
 `$info = Start-Run -Name restarted -RunId d1 -ScriptPath '$script:itemsScript' -Root '$uri' -Parameters @{ Count = 60; DelayMs = 50; EffectsPath = '$effects' }
@@ -231,15 +241,11 @@ exit `$LASTEXITCODE
 
     It 'an owner whose database stays down past its lease fails with StoreUnavailable and exits 1, not 4: its attempt ran' {
         if (-not $script:haveCluster) { return }
-        # A cluster of its own: stopping the shared one would break the tests running beside this file.
-        $cluster = Join-Path $PSScriptRoot '../tools/pg-cluster.sh'
-        $clusterDir = Join-Path ([IO.Path]::GetTempPath()) ('rt-down-' + [guid]::NewGuid().ToString('N').Substring(0, 8))
-        $lines = & bash $cluster start $clusterDir 2>&1
-        if ($LASTEXITCODE -ne 0) { throw "could not start a cluster: $lines" }
+        $own = Start-OwnCluster 'rt-down-' -Query 'lease=2'
+        $cluster = $script:clusterScript
+        $clusterDir = $own.Dir
+        $uri = $own.Uri
         try {
-            $app = ConvertFrom-ConnectionString (($lines | Where-Object { $_ -like 'export RUNTOOLS_TEST_PG=*' }) -replace "^export RUNTOOLS_TEST_PG='(.*)'$", '$1')
-            $uri = 'postgresql://{0}:{1}@{2}:{3}/{4}?schema=runtools&lease=2' -f [uri]::EscapeDataString($app.Username), [uri]::EscapeDataString($app.Password),
-                [uri]::EscapeDataString($app.Host), $app.Port, [uri]::EscapeDataString($app.Database)
             $effects = Join-Path $TestDrive 'effects-down.txt'
             $owner = Start-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -Environment @{ RUNTOOLS_LOCAL = (Join-Path $TestDrive 'local-down') } -Command @"
 try { `$null = Start-Run -Name down -RunId d2 -ScriptPath '$script:itemsScript' -Root '$uri' -Parameters @{ Count = 200; DelayMs = 50; EffectsPath = '$effects' } -ErrorAction Stop }
