@@ -156,6 +156,48 @@ Set-Content `$OutPath (@(`$lines) + "target=`$target")
         $errors | Where-Object FullyQualifiedErrorId -Like 'RunFailed*' | Should -BeNullOrEmpty
     }
 
+    It 'shows each message of a parallel item once, obeys the run script''s redirections, and logs every item''s messages in order: <Label>' -ForEach @(
+        @{ Label = 'no time limit'; Limit = '' }
+        @{ Label = '-TimeoutSec'; Limit = '-TimeoutSec 60' }
+    ) {
+        # In a child pwsh: what its host shows is its standard output.
+        $root = Join-Path $TestDrive "messages-$($Limit.Length)"
+        $script = Join-Path $TestDrive "messages-$($Limit.Length).ps1"
+        Set-Content $script @"
+`$VerbosePreference = 'Continue'
+`$null = 1..4 | Invoke-RunItem -Key { "k`$_" } -Step shown -ThrottleLimit 2 $Limit {
+    Start-Sleep -Milliseconds (40 * `$_)
+    Write-Warning "warn `$_"
+    Write-Host "host `$_"
+    Write-Verbose "verbose `$_"
+    Write-Host "no line end `$_" -NoNewline; Write-Host "; line end"
+    "out-host `$_" | Out-Host
+    `$_
+}
+1..2 | Invoke-RunItem -Key { "q`$_" } -Step quiet -ThrottleLimit 2 $Limit { Write-Warning "hidden warn `$_"; Write-Host "hidden host `$_" } 3>`$null 6>`$null
+"@
+        $result = Invoke-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -TimeoutSec 120 -Command "`$r = Start-Run -Name messages -ScriptPath '$script' -Root '$root'; 'STATUS=' + `$r.Status; 'LOG=' + (Join-Path `$r.Path logs/attempt-1.log)"
+        $result.Output | Should -Match 'STATUS=Completed'
+        $lines = $result.Output -split '\r?\n' -replace '\e\[[0-9;]*m', ''
+        foreach ($i in 1..4) {
+            foreach ($shown in "WARNING: warn $i", "host $i", "VERBOSE: verbose $i", "no line end $i; line end", "out-host $i") {
+                @($lines | Where-Object { $_ -eq $shown }).Count | Should -Be 1 -Because "the host shows '$shown' once (it printed:`n$($result.Output))"
+            }
+        }
+
+        $lines | Where-Object { $_ -like '*hidden*' } | Should -BeNullOrEmpty -Because '3>$null and 6>$null on Invoke-RunItem hide its items'' warnings and Write-Host'
+        $log = Get-Content ($lines | Where-Object { $_ -like 'LOG=*' }).Substring(4) | ForEach-Object { ($_ -split ' ', 2)[1] }
+        foreach ($i in 1..4) {
+            $at = [array]::IndexOf([string[]]$log, "WARNING: warn $i")
+            $at | Should -BeGreaterOrEqual 0 -Because "item $i's warning is in the attempt log (the log:`n$($log -join "`n"))"
+            $log[$at + 1] | Should -Be "INFO: host $i" -Because 'an item''s messages are logged in the order it wrote them'
+            $log[$at + 2] | Should -Be "VERBOSE: verbose $i"
+            @($log | Where-Object { $_ -eq "WARNING: warn $i" }).Count | Should -Be 1
+        }
+
+        $log | Where-Object { $_ -like '*hidden*' } | Should -BeNullOrEmpty
+    }
+
     It 'writes output in completion order, and replays every output on resume' {
         $root = New-Root
         $out = Join-Path $TestDrive 'order.txt'

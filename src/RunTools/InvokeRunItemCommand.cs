@@ -366,28 +366,30 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
 
     private void WriteResult(ParallelItemRunner.Result result)
     {
-        foreach (var record in result.Verbose)
+        foreach (object message in result.Messages)
         {
-            WriteVerbose(record.Message);
-        }
-
-        foreach (var record in result.Warnings)
-        {
-            WriteWarning(record.Message);
-        }
-
-        foreach (var record in result.Information)
-        {
-            WriteInformation(record);
-        }
-
-        foreach (var record in result.Errors)
-        {
-            // The item already let these errors pass (its own -ErrorAction or preference); written
-            // here through this cmdlet they would meet its 'Stop' again and end the run. Written
-            // by Write-Error -ErrorAction Continue, they reach the error stream as they would have
-            // from a sequential item.
-            s_forwardError.InvokeReturnAsIs(record);
+            switch (message)
+            {
+                case ErrorRecord record:
+                    // The item already let this error pass (its own -ErrorAction or preference);
+                    // written here through this cmdlet it would meet its 'Stop' again and end the
+                    // run. Written by Write-Error -ErrorAction Continue, it reaches the error
+                    // stream as it would have from a sequential item.
+                    s_forwardError.InvokeReturnAsIs(record);
+                    break;
+                case WarningRecord record:
+                    WriteWarning(record.Message);
+                    break;
+                case VerboseRecord record:
+                    WriteVerbose(record.Message);
+                    break;
+                case DebugRecord record:
+                    WriteDebug(record.Message);
+                    break;
+                case InformationRecord record:
+                    WriteInformation(record);
+                    break;
+            }
         }
 
         if (result.Error is { } error)

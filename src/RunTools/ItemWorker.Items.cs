@@ -125,6 +125,11 @@ internal sealed partial class ItemWorker
         int limit = call.Unit.TimeoutSec;
         var timed = limit == 0 ? null : PowerShell.Create(RunspaceMode.CurrentRunspace);
         var streams = (timed ?? _shell!).Streams;
+        if (timed is not null)
+        {
+            Collect(streams);
+        }
+
         Interlocked.Exchange(ref _timedOut, 0);
         using var timer = timed is null ? null : new Timer(_ =>
         {
@@ -208,7 +213,7 @@ internal sealed partial class ItemWorker
         {
             ItemContext.ItemKey = null;
             _timed = null;
-            TakeStreams(streams, result);
+            TakeMessages(streams, result);
             timed?.Dispose();
         }
 
@@ -233,16 +238,25 @@ internal sealed partial class ItemWorker
         }
     }
 
-    /// <summary>Moves what the try wrote to the error, warning, verbose and information streams to <paramref name="result"/> (the last try's, as before a retry); clears the rest (progress, debug).</summary>
-    private static void TakeStreams(PSDataStreams streams, ParallelItemRunner.Result result)
+    /// <summary>
+    /// Keeps what the item writes to <paramref name="streams"/>' error, warning, verbose, debug and
+    /// information streams in <see cref="_messages"/>, in the order written (the streams are
+    /// separate collections, so their order is only seen as records are added).
+    /// </summary>
+    private void Collect(PSDataStreams streams)
     {
-        result.Errors = streams.Error.Count > 0 ? streams.Error.ReadAll() : Array.Empty<ErrorRecord>();
-        result.Warnings = streams.Warning.Count > 0 ? streams.Warning.ReadAll() : Array.Empty<WarningRecord>();
-        result.Verbose = streams.Verbose.Count > 0 ? streams.Verbose.ReadAll() : Array.Empty<VerboseRecord>();
-        result.Information = streams.Information.Count > 0 ? streams.Information.ReadAll() : Array.Empty<InformationRecord>();
-        if (streams.Progress.Count > 0 || streams.Debug.Count > 0)
-        {
-            streams.ClearStreams();
-        }
+        streams.Error.DataAdded += (_, e) => _messages.Add(streams.Error[e.Index]);
+        streams.Warning.DataAdded += (_, e) => _messages.Add(streams.Warning[e.Index]);
+        streams.Verbose.DataAdded += (_, e) => _messages.Add(streams.Verbose[e.Index]);
+        streams.Debug.DataAdded += (_, e) => _messages.Add(streams.Debug[e.Index]);
+        streams.Information.DataAdded += (_, e) => _messages.Add(streams.Information[e.Index]);
+    }
+
+    /// <summary>Moves the try's messages to <paramref name="result"/> (the last try's, as before a retry), and empties <paramref name="streams"/>.</summary>
+    private void TakeMessages(PSDataStreams streams, ParallelItemRunner.Result result)
+    {
+        result.Messages = _messages.Count == 0 ? Array.Empty<object>() : _messages.ToArray();
+        _messages.Clear();
+        streams.ClearStreams();
     }
 }

@@ -36,6 +36,9 @@ internal sealed partial class ItemWorker
 
     // The modules imported in the runspace, in the order imported: what makes it fit an attempt (see Fits).
     private readonly List<string> _imported = new();
+
+    // What the item running now wrote to its streams, in order (see Collect).
+    private readonly List<object> _messages = new();
     private readonly BlockingCollection<ParallelItemRunner> _assignments = new();
     private readonly Thread _thread;
     private readonly object _callGate = new();
@@ -234,7 +237,7 @@ internal sealed partial class ItemWorker
             state.ImportPSModule(_initialModules.ToArray());
         }
 
-        var runspace = RunspaceFactory.CreateRunspace(_host, state);
+        var runspace = RunspaceFactory.CreateRunspace(new ItemWorkerHost(_host), state);
         runspace.ThreadOptions = PSThreadOptions.UseCurrentThread;
         runspace.Name = BusyName;
         runspace.Open();
@@ -249,6 +252,7 @@ internal sealed partial class ItemWorker
 
         _shell = PowerShell.Create();
         _shell.Runspace = _runspace;
+        Collect(_shell.Streams);
     }
 
     /// <summary>Takes the call's items until it has no more; each is recorded, or abandoned (left pending or in doubt).</summary>
@@ -318,6 +322,7 @@ internal sealed partial class ItemWorker
         {
             shell.Commands.Clear();
             shell.Streams.ClearStreams();
+            _messages.Clear();
         }
 
         escaped?.Throw();
@@ -424,6 +429,7 @@ internal sealed partial class ItemWorker
             {
                 shell.Commands.Clear();
                 shell.Streams.ClearStreams();
+                _messages.Clear();
             }
 
             lock (_callGate)

@@ -329,12 +329,11 @@ internal sealed class ParallelItemRunner : IDisposable
         /// <summary>The item did not run (a stop or a fatal error came first) or was cut off mid-work.</summary>
         public bool Abandoned { get; set; }
 
-        public IList<ErrorRecord> Errors { get; set; } = Array.Empty<ErrorRecord>();
-
-        public IList<WarningRecord> Warnings { get; set; } = Array.Empty<WarningRecord>();
-
-        public IList<VerboseRecord> Verbose { get; set; } = Array.Empty<VerboseRecord>();
-
-        public IList<InformationRecord> Information { get; set; } = Array.Empty<InformationRecord>();
+        /// <summary>
+        /// What the item's last try wrote to its error, warning, verbose, debug and information
+        /// streams (ErrorRecord, WarningRecord, VerboseRecord, DebugRecord, InformationRecord), in
+        /// the order written.
+        /// </summary>
+        public IReadOnlyList<object> Messages { get; set; } = Array.Empty<object>();
     }
 }

@@ -179,7 +179,7 @@ internal sealed class RunExecutor : IDisposable
                     LogScript(attempt, "INFO: " + information.MessageData);
                     if (information.Tags.Contains("PSHOST"))
                     {
-                        host.WriteLine(information.MessageData?.ToString() ?? string.Empty); // Write-Host; Write-Information stays quiet
+                        WriteHostMessage(host, information.MessageData); // Write-Host; Write-Information stays quiet
                     }
 
                     break;
@@ -324,6 +324,44 @@ internal sealed class RunExecutor : IDisposable
         catch (Exception ex) when (ex is System.IO.IOException || ex is UnauthorizedAccessException)
         {
             return Array.Empty<string>();
+        }
+    }
+
+    /// <summary>Shows what Write-Host wrote as Write-Host shows it: in its colours, with or without a line end.</summary>
+    private static void WriteHostMessage(System.Management.Automation.Host.PSHostUserInterface host, object? data)
+    {
+        if (data is not HostInformationMessage message)
+        {
+            host.WriteLine(data?.ToString() ?? string.Empty);
+            return;
+        }
+
+        string text = message.Message ?? string.Empty;
+        bool newLine = message.NoNewLine != true;
+        if (message.ForegroundColor is null && message.BackgroundColor is null)
+        {
+            if (newLine)
+            {
+                host.WriteLine(text);
+            }
+            else
+            {
+                host.Write(text);
+            }
+
+            return;
+        }
+
+        // As Write-Host does when only one colour is given.
+        var foreground = message.ForegroundColor ?? ConsoleColor.Gray;
+        var background = message.BackgroundColor ?? ConsoleColor.Black;
+        if (newLine)
+        {
+            host.WriteLine(foreground, background, text);
+        }
+        else
+        {
+            host.Write(foreground, background, text);
         }
     }
 
