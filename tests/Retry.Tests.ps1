@@ -329,7 +329,7 @@ Set-Content (Join-Path (Get-RunContext).Path 'lines.txt') $lines
         @($lines | Where-Object { $_ -notlike '1|*' } | Where-Object { ($_ -split '\|')[1] -eq $tries[0] }).Count | Should -BeGreaterThan 0 -Because 'the worker whose item timed out ran later items too'
     }
 
-    It 'fails the run, without ending the process, when a -RetryOn script block throws for a parallel item' {
+    It 'fails a parallel item with its own error when its -RetryOn script block throws, says the rule failed, and does not end the process' {
         $root = New-Root
         $script = Join-Path $TestDrive 'throwing-rule.ps1'
         Set-Content $script @'
@@ -342,7 +342,15 @@ Set-Content (Join-Path (Get-RunContext).Path 'lines.txt') $lines
         $info = Get-Run -Root $root
         $info.Status | Should -Be 'Failed'
         $info.ItemsInDoubt | Should -Be 0
-        @(Get-RunEvent -Root $root -RunId $info.RunId -Type item_failed).Count | Should -BeGreaterThan 0
+        # As for a sequential item: the item's own error fails it, not retried, and a warning names the rule's.
+        $info.Error | Should -BeLike '*body fails*'
+        Get-Content -Raw (Join-Path (Get-RunFolder $info) 'logs/attempt-1.log') | Should -BeLike '*-RetryOn script block failed*the rule broke*'
+        $failed = @(Get-RunEvent -Root $root -RunId $info.RunId -Type item_failed)
+        $failed.Count | Should -BeGreaterThan 0
+        foreach ($event in $failed) {
+            $event.Data.error | Should -BeLike 'body fails*'
+            $event.Data['retry_in_ms'] | Should -BeNullOrEmpty -Because 'the error is not retried when the rule cannot decide'
+        }
     }
 
     It 'fails a sequential item with its own error when its -RetryOn script block throws, and says the rule failed' {

@@ -39,19 +39,17 @@ internal sealed partial class ItemWorker
         };
 
         // -RetryOn's script blocks run here, in the worker; Ctrl+C of the call is this worker's stop.
-        // A rule that throws cannot decide: the try's failure is final, and the rule's error ends
-        // the step as it ends the run script for sequential items (never this worker's thread).
+        // A rule that throws cannot decide: as for a sequential item, the item's own error is final
+        // and keeps its place, and the rule's error is said in a warning among the item's messages.
         tries.IsTransient = error =>
         {
             try
             {
                 return !_stopped && IsTransient(error);
             }
-            catch (RuntimeException ruleError)
+            catch (RuntimeException ruleError) when (ruleError is not PipelineStoppedException)
             {
-                call.SetFatal(new RunToolsException(ErrorIds.ItemFailed, RunToolsErrorCategory.InvalidOperation,
-                    $"The -RetryOn script block failed while deciding whether the error of item '{job.Key}' is transient: {RunExecutor.Sentence(RunExecutor.Explain(ruleError, call.ScriptName))} Fix the rule, then resume the run.",
-                    job.Key, ruleError));
+                result.Messages = result.Messages.Append(new WarningRecord(UnitErrors.RuleFailed(ruleError, call.ScriptName))).ToArray();
                 return false;
             }
         };

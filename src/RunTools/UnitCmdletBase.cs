@@ -84,7 +84,7 @@ public abstract class UnitCmdletBase : InScriptCmdletBase
                 {
                     // A rule that throws cannot decide: the unit's own error is final and keeps its
                     // place; the rule's error is said, not lost, and does not leave the unit open.
-                    WriteWarning($"The -RetryOn script block failed ({RunExecutor.Explain(ruleError, MyInvocation.ScriptName)}), so the error is not retried. Fix the rule.");
+                    WriteWarning(UnitErrors.RuleFailed(ruleError, MyInvocation.ScriptName));
                     return false;
                 }
             },
@@ -197,6 +197,10 @@ public abstract class UnitCmdletBase : InScriptCmdletBase
 /// <summary>What the unit cmdlets (and the parallel item workers) need to know about an error.</summary>
 internal static class UnitErrors
 {
+    /// <summary>The warning when a -RetryOn script block throws: the unit's own error is not retried, and stays its failure.</summary>
+    internal static string RuleFailed(Exception ruleError, string? scriptName) =>
+        $"The -RetryOn script block failed ({RunExecutor.Explain(ruleError, scriptName)}), so the error is not retried. Fix the rule.";
+
     /// <summary>Whether <paramref name="retryOn"/> (types, type names, or script blocks asked through <paramref name="ask"/>) calls <paramref name="error"/> transient. Null: every error is.</summary>
     public static bool IsTransient(object[]? retryOn, Exception error, Func<ScriptBlock, Collection<PSObject>> ask)
     {
