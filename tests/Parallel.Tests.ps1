@@ -233,7 +233,7 @@ Invoke-RunStep after { if (Test-Path $Flag) { throw 'after fails once' } }
         @(Get-Content "$out.effects").Count | Should -Be 4
     }
 
-    It 'under the run script''s default Stop, a failed item starts no new item; those in flight finish and nothing is left in doubt' {
+    It 'under the run script''s default Stop, a failed item starts no new item; those in flight finish, their messages are logged, and nothing is left in doubt' {
         $root = New-Root
         $effects = Join-Path $TestDrive 'stopping'
         $script = Join-Path $TestDrive 'stopping.ps1'
@@ -244,6 +244,7 @@ $null = New-Item -ItemType Directory -Force $EffectsDir
     Add-Content (Join-Path $using:EffectsDir "s$_") 'ran'
     if ($_ -eq 3 -and (Get-RunContext).Attempt -eq 1) { throw "item 3 failed on purpose" }
     Start-Sleep -Milliseconds 200
+    Write-Warning "item s$_ ran"
 }
 '@
         $first = Start-Run -Name stopping -ScriptPath $script -Root $root -Parameters @{ EffectsDir = $effects } -ErrorAction SilentlyContinue
@@ -255,6 +256,10 @@ $null = New-Item -ItemType Directory -Force $EffectsDir
         $failedAt = ($events | Where-Object Type -EQ item_failed | Select-Object -First 1).Sequence
         @($events | Where-Object { $_.Type -eq 'item_started' -and $_.Sequence -gt $failedAt }).Key | Should -BeNullOrEmpty -Because 'no item starts once the failure is recorded, not even on the worker whose item failed'
         $ended | Should -Be $started -Because 'every item that started finished and was recorded: none in doubt'
+        $log = Get-Content -Raw (Join-Path (Get-RunFolder $first) 'logs/attempt-1.log')
+        foreach ($key in $started | Where-Object { $_ -ne 's3' }) {
+            $log | Should -BeLike "*WARNING: item $key ran*" -Because 'the messages of the items that finished after the failure still reach the attempt log'
+        }
 
         $final = Resume-Run -RunId $first.RunId -Root $root -Parameters @{ EffectsDir = $effects }
         $final.Status | Should -Be 'Completed'

@@ -342,7 +342,7 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
     {
         try
         {
-            _parallel ??= new ParallelItemRunner(this, context, _step, ScriptBlock, ThrottleLimit);
+            _parallel ??= new ParallelItemRunner(this, context, _step, ScriptBlock, ThrottleLimit, WriteMessages);
             _parallel.Enqueue(key, InputObject, WriteResult);
         }
         catch (OperationCanceledException)
@@ -365,6 +365,31 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
     private static readonly ScriptBlock s_forwardError = ScriptBlock.Create("param($Record) Write-Error -ErrorRecord $Record -ErrorAction Continue");
 
     private void WriteResult(ParallelItemRunner.Result result)
+    {
+        WriteMessages(result);
+        if (result.Error is { } error)
+        {
+            if (_parallel?.Fatal is RunStoppedException)
+            {
+                // The run is stopping (a stop during this item's retry wait, or elsewhere): the
+                // failure is recorded and a resume tries the item again. Written as an error, it
+                // would end the run as Failed under 'Stop' before the stop is honoured.
+                WriteWarning(ItemFailedRecord(error, result.Key, result.Input, result.FailedTries).ErrorDetails.Message);
+                return;
+            }
+
+            WriteError(ItemFailedRecord(error, result.Key, result.Input, result.FailedTries));
+            return;
+        }
+
+        foreach (object? value in result.Output)
+        {
+            WriteObject(value);
+        }
+    }
+
+    /// <summary>What a parallel item wrote to its error, warning, verbose, debug and information streams, in its order.</summary>
+    private void WriteMessages(ParallelItemRunner.Result result)
     {
         foreach (object message in result.Messages)
         {
@@ -390,26 +415,6 @@ public sealed class InvokeRunItemCommand : UnitCmdletBase, IDisposable
                     WriteInformation(record);
                     break;
             }
-        }
-
-        if (result.Error is { } error)
-        {
-            if (_parallel?.Fatal is RunStoppedException)
-            {
-                // The run is stopping (a stop during this item's retry wait, or elsewhere): the
-                // failure is recorded and a resume tries the item again. Written as an error, it
-                // would end the run as Failed under 'Stop' before the stop is honoured.
-                WriteWarning(ItemFailedRecord(error, result.Key, result.Input, result.FailedTries).ErrorDetails.Message);
-                return;
-            }
-
-            WriteError(ItemFailedRecord(error, result.Key, result.Input, result.FailedTries));
-            return;
-        }
-
-        foreach (object? value in result.Output)
-        {
-            WriteObject(value);
         }
     }
 

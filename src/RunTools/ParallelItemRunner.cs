@@ -32,8 +32,12 @@ internal sealed class ParallelItemRunner : IDisposable
     /// <summary>How the variables holding the <c>$using:</c> values in a worker begin.</summary>
     internal const string UsingPrefix = "__runtools_using_";
 
-    public ParallelItemRunner(UnitCmdletBase cmdlet, RunContext context, string step, ScriptBlock body, int throttleLimit)
+    private readonly Action<Result> _writeMessages;
+
+    /// <param name="writeMessages">Writes a finished item's messages alone: for the items that finish after an error stopped the run script.</param>
+    public ParallelItemRunner(UnitCmdletBase cmdlet, RunContext context, string step, ScriptBlock body, int throttleLimit, Action<Result> writeMessages)
     {
+        _writeMessages = writeMessages;
         Unit = cmdlet;
         ScriptName = cmdlet.MyInvocation.ScriptName;
         Context = context;
@@ -201,12 +205,30 @@ internal sealed class ParallelItemRunner : IDisposable
             catch (Exception ex) when (ex is RuntimeException)
             {
                 // Writing made the run script stop (an item's error under 'Stop'): no new item
-                // starts, the ones in flight finish and are recorded, then the error goes on.
+                // starts, the ones in flight finish and are recorded, then the error goes on. Their
+                // output is not written (the run script is ending), their messages are: they ran.
                 _stopStarting = true;
+                for (int j = i + 1; j < finished.Count; j++)
+                {
+                    WriteMessagesOf(finished[j]);
+                }
+
                 _inFlight -= finished.Count - i - 1;
-                Drain(_ => { }, wait: true);
+                Drain(WriteMessagesOf, wait: true);
                 throw;
             }
+        }
+    }
+
+    private void WriteMessagesOf(Result result)
+    {
+        try
+        {
+            _writeMessages(result);
+        }
+        catch (Exception ex) when (ex is RuntimeException)
+        {
+            // The run script is already ending with an error; a message that cannot be written is not another one.
         }
     }
 
