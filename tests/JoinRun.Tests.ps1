@@ -161,16 +161,10 @@ Describe 'Join-Run: several processes drain one run' {
     It 'loses nothing under random SIGKILLs of workers and a database restart: repeats only for keys recorded in doubt' -Tag Slow {
         if (-not $script:haveCluster) { return }
         # A cluster of its own: restarting the shared one would break the tests running beside this file.
-        $cluster = Join-Path $PSScriptRoot '../tools/pg-cluster.sh'
-        $clusterDir = Join-Path ([IO.Path]::GetTempPath()) ('rt-chaos-' + [guid]::NewGuid().ToString('N').Substring(0, 8))
-        $lines = & bash $cluster start $clusterDir 2>&1
-        if ($LASTEXITCODE -ne 0) { throw "could not start a cluster: $lines" }
+        # lease=15: a dead worker's registration expires after 15 s; owner and workers wait out an outage (3 s down plus crash recovery) within it.
+        $store = Start-OwnCluster 'rt-chaos-' -Query 'lease=15'
         $children = [Collections.Generic.List[object]]::new()
         try {
-            $app = ConvertFrom-ConnectionString (($lines | Where-Object { $_ -like 'export RUNTOOLS_TEST_PG=*' }) -replace "^export RUNTOOLS_TEST_PG='(.*)'$", '$1')
-            # lease=15: a dead worker's registration expires after 15 s; owner and workers wait out an outage (3 s down plus crash recovery) within it.
-            $store = [pscustomobject]@{ Uri = 'postgresql://{0}:{1}@{2}:{3}/{4}?schema=runtools&lease=15' -f [uri]::EscapeDataString($app.Username), [uri]::EscapeDataString($app.Password),
-                [uri]::EscapeDataString($app.Host), $app.Port, [uri]::EscapeDataString($app.Database) }
             $effects = New-Item -ItemType Directory (Join-Path $TestDrive 'effects-chaos')
             $count = 3000
             $owner = Start-RunOwner $store 'jchaos' $script:workScript @{ Count = $count; Throttle = 2; SleepMs = 15; Effects = $effects.FullName } (Join-Path $TestDrive 'local-chaos-owner')
@@ -188,8 +182,7 @@ Describe 'Join-Run: several processes drain one run' {
                 $kills++; $killedWorking++
                 $n++; $w = Start-RunWorker $store 'jchaos' (Join-Path $TestDrive "local-chaos-$n"); $live.Add($w); $children.Add($w)
                 if ($kills -eq 2 -and -not $restarted) {
-                    $restart = & bash $cluster restart $clusterDir 3 2>&1
-                    if ($LASTEXITCODE -ne 0) { throw "restart failed: $restart" }
+                    Restart-OwnCluster $store -DownSeconds 3
                     $restarted = $true
                     $atRestart = (Get-Effects $effects.FullName).Total
                 }
@@ -223,11 +216,11 @@ Describe 'Join-Run: several processes drain one run' {
             @($check.InDoubt).Count | Should -BeGreaterOrEqual 1 -Because "$kills kills of working workers should leave some item in doubt"
             # At most the items in flight of each killed worker (-ThrottleLimit 2) are in doubt.
             @($check.InDoubt).Count | Should -BeLessOrEqual (2 * $kills)
-            Get-Content (Join-Path $clusterDir 'server.log') -Raw | Should -Match 'database system was interrupted|was not properly shut down'
+            Get-Content (Join-Path $store.Dir 'server.log') -Raw | Should -Match 'database system was interrupted|was not properly shut down'
         } finally {
             foreach ($c in $children) { Stop-ChildPwsh $c }
             if ($owner) { Stop-ChildPwsh $owner }
-            & bash $cluster stop $clusterDir 2>&1 | Out-Null
+            Stop-OwnCluster $store
         }
     }
 

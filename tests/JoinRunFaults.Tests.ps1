@@ -24,7 +24,7 @@ BeforeAll {
     # An item: it notes its begin, waits while held, then notes that it did its work.
     $script:heldScript = Join-Path $TestDrive 'held.ps1'
     Set-Content $script:heldScript @'
-param([int] $Count = 200, [int] $SleepMs = 50, [string] $Marks, [int] $ArtifactEvery = 0)
+param([int] $Count = 200, [int] $SleepMs = 50, [string] $Marks, [int] $ArtifactEvery = 0, [int] $Finish = 0)
 $null = Invoke-RunStep prepare {
     $deadline = [DateTime]::UtcNow.AddSeconds(60)
     while (-not (Test-Path -LiteralPath (Join-Path $Marks 'go'))) {
@@ -47,6 +47,13 @@ $null = 1..$Count | Invoke-RunItem -Step work -Key { "k$_" } -ThrottleLimit 2 {
     }
     [IO.File]::AppendAllText((Join-Path $using:Marks "done-$tag.txt"), "$key`n")
     $_
+}
+if ($Finish) {
+    # A last step, run by the owner once the mark 'finish' exists; the workers wait for its output meanwhile.
+    $null = Invoke-RunStep finish {
+        while (-not (Test-Path -LiteralPath (Join-Path $Marks 'finish'))) { Start-Sleep -Milliseconds 50 }
+        'finished'
+    }
 }
 '@
 
@@ -107,7 +114,8 @@ $null = 1..6 | Invoke-RunItem -Step final -Key { "x$_" } -ThrottleLimit 2 -MaxTr
     function Open-Gate($Store, [string] $Marks, [object[]] $Workers) {
         Wait-For -What 'the workers to register' -Children $Workers {
             # The owner creates the store's tables: until then there is no worker either.
-            try { [int](Invoke-AdminSql "SELECT count(*) FROM $($Store.Schema).workers") -ge $Workers.Count } catch { $false }
+            $admin = if ($Store.PSObject.Properties['Admin']) { $Store.Admin } else { $env:RUNTOOLS_TEST_PG_ADMIN } # a cluster of the test's own, or the shared one
+            try { [int](Invoke-AdminSql "SELECT count(*) FROM $($Store.Schema).workers" -Admin $admin) -ge $Workers.Count } catch { $false }
         }
         New-Item -ItemType File (Join-Path $Marks 'go') | Out-Null
     }
@@ -435,5 +443,33 @@ while (`$true) { # the killed owner's lease lasts up to 3 s more
         foreach ($key in $twice) { $inDoubt | Should -Contain $key }
         @(Get-Marks $marks done | Group-Object Key).Count | Should -Be $count
     }
-}
 
+    It 'keeps a worker through a database outage of 7 s while it waits for a step of the owner: it waits the outage out within its lease, as the owner does' -Tag Slow {
+        if (-not $script:haveCluster) { return }
+        # A cluster of its own, crashed and kept down here, with the default lease (30 s). A worker
+        # waiting for the owner's step reads the run's events; before the fix those reads gave up
+        # after their plain retries (about 4 s) and the worker left with StoreUnavailable.
+        $store = Start-OwnCluster 'rt-outage-'
+        $marks = (New-Item -ItemType Directory (Join-Path $TestDrive 'marks-outage')).FullName
+        $owner = $null; $worker = $null
+        try {
+            $owner = Start-RunOwner $store 'joutage' $script:heldScript @{ Count = 40; SleepMs = 20; Marks = $marks; Finish = 1 } (Join-Path $TestDrive 'local-outage-owner')
+            $worker = Start-RunWorker $store 'joutage' (Join-Path $TestDrive 'local-outage-worker')
+            Open-Gate $store $marks @($worker)
+            Wait-For -What 'every item done' -Children @($owner, $worker) { @(Get-Marks $marks done | Group-Object Key).Count -eq 40 }
+            Start-Sleep -Seconds 1 # the worker is now waiting for the step 'finish', which waits for its mark
+            Restart-OwnCluster $store -DownSeconds 7
+            New-Item -ItemType File (Join-Path $marks 'finish') | Out-Null
+            $ownerExit = Wait-ChildPwsh $owner -TimeoutSec 120
+            $workerExit = Wait-ChildPwsh $worker -TimeoutSec 60
+        } finally {
+            foreach ($child in @($owner, $worker) | Where-Object { $_ }) { Stop-ChildPwsh $child }
+            Stop-OwnCluster $store
+        }
+        $printed = "The owner printed:`n$(Get-ChildPwshOutput $owner)`nThe worker printed:`n$(Get-ChildPwshOutput $worker)"
+        $ownerExit | Should -Be 0 -Because $printed
+        @(Get-Marks $marks done | Where-Object Process -eq $worker.Id).Count | Should -BeGreaterThan 0 -Because "the worker took part; $printed"
+        Get-ChildPwshOutput $worker | Should -Not -Match 'WORKER ERROR' -Because $printed
+        $workerExit | Should -Be 0 -Because "the worker replayed the owner's last step and its script ended; $printed"
+    }
+}

@@ -12,24 +12,9 @@
 BeforeAll {
     Import-Module $env:RUNTOOLS_MODULE_PATH -Force
     Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1') -Force
-    # New-StoreRoot, Invoke-AdminSql, Invoke-InChild, Wait-Until, ConvertFrom-ConnectionString.
+    # New-StoreRoot, Invoke-AdminSql, Invoke-InChild, Wait-Until, Start-OwnCluster (a cluster of a test's own).
     Import-Module (Join-Path $PSScriptRoot '../tools/PgTestStore.psm1') -Force
     $script:haveCluster = Test-PgTestCluster
-    $script:clusterScript = Join-Path $PSScriptRoot '../tools/pg-cluster.sh'
-
-    # A throwaway cluster of a test's own (crashing or stopping the shared one would break the
-    # tests running beside this file): its Dir (for pg-cluster.sh restart/stop) and a -Root Uri.
-    function Start-OwnCluster([string] $Prefix, [string] $Query) {
-        $dir = Join-Path ([IO.Path]::GetTempPath()) ($Prefix + [guid]::NewGuid().ToString('N').Substring(0, 8))
-        $lines = & bash $script:clusterScript start $dir 2>&1
-        if ($LASTEXITCODE -ne 0) { throw "could not start a cluster: $lines" }
-        $app = ConvertFrom-ConnectionString (($lines | Where-Object { $_ -like 'export RUNTOOLS_TEST_PG=*' }) -replace "^export RUNTOOLS_TEST_PG='(.*)'$", '$1')
-        $uri = 'postgresql://{0}:{1}@{2}:{3}/{4}?schema=runtools' -f [uri]::EscapeDataString($app.Username), [uri]::EscapeDataString($app.Password),
-            [uri]::EscapeDataString($app.Host), $app.Port, [uri]::EscapeDataString($app.Database)
-        if ($Query) { $uri += "&$Query" }
-        [pscustomobject]@{ Dir = $dir; Uri = $uri }
-    }
-
     $script:itemsScript = Join-Path $TestDrive 'items.ps1'
     Set-Content $script:itemsScript @'
 param([int] $Count = 6, [int] $DelayMs = 0, [string] $EffectsPath)
@@ -199,8 +184,6 @@ Stop-Run -RunId s1 -Root `$uri -Reason 'maintenance'
     It 'a run rides out the database crashing mid-run and staying down for 8 s: nothing lost, nothing done twice' {
         if (-not $script:haveCluster) { return }
         $own = Start-OwnCluster 'rt-crash-'
-        $cluster = $script:clusterScript
-        $clusterDir = $own.Dir
         $uri = $own.Uri
         try {
             $effects = Join-Path $TestDrive 'effects-restart.txt'
@@ -212,8 +195,7 @@ exit `$LASTEXITCODE
             try {
                 Wait-Until { (Test-Path $effects) -and @(Get-Content $effects).Count -ge 10 } -What 'ten items before the crash'
                 # Down longer than the plain retries (0, 0.2, 1, 3 s): the owner waits it out within its lease.
-                $restart = & bash $cluster restart $clusterDir 8 2>&1
-                if ($LASTEXITCODE -ne 0) { throw "restart failed: $restart" }
+                Restart-OwnCluster $own -DownSeconds 8
                 $atRestart = @(Get-Content $effects).Count
                 $exit = Wait-ChildPwsh $owner -TimeoutSec 120
             } finally { Stop-ChildPwsh $owner }
@@ -233,17 +215,15 @@ exit `$LASTEXITCODE
             $out.Completed | Should -Be 60
             $out.Contiguous | Should -BeTrue
             # The crash landed mid-run: the server log shows the recovery from it.
-            Get-Content (Join-Path $clusterDir 'server.log') -Raw | Should -Match 'database system was interrupted|was not properly shut down'
+            Get-Content (Join-Path $own.Dir 'server.log') -Raw | Should -Match 'database system was interrupted|was not properly shut down'
         } finally {
-            & bash $cluster stop $clusterDir 2>&1 | Out-Null
+            Stop-OwnCluster $own
         }
     }
 
     It 'an owner whose database stays down past its lease fails with StoreUnavailable and exits 1, not 4: its attempt ran' {
         if (-not $script:haveCluster) { return }
         $own = Start-OwnCluster 'rt-down-' -Query 'lease=2'
-        $cluster = $script:clusterScript
-        $clusterDir = $own.Dir
         $uri = $own.Uri
         try {
             $effects = Join-Path $TestDrive 'effects-down.txt'
@@ -255,15 +235,14 @@ exit `$LASTEXITCODE
             try {
                 Wait-Until { (Test-Path $effects) -and @(Get-Content $effects).Count -ge 5 } -What 'five items before the outage'
                 # Down for 10 s, well past the 2 s lease the owner waits within.
-                $restart = & bash $cluster restart $clusterDir 10 2>&1
-                if ($LASTEXITCODE -ne 0) { throw "restart failed: $restart" }
+                Restart-OwnCluster $own -DownSeconds 10
                 $exit = Wait-ChildPwsh $owner -TimeoutSec 120
             } finally { Stop-ChildPwsh $owner }
             $output = Get-ChildPwshOutput $owner
             $output | Should -BeLike '*ERROR=StoreUnavailable*'
             $exit | Should -Be 1 -Because "an attempt ran and then failed (4 says no attempt ran); it printed: $output"
         } finally {
-            & bash $cluster stop $clusterDir 2>&1 | Out-Null
+            Stop-OwnCluster $own
         }
     }
 

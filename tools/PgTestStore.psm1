@@ -25,14 +25,15 @@ function Invoke-AdminSql {
     <#
     .SYNOPSIS
         Runs SQL as the cluster's superuser through psql (unaligned, tuples only) and returns what
-        it printed; throws with psql's output when it fails.
+        it printed; throws with psql's output when it fails. -Admin: the superuser's connection
+        string of another cluster (Start-OwnCluster's Admin); the shared cluster's by default.
     #>
-    param([Parameter(Mandatory)] [string] $Sql)
-    $admin = ConvertFrom-ConnectionString $env:RUNTOOLS_TEST_PG_ADMIN
+    param([Parameter(Mandatory)] [string] $Sql, [string] $Admin = $env:RUNTOOLS_TEST_PG_ADMIN)
+    $superuser = ConvertFrom-ConnectionString $Admin
     $psql = @("$env:RUNTOOLS_PG_BIN/psql", '/usr/lib/postgresql/15/bin/psql') | Where-Object { Test-Path $_ } | Select-Object -First 1
-    $env:PGPASSWORD = $admin.Password
+    $env:PGPASSWORD = $superuser.Password
     try {
-        $out = & $psql -X -q -t -A -v ON_ERROR_STOP=1 -h $admin.Host -p $admin.Port -U $admin.Username -d $admin.Database -c $Sql 2>&1
+        $out = & $psql -X -q -t -A -v ON_ERROR_STOP=1 -h $superuser.Host -p $superuser.Port -U $superuser.Username -d $superuser.Database -c $Sql 2>&1
         if ($LASTEXITCODE -ne 0) { throw "psql failed: $out" }
         $out
     } finally { Remove-Item Env:PGPASSWORD }
@@ -110,4 +111,37 @@ function Wait-Until {
     }
 }
 
-Export-ModuleMember -Function Test-PgTestCluster, ConvertFrom-ConnectionString, Invoke-AdminSql, New-StoreRoot, New-TestRoot, Get-RunFolder, Wait-RunInterrupted, Invoke-InChild, Wait-Until
+function Start-OwnCluster {
+    <#
+    .SYNOPSIS
+        A throwaway cluster of its own (tools/pg-cluster.sh), for a test that crashes, stops or
+        restarts its database (doing that to the shared one would break the tests beside it):
+        its Dir (for pg-cluster.sh restart/stop DIR), a -Root Uri (schema runtools, -Query
+        appended, e.g. 'lease=2'), its Schema, and its superuser's Admin connection string (for
+        Invoke-AdminSql -Admin). The caller stops it with Stop-OwnCluster.
+    #>
+    param([Parameter(Mandatory)] [string] $Prefix, [string] $Query)
+    $dir = Join-Path ([IO.Path]::GetTempPath()) ($Prefix + [guid]::NewGuid().ToString('N').Substring(0, 8))
+    $lines = & bash (Join-Path $PSScriptRoot 'pg-cluster.sh') start $dir 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "could not start a cluster: $lines" }
+    $app = ConvertFrom-ConnectionString (($lines | Where-Object { $_ -like 'export RUNTOOLS_TEST_PG=*' }) -replace "^export RUNTOOLS_TEST_PG='(.*)'$", '$1')
+    $uri = 'postgresql://{0}:{1}@{2}:{3}/{4}?schema=runtools' -f [uri]::EscapeDataString($app.Username), [uri]::EscapeDataString($app.Password),
+        [uri]::EscapeDataString($app.Host), $app.Port, [uri]::EscapeDataString($app.Database)
+    if ($Query) { $uri += "&$Query" }
+    $admin = ($lines | Where-Object { $_ -like 'export RUNTOOLS_TEST_PG_ADMIN=*' }) -replace "^export RUNTOOLS_TEST_PG_ADMIN='(.*)'$", '$1'
+    [pscustomobject]@{ Dir = $dir; Uri = $uri; Schema = 'runtools'; Admin = $admin }
+}
+
+function Restart-OwnCluster {
+    <# Crashes the cluster (immediate shutdown, as a power cut leaves it), keeps it down -DownSeconds, and starts it again. #>
+    param([Parameter(Mandatory)] $Cluster, [int] $DownSeconds = 0)
+    $out = & bash (Join-Path $PSScriptRoot 'pg-cluster.sh') restart $Cluster.Dir $DownSeconds 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "restart failed: $out" }
+}
+
+function Stop-OwnCluster {
+    param([Parameter(Mandatory)] $Cluster)
+    & bash (Join-Path $PSScriptRoot 'pg-cluster.sh') stop $Cluster.Dir 2>&1 | Out-Null
+}
+
+Export-ModuleMember -Function Start-OwnCluster, Restart-OwnCluster, Stop-OwnCluster, Test-PgTestCluster, ConvertFrom-ConnectionString, Invoke-AdminSql, New-StoreRoot, New-TestRoot, Get-RunFolder, Wait-RunInterrupted, Invoke-InChild, Wait-Until
