@@ -100,7 +100,12 @@ internal static class CheckpointReader
             string? key = KeyOf(text, out bool exact);
             if (key is not null && (key.Length == 0 || key.Length > 1024))
             {
-                key = null;
+                // Not a key an item can have (Invoke-RunItem refuses it): the message is not marked done.
+                badLines++;
+                plan.Warn("bad_key_line", $"Line {number} of {KeysFile} has {(key.Length == 0 ? "an empty key" : $"a key of {key.Length} characters ({LegacyConversion.Shorten(key, 40)}), longer than an item key may be (1024)")}.",
+                    "the message it recorded cannot be a completed item, so it is not marked done.",
+                    "If that message was processed, its side effect may be repeated on resume: check it in the outside world first.", KeysFile);
+                continue;
             }
 
             if (!exact)

@@ -50,11 +50,12 @@ internal static class TrialManifestsReader
         plan.Legacy["run_state"] = haveState ? (stateComplete ? "intact" : "damaged") : "absent";
         plan.Legacy["config_hash"] = LenientJson.Str(state, "config_hash");
         plan.Legacy["status"] = LenientJson.Str(state, "status", "run_status");
-        var phases = ReadPhases(plan, state);
+        var renamed = new Dictionary<string, string>(StringComparer.Ordinal);
+        var phases = ReadPhases(plan, state, renamed);
 
         ReadConfig(plan);
 
-        var trials = ReadTrials(plan, out var missingManifests);
+        var trials = ReadTrials(plan, renamed, out var missingManifests);
         var knownPhases = trials.Where(t => t.Phase is not null).Select(t => t.Phase!).Distinct(StringComparer.Ordinal).ToList();
         string orphanStep = knownPhases.Count == 1 ? knownPhases[0] : DefaultTrialStep;
         foreach (string directory in missingManifests)
@@ -84,7 +85,10 @@ internal static class TrialManifestsReader
         foreach (string name in order)
         {
             var step = plan.Step(name);
-            var phase = phases.Find(p => p.Step == name);
+            // Phases whose names become the same step (a renamed one meeting another): the step is
+            // done only when every one of them is; the one that is not explains why.
+            var merged = phases.Where(p => p.Step == name).ToList();
+            var phase = merged.FirstOrDefault(p => !IsDone(p.Status)) ?? merged.FirstOrDefault();
             var done = trials.Where(t => t.Phase == name && t.Completed).ToList();
             var notDone = trials.Where(t => t.Phase == name && !t.Completed).ToList();
             foreach (var trial in done)
@@ -92,9 +96,16 @@ internal static class TrialManifestsReader
                 step.Item(trial.Id).Artifacts.AddRange(trial.Artifacts);
             }
 
+            if (merged.Count > 1)
+            {
+                plan.Warn("phases_merged", $"Phases {string.Join(", ", merged.Select(p => $"'{LegacyConversion.Shorten(p.Name, 60)}' ({p.Status})"))} all become step '{name}'.",
+                    merged.All(p => IsDone(p.Status)) ? $"step '{name}' is completed only as all of them are." : $"step '{name}' is not completed, since phase '{LegacyConversion.Shorten(phase!.Name, 60)}' is {phase.Status}.",
+                    "Check that these phases are one step of the run script; if they are not, rename them in run_state.json to valid, distinct step names and convert again.", RunStateFile);
+            }
+
             if (phase is not null)
             {
-                bool phaseDone = s_doneStatuses.Contains(phase.Status.ToLowerInvariant());
+                bool phaseDone = IsDone(phase.Status);
                 if (phaseDone && notDone.Count == 0)
                 {
                     step.Completed = true;
@@ -103,7 +114,7 @@ internal static class TrialManifestsReader
                 else if (phaseDone)
                 {
                     step.Reason = $"run_state.json says {phase.Status}, but {notDone.Count} trial(s) are not intact";
-                    plan.Warn("phase_downgraded", $"run_state.json says phase '{phase.Name}' is {phase.Status}, but {notDone.Count} of its trial(s) are not completed and intact ({string.Join(", ", notDone.Select(t => t.Id).Take(10))}).",
+                    plan.Warn("phase_downgraded", $"run_state.json says phase '{phase.Name}' is {phase.Status}, but {notDone.Count} of its trial(s) are not completed and intact ({string.Join(", ", notDone.Select(t => LegacyConversion.Shorten(t.Id, 40)).Take(10))}).",
                         $"step '{name}' is left pending: resume runs it again, replays its {done.Count} intact trial(s) and redoes the others.",
                         "Nothing to do; note that any work of the step besides its trials runs again too.", RunStateFile);
                 }
@@ -123,7 +134,9 @@ internal static class TrialManifestsReader
         }
     }
 
-    private static List<Phase> ReadPhases(ConversionPlan plan, JsonObject? state)
+    private static bool IsDone(string status) => s_doneStatuses.Contains(status.ToLowerInvariant());
+
+    private static List<Phase> ReadPhases(ConversionPlan plan, JsonObject? state, Dictionary<string, string> renamed)
     {
         var phases = new List<Phase>();
         var node = state?["phases"] ?? state?["steps"];
@@ -141,7 +154,7 @@ internal static class TrialManifestsReader
                 continue; // a phase cut off by damage: its status is inferred
             }
 
-            string step = StepName(plan, name);
+            string step = StepName(plan, name, renamed);
             phases.Add(new Phase(name, step, status));
             statuses[name] = status;
         }
@@ -150,16 +163,25 @@ internal static class TrialManifestsReader
         return phases;
     }
 
-    /// <summary>A phase name as a step name; one that breaks the step-name rule is adapted, with a warning.</summary>
-    private static string StepName(ConversionPlan plan, string phase)
+    /// <summary>
+    /// A phase name as a step name; one that breaks the step-name rule is adapted, with one warning
+    /// per phase (not per trial naming it), kept in <paramref name="renamed"/>.
+    /// </summary>
+    private static string StepName(ConversionPlan plan, string phase, Dictionary<string, string> renamed)
     {
         if (PortableName.IsValid(phase))
         {
             return phase;
         }
 
+        if (renamed.TryGetValue(phase, out string? known))
+        {
+            return known;
+        }
+
         string step = ConversionPlan.ArtifactName(phase.Replace('/', '_'));
-        plan.Warn("phase_renamed", $"Phase '{phase}' is not a valid step name.", $"it is step '{step}'.", $"Use the step name '{step}' in the run script.", RunStateFile);
+        renamed[phase] = step;
+        plan.Warn("phase_renamed", $"Phase '{LegacyConversion.Shorten(phase)}' is not a valid step name.", $"it is step '{step}'.", $"Use the step name '{step}' in the run script.", RunStateFile);
         return step;
     }
 
@@ -185,7 +207,7 @@ internal static class TrialManifestsReader
         }
     }
 
-    private static List<Trial> ReadTrials(ConversionPlan plan, out List<string> missingManifests)
+    private static List<Trial> ReadTrials(ConversionPlan plan, Dictionary<string, string> renamed, out List<string> missingManifests)
     {
         var trials = new List<Trial>();
         missingManifests = new List<string>();
@@ -200,14 +222,27 @@ internal static class TrialManifestsReader
 
             string relative = plan.Relative(manifestPath);
             var manifest = LegacyConversion.ReadLegacyJson(plan, relative, "corrupt_manifest", "the trial is not completed and will run again on resume.", out bool complete);
-            string id = LenientJson.Str(manifest, "trial_id", "id") ?? Path.GetFileName(directory);
+            string? declared = LenientJson.Str(manifest, "trial_id", "id");
+            string id = declared is null || declared.Trim().Length == 0 ? Path.GetFileName(directory) : declared;
+            if (declared is not null && declared.Trim().Length == 0)
+            {
+                plan.Warn("empty_trial_id", $"{relative} has an empty trial_id.", $"the trial's directory name '{id}' is its key.",
+                    "Nothing to do, unless the run script keys this trial by something else: then its work runs again.", relative);
+            }
+
+            if (id.Length > 1024)
+            {
+                plan.Warn("invalid_trial_id", $"{relative} has a trial_id of {id.Length} characters ({LegacyConversion.Shorten(id, 40)}), longer than an item key may be (1024).",
+                    "the trial cannot be a completed item: it is not completed, and its step is left pending.", "Nothing to do: Resume-Run redoes the trial under the key the run script gives it.", relative);
+            }
+
             string? phase = LenientJson.Str(manifest, "phase", "step");
-            var trial = new Trial(id, phase is null ? null : StepName(plan, phase), completed: false)
+            var trial = new Trial(id, phase is null ? null : StepName(plan, phase, renamed), completed: false)
             {
                 SchemaVersion = LenientJson.Str(manifest, "schema_version", "manifest_version", "version"),
             };
             trials.Add(trial);
-            if (!complete || id.Length == 0 || id.Length > 1024)
+            if (!complete || id.Length > 1024)
             {
                 continue;
             }
