@@ -5,6 +5,7 @@ using System.Linq;
 using System.Threading;
 using RunTools.Core.Configuration;
 using RunTools.Core.Engine;
+using RunTools.Core.Infrastructure;
 using RunTools.Core.Journal;
 using RunTools.Core.State;
 using Xunit;
@@ -428,6 +429,45 @@ public sealed class EngineTests : IDisposable
         Assert.Equal("steps/a/attempt-2/output.bin", again.State.FindStep("a")!.Output!.Path);
         Assert.Equal("value again", Runs.Text(again.ReadStepOutput("a")));
         Assert.Equal("VALUE", File.ReadAllText(Path.Combine(run.Path, "steps", "a", "output.bin"))); // kept
+    }
+
+    [Theory]
+    [InlineData("directory")]
+    [InlineData("link")]
+    [InlineData("attempt folder taken")]
+    public void AStepOutputReplacedByAFolderOrALinkMakesTheStepRunAgainIntoAFreePlace(string damage)
+    {
+        var run = Runs.Create(_root);
+        using (var attempt = run.BeginAttempt())
+        {
+            attempt.BeginStep("a");
+            attempt.CompleteStep("a", Runs.Bytes("value"));
+            attempt.Stop(new StopRequest { RequestedBy = "t" });
+        }
+
+        string output = Path.Combine(run.Path, "steps", "a", "output.bin");
+        File.Delete(output);
+        if (damage == "link")
+        {
+            File.CreateSymbolicLink(output, "/nonexistent/target");
+        }
+        else
+        {
+            Directory.CreateDirectory(output);
+        }
+
+        if (damage == "attempt folder taken")
+        {
+            File.WriteAllText(Path.Combine(run.Path, "steps", "a", "attempt-2"), "a file where the attempt's folder would go");
+        }
+
+        using var again = run.BeginAttempt();
+        Assert.Equal(StepAction.Run, again.BeginStep("a"));
+        again.CompleteStep("a", Runs.Bytes("value again"));
+        string expected = damage == "attempt folder taken" ? "steps/a/attempt-2-2/output.bin" : "steps/a/attempt-2/output.bin";
+        Assert.Equal(expected, again.State.FindStep("a")!.Output!.Path);
+        Assert.Equal("value again", Runs.Text(again.ReadStepOutput("a")));
+        Assert.Equal(damage == "link" ? FileKind.SymbolicLink : FileKind.Directory, NativeFileType.Of(output, followLinks: false)); // kept as it was
     }
 
     [Fact]

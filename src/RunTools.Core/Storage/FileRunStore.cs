@@ -181,11 +181,20 @@ internal sealed class FileRunBlobs : IRunBlobs
         string fileName = "output" + (IsSafeExtension(format) ? "." + format : ".bin");
         string relative = $"{RunFormat.StepsFolder}/{step}/{fileName}";
         DurableFile.CreateDirectory(folder);
-        if (File.Exists(Integrity.ResolvePath(_runPath, relative)))
+
+        // A step that runs again keeps the earlier attempt's output beside the new one, and never
+        // writes where anything is (a damaged output may be a directory or a link by now).
+        for (int n = 1; Occupied(relative); n++)
         {
-            // A step that runs again keeps the earlier attempt's output beside the new one.
-            relative = $"{RunFormat.StepsFolder}/{step}/attempt-{attempt}/{fileName}";
-            DurableFile.CreateDirectory(Path.Combine(folder, $"attempt-{attempt}"));
+            string attemptFolder = $"{RunFormat.StepsFolder}/{step}/{(n == 1 ? $"attempt-{attempt}" : $"attempt-{attempt}-{n}")}";
+            string full = Integrity.ResolvePath(_runPath, attemptFolder);
+            if (NativeFileType.Of(full, followLinks: false) is FileKind.Missing or FileKind.Directory)
+            {
+                DurableFile.CreateDirectory(full);
+                relative = $"{attemptFolder}/{fileName}";
+            }
+
+            // Else something that is no folder holds that name: the next one is tried.
         }
 
         return Write(relative, content);
@@ -305,5 +314,8 @@ internal sealed class FileRunBlobs : IRunBlobs
         }
     }
 
-    private bool IsFree(string relative) => !_reserved.Contains(relative) && !File.Exists(Integrity.ResolvePath(_runPath, relative));
+    private bool IsFree(string relative) => !_reserved.Contains(relative) && !Occupied(relative);
+
+    /// <summary>Whether anything is at <paramref name="relative"/>: a file, a folder, a link (even a broken one).</summary>
+    private bool Occupied(string relative) => NativeFileType.Of(Integrity.ResolvePath(_runPath, relative), followLinks: false) != FileKind.Missing;
 }
