@@ -49,6 +49,48 @@ public sealed class TestRunTests : IDisposable
     private static string Artifact(RunDirectory run, string name) => Path.Combine(run.Path, "artifacts", name.Replace('/', Path.DirectorySeparatorChar));
 
     [Fact]
+    public void ARunningRunIsValidWhileItsOwnerAppendsBetweenTheReadsOfTheJournal()
+    {
+        // The owner appends items and writes snapshots as fast as it can while Test-Run checks the
+        // run over and over: events appended after the journal was read for the truth must not be
+        // folded into the snapshot it is compared with (that made it StateMismatch, a step ahead).
+        var run = Runs.Create(_root, "live");
+        using var attempt = run.BeginAttempt(new AttemptOptions { SnapshotInterval = TimeSpan.Zero });
+        attempt.BeginStep("work");
+        bool stop = false;
+        var owner = new System.Threading.Thread(() =>
+        {
+            for (int i = 0; !System.Threading.Volatile.Read(ref stop); i++)
+            {
+                attempt.BeginItem("work", $"k{i}");
+                attempt.CompleteItem("work", $"k{i}", null);
+            }
+        });
+        owner.Start();
+        var mismatches = new List<string>();
+        int checks = 0;
+        try
+        {
+            var until = DateTime.UtcNow.AddSeconds(3);
+            while (DateTime.UtcNow < until)
+            {
+                var test = run.Test(cancellation: TestContext.Current.CancellationToken);
+                checks++;
+                mismatches.AddRange(test.Problems.Where(p => p.Kind == RunProblemKind.StateMismatch).Select(p => $"{p.Path}: {p.Expected} / {p.Actual}"));
+            }
+        }
+        finally
+        {
+            System.Threading.Volatile.Write(ref stop, true);
+            owner.Join();
+        }
+
+        Assert.True(checks > 20, $"only {checks} checks ran");
+        Assert.True(run.ReadState().ItemsCompleted > 100, "the owner must append while the checks run");
+        Assert.Empty(mismatches);
+    }
+
+    [Fact]
     public void AnIntactRunIsValidAndEveryRecordedFileIsHashed()
     {
         var run = CompletedRun();
