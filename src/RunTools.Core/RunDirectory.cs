@@ -62,7 +62,10 @@ public sealed partial class RunDirectory
     /// <summary>Opens an existing run directory by path.</summary>
     public static RunDirectory Open(string path)
     {
+        // Without a trailing separator: the run's parent and name are taken from its path ("runs/id/" would be its own parent).
         string full = System.IO.Path.GetFullPath(path);
+        string trimmed = full.TrimEnd(System.IO.Path.DirectorySeparatorChar, System.IO.Path.AltDirectorySeparatorChar);
+        full = trimmed.Length == 0 || trimmed.EndsWith(":", StringComparison.Ordinal) ? full : trimmed;
         if (!Directory.Exists(full))
         {
             throw new RunToolsException(ErrorIds.RunNotFound, RunToolsErrorCategory.ObjectNotFound,
@@ -75,8 +78,7 @@ public sealed partial class RunDirectory
                 $"'{full}' has no RunTools state ({RunFormat.StateFile} or {RunFormat.JournalFile}). If it was written by an earlier tool, convert it with ConvertTo-Run.", path);
         }
 
-        string name = System.IO.Path.GetFileName(full.TrimEnd(System.IO.Path.DirectorySeparatorChar, System.IO.Path.AltDirectorySeparatorChar));
-        return new RunDirectory(full, name);
+        return new RunDirectory(full, System.IO.Path.GetFileName(full));
     }
 
     public static bool IsRunDirectory(string path) =>

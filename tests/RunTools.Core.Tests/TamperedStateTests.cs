@@ -189,4 +189,19 @@ public sealed class TamperedStateTests : IDisposable
         Root.OpenRun("r1").Delete();
         Assert.False(Directory.Exists(run.Path));
     }
+
+    [Theory]
+    [InlineData("/")]
+    [InlineData("//")]
+    public void ARunOpenedByAPathWithATrailingSeparatorIsDeletedAsWithout(string trailing)
+    {
+        var run = CompletedRun("r2");
+        var opened = RunDirectory.Open(run.Path + trailing);
+        Assert.Equal(("r2", run.Path), (opened.RunId, opened.Path));
+
+        opened.Delete();
+
+        Assert.False(Directory.Exists(run.Path));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Root.Path));
+    }
 }
