@@ -338,6 +338,30 @@ public sealed class ArchiveTests : IDisposable
         });
 
     [Theory]
+    [InlineData("run")]
+    [InlineData("files")]
+    public void AManifestWithoutRunOrFilesIsRejectedAsInvalid(string member) =>
+        AssertRejected(ErrorIds.ArchiveManifestInvalid, entries => EditManifest(entries, m => m.AsObject().Remove(member)));
+
+    [Theory]
+    [InlineData("directories", ".lock")]
+    [InlineData("files", ".lock")]
+    [InlineData("directories", ".LOCK/inside")]
+    [InlineData("files", "artifacts/.x.tmp-1234")]
+    public void AManifestListingTheLockOrATempFileIsRejected(string list, string path) =>
+        AssertRejected(ErrorIds.ArchiveUnsafePath, entries => EditManifest(entries, m =>
+        {
+            if (list == "files")
+            {
+                m["files"]![0]!["path"] = path;
+            }
+            else
+            {
+                m["directories"]!.AsArray().Add(path);
+            }
+        }));
+
+    [Theory]
     [InlineData("../evil")]
     [InlineData("bad id")]
     [InlineData("CON")]

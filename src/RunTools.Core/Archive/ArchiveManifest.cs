@@ -24,11 +24,14 @@ public sealed class ArchiveManifest
     [JsonPropertyName("forced")]
     public bool Forced { get; set; }
 
+    // Required: an archive without them cannot be verified (ArchiveManifestInvalid, not a default run or an empty list).
     [JsonPropertyName("run")]
+    [JsonRequired]
     public ArchiveRunSummary Run { get; set; } = new();
 
     /// <summary>Every file in the archive except the manifest, in archive order.</summary>
     [JsonPropertyName("files")]
+    [JsonRequired]
     public List<ArchiveFileRecord> Files { get; set; } = new();
 
     /// <summary>Every directory of the run (so empty ones such as artifacts/ come back on import).</summary>

@@ -39,7 +39,8 @@ internal static class ArchiveManifestReader
         }
         catch (JsonException ex)
         {
-            throw InvalidManifest(archive, "it is not valid JSON (" + ex.Message + ")");
+            // Also a manifest without 'run' or 'files' ([JsonRequired]), which the message names.
+            throw InvalidManifest(archive, "it is not valid JSON with 'run' and 'files' (" + ex.Message + ")");
         }
         catch (InvalidDataException ex)
         {
@@ -79,10 +80,11 @@ internal static class ArchiveManifestReader
         foreach (string path in manifest.Files.Select(f => f.Path).Concat(manifest.Directories))
         {
             string? unsafeWhy = ArchivePaths.ExplainUnsafe(path);
-            if (unsafeWhy is not null)
+            string? reservedWhy = unsafeWhy is null ? ExplainReserved(path) : null;
+            if (unsafeWhy is not null || reservedWhy is not null)
             {
                 throw new RunToolsException(ErrorIds.ArchiveUnsafePath, RunToolsErrorCategory.InvalidData,
-                    $"The manifest of archive '{archive}' lists a path '{path}' that {unsafeWhy}; it could write outside the run. Nothing was imported; do not use this archive.", archive);
+                    $"The manifest of archive '{archive}' lists a path '{path}' that {unsafeWhy ?? reservedWhy}; {(unsafeWhy is not null ? "it could write outside the run" : "imported, it would damage the run")}. Nothing was imported; do not use this archive.", archive);
             }
 
             if (!listed.Add(path) || path == RunArchive.ManifestName)
@@ -140,6 +142,24 @@ internal static class ArchiveManifestReader
         }
 
         return manifest;
+    }
+
+    /// <summary>
+    /// Why a listed path is a name the run keeps for itself and an export never writes (run-format
+    /// §14.1, "Not archived"): imported, it would be taken for the run's lock (a folder there makes
+    /// the run refuse every locking cmdlet) or for a temporary file. Null when it is not one.
+    /// </summary>
+    private static string? ExplainReserved(string path)
+    {
+        int slash = path.IndexOf('/');
+        string top = slash < 0 ? path : path.Substring(0, slash);
+        if (string.Equals(top, RunFormat.LockFile, StringComparison.OrdinalIgnoreCase))
+        {
+            return "is the run's lock, which is never archived";
+        }
+
+        string last = path.Substring(path.LastIndexOf('/') + 1);
+        return ArchivePaths.IsTempFile(last) ? "is the name of a temporary file, which is never archived" : null;
     }
 
     private static byte[] ReadCapped(Stream stream, long cap)
