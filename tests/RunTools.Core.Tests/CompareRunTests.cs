@@ -57,6 +57,23 @@ public sealed class CompareRunTests : IDisposable
         RunComparer.Compare(a, b, properties, includeEqual);
 
     [Fact]
+    public void ARunWithAStepCutOffComparedWithItselfHasNoDifferences()
+    {
+        // A step cut off by a kill has no duration on either side: that is no difference.
+        var run = Runs.Create(_root, "cut", Config("m1"), "script");
+        var attempt = run.BeginAttempt();
+        attempt.BeginStep("frames");
+        attempt.BeginItem("frames", "frame_0");
+        attempt.CompleteItem("frames", "frame_0", null);
+        attempt.Dispose(); // as a kill leaves it (the lock released as the OS would): the step started, never ended
+        Assert.Null(run.ReadState().FindStep("frames")!.DurationMs);
+
+        Assert.Empty(Compare(run, run));
+        var durations = Assert.Single(Compare(run, run, includeEqual: true, RunComparisonProperty.Durations));
+        Assert.Equal(RunDifferenceKind.Equal, durations.Kind);
+    }
+
+    [Fact]
     public void ARunComparedWithItselfHasNoDifferencesAndIncludeEqualListsEverything()
     {
         var run = Run("a", Config("m1"), "# s", 2);

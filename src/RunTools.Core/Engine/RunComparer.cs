@@ -58,7 +58,8 @@ public static class RunComparer
         var rows = new List<RunDifference>();
         void Add(RunComparisonProperty property, string name, object? x, object? y, RunDifferenceKind? kind = null)
         {
-            var k = kind ?? (x is null ? RunDifferenceKind.Added : y is null ? RunDifferenceKind.Removed : Equals(x, y) ? RunDifferenceKind.Equal : RunDifferenceKind.Changed);
+            // Both sides without a value (a step cut off on both, so no duration) are equal, not added.
+            var k = kind ?? (Equals(x, y) ? RunDifferenceKind.Equal : x is null ? RunDifferenceKind.Added : y is null ? RunDifferenceKind.Removed : RunDifferenceKind.Changed);
             if (k != RunDifferenceKind.Equal || includeEqual)
             {
                 rows.Add(new RunDifference(property, name, x, y, k));
