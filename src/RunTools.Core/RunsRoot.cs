@@ -169,14 +169,12 @@ public sealed class RunsRoot
         }
 
         // No stat per directory up front: a folder that is not a run shows itself when its read fails.
-        var ids = new List<string>();
-        foreach (string directory in Directory.EnumerateDirectories(Path))
+        var ids = ListRunIds(idFilter, out bool setAside);
+        if (setAside)
         {
-            string id = System.IO.Path.GetFileName(directory);
-            if (RunId.IsValid(id) && (idFilter is null || idFilter(id)))
-            {
-                ids.Add(id);
-            }
+            // A replacement was cut short by a crash (run-format §14.4): finish it, then list again.
+            RunReplacement.Recover(Path);
+            ids = ListRunIds(idFilter, out _);
         }
 
         ids.Sort(StringComparer.Ordinal);
@@ -227,6 +225,30 @@ public sealed class RunsRoot
                 yield return item;
             }
         }
+    }
+
+    /// <summary>The names of the root's folders that are run ids (and pass <paramref name="idFilter"/>); <paramref name="setAside"/> says a run was left set aside.</summary>
+    private List<string> ListRunIds(Func<string, bool>? idFilter, out bool setAside)
+    {
+        setAside = false;
+        var ids = new List<string>();
+        foreach (string directory in Directory.EnumerateDirectories(Path))
+        {
+            string id = System.IO.Path.GetFileName(directory);
+            if (RunId.IsValid(id))
+            {
+                if (idFilter is null || idFilter(id))
+                {
+                    ids.Add(id);
+                }
+            }
+            else
+            {
+                setAside |= id.StartsWith(RunFormat.ReplacedPrefix, StringComparison.Ordinal);
+            }
+        }
+
+        return ids;
     }
 
     /// <summary>One run's listing; null for a folder that is not a run.</summary>

@@ -71,6 +71,15 @@ public sealed class ArchiveTests : IDisposable
         // Also through OpenRun alone.
         Directory.Move(run.Path, aside);
         Assert.Equal(RunStatus.Completed, _root.OpenRun("r1").ReadState().Status);
+
+        // And through the listing Get-Run reads, with and without an id filter.
+        foreach (Func<string, bool>? filter in new Func<string, bool>?[] { null, id => id == "r1" })
+        {
+            Directory.Move(run.Path, aside);
+            var listed = Assert.Single(_root.ListRuns(filter));
+            Assert.Equal(("r1", RunStatus.Completed), (listed.Run.RunId, listed.State!.Status));
+            Assert.False(Directory.Exists(aside));
+        }
     }
 
     [Fact]
