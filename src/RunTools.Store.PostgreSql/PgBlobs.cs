@@ -164,7 +164,7 @@ internal sealed class PgBlobs : IRunBlobs
         var found = Find(file.Path);
         if (found is null)
         {
-            return new RunProblem(RunProblemKind.MissingFile, file.Path, $"{file.Size} bytes", "no blob", file.Step, file.Key);
+            return new RunProblem(RunProblemKind.MissingFile, file.Path, $"{file.Size} bytes", "no blob", file.Step, file.Key, note: Integrity.WhatToDo(file.Step, file.Key));
         }
 
         using var sha = SHA256.Create();
@@ -184,12 +184,12 @@ internal sealed class PgBlobs : IRunBlobs
         string actual = Integrity.Hex(sha.Hash!);
         if (size != file.Size)
         {
-            return new RunProblem(RunProblemKind.SizeMismatch, file.Path, $"{file.Size} bytes", $"{size} bytes", file.Step, file.Key);
+            return new RunProblem(RunProblemKind.SizeMismatch, file.Path, $"{file.Size} bytes", $"{size} bytes", file.Step, file.Key, note: Integrity.WhatToDo(file.Step, file.Key));
         }
 
         return string.Equals(actual, file.Sha256, StringComparison.OrdinalIgnoreCase)
             ? null
-            : new RunProblem(RunProblemKind.HashMismatch, file.Path, file.Sha256, actual, file.Step, file.Key);
+            : new RunProblem(RunProblemKind.HashMismatch, file.Path, file.Sha256, actual, file.Step, file.Key, note: Integrity.WhatToDo(file.Step, file.Key));
     }
 
     private sealed record Found(long ContentId, long Size, string Sha256);

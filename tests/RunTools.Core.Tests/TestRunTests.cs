@@ -123,6 +123,23 @@ public sealed class TestRunTests : IDisposable
         Assert.All(result.Problems, p => Assert.Equal(RunProblemSeverity.Error, p.Severity));
         Assert.Equal("artifacts/approved/frame_0000.png", byKey["frame_0000"].Path);
         Assert.Equal(Integrity.Sha256Hex(Runs.Bytes("pixels 0")), byKey["frame_0000"].Expected);
+        Assert.All(result.Problems, p => Assert.StartsWith($"Resume-Run runs item '{p.Key}' of step 'frames' again", p.Note, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void EveryDamagedFileSaysWhatToDoWhetherAStepARunOrNoUnitWroteIt()
+    {
+        var run = CompletedRun();
+        File.WriteAllText(Path.Combine(run.Path, run.ReadState().FindStep("plan")!.Output!.Path), "<Objs>changed</Objs>");
+        var summary = run.ReadState().Artifacts.Single(a => a.Step is null);
+        File.Delete(Path.Combine(run.Path, summary.Path));
+
+        var problems = Check(run).Problems;
+        Assert.StartsWith("Resume-Run runs step 'plan' again", problems.Single(p => p.Step == "plan").Note, StringComparison.Ordinal);
+        var runLevel = problems.Single(p => p.Step is null);
+        Assert.Equal(RunProblemKind.MissingFile, runLevel.Kind);
+        Assert.Contains("no resume redoes it", runLevel.Note, StringComparison.Ordinal);
+        Assert.All(problems, p => Assert.False(string.IsNullOrEmpty(p.Note), $"{p.Kind} {p.Path} has no note"));
     }
 
     [Fact]

@@ -111,6 +111,12 @@ internal static class Integrity
         return new string(chars);
     }
 
+    /// <summary>What to do about a recorded file that is not intact: the unit that wrote it is redone by a resume; a run-level artifact by none.</summary>
+    internal static string WhatToDo(string? step, string? key) =>
+        step is null ? "It was added outside any step, so no resume redoes it: restore it from a backup or an archive of the run (Import-RunArchive)."
+        : key is null ? $"Resume-Run runs step '{step}' again, which writes it anew (the damaged file is kept); or restore it from a backup or an archive of the run."
+        : $"Resume-Run runs item '{key}' of step '{step}' again, which writes it anew (the damaged file is kept); or restore it from a backup or an archive of the run.";
+
     /// <summary>Checks one recorded file: presence, then size (cheap), then SHA-256.</summary>
     public static RunProblem? Check(string runPath, string recordedPath, long size, string sha256, string? step, string? key)
     {
@@ -119,7 +125,7 @@ internal static class Integrity
         if (kind is not (FileKind.Regular or FileKind.Missing))
         {
             // Never opened: a FIFO would block Test-Run for ever.
-            return new RunProblem(RunProblemKind.Unreadable, recordedPath, sha256, NativeFileType.Describe(kind) + ", not a regular file", step, key);
+            return new RunProblem(RunProblemKind.Unreadable, recordedPath, sha256, NativeFileType.Describe(kind) + ", not a regular file", step, key, note: WhatToDo(step, key));
         }
 
         try
@@ -129,21 +135,21 @@ internal static class Integrity
             long length = stream.Length;
             if (length != size)
             {
-                return new RunProblem(RunProblemKind.SizeMismatch, recordedPath, $"{size} bytes", $"{length} bytes", step, key);
+                return new RunProblem(RunProblemKind.SizeMismatch, recordedPath, $"{size} bytes", $"{length} bytes", step, key, note: WhatToDo(step, key));
             }
 
             string actual = Hash(stream);
             return string.Equals(actual, sha256, StringComparison.OrdinalIgnoreCase)
                 ? null
-                : new RunProblem(RunProblemKind.HashMismatch, recordedPath, sha256, actual, step, key);
+                : new RunProblem(RunProblemKind.HashMismatch, recordedPath, sha256, actual, step, key, note: WhatToDo(step, key));
         }
         catch (Exception ex) when (ex is FileNotFoundException || ex is DirectoryNotFoundException)
         {
-            return new RunProblem(RunProblemKind.MissingFile, recordedPath, $"{size} bytes", "no file", step, key);
+            return new RunProblem(RunProblemKind.MissingFile, recordedPath, $"{size} bytes", "no file", step, key, note: WhatToDo(step, key));
         }
         catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
         {
-            return new RunProblem(RunProblemKind.Unreadable, recordedPath, sha256, ex.Message, step, key);
+            return new RunProblem(RunProblemKind.Unreadable, recordedPath, sha256, ex.Message, step, key, note: WhatToDo(step, key));
         }
     }
 

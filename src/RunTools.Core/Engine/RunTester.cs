@@ -373,7 +373,7 @@ internal static partial class RunTester
         }
         catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
         {
-            problems.Add(new RunProblem(RunProblemKind.Unreadable, file, recordedHash, ex.Message, null, null));
+            problems.Add(new RunProblem(RunProblemKind.Unreadable, file, recordedHash, ex.Message, null, null, note: "Make it readable (its permissions, the disk), then run Test-Run again."));
         }
     }
 
