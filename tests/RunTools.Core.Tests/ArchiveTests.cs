@@ -222,6 +222,37 @@ public sealed class ArchiveTests : IDisposable
         Assert.Empty(imported.Plan().IntegrityProblems);
     }
 
+    [Fact]
+    public void AFileWhereAFolderShouldBeIsABadArgumentNotAFailedWrite()
+    {
+        var run = CompletedRun("r1", artifacts: 1);
+        string file = _dir.Combine("notes.txt");
+        File.WriteAllText(file, "a regular file");
+
+        // Export into a "folder" that is a file.
+        var export = Assert.Throws<RunToolsException>(() => RunArchive.Export(run, new ArchiveExportOptions { DestinationPath = file }));
+        Assert.Equal(ErrorIds.InvalidArgument, export.ErrorId);
+        Assert.Contains("not a folder", export.Message, StringComparison.Ordinal);
+
+        // Import under a root that is a file.
+        string archive = RunArchive.Export(run, new ArchiveExportOptions { DestinationPath = _dir.Combine("out") }).Path;
+        Assert.Equal(ErrorIds.RootNotDirectory, Assert.Throws<RunToolsException>(() => RunArchive.Import(archive, new RunsRoot(file))).ErrorId);
+
+        // Import where a file has the run's id, with and without -Force: never replaced.
+        var other = new RunsRoot(_dir.Combine("other"));
+        Directory.CreateDirectory(other.Path);
+        File.WriteAllText(Path.Combine(other.Path, "r1"), "a file named like the run");
+        foreach (bool force in new[] { false, true })
+        {
+            var ex = Assert.Throws<RunToolsException>(() => RunArchive.Import(archive, other, new ArchiveImportOptions { Force = force }));
+            Assert.Equal(ErrorIds.RunExists, ex.ErrorId);
+            Assert.Contains("so it is not replaced", ex.Message, StringComparison.Ordinal);
+        }
+
+        Assert.Equal("a file named like the run", File.ReadAllText(Path.Combine(other.Path, "r1")));
+        Assert.Equal(new[] { "r1" }, Directory.EnumerateFileSystemEntries(other.Path).Select(Path.GetFileName));
+    }
+
     // ------------------------------------------------------------ hostile archives
 
     [Fact]

@@ -56,6 +56,22 @@ public static class RunArchive
             throw ArchiveExists(target);
         }
 
+        // A file where the archive's folder should be would fail the write with advice about disk space.
+        for (string? parent = Path.GetDirectoryName(target); !string.IsNullOrEmpty(parent); parent = Path.GetDirectoryName(parent))
+        {
+            var kind = NativeFileType.Of(parent);
+            if (kind == FileKind.Directory)
+            {
+                break;
+            }
+
+            if (kind != FileKind.Missing)
+            {
+                throw new RunToolsException(ErrorIds.InvalidArgument, RunToolsErrorCategory.InvalidArgument,
+                    $"'{parent}' is {NativeFileType.Describe(kind)}, not a folder, so the archive '{target}' cannot be written there. Pass a folder (or a path that does not exist yet) as -DestinationPath, or a file name ending in .zip.", target);
+            }
+        }
+
         using var source = ArchiveSource.Open(run);
 
         // The run is held, so a state that says running has no live owner: it was interrupted.
@@ -107,22 +123,24 @@ public static class RunArchive
     public static RunDirectory Import(string archivePath, RunsRoot root, ArchiveImportOptions? options = null)
     {
         options ??= new ArchiveImportOptions();
+        root.RequireDirectory();
         string full = FindArchive(archivePath);
         using var archive = ArchiveReader.Open(full, options);
         string id = archive.Manifest.Run.RunId;
         string target = Path.Combine(root.Path, id);
-        if (Directory.Exists(target))
+        var existing = NativeFileType.Of(target, followLinks: false);
+        if (existing != FileKind.Missing)
         {
+            if (existing != FileKind.Directory || !RunDirectory.IsRunDirectory(target))
+            {
+                // Force replaces a run, never some other folder, file or link that happens to have the name.
+                throw new RunToolsException(ErrorIds.RunExists, RunToolsErrorCategory.ResourceExists,
+                    $"'{target}' exists and is {(existing == FileKind.Directory ? "a folder that is not a run" : NativeFileType.Describe(existing))}, so it is not replaced, even with -Force; '{full}' was not imported. Move it away, or import under another -Root.", id);
+            }
+
             if (!options.Force)
             {
                 throw RunExists(id, root.Path, full);
-            }
-
-            if (!RunDirectory.IsRunDirectory(target))
-            {
-                // Force replaces a run, never some other folder that happens to have the name.
-                throw new RunToolsException(ErrorIds.RunExists, RunToolsErrorCategory.ResourceExists,
-                    $"'{target}' exists and is not a run directory, so -Force does not replace it; '{full}' was not imported. Move that folder away, or import under another -Root.", id);
             }
 
             RunLock.ThrowIfHeld(target, id);
