@@ -179,6 +179,24 @@ Describe 'Generic conversion and Invoke-RunStep -OutputFile' {
         ($state.artifacts | Where-Object step -EQ 'report').path | Should -Be @('report/summary.txt', 'report/partial.txt')
     }
 
+    It 'says that a step whose -OutputFile is a variable cannot be read, instead of saying it declares none' {
+        $dir = Join-Path $TestDrive 'dynamic-outputs'
+        $null = New-Item -ItemType Directory $dir
+        Set-Content (Join-Path $dir 'extracted.csv') 'a,b'
+        $script = Join-Path $TestDrive 'dynamic-outputs.ps1'
+        Set-Content $script @'
+$out = 'extracted.csv'
+Invoke-RunStep extract -OutputFile $out { 'extracted' }
+Invoke-RunStep plain { 'no outputs' }
+'@
+        $null = ConvertTo-Run $dir -ScriptPath $script -LegacyFormat Generic -WarningVariable warnings -WarningAction SilentlyContinue
+        $extract = @($warnings | Where-Object { "$_" -like "Step 'extract'*" })
+        $extract | Should -HaveCount 1
+        "$($extract[0])" | Should -BeLike '*-OutputFile a value that is not a constant string*'
+        "$($extract[0])" | Should -Not -BeLike '*declares no output files*'
+        "$($warnings | Where-Object { "$_" -like "Step 'plain'*" })" | Should -BeLike '*declares no output files*'
+    }
+
     It 'fails a step whose declared output file was not written' {
         $root = Join-Path $TestDrive 'outputs'
         $script = Join-Path $TestDrive 'missing-output.ps1'

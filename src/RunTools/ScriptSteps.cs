@@ -37,6 +37,7 @@ internal static class ScriptSteps
 
         var order = new List<string>();
         var outputFiles = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        var unreadable = new HashSet<string>(StringComparer.Ordinal);
         foreach (CommandAst command in ast.FindAll(a => a is CommandAst, searchNestedScriptBlocks: true).Cast<CommandAst>().OrderBy(c => c.Extent.StartOffset))
         {
             string? commandName = command.GetCommandName();
@@ -67,6 +68,7 @@ internal static class ScriptSteps
 
             if (declared is null)
             {
+                unreadable.Add(name);
                 notes.Add($"Line {command.Extent.StartLineNumber}: the -OutputFile of step '{name}' is not made of constant strings; it is ignored for conversion.");
             }
             else
@@ -75,7 +77,7 @@ internal static class ScriptSteps
             }
         }
 
-        return order.Select(n => new DeclaredStep(n, outputFiles[n])).ToList();
+        return order.Select(n => new DeclaredStep(n, outputFiles[n], unreadable.Contains(n))).ToList();
     }
 
     /// <summary>

@@ -8,16 +8,20 @@ namespace RunTools.Core.Conversion;
 /// <summary>A step of the run script and the output files it declares (<c>Invoke-RunStep -OutputFile</c>).</summary>
 public sealed class DeclaredStep
 {
-    public DeclaredStep(string name, IReadOnlyList<string>? outputFiles = null)
+    public DeclaredStep(string name, IReadOnlyList<string>? outputFiles = null, bool unreadableOutputFiles = false)
     {
         Name = name;
         OutputFiles = outputFiles ?? Array.Empty<string>();
+        UnreadableOutputFiles = unreadableOutputFiles;
     }
 
     public string Name { get; }
 
     /// <summary>Paths or globs (<c>*</c>, <c>?</c>, <c>**</c>), relative to the run directory or absolute.</summary>
     public IReadOnlyList<string> OutputFiles { get; }
+
+    /// <summary>The script gives the step an -OutputFile that is not made of constant strings (a variable, an expression): conversion cannot read it.</summary>
+    public bool UnreadableOutputFiles { get; }
 }
 
 /// <summary>What a conversion starts from besides the legacy directory.</summary>

@@ -18,6 +18,14 @@ internal static class GenericReader
             if (declared.OutputFiles.Count == 0)
             {
                 step.Reason = "declares no output files, so there is no evidence that it ran";
+                if (declared.UnreadableOutputFiles)
+                {
+                    plan.Warn("no_declared_outputs", $"Step '{declared.Name}' gives -OutputFile a value that is not a constant string (a variable or an expression), which conversion cannot read.",
+                        "it has not run; it will run on resume.",
+                        "If it already ran and must not run again, write its -OutputFile paths as constant strings in the script and convert again.");
+                    continue;
+                }
+
                 plan.Warn("no_declared_outputs", $"Step '{declared.Name}' declares no output files (Invoke-RunStep -OutputFile).",
                     "it has not run; it will run on resume.",
                     "If it already ran and must not run again, declare its output files with -OutputFile in the script and convert again.");
