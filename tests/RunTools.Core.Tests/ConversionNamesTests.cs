@@ -93,6 +93,27 @@ public sealed class ConversionNamesTests : IDisposable
         Assert.DoesNotContain("\"key\":null", File.ReadAllText(Path.Combine(legacy, "journal.jsonl")), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void ALegacyFileNamedLikeAnAttemptLogIsNeverWrittenInto()
+    {
+        string legacy = _dir.Combine("logs", "run_1");
+        Directory.CreateDirectory(Path.Combine(legacy, "logs"));
+        File.WriteAllText(Path.Combine(legacy, CheckpointReader.CheckpointFile), "{ \"run_id\": \"run_1\", \"processed_count\": 0 }");
+        File.WriteAllText(Path.Combine(legacy, CheckpointReader.KeysFile), string.Empty);
+        string legacyLog = Path.Combine(legacy, "logs", "attempt-1.log");
+        File.WriteAllText(legacyLog, "LEGACY LOG LINE\n");
+
+        var result = LegacyConversion.Convert(legacy, new ConversionOptions { Format = LegacyFormat.Checkpoint });
+        using (var attempt = result.Run.BeginAttempt())
+        {
+            Assert.Equal(Path.Combine(legacy, "logs", "attempt-1-2.log"), attempt.LogPath);
+            attempt.Complete();
+        }
+
+        Assert.Equal("LEGACY LOG LINE\n", File.ReadAllText(legacyLog));
+        Assert.Contains("Attempt 1", File.ReadAllText(Path.Combine(legacy, "logs", "attempt-1-2.log")), StringComparison.Ordinal);
+    }
+
     private string Legacy(string name, string runState)
     {
         string legacy = _dir.Combine(name, "run");

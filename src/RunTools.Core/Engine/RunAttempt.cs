@@ -66,11 +66,12 @@ public sealed partial class RunAttempt : IDisposable
 
         // Attempt logs are for people, not part of the record: they stay files in the run folder
         // whatever the store (a database store keeps a local run folder for them).
-        LogPath = Path.Combine(run.Path, RunFormat.LogsFolder, IsWorker ? $"attempt-{Attempt}-worker-{_ownership.Holder.ProcessId}.log" : $"attempt-{Attempt}.log");
+        string logName = IsWorker ? $"attempt-{Attempt}-worker-{_ownership.Holder.ProcessId}" : $"attempt-{Attempt}";
+        LogPath = Path.Combine(run.Path, RunFormat.LogsFolder, logName + ".log");
         try
         {
             DurableFile.CreateDirectory(Path.Combine(run.Path, RunFormat.LogsFolder));
-            _log = new StreamWriter(new FileStream(LogPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete), new UTF8Encoding(false)) { AutoFlush = true };
+            _log = new StreamWriter(NewLog(Path.Combine(run.Path, RunFormat.LogsFolder), logName), new UTF8Encoding(false)) { AutoFlush = true };
         }
         catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException || ex is RunToolsException)
         {
@@ -114,7 +115,7 @@ public sealed partial class RunAttempt : IDisposable
     public RunState State => _recorder.State;
 
     /// <summary>logs/attempt-N.log: Core's own lines and whatever the host writes with <see cref="Log"/>.</summary>
-    public string LogPath { get; }
+    public string LogPath { get; private set; }
 
     public bool IsFinished => _finished;
 
@@ -464,5 +465,28 @@ public sealed partial class RunAttempt : IDisposable
     {
         Log("WARNING: " + message);
         _options.Observer?.Warning(message);
+    }
+
+    /// <summary>
+    /// A new attempt log: <c>logs/NAME.log</c>, or <c>NAME-2.log</c> and on when that file exists
+    /// (a converted run's legacy file, or the log of an attempt whose start a crash cut short).
+    /// A log never writes into a file it did not create. Sets <see cref="LogPath"/>.
+    /// </summary>
+    private FileStream NewLog(string folder, string name)
+    {
+        for (int n = 1; ; n++)
+        {
+            string path = Path.Combine(folder, n == 1 ? name + ".log" : $"{name}-{n}.log");
+            try
+            {
+                var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+                LogPath = path;
+                return stream;
+            }
+            catch (IOException) when (n < 1000 && NativeFileType.Of(path, followLinks: false) != FileKind.Missing)
+            {
+                // Taken: the next name.
+            }
+        }
     }
 }
