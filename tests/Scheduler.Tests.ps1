@@ -220,6 +220,14 @@ Describe 'Exit codes for pwsh -File and -Command' {
         (Get-Run -Root $root).Status | Should -Be Stopped
     }
 
+    It 'pwsh -File job.ps1 exits 4 when PowerShell refuses a parameter before Start-Run runs (the pattern sets 4 first), and starts no run' {
+        $root = New-Root; $effects = Join-Path $TestDrive "effects-$(New-Guid)"
+        $refused = Invoke-FilePwsh @('-Root', $root, '-EffectsPath', $effects, '-Count', '3', '-TimeoutSec', '-5')
+        $refused.Output | Should -Match 'TimeoutSec'
+        $refused.ExitCode | Should -Be 4
+        @(Get-Run -Root $root -ErrorAction SilentlyContinue) | Should -BeNullOrEmpty
+    }
+
     It 'pwsh -File without exit $LASTEXITCODE exits 0 even for a failed run (why the pattern ends with it)' {
         $root = New-Root; $effects = Join-Path $TestDrive "effects-$(New-Guid)"
         $flag = Join-Path $TestDrive "fail-$(New-Guid)"; New-Item -ItemType File $flag | Out-Null

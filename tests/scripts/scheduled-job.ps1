@@ -6,6 +6,7 @@ param([Parameter(Mandatory)] [string] $Root, [Parameter(Mandatory)] [string] $Ef
 Import-Module $env:RUNTOOLS_MODULE_PATH
 $parameters = @{ EffectsPath = $EffectsPath; Count = $Count; DelayMilliseconds = $DelayMilliseconds }
 if ($FailOn) { $parameters.FailOn = $FailOn; $parameters.FailFlag = $FailFlag }
+$global:LASTEXITCODE = 4 # as Start-Run's Example 5: a call PowerShell refuses before Start-Run runs exits 4
 Start-Run -Name $Name -ScriptPath (Join-Path $PSScriptRoot 'items.ps1') -Root $Root -Resume -Failed $Failed -TimeoutSec $TimeoutSec -Parameters $parameters -Verbose |
     Format-List RunId, Status, Attempt, ItemsCompleted, ItemsSkipped
 if (-not $NoExit) { exit $LASTEXITCODE }
