@@ -392,8 +392,14 @@ Invoke-RunStep s1 -TimeoutSec 1 -MaxTries 2 -RetryDelay 0 {
         $steps | ForEach-Object { $_.Data.timed_out | Should -BeTrue }
     }
 
-    It 'rejects a negative -TimeoutSec, -MaxTries 0, a -RetryOn rule that is no type, name or script block, and a -RetryDelay outside 0 to 1 day as parameter errors' {
+    It 'rejects a -TimeoutSec below 0 or above 49.7 days, -MaxTries 0, a -RetryOn rule that is no type, name or script block, and a -RetryDelay outside 0 to 1 day as parameter errors' {
         { Invoke-RunItem -Step s -Key { $_ } -InputObject 1 -TimeoutSec -1 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunItemCommand'
+        # A timer takes at most 2^32 - 2 ms: a longer limit used to fail the unit as it started, with a raw ArgumentOutOfRangeException.
+        { Invoke-RunItem -Step s -Key { $_ } -InputObject 1 -TimeoutSec 4294968 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunItemCommand'
+        { Invoke-RunStep s -TimeoutSec 5000000 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunStepCommand'
+        $longest = Join-Path $TestDrive 'longest-limit.ps1'
+        Set-Content $longest "Invoke-RunStep s -TimeoutSec 4294967 { 1..2 | Invoke-RunItem -Key { `$_ } -TimeoutSec 4294967 { `$_ } }"
+        (Start-Run -Name longest -ScriptPath $longest -Root (New-Root)).Status | Should -Be 'Completed' -Because 'the longest limit a timer takes works'
         { Invoke-RunStep s -MaxTries 0 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunStepCommand'
         { Invoke-RunStep s -MaxTries 2 -RetryOn 42 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunStepCommand'
         { Invoke-RunItem -Step s -Key { $_ } -InputObject 1 -RetryOn ([System.IO.IOException]), 3.5 { } } | Should -Throw -ErrorId 'ParameterArgumentValidationError,RunTools.InvokeRunItemCommand'

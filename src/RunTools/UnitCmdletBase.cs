@@ -41,9 +41,15 @@ public abstract class UnitCmdletBase : InScriptCmdletBase
     [ValidateRetryRule]
     public object[]? RetryOn { get; set; }
 
+    /// <summary>
+    /// The longest -TimeoutSec: the timer that stops a try takes at most 2^32 - 2 milliseconds
+    /// (49.7 days). A longer limit would fail the unit when it starts.
+    /// </summary>
+    internal const int MaxTimeoutSec = 4_294_967;
+
     /// <summary>Seconds one try may run; past it the try is stopped (as Ctrl+C stops a pipeline) and counts as a failure. 0 (the default): no limit.</summary>
     [Parameter]
-    [ValidateRange(0, int.MaxValue)]
+    [ValidateRange(0, MaxTimeoutSec)]
     public int TimeoutSec { get; set; }
 
     internal RetryPolicy Retry => new() { MaxTries = MaxTries, Delay = RetryDelay };
