@@ -59,6 +59,7 @@ public sealed class ResumeRunCommand : RunExecutionCmdletBase
     /// <summary>Each selected run in turn; $LASTEXITCODE says how the last one ended.</summary>
     protected override void ProcessRecord()
     {
+        RefuseNested("Resume-Run");
         foreach (var selected in Selected())
         {
             ResumeOne(selected.Run);

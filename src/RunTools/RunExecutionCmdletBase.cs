@@ -111,6 +111,23 @@ public abstract class RunExecutionCmdletBase : RunCmdletBase
     protected override void StopProcessing() => Executor?.Stop();
 
     /// <summary>
+    /// Called from inside a run script (not as a job, whose runspace is its own): refused before
+    /// any run is created, resumed or converted, so a refusal leaves nothing behind (a run created
+    /// and failed at once would then be what the next Start-Run -Resume resumes).
+    /// </summary>
+    private protected void RefuseNested(string what)
+    {
+        if (AsJob || RunContext.Current is not { } outer)
+        {
+            return;
+        }
+
+        SetExitCode(null);
+        ThrowTerminatingError(ToErrorRecord(new RunToolsException(ErrorIds.RunNested, RunToolsErrorCategory.InvalidOperation,
+            $"{what} cannot run from inside run '{outer.RunId}': nothing was created or changed. Start it from a separate PowerShell process, or with -AsJob.", outer.RunId)));
+    }
+
+    /// <summary>
     /// -AsJob: this cmdlet, with the parameters it was given (<paramref name="overrides"/> win), runs
     /// in a <see cref="RunJob"/> started here and registered for Get-Job, Wait-Job and Receive-Job.
     /// ShouldProcess has been asked by the caller, so the job does not ask again.

@@ -50,6 +50,7 @@ public sealed class StartRunCommand : RunExecutionCmdletBase
 
     protected override void EndProcessing()
     {
+        RefuseNested($"Start-Run of '{Name}'");
         RootLocation location;
         try
         {

@@ -126,19 +126,27 @@ public sealed class StartRunTests
     }
 
     [Fact]
-    public void StartRunInsideARunIsRunNestedAndTheInnerRunEndsFailed()
+    public void StartRunOrResumeRunInsideARunIsRunNestedAndCreatesNothing()
     {
         using var s = new ModuleSession();
         s.Script("'inner'", "inner.ps1");
+        s.StartCompleted("'done'", runId: "earlier");
         string outer = s.Script("Invoke-RunStep nest { Start-Run inner ./inner.ps1 -RunId inner -ErrorAction Stop }", "outer.ps1");
         var result = s.Run("param($s) Start-Run outer $s -RunId outer", outer);
 
         var info = result.Single<RunInfo>();
         Assert.Equal(nameof(RunStatus.Failed), info.Status);
-        Assert.Contains("cannot be started from inside run 'outer'", info.Error);
-        var inner = s.Ok("Get-Run inner").Select(o => o.BaseObject).Cast<RunInfo>().Single();
-        Assert.Equal(nameof(RunStatus.Failed), inner.Status);
-        Assert.Contains("inside another run", inner.Error);
+        Assert.Contains("cannot run from inside run 'outer'", info.Error);
+        Assert.Contains("RunNested", info.Error);
+        // Refused before anything was created: no inner run for a later Start-Run -Resume to resume.
+        s.Run("Get-Run inner").SingleError("RunNotFound");
+
+        string resumer = s.Script("Invoke-RunStep nest { Resume-Run -RunId earlier -Force -ErrorAction Stop }", "resumer.ps1");
+        var resumed = s.Run("param($s) Start-Run resumer $s -RunId resumer", resumer).Single<RunInfo>();
+        Assert.Equal(nameof(RunStatus.Failed), resumed.Status);
+        Assert.Contains("Resume-Run cannot run from inside run 'resumer'", resumed.Error);
+        var earlier = s.Ok("Get-Run -RunId earlier").Select(o => o.BaseObject).Cast<RunInfo>().Single();
+        Assert.Equal((nameof(RunStatus.Completed), 1), (earlier.Status, earlier.Attempt));
     }
 
     [Fact]
