@@ -291,9 +291,12 @@ Describe 'Errors inside steps and items' {
         $run.Error | Should -BeLike "*1 item(s) failed: b. Resume the run to retry them."
     }
 
-    It 'names only the failed item''s own ErrorId and line when that item ends its step, in the messages and the step_failed event' {
+    It 'names only the failed item''s own ErrorId and line when that item ends its step, in the messages and the step_failed event: <Case>' -ForEach @(
+        @{ Case = 'the step of Invoke-RunItem -Step'; Open = '1..3 | Invoke-RunItem -Step up'; Close = '' }
+        @{ Case = 'an Invoke-RunStep around the items'; Open = 'Invoke-RunStep up { $null = 1..3 | Invoke-RunItem'; Close = ' }' }
+    ) {
         $root = New-Root
-        $script = New-Script "1..3 | Invoke-RunItem -Step up -Key { `"k`$_`" } {`n    if (`$_ -eq 2) { Get-Item -LiteralPath '/nonexistent/runtools-k2' }`n    `$_`n}"
+        $script = New-Script "$Open -Key { `"k`$_`" } {`n    if (`$_ -eq 2) { Get-Item -LiteralPath '/nonexistent/runtools-k2' }`n    `$_`n}$Close"
         $run = Start-Run -Name items -ScriptPath $script -Root $root -ErrorVariable errors -ErrorAction SilentlyContinue 6>$null 2>$null
         $run.Status | Should -Be 'Failed'
         $cause = "*(ErrorId: PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand; at ${script}:2)*"
@@ -305,6 +308,16 @@ Describe 'Errors inside steps and items' {
         $stepFailed = Get-RunEvent -RunId $run.RunId -Root $root -Type step_failed
         $stepFailed.Data.error_id | Should -Be 'PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand'
         (Get-RunEvent -RunId $run.RunId -Root $root -Type item_failed).Data.error_id | Should -Be 'PathNotFound,Microsoft.PowerShell.Commands.GetItemCommand'
+    }
+
+    It 'names UnitTimedOut, not ItemFailed, when an item past its -TimeoutSec ends its step' {
+        $root = New-Root
+        $script = New-Script "Invoke-RunStep up {`n    1 | Invoke-RunItem -Key { `"k`$_`" } -TimeoutSec 1 { Start-Sleep -Seconds 10 }`n}"
+        $run = Start-Run -Name timed -ScriptPath $script -Root $root -ErrorAction SilentlyContinue 6>$null 2>$null
+        $run.Status | Should -Be 'Failed'
+        $run.Error | Should -BeLike "*(ErrorId: UnitTimedOut; at ${script}:2)"
+        $run.Error | Should -Not -BeLike '*ItemFailed*'
+        (Get-RunEvent -RunId $run.RunId -Root $root -Type step_failed).Data.error_id | Should -Be 'UnitTimedOut'
     }
 }
 

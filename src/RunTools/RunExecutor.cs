@@ -523,15 +523,21 @@ internal sealed class RunExecutor : IDisposable
             return message;
         }
 
-        if (record.Exception is ScriptErrorException && record.ErrorDetails?.Message is { Length: > 0 })
+        string id = record.FullyQualifiedErrorId ?? string.Empty;
+        if (record.ErrorDetails?.Message is { Length: > 0 } && (record.Exception is ScriptErrorException || id.StartsWith(ErrorIds.ItemFailed + ",", StringComparison.Ordinal)))
         {
-            // An item's failure raised again at its step (ItemFailed): its message already names the
-            // item's own ErrorId and line, which are the cause; ItemFailed's would only hide them.
-            return message;
+            // An item's failure raised again at its step (ItemFailed): the item's own ErrorId and
+            // line are the cause, and ItemFailed's would only hide them. A script error's message
+            // already names them; a RunTools error's (UnitTimedOut, say) is named here.
+            if (record.Exception is not RunToolsException cause)
+            {
+                return message;
+            }
+
+            id = cause.ErrorId;
         }
 
         var parts = new List<string>();
-        string id = record.FullyQualifiedErrorId ?? string.Empty;
         if (id.Length > 0 && id != message && id != ex.GetType().FullName)
         {
             parts.Add("ErrorId: " + id);

@@ -245,7 +245,16 @@ internal static class UnitErrors
             return core.ErrorId;
         }
 
-        return error is IContainsErrorRecord { ErrorRecord: { } record } ? record.FullyQualifiedErrorId : null;
+        if (error is not IContainsErrorRecord { ErrorRecord: { } record })
+        {
+            return null;
+        }
+
+        // An item's failure raised again at its step (ItemFailed): the item's own error is the cause.
+        return record.FullyQualifiedErrorId.StartsWith(ErrorIds.ItemFailed + ",", StringComparison.Ordinal)
+            && record.Exception is IContainsErrorRecord { ErrorRecord: { } cause } && !ReferenceEquals(cause, record)
+            ? cause.FullyQualifiedErrorId
+            : record.FullyQualifiedErrorId;
     }
 
     private static System.Collections.Generic.IEnumerable<Exception> Chain(Exception error)
