@@ -145,6 +145,36 @@ Describe 'Stop-Job and Resume-Run -AsJob' {
         (Get-Effects $effects | Sort-Object -Unique) | Should -Be 'k001', 'k002', 'k003', 'k004'
     }
 
+    It 'runs an -InDoubt script block in the job''s runspace: Write-Host in it does not hang the job while the caller waits, and the caller''s functions are not seen' {
+        # A run killed mid-item (its process exits inside item 2): item 2 is in doubt.
+        $folder = Join-Path $TestDrive 'doubt-job'
+        $script = Join-Path $TestDrive 'doubt-job.ps1'
+        Set-Content $script @'
+param([string] $Flag)
+1..3 | Invoke-RunItem -Step work -Key { "k$_" } { if ($_ -eq 2 -and -not (Test-Path $Flag)) { $null = New-Item $Flag; [Environment]::Exit(9) }; $_ }
+'@
+        Import-Module (Join-Path $PSScriptRoot '../tools/ChildPwsh.psm1')
+        $flag = Join-Path $TestDrive 'doubt-job.flag'
+        $killed = Invoke-ChildPwsh -ModulePath $env:RUNTOOLS_MODULE_PATH -TimeoutSec 120 -Command "Start-Run -Name doubt -RunId doubt -ScriptPath '$script' -Root '$folder' -Parameters @{ Flag = '$flag' }"
+        $killed.ExitCode | Should -Be 9
+        $copy = Join-Path $TestDrive 'doubt-job-copy'
+        Copy-Item -Recurse $folder $copy
+
+        function Test-CallerOnly { $true }
+        # Before the fix the script block ran on the job's thread in this runspace: Write-Host in it hung the job for ever.
+        $job = Resume-Run -RunId doubt -Root $folder -InDoubt { Write-Host "deciding $_"; $true } -AsJob
+        $null = Wait-Job $job -Timeout 60
+        $job.State | Should -Be 'Completed'
+        $info = Receive-Job $job 6>&1
+        ($info | Where-Object { $_ -is [System.Management.Automation.InformationRecord] } | ForEach-Object { "$_" }) | Should -Contain 'deciding 2'
+        ($info | Where-Object { $_ -is [RunTools.RunInfo] }).Status | Should -Be 'Completed'
+
+        $job = Resume-Run -RunId doubt -Root $copy -InDoubt { Test-CallerOnly } -AsJob
+        $null = Wait-Job $job -Timeout 60
+        $job.State | Should -Be 'Failed'
+        $job.ChildJobs[0].JobStateInfo.Reason.Message + ($job | Receive-Job -ErrorAction SilentlyContinue -ErrorVariable jobErrors | Out-String) + ($jobErrors | Out-String) | Should -BeLike "*Test-CallerOnly*"
+    }
+
     It 'returns one job per piped run, each ending with its own run' {
         $root = New-Root
         $runs = foreach ($n in 1, 2) {

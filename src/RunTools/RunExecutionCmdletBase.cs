@@ -139,7 +139,9 @@ public abstract class RunExecutionCmdletBase : RunCmdletBase
         {
             if (!s_notForwarded.Contains(pair.Key, StringComparer.OrdinalIgnoreCase))
             {
-                parameters[pair.Key] = pair.Value;
+                parameters[pair.Key] = (pair.Value is PSObject wrapped ? wrapped.BaseObject : pair.Value) is ScriptBlock block
+                    ? UnboundCopy(block)
+                    : pair.Value;
             }
         }
 
@@ -163,6 +165,14 @@ public abstract class RunExecutionCmdletBase : RunCmdletBase
         job.Start();
         return job;
     }
+
+    /// <summary>
+    /// A script block given to a job (-InDoubt), made anew from its text so that it runs in the
+    /// job's runspace, as Start-ThreadJob runs its script block: one made here belongs to this
+    /// runspace, and invoked from the job's thread it would use this runspace's variables and host
+    /// while this pipeline runs (Write-Host in it then hung the job for ever).
+    /// </summary>
+    private static ScriptBlock UnboundCopy(ScriptBlock block) => ScriptBlock.Create(block.ToString());
 
     /// <summary>
     /// -Parameters split in two: a Config entry (the run's config, checked as -Config is) and the
