@@ -361,12 +361,13 @@ public sealed class ResumeRunTests
     }
 
     [Fact]
-    public void ResumeRunOfTheRunItIsInsideIsRefusedBecauseTheRunIsOwned()
+    public void ResumeRunOfTheRunItIsInsideIsRefusedAsNestedAndTouchesNothing()
     {
         using var s = new ModuleSession();
         s.Script("Invoke-RunStep a { Resume-Run (Get-RunContext).RunId -ErrorAction Stop }");
         var info = s.Run("Start-Run job ./run.ps1 -RunId self").Single<RunInfo>();
         Assert.Equal(nameof(RunStatus.Failed), info.Status);
-        Assert.Contains("Run 'self' is owned by process", info.Error, System.StringComparison.Ordinal);
+        Assert.Contains("Resume-Run cannot run from inside run 'self'", info.Error, System.StringComparison.Ordinal);
+        Assert.Equal(1, info.Attempt); // refused before it looked at the run: no second attempt began
     }
 }
