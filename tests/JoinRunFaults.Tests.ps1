@@ -469,7 +469,10 @@ while (`$true) { # the killed owner's lease lasts up to 3 s more
         $printed = "The owner printed:`n$(Get-ChildPwshOutput $owner)`nThe worker printed:`n$(Get-ChildPwshOutput $worker)"
         $ownerExit | Should -Be 0 -Because $printed
         @(Get-Marks $marks done | Where-Object Process -eq $worker.Id).Count | Should -BeGreaterThan 0 -Because "the worker took part; $printed"
+        # Before the fix: WORKER ERROR RunFailed ... Could not read the run's events ... (retried 4 times over 4.3 s), exit 1.
         Get-ChildPwshOutput $worker | Should -Not -Match 'WORKER ERROR' -Because $printed
-        $workerExit | Should -Be 0 -Because "the worker replayed the owner's last step and its script ended; $printed"
+        # Its script ended (it replayed the last step, 0), or the owner ended the attempt while the
+        # worker was still waiting out the outage (3, its part stopped): never a failure.
+        $workerExit | Should -BeIn 0, 3 -Because $printed
     }
 }

@@ -87,6 +87,13 @@ public sealed class JoinRunCommand : RunSelectionCmdletBase
 
             WriteObject(info);
         }
+        catch (RunToolsException ex) when (ex.ErrorId == ErrorIds.StopRequested)
+        {
+            // The owner ended the attempt (or a stop was asked) while this worker waited, not at a
+            // boundary of its script: its part stopped (3, as documented), it did not fail to join.
+            SetExitCode(RunStatus.Stopped);
+            WriteWarning(ex.Message);
+        }
         catch (RunToolsException ex)
         {
             SetExitCode(null);
